@@ -1,0 +1,347 @@
+"""Schema of config.yaml and the only YAML reader.
+
+Every section is a strict pydantic model (unknown keys are errors), so a typo in an operator's edit is
+refused with a message that names the key instead of being silently ignored. Defaults live here and
+nowhere else; config.yaml documents them.
+
+Environment overrides (applied after the file is read):
+- CSMS_DATABASE_URL          -> database.url
+- CSMS_CHARGER_PASSWORD_<ID> -> chargers[id].password (ID upper-cased, '-' and '.' as '_')
+- CSMS_API_KEY_<NAME>        -> api.keys[name].key
+- CSMS_MQTT_URL              -> mqtt.url (and enables MQTT)
+- ${VAR} anywhere in a string value is replaced by the environment variable VAR (an unset one is an error).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import datetime, time
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used. The message names the offending key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+IDENT = r"^[^:/\s]{1,48}$"
+
+
+class OcppServerConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(9000, ge=0, le=65535)
+    path_prefix: str = "/ocpp"
+    #: Server preference: the first one the charger also offers is chosen.
+    subprotocols: list[Literal["ocpp2.0.1", "ocpp1.6"]] = ["ocpp2.0.1", "ocpp1.6"]
+    heartbeat_interval_s: int = Field(300, gt=0)
+    #: Unknown identities are registered and answered Pending until an operator accepts them.
+    allow_unknown_chargers: bool = False
+    #: Websocket keepalive: ping every interval; no pong within timeout marks the charger offline.
+    ping_interval_s: float = Field(30, gt=0)
+    ping_timeout_s: float = Field(30, gt=0)
+    #: How long a CSMS-initiated CALL waits for its answer.
+    response_timeout_s: float = Field(30, gt=0)
+    max_message_bytes: int = Field(4 * 1024 * 1024, gt=1024)
+
+    @field_validator("path_prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        if not v.startswith("/"):
+            raise ValueError("must start with '/'")
+        return v.rstrip("/")
+
+
+class ApiKeyConfig(_Strict):
+    key: str = Field(min_length=16)
+    role: Literal["admin", "operator", "viewer", "driver"] = "viewer"
+    #: For role driver: the id tokens whose bookings and sessions this key may see.
+    id_tokens: list[str] = []
+
+
+class ApiConfig(_Strict):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    keys: dict[str, ApiKeyConfig] = {}
+
+
+class DatabaseConfig(_Strict):
+    #: SQLAlchemy async URL. sqlite+aiosqlite:///path (relative to the working directory) or
+    #: postgresql+asyncpg://user@host/db.
+    url: str = "sqlite+aiosqlite:///csms.db"
+    echo: bool = False
+
+
+class ChargerConfig(_Strict):
+    id: Annotated[str, Field(pattern=IDENT)]
+    site: str = "default"
+    #: HTTP Basic password (security profile 1). Stored hashed; plain here or via the environment.
+    password: str | None = None
+    max_current_a: float = Field(32.0, gt=0)
+    max_power_w: float | None = Field(None, gt=0)
+    min_current_a: float = Field(6.0, ge=0)
+    phases: Literal[1, 2, 3] = 3
+    #: Grid phases the charger's L1, L2, L3 are wired to (phase rotation), e.g. [2, 3, 1].
+    phase_rotation: list[Literal[1, 2, 3]] = [1, 2, 3]
+    voltage_v: float = Field(230.0, gt=0)
+    evse_count: int = Field(1, ge=1, le=32)
+
+    @model_validator(mode="after")
+    def _rotation(self) -> "ChargerConfig":
+        if len(set(self.phase_rotation)) != len(self.phase_rotation):
+            raise ValueError("phase_rotation must not repeat a phase")
+        if len(self.phase_rotation) < self.phases:
+            raise ValueError("phase_rotation must name at least `phases` phases")
+        return self
+
+
+class LimitWindow(_Strict):
+    """A daily window in the site's local time in which another limit applies (e.g. the evening peak)."""
+
+    start: time
+    end: time
+    limit_kw: float = Field(ge=0)
+
+
+class BaseLoadConfig(_Strict):
+    """Other consumption on the same grid connection: constant, or per daily window."""
+
+    constant_kw: float = Field(0.0, ge=0)
+    windows: list[LimitWindow] = []
+
+
+class CircuitConfig(_Strict):
+    name: str = Field(min_length=1)
+    parent: str | None = None
+    max_current_a: float | None = Field(None, gt=0)
+    max_power_kw: float | None = Field(None, gt=0)
+    chargers: list[str] = []
+
+
+class SiteConfig(_Strict):
+    id: Annotated[str, Field(pattern=IDENT)]
+    #: Grid connection limit, in kW (sum over phases) and/or amps per phase.
+    grid_limit_kw: float | None = Field(None, gt=0)
+    grid_limit_a: float | None = Field(None, gt=0)
+    voltage_v: float = Field(230.0, gt=0)
+    timezone: str = "UTC"
+    limit_schedule: list[LimitWindow] = []
+    base_load: BaseLoadConfig = BaseLoadConfig()
+    circuits: list[CircuitConfig] = []
+    #: Assumptions for sessions whose EV and driver state nothing.
+    default_energy_kwh: float = Field(20.0, gt=0)
+    default_dwell_h: float = Field(8.0, gt=0)
+
+    @model_validator(mode="after")
+    def _limit(self) -> "SiteConfig":
+        if self.grid_limit_kw is None and self.grid_limit_a is None:
+            raise ValueError("set grid_limit_kw or grid_limit_a")
+        return self
+
+
+class GroupConfig(_Strict):
+    name: str = Field(min_length=1)
+    #: Weight of this group's energy in the load balancer: higher gets energy first.
+    priority: float = Field(1.0, gt=0)
+
+
+class IdTokenConfig(_Strict):
+    value: str = Field(min_length=1, max_length=36)
+    type: str = "ISO14443"
+    status: Literal["Accepted", "Blocked", "Expired", "Invalid"] = "Accepted"
+    expires_at: datetime | None = None
+    group: str | None = None
+
+
+class LoggingConfig(_Strict):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    #: json: one JSON object per line; text: key=value pairs.
+    format: Literal["json", "text"] = "text"
+    #: Log every OCPP frame (at DEBUG).
+    frames: bool = False
+
+
+class SmartChargingConfig(_Strict):
+    enabled: bool = True
+    horizon_h: float = Field(24.0, gt=0, le=168)
+    slot_min: int = Field(15, ge=1, le=60)
+    #: Bursts of events (arrivals, meter values) within this window cause one re-plan.
+    debounce_s: float = Field(1.0, ge=0)
+    solver_time_limit_s: float = Field(5.0, gt=0)
+    #: Weights of the objective terms.
+    weight_energy: float = Field(1.0, ge=0)
+    weight_shortfall: float = Field(10.0, ge=0)
+    weight_early: float = Field(0.01, ge=0)
+    weight_cost: float = Field(0.1, ge=0)
+    weight_peak: float = Field(0.05, ge=0)
+    weight_fairness: float = Field(0.1, ge=0)
+    #: Limit sent at boot as TxDefaultProfile, so that a new session never exceeds its share before
+    #: its own profile arrives.
+    default_profile_current_a: float = Field(6.0, ge=0)
+
+
+class MqttConfig(_Strict):
+    enabled: bool = False
+    url: str = "mqtt://127.0.0.1:1883"
+    topic_prefix: str = "csms"
+    client_id: str = "csms"
+    buffer_messages: int = Field(10000, ge=1)
+
+
+class ClockConfig(_Strict):
+    """Simulation only: run the CSMS on an accelerated clock shared with a simulated fleet."""
+
+    speedup: float = Field(1.0, gt=0)
+    start: datetime | None = None
+
+
+class Config(_Strict):
+    server: OcppServerConfig = OcppServerConfig()
+    api: ApiConfig = ApiConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    chargers: list[ChargerConfig] = []
+    sites: list[SiteConfig] = [SiteConfig(id="default", grid_limit_kw=100.0)]
+    groups: list[GroupConfig] = []
+    id_tokens: list[IdTokenConfig] = []
+    smart_charging: SmartChargingConfig = SmartChargingConfig()
+    mqtt: MqttConfig = MqttConfig()
+    logging: LoggingConfig = LoggingConfig()
+    clock: ClockConfig = ClockConfig()
+    #: Billing section: validated by csms.billing's schema (kept as data here; see docs/billing.md).
+    billing: dict[str, Any] = {}
+
+    @model_validator(mode="after")
+    def _references(self) -> "Config":
+        _unique("chargers", [c.id for c in self.chargers])
+        _unique("sites", [s.id for s in self.sites])
+        _unique("groups", [g.name for g in self.groups])
+        _unique("id_tokens", [t.value for t in self.id_tokens])
+        sites = {s.id for s in self.sites}
+        groups = {g.name for g in self.groups}
+        charger_ids = {c.id for c in self.chargers}
+        for i, c in enumerate(self.chargers):
+            if c.site not in sites:
+                raise ValueError(f"chargers[{i}].site: unknown site {c.site!r} (known: {sorted(sites)})")
+        for i, t in enumerate(self.id_tokens):
+            if t.group is not None and t.group not in groups:
+                raise ValueError(f"id_tokens[{i}].group: unknown group {t.group!r}")
+        for si, s in enumerate(self.sites):
+            names = [c.name for c in s.circuits]
+            _unique(f"sites[{si}].circuits", names)
+            for ci, c in enumerate(s.circuits):
+                key = f"sites[{si}].circuits[{ci}]"
+                if c.parent is not None and c.parent not in names:
+                    raise ValueError(f"{key}.parent: unknown circuit {c.parent!r}")
+                for ch in c.chargers:
+                    if ch not in charger_ids:
+                        raise ValueError(f"{key}.chargers: unknown charger {ch!r}")
+            _no_cycles(si, s.circuits)
+        return self
+
+    def site(self, site_id: str) -> SiteConfig | None:
+        return next((s for s in self.sites if s.id == site_id), None)
+
+    def charger(self, charger_id: str) -> ChargerConfig | None:
+        return next((c for c in self.chargers if c.id == charger_id), None)
+
+
+def _unique(key: str, values: list[str]) -> None:
+    seen: set[str] = set()
+    for v in values:
+        if v in seen:
+            raise ValueError(f"{key}: duplicate {v!r}")
+        seen.add(v)
+
+
+def _no_cycles(site_index: int, circuits: list[CircuitConfig]) -> None:
+    parent = {c.name: c.parent for c in circuits}
+    for name in parent:
+        seen = {name}
+        p = parent[name]
+        while p is not None:
+            if p in seen:
+                raise ValueError(f"sites[{site_index}].circuits: cycle through {p!r}")
+            seen.add(p)
+            p = parent.get(p)
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _expand(node: Any, path: str) -> Any:
+    if isinstance(node, dict):
+        return {k: _expand(v, f"{path}.{k}" if path else str(k)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_expand(v, f"{path}[{i}]") for i, v in enumerate(node)]
+    if isinstance(node, str):
+        def sub(m: re.Match[str]) -> str:
+            if m.group(1) not in os.environ:
+                raise ConfigError(f"{path}: environment variable {m.group(1)} is not set")
+            return os.environ[m.group(1)]
+        return _VAR.sub(sub, node)
+    return node
+
+
+def _env_key(ident: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]", "_", ident).upper()
+
+
+def _apply_env(raw: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+    if "CSMS_DATABASE_URL" in env:
+        raw.setdefault("database", {})["url"] = env["CSMS_DATABASE_URL"]
+    if "CSMS_MQTT_URL" in env:
+        raw.setdefault("mqtt", {}).update(url=env["CSMS_MQTT_URL"], enabled=True)
+    for c in raw.get("chargers") or []:
+        if isinstance(c, dict) and "id" in c:
+            pw = env.get(f"CSMS_CHARGER_PASSWORD_{_env_key(str(c['id']))}")
+            if pw:
+                c["password"] = pw
+    keys = (raw.get("api") or {}).get("keys") or {}
+    for name, k in keys.items():
+        v = env.get(f"CSMS_API_KEY_{_env_key(str(name))}")
+        if v and isinstance(k, dict):
+            k["key"] = v
+    return raw
+
+
+def format_validation_error(err: ValidationError) -> str:
+    """'chargers[2].max_current_a: Input should be greater than 0' - one line per problem."""
+    lines = []
+    for e in err.errors():
+        loc = ""
+        for part in e["loc"]:
+            loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
+        msg = e["msg"].removeprefix("Value error, ")
+        lines.append(f"{loc}: {msg}" if loc else msg)
+    return "; ".join(lines)
+
+
+def parse_config(text: str, env: dict[str, str] | None = None, source: str = "config") -> Config:
+    """Parse and validate YAML text. Raises ConfigError naming the key and the problem."""
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{source}: not valid YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of sections")
+    raw = _apply_env(_expand(raw, ""), dict(os.environ) if env is None else env)
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(f"{source}: {format_validation_error(e)}") from None
+
+
+def load_config(path: Path, env: dict[str, str] | None = None) -> Config:
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+    return parse_config(text, env, source=str(path))

@@ -1,0 +1,1 @@
+"""Version-neutral domain vocabulary of the central system. Standard library only."""

@@ -1,0 +1,29 @@
+"""One exception tree for everything the core rejects; each boundary maps it once (OCPP, HTTP)."""
+
+
+class DomainError(Exception):
+    """Base for everything the core can reject."""
+
+
+class UnknownStation(DomainError):
+    pass
+
+
+class UnknownTransaction(DomainError):
+    pass
+
+
+class UnknownIdToken(DomainError):
+    pass
+
+
+class InvalidRequest(DomainError):
+    """The request is well-formed but its values make no sense (e.g. an unknown EVSE)."""
+
+
+class Conflict(DomainError):
+    """The request contradicts current state (overlapping booking, duplicate id)."""
+
+
+class StationOffline(DomainError):
+    pass

@@ -1,0 +1,94 @@
+"""Ports: what the core needs from the outside and offers to adapters. Protocols only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from .enums import ChargingState, ConnectorStatus, RateUnit, RegistrationStatus
+from .ids import EvseRef
+from .model import (
+    AuthorizationResult,
+    ChargingNeeds,
+    ChargingProfile,
+    CommandResult,
+    MeterSample,
+    StationInfo,
+    TxEvent,
+    TxReply,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class BootReply:
+    status: RegistrationStatus
+    interval_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class StationAccess:
+    """What the handshake needs to know about an identity."""
+
+    known: bool
+    password_hash: str | None = None  # None: no password required
+
+
+class StationDirectory(Protocol):
+    """Looked up by the OCPP server at the websocket handshake, before the upgrade."""
+
+    async def access(self, station_id: str) -> StationAccess | None:
+        """None: unknown identity (refused unless unknown chargers are allowed)."""
+        ...
+
+
+class ChargerEvents(Protocol):
+    """Everything a charger can tell the CSMS, version-neutral. Implemented by services.charging."""
+
+    async def connected(self, station_id: str, protocol: str) -> None: ...
+    async def disconnected(self, station_id: str) -> None: ...
+    async def booted(self, station_id: str, info: StationInfo, reason: str | None) -> BootReply: ...
+    async def heartbeat(self, station_id: str) -> datetime: ...
+    async def status_changed(
+        self, station_id: str, evse: EvseRef | None, status: ConnectorStatus, at: datetime,
+        error_code: str | None, charging_state: ChargingState | None = None,
+    ) -> None: ...
+    async def authorize(self, station_id: str, id_token: str) -> AuthorizationResult: ...
+    async def transaction(self, event: TxEvent) -> TxReply: ...
+    async def meter_values(self, station_id: str, evse: EvseRef | None, charger_tx_id: str | None,
+                           samples: tuple[MeterSample, ...]) -> None: ...
+    async def charging_needs(self, needs: ChargingNeeds) -> None: ...
+    async def ready(self, station_id: str) -> None:
+        """Called (as a task) once the station may receive CSMS-initiated calls: after the BootNotification
+        answer Accepted has been sent, or on connect when the station was already Accepted before."""
+        ...
+    async def charging_limit(self, station_id: str, evse: EvseRef | None, source: str,
+                             limit: float | None, unit: RateUnit | None) -> None:
+        """2.0.1 NotifyChargingLimit (limit = first period of the schedule) / ClearedChargingLimit (None)."""
+        ...
+    async def notice(self, station_id: str, kind: str, detail: dict[str, object]) -> None: ...
+
+
+class ChargerGateway(Protocol):
+    """Version-neutral CSMS-initiated commands. Every method returns a CommandResult, never raises for a
+    charger's refusal, absence or silence."""
+
+    def is_connected(self, station_id: str) -> bool: ...
+    async def remote_start(self, station_id: str, evse_id: int | None, id_token: str,
+                           remote_start_id: int) -> CommandResult: ...
+    async def remote_stop(self, station_id: str, charger_tx_id: str) -> CommandResult: ...
+    async def set_charging_profile(self, station_id: str, evse_id: int, profile: ChargingProfile) -> CommandResult: ...
+    async def clear_charging_profile(self, station_id: str, profile_id: int | None = None,
+                                     evse_id: int | None = None, purpose: str | None = None) -> CommandResult: ...
+    async def get_composite_schedule(self, station_id: str, evse_id: int, duration_s: int,
+                                     unit: str | None = None) -> CommandResult: ...
+    async def change_availability(self, station_id: str, evse_id: int | None, operative: bool) -> CommandResult: ...
+    async def reset(self, station_id: str, hard: bool = False) -> CommandResult: ...
+    async def unlock_connector(self, station_id: str, evse: EvseRef) -> CommandResult: ...
+    async def reserve_now(self, station_id: str, reservation_id: int, evse_id: int | None, id_token: str,
+                          expires_at: datetime) -> CommandResult: ...
+    async def cancel_reservation(self, station_id: str, reservation_id: int) -> CommandResult: ...
+    async def trigger_message(self, station_id: str, message: str, evse_id: int | None = None) -> CommandResult: ...
+    async def get_configuration(self, station_id: str, keys: list[str] | None = None) -> CommandResult: ...
+    async def change_configuration(self, station_id: str, key: str, value: str) -> CommandResult: ...
+    async def raw_call(self, station_id: str, action: str, payload: dict[str, object]) -> CommandResult: ...
