@@ -1,0 +1,1 @@
+"""Persistence adapter: SQLAlchemy 2 async (SQLite by default, PostgreSQL via asyncpg) + Alembic."""

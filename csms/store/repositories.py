@@ -1,0 +1,361 @@
+"""Repositories: rows <-> domain values. One `StoreSession` is one database transaction.
+
+Services use it as:
+
+    async with store.session() as s:      # commits on normal exit, rolls back on error
+        tx = await s.transaction_by_charger_id(station, "abc")
+        ...
+
+so that everything a charger message changes is committed together, before the charger is answered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from csms.domain.enums import (
+    AuthorizationStatus,
+    ChargingState,
+    ConnectorStatus,
+    ProtocolVersion,
+    RegistrationStatus,
+)
+from csms.domain.ids import EvseRef, StationId, TransactionKey, transaction_key
+from csms.domain.model import (
+    ChargingNeeds,
+    ConnectorState,
+    IdToken,
+    MeterSample,
+    Station,
+    StationInfo,
+    Transaction,
+)
+
+from .tables import (
+    ChargingNeedsRow,
+    ConnectorRow,
+    GroupRow,
+    IdTokenRow,
+    MeterSampleRow,
+    StationEventRow,
+    StationRow,
+    StatusHistoryRow,
+    TransactionMessageRow,
+    TransactionRow,
+)
+
+
+def _station(r: StationRow) -> Station:
+    info = StationInfo(r.vendor, r.model or "", r.serial_number, r.firmware_version) if r.vendor else None
+    return Station(
+        id=StationId(r.id),
+        site_id=r.site_id,
+        registration=RegistrationStatus(r.registration),
+        info=info,
+        protocol=ProtocolVersion(r.protocol) if r.protocol else None,
+        online=r.online,
+        last_seen=r.last_seen,
+        max_current_a=r.max_current_a,
+        phases=r.phases,
+        voltage_v=r.voltage_v,
+    )
+
+
+def _tx(r: TransactionRow) -> Transaction:
+    return Transaction(
+        key=TransactionKey(r.key),
+        station_id=StationId(r.station_id),
+        charger_tx_id=r.charger_tx_id,
+        evse=EvseRef(r.evse_id, r.connector_id),
+        id_token=r.id_token,
+        started_at=r.started_at,
+        ended_at=r.ended_at,
+        meter_start_wh=r.meter_start_wh,
+        meter_stop_wh=r.meter_stop_wh,
+        energy_wh=r.energy_wh,
+        power_w=r.power_w,
+        soc_pct=r.soc_pct,
+        charging_state=ChargingState(r.charging_state) if r.charging_state else None,
+        stop_reason=r.stop_reason,
+        last_seq_no=r.last_seq_no,
+        group=r.group,
+    )
+
+
+def _tx_fields(t: Transaction) -> dict[str, Any]:
+    return dict(
+        station_id=t.station_id,
+        charger_tx_id=t.charger_tx_id,
+        evse_id=t.evse.evse_id,
+        connector_id=t.evse.connector_id,
+        id_token=t.id_token,
+        group=t.group,
+        started_at=t.started_at,
+        ended_at=t.ended_at,
+        meter_start_wh=t.meter_start_wh,
+        meter_stop_wh=t.meter_stop_wh,
+        energy_wh=t.energy_wh,
+        power_w=t.power_w,
+        soc_pct=t.soc_pct,
+        charging_state=t.charging_state.value if t.charging_state else None,
+        stop_reason=t.stop_reason,
+        last_seq_no=t.last_seq_no,
+    )
+
+
+def _needs(r: ChargingNeedsRow) -> ChargingNeeds:
+    return ChargingNeeds(
+        station_id=StationId(r.station_id),
+        evse=EvseRef(r.evse_id, 1),
+        received_at=r.received_at,
+        energy_amount_wh=r.energy_amount_wh,
+        departure_time=r.departure_time,
+        ev_max_current_a=r.ev_max_current_a,
+        ev_min_current_a=r.ev_min_current_a,
+        ev_max_power_w=r.ev_max_power_w,
+        source=r.source,
+    )
+
+
+class StoreSession:
+    def __init__(self, s: AsyncSession) -> None:
+        self.s = s
+
+    # --- stations -------------------------------------------------------------------------------
+    async def station(self, station_id: str) -> Station | None:
+        r = await self.s.get(StationRow, station_id)
+        return _station(r) if r else None
+
+    async def station_password_hash(self, station_id: str) -> tuple[bool, str | None]:
+        r = await self.s.get(StationRow, station_id)
+        return (r is not None, r.password_hash if r else None)
+
+    async def stations(self) -> list[Station]:
+        rows = (await self.s.scalars(select(StationRow).order_by(StationRow.id))).all()
+        return [_station(r) for r in rows]
+
+    async def upsert_station(self, station_id: str, **fields: Any) -> None:
+        r = await self.s.get(StationRow, station_id)
+        if r is None:
+            fields.setdefault("registration", RegistrationStatus.ACCEPTED.value)
+            self.s.add(StationRow(id=station_id, **fields))
+        else:
+            for k, v in fields.items():
+                setattr(r, k, v)
+
+    async def delete_station(self, station_id: str) -> bool:
+        res = await self.s.execute(delete(StationRow).where(StationRow.id == station_id))
+        return bool(res.rowcount)
+
+    async def record_boot(self, station_id: str, info: StationInfo, protocol: str | None, at: datetime) -> None:
+        await self.s.execute(
+            update(StationRow)
+            .where(StationRow.id == station_id)
+            .values(vendor=info.vendor, model=info.model, serial_number=info.serial_number,
+                    firmware_version=info.firmware_version, protocol=protocol, last_boot=at, last_seen=at)
+        )
+
+    async def set_online(self, station_id: str, online: bool, at: datetime, protocol: str | None = None) -> None:
+        values: dict[str, Any] = {"online": online, "last_seen": at}
+        if protocol:
+            values["protocol"] = protocol
+        await self.s.execute(update(StationRow).where(StationRow.id == station_id).values(**values))
+
+    async def touch(self, last_seen: dict[str, datetime]) -> None:
+        for sid, at in last_seen.items():
+            await self.s.execute(update(StationRow).where(StationRow.id == sid).values(last_seen=at))
+
+    async def mark_all_offline(self) -> None:
+        await self.s.execute(update(StationRow).values(online=False))
+
+    # --- connectors -------------------------------------------------------------------------------
+    async def record_status(
+        self, station_id: str, evse: EvseRef | None, status: ConnectorStatus, at: datetime,
+        error_code: str | None, charging_state: ChargingState | None,
+    ) -> None:
+        self.s.add(StatusHistoryRow(
+            station_id=station_id, evse_id=evse.evse_id if evse else None,
+            connector_id=evse.connector_id if evse else None, status=status.value,
+            charging_state=charging_state.value if charging_state else None, error_code=error_code, at=at,
+        ))
+        if evse is None:
+            return
+        r = await self.s.get(ConnectorRow, (station_id, evse.evse_id, evse.connector_id))
+        if r is None:
+            self.s.add(ConnectorRow(station_id=station_id, evse_id=evse.evse_id, connector_id=evse.connector_id,
+                                    status=status.value, error_code=error_code, at=at))
+        elif r.at <= at:  # a late, queued notification must not overwrite a newer status
+            r.status, r.error_code, r.at = status.value, error_code, at
+
+    async def connectors(self, station_id: str | None = None) -> list[ConnectorState]:
+        q = select(ConnectorRow).order_by(ConnectorRow.station_id, ConnectorRow.evse_id, ConnectorRow.connector_id)
+        if station_id is not None:
+            q = q.where(ConnectorRow.station_id == station_id)
+        rows = (await self.s.scalars(q)).all()
+        return [ConnectorState(StationId(r.station_id), EvseRef(r.evse_id, r.connector_id),
+                               ConnectorStatus(r.status), r.at, r.error_code) for r in rows]
+
+    async def status_history(self, station_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        rows = (await self.s.scalars(
+            select(StatusHistoryRow).where(StatusHistoryRow.station_id == station_id)
+            .order_by(StatusHistoryRow.id.desc()).limit(limit))).all()
+        return [dict(evse_id=r.evse_id, connector_id=r.connector_id, status=r.status,
+                     charging_state=r.charging_state, error_code=r.error_code, at=r.at) for r in rows]
+
+    # --- transactions -----------------------------------------------------------------------------
+    async def transaction(self, key: str) -> Transaction | None:
+        r = await self.s.scalar(select(TransactionRow).where(TransactionRow.key == key))
+        return _tx(r) if r else None
+
+    async def transaction_by_charger_id(self, station_id: str, charger_tx_id: str) -> Transaction | None:
+        r = await self.s.scalar(select(TransactionRow).where(
+            TransactionRow.station_id == station_id, TransactionRow.charger_tx_id == charger_tx_id))
+        return _tx(r) if r else None
+
+    async def transaction_by_fingerprint(self, fingerprint: str) -> Transaction | None:
+        r = await self.s.scalar(select(TransactionRow).where(TransactionRow.start_fingerprint == fingerprint))
+        return _tx(r) if r else None
+
+    async def active_transactions(self, station_id: str | None = None) -> list[Transaction]:
+        q = select(TransactionRow).where(TransactionRow.ended_at.is_(None)).order_by(TransactionRow.id)
+        if station_id is not None:
+            q = q.where(TransactionRow.station_id == station_id)
+        return [_tx(r) for r in (await self.s.scalars(q)).all()]
+
+    async def active_transaction_on(self, station_id: str, evse_id: int) -> Transaction | None:
+        r = await self.s.scalar(select(TransactionRow).where(
+            TransactionRow.station_id == station_id, TransactionRow.evse_id == evse_id,
+            TransactionRow.ended_at.is_(None)).order_by(TransactionRow.id.desc()).limit(1))
+        return _tx(r) if r else None
+
+    async def transactions(
+        self, *, since: datetime | None = None, until: datetime | None = None, station_id: str | None = None,
+        id_tokens: Iterable[str] | None = None, offset: int = 0, limit: int = 100,
+    ) -> list[Transaction]:
+        q = select(TransactionRow).order_by(TransactionRow.started_at.desc(), TransactionRow.id.desc())
+        if since is not None:
+            q = q.where(TransactionRow.started_at >= since)
+        if until is not None:
+            q = q.where(TransactionRow.started_at < until)
+        if station_id is not None:
+            q = q.where(TransactionRow.station_id == station_id)
+        if id_tokens is not None:
+            q = q.where(TransactionRow.id_token.in_(list(id_tokens)))
+        rows = (await self.s.scalars(q.offset(offset).limit(limit))).all()
+        return [_tx(r) for r in rows]
+
+    async def insert_v16_transaction(self, tx: Transaction, fingerprint: str) -> Transaction:
+        """Insert a 1.6 transaction; its transactionId is our row id, known only after the insert."""
+        fields = _tx_fields(tx)
+        fields["charger_tx_id"] = f"pending-{fingerprint}"[:64]
+        row = TransactionRow(key=f"pending/{fingerprint}"[:100], start_fingerprint=fingerprint, **fields)
+        self.s.add(row)
+        await self.s.flush()
+        row.charger_tx_id = str(row.id)
+        row.key = transaction_key(tx.station_id, row.charger_tx_id)
+        await self.s.flush()
+        return _tx(row)
+
+    async def save_transaction(self, tx: Transaction) -> None:
+        r = await self.s.scalar(select(TransactionRow).where(TransactionRow.key == tx.key))
+        if r is None:
+            self.s.add(TransactionRow(key=tx.key, **_tx_fields(tx)))
+        else:
+            for k, v in _tx_fields(tx).items():
+                setattr(r, k, v)
+
+    async def seq_seen(self, tx_key: str, seq_no: int) -> bool:
+        n = await self.s.scalar(select(func.count()).select_from(TransactionMessageRow).where(
+            TransactionMessageRow.tx_key == tx_key, TransactionMessageRow.seq_no == seq_no))
+        return bool(n)
+
+    async def record_seq(self, tx_key: str, seq_no: int, kind: str, at: datetime) -> None:
+        self.s.add(TransactionMessageRow(tx_key=tx_key, seq_no=seq_no, kind=kind, at=at))
+
+    # --- meter samples ----------------------------------------------------------------------------
+    async def add_samples(self, station_id: str, evse_id: int | None, tx_key: str | None,
+                          samples: Iterable[MeterSample]) -> None:
+        rows = [
+            MeterSampleRow(station_id=station_id, evse_id=evse_id, tx_key=tx_key, at=s.at,
+                           measurand=v.measurand.value, phase=v.phase, value=v.value, context=v.context)
+            for s in samples for v in s.values
+        ]
+        self.s.add_all(rows)
+
+    async def samples(self, tx_key: str) -> list[dict[str, Any]]:
+        rows = (await self.s.scalars(select(MeterSampleRow).where(MeterSampleRow.tx_key == tx_key)
+                                     .order_by(MeterSampleRow.at, MeterSampleRow.id))).all()
+        return [dict(at=r.at, measurand=r.measurand, phase=r.phase, value=r.value, context=r.context) for r in rows]
+
+    # --- tokens and groups --------------------------------------------------------------------------
+    async def id_token(self, value: str) -> IdToken | None:
+        r = await self.s.get(IdTokenRow, value)
+        if r is None:
+            return None
+        return IdToken(r.value, r.type, AuthorizationStatus(r.status), r.expires_at, r.group)
+
+    async def id_tokens(self) -> list[IdToken]:
+        rows = (await self.s.scalars(select(IdTokenRow).order_by(IdTokenRow.value))).all()
+        return [IdToken(r.value, r.type, AuthorizationStatus(r.status), r.expires_at, r.group) for r in rows]
+
+    async def upsert_id_token(self, t: IdToken) -> None:
+        await self.s.merge(IdTokenRow(value=t.value, type=t.type, status=t.status.value,
+                                      expires_at=t.expires_at, group=t.group))
+
+    async def delete_id_token(self, value: str) -> bool:
+        res = await self.s.execute(delete(IdTokenRow).where(IdTokenRow.value == value))
+        return bool(res.rowcount)
+
+    async def groups(self) -> dict[str, float]:
+        rows = (await self.s.scalars(select(GroupRow))).all()
+        return {r.name: r.priority for r in rows}
+
+    async def upsert_group(self, name: str, priority: float) -> None:
+        await self.s.merge(GroupRow(name=name, priority=priority))
+
+    async def delete_group(self, name: str) -> bool:
+        res = await self.s.execute(delete(GroupRow).where(GroupRow.name == name))
+        return bool(res.rowcount)
+
+    # --- charging needs ---------------------------------------------------------------------------
+    async def add_charging_needs(self, n: ChargingNeeds) -> None:
+        self.s.add(ChargingNeedsRow(
+            station_id=n.station_id, evse_id=n.evse.evse_id, received_at=n.received_at,
+            energy_amount_wh=n.energy_amount_wh, departure_time=n.departure_time,
+            ev_max_current_a=n.ev_max_current_a, ev_min_current_a=n.ev_min_current_a,
+            ev_max_power_w=n.ev_max_power_w, source=n.source))
+
+    async def latest_charging_needs(self, station_id: str, evse_id: int, since: datetime) -> ChargingNeeds | None:
+        r = await self.s.scalar(select(ChargingNeedsRow).where(
+            ChargingNeedsRow.station_id == station_id, ChargingNeedsRow.evse_id == evse_id,
+            ChargingNeedsRow.received_at >= since).order_by(ChargingNeedsRow.id.desc()).limit(1))
+        return _needs(r) if r else None
+
+    # --- notices ----------------------------------------------------------------------------------
+    async def add_station_event(self, station_id: str, kind: str, detail: dict[str, Any], at: datetime) -> None:
+        self.s.add(StationEventRow(station_id=station_id, kind=kind, detail=detail, at=at))
+
+    async def station_events(self, station_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        rows = (await self.s.scalars(select(StationEventRow).where(StationEventRow.station_id == station_id)
+                                     .order_by(StationEventRow.id.desc()).limit(limit))).all()
+        return [dict(kind=r.kind, detail=r.detail, at=r.at) for r in rows]
+
+
+class Store:
+    """Owns the sessionmaker. `session()` is one unit of work."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._maker = async_sessionmaker(engine, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[StoreSession]:
+        async with self._maker() as s:
+            async with s.begin():
+                yield StoreSession(s)

@@ -1,0 +1,81 @@
+"""Shared fixtures: database URLs for each backend the tests must cover.
+
+PostgreSQL tests run when CSMS_TEST_POSTGRES_URL is set (e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test);
+each test gets a fresh database created next to it and dropped afterwards. With CSMS_REQUIRE_SERVICES=1
+(set by .ci/run) a missing service is a failure instead of a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+PG_URL = os.environ.get("CSMS_TEST_POSTGRES_URL")
+MQTT_URL = os.environ.get("CSMS_TEST_MQTT_URL")
+REQUIRE = os.environ.get("CSMS_REQUIRE_SERVICES") == "1"
+
+
+def _missing(what: str, var: str) -> None:
+    msg = f"{what} not configured: set {var} to run these tests"
+    if REQUIRE:
+        pytest.fail(msg + " (CSMS_REQUIRE_SERVICES=1 makes them mandatory)")
+    pytest.skip(msg)
+
+
+async def _create_pg_database(base_url: str) -> tuple[str, str]:
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    u = make_url(base_url)
+    name = f"csms_t_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(user=u.username or "postgres", password=u.password, host=u.host or "127.0.0.1",
+                                 port=u.port or 5432, database=u.database or "postgres")
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return u.set(database=name).render_as_string(hide_password=False), name
+
+
+async def _drop_pg_database(base_url: str, name: str) -> None:
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    u = make_url(base_url)
+    conn = await asyncpg.connect(user=u.username or "postgres", password=u.password, host=u.host or "127.0.0.1",
+                                 port=u.port or 5432, database=u.database or "postgres")
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh, empty database URL: an SQLite file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'csms.db'}"
+        return
+    if not PG_URL:
+        _missing("PostgreSQL", "CSMS_TEST_POSTGRES_URL")
+    url, name = await _create_pg_database(PG_URL)
+    try:
+        yield url
+    finally:
+        await _drop_pg_database(PG_URL, name)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'csms.db'}"
+
+
+@pytest.fixture
+def mqtt_url() -> str:
+    if not MQTT_URL:
+        _missing("MQTT broker", "CSMS_TEST_MQTT_URL")
+    return MQTT_URL  # type: ignore[return-value]
