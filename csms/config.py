@@ -276,16 +276,16 @@ def _no_cycles(site_index: int, circuits: list[CircuitConfig]) -> None:
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-def _expand(node: Any, path: str) -> Any:
+def _expand(node: Any, path: str, env: dict[str, str]) -> Any:
     if isinstance(node, dict):
-        return {k: _expand(v, f"{path}.{k}" if path else str(k)) for k, v in node.items()}
+        return {k: _expand(v, f"{path}.{k}" if path else str(k), env) for k, v in node.items()}
     if isinstance(node, list):
-        return [_expand(v, f"{path}[{i}]") for i, v in enumerate(node)]
+        return [_expand(v, f"{path}[{i}]", env) for i, v in enumerate(node)]
     if isinstance(node, str):
         def sub(m: re.Match[str]) -> str:
-            if m.group(1) not in os.environ:
+            if m.group(1) not in env:
                 raise ConfigError(f"{path}: environment variable {m.group(1)} is not set")
-            return os.environ[m.group(1)]
+            return env[m.group(1)]
         return _VAR.sub(sub, node)
     return node
 
@@ -332,7 +332,8 @@ def parse_config(text: str, env: dict[str, str] | None = None, source: str = "co
         raise ConfigError(f"{source}: not valid YAML: {e}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: the top level must be a mapping of sections")
-    raw = _apply_env(_expand(raw, ""), dict(os.environ) if env is None else env)
+    env = dict(os.environ) if env is None else env
+    raw = _apply_env(_expand(raw, "", env), env)
     try:
         return Config.model_validate(raw)
     except ValidationError as e:

@@ -1,0 +1,137 @@
+"""Composition root: builds the engine, adapters and services, runs them in one event loop, stops cleanly.
+
+    async with CsmsApp(cfg) as app:       # tests and the simulator's --with-csms use this
+        app.ocpp_port, app.api_port
+
+`run(cfg)` is the process entry: it owns SIGINT/SIGTERM (and SIGHUP for a config reload), so that
+uvicorn embedded in the same loop does not re-raise SIGTERM before our cleanup has run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from csms.config import Config, ConfigError, load_config
+from csms.domain.clock import AcceleratedClock, Clock, SystemClock
+from csms.ocpp.registry import ConnectionRegistry
+from csms.ocpp.server import OcppServer
+from csms.services.bus import EventBus
+from csms.services.charging import ChargingService
+from csms.services.provisioning import seed_from_config
+from csms.store.db import create_engine, migrate
+from csms.store.repositories import Store
+
+log = logging.getLogger("csms.app")
+
+
+def make_clock(cfg: Config) -> Clock:
+    if cfg.clock.speedup != 1.0 or cfg.clock.start is not None:
+        from datetime import UTC, datetime
+
+        start = cfg.clock.start or datetime.now(UTC)
+        if start.tzinfo is None:
+            start = start.replace(tzinfo=UTC)
+        return AcceleratedClock(start, cfg.clock.speedup)
+    return SystemClock()
+
+
+class CsmsApp:
+    """The whole central system in one object. Start with `await app.start()` or `async with`."""
+
+    def __init__(self, cfg: Config, *, clock: Clock | None = None, config_path: Path | None = None) -> None:
+        self.cfg = cfg
+        self.config_path = config_path
+        self.clock = clock or make_clock(cfg)
+        self.bus = EventBus()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._stoppers: list[Callable[[], Any]] = []
+        self.ocpp_port: int | None = None
+        self.api_port: int | None = None
+
+    async def start(self) -> None:
+        cfg = self.cfg
+        self.engine = create_engine(cfg.database.url, cfg.database.echo)
+        await migrate(self.engine)
+        self.store = Store(self.engine)
+        async with self.store.session() as s:
+            await s.mark_all_offline()  # whatever a previous process left behind
+        await seed_from_config(self.store, cfg)
+
+        self.charging = ChargingService(
+            self.store, self.bus, self.clock, heartbeat_interval_s=cfg.server.heartbeat_interval_s,
+            allow_unknown_chargers=cfg.server.allow_unknown_chargers,
+        )
+        self.ocpp = OcppServer(cfg.server, self.charging, self.charging, self.clock)
+        self.gateway: ConnectionRegistry = self.ocpp.registry
+        await self.ocpp.start()
+        self.ocpp_port = self.ocpp.port
+        self._stoppers.append(self.ocpp.stop)
+        self._tasks.append(asyncio.create_task(self._flush_loop(), name="flush-last-seen"))
+        log.info("csms started ocpp=ws://%s:%s%s/{id}", cfg.server.host, self.ocpp_port, cfg.server.path_prefix)
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(5.0)
+            try:
+                await self.charging.flush_last_seen()
+            except Exception:  # noqa: BLE001 - a failed flush is retried on the next round
+                log.exception("flushing last_seen failed")
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        for stop in reversed(self._stoppers):
+            with contextlib.suppress(Exception):
+                res = stop()
+                if asyncio.iscoroutine(res):
+                    await res
+        with contextlib.suppress(Exception):
+            await self.charging.flush_last_seen()
+        await self.engine.dispose()
+        log.info("csms stopped")
+
+    async def __aenter__(self) -> "CsmsApp":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # --- live reload ----------------------------------------------------------------------------
+    async def reload(self) -> bool:
+        """Re-read config.yaml; apply it if valid, else keep running the old one. Returns success."""
+        if self.config_path is None:
+            return False
+        try:
+            new = await asyncio.to_thread(load_config, self.config_path)
+        except ConfigError as e:
+            log.error("config reload refused, keeping the running configuration: %s", e)
+            return False
+        await seed_from_config(self.store, new)
+        self.cfg = new
+        log.info("config reloaded from %s", self.config_path)
+        return True
+
+
+async def run(cfg: Config, config_path: Path | None = None) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    app = CsmsApp(cfg, config_path=config_path)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(app.reload()))
+    await app.start()
+    try:
+        await stop.wait()
+    finally:
+        await app.stop()
+    return 0

@@ -1,0 +1,1 @@
+"""Application use-cases. asyncio allowed; no adapter imports (sqlalchemy, websockets, ocpp, aiomqtt)."""

@@ -1,0 +1,269 @@
+"""Implements the ChargerEvents port: everything chargers report, persisted before it is acknowledged.
+
+Each handler is: look up state, apply pure domain rules, commit, publish the committed fact on the
+bus, and return the answer. Nothing here knows an OCPP version.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import datetime
+from typing import Any, Protocol
+
+from csms.domain import transactions
+from csms.domain.clock import Clock
+from csms.domain.enums import (
+    AuthorizationStatus,
+    ChargingState,
+    ConnectorStatus,
+    Measurand,
+    RateUnit,
+    RegistrationStatus,
+    TxEventKind,
+)
+from csms.domain.errors import UnknownStation, UnknownTransaction
+from csms.domain.events import (
+    ChargingNeedsChanged,
+    ExternalLimitChanged,
+    MeterSampled,
+    StationOnline,
+    StationReady,
+    StatusChanged,
+    TransactionChanged,
+)
+from csms.domain.ids import EvseRef, StationId, transaction_key
+from csms.domain.model import (
+    AuthorizationResult,
+    ChargingNeeds,
+    MeterSample,
+    StationInfo,
+    Transaction,
+    TxEvent,
+    TxReply,
+)
+from csms.domain.ports import BootReply, StationAccess
+
+from .bus import EventBus
+
+log = logging.getLogger("csms.charging")
+
+
+class StorePort(Protocol):
+    """The store as services see it: `async with store.session() as s` is one database transaction."""
+
+    def session(self) -> Any: ...
+
+
+RunningCost = Callable[[Transaction], Awaitable[float | None]]
+
+
+class ChargingService:
+    def __init__(
+        self, store: StorePort, bus: EventBus, clock: Clock, *, heartbeat_interval_s: int,
+        allow_unknown_chargers: bool = False,
+    ) -> None:
+        self.store = store
+        self.bus = bus
+        self.clock = clock
+        self.heartbeat_interval_s = heartbeat_interval_s
+        self.allow_unknown_chargers = allow_unknown_chargers
+        #: Set by the billing service: the cost so far, sent to 2.0.1 chargers as totalCost.
+        self.running_cost: RunningCost | None = None
+        # Heartbeats only move last_seen: kept in memory and flushed periodically, so that thousands
+        # of idle chargers do not each cost a database write every interval.
+        self._last_seen: dict[str, datetime] = {}
+        self._protocol: dict[str, str] = {}
+
+    # --- handshake ------------------------------------------------------------------------------
+    async def access(self, station_id: str) -> StationAccess | None:
+        async with self.store.session() as s:
+            known, password_hash = await s.station_password_hash(station_id)
+        return StationAccess(known=True, password_hash=password_hash) if known else None
+
+    # --- connection lifecycle -------------------------------------------------------------------
+    async def connected(self, station_id: str, protocol: str) -> None:
+        now = self.clock.now()
+        self._protocol[station_id] = protocol
+        async with self.store.session() as s:
+            if await s.station(station_id) is None:
+                # Only reachable with allow_unknown_chargers: registered, Pending until an operator accepts.
+                await s.upsert_station(station_id, registration=RegistrationStatus.PENDING.value)
+            await s.set_online(station_id, True, now, protocol)
+        log.info("station connected station=%s protocol=%s", station_id, protocol)
+        self.bus.publish(StationOnline(station_id, True, now))
+
+    async def disconnected(self, station_id: str) -> None:
+        now = self.clock.now()
+        self._last_seen.pop(station_id, None)
+        async with self.store.session() as s:
+            await s.set_online(station_id, False, now)
+        log.info("station disconnected station=%s", station_id)
+        self.bus.publish(StationOnline(station_id, False, now))
+
+    async def ready(self, station_id: str) -> None:
+        async with self.store.session() as s:
+            st = await s.station(station_id)
+        if st is not None and st.registration is RegistrationStatus.ACCEPTED:
+            self.bus.publish(StationReady(station_id, self.clock.now()))
+
+    async def flush_last_seen(self) -> None:
+        if not self._last_seen:
+            return
+        seen, self._last_seen = self._last_seen, {}
+        async with self.store.session() as s:
+            await s.touch(seen)
+
+    # --- core messages --------------------------------------------------------------------------
+    async def booted(self, station_id: str, info: StationInfo, reason: str | None) -> BootReply:
+        now = self.clock.now()
+        async with self.store.session() as s:
+            st = await s.station(station_id)
+            if st is None:
+                if not self.allow_unknown_chargers:
+                    raise UnknownStation(station_id)
+                await s.upsert_station(station_id, registration=RegistrationStatus.PENDING.value)
+                registration = RegistrationStatus.PENDING
+            else:
+                registration = st.registration
+            await s.record_boot(station_id, info, self._protocol.get(station_id), now)
+        log.info("boot station=%s vendor=%s model=%s serial=%s firmware=%s reason=%s status=%s", station_id,
+                 info.vendor, info.model, info.serial_number, info.firmware_version, reason, registration.value)
+        return BootReply(registration, self.heartbeat_interval_s)
+
+    async def heartbeat(self, station_id: str) -> datetime:
+        now = self.clock.now()
+        self._last_seen[station_id] = now
+        return now
+
+    async def status_changed(
+        self, station_id: str, evse: EvseRef | None, status: ConnectorStatus, at: datetime,
+        error_code: str | None, charging_state: ChargingState | None = None,
+    ) -> None:
+        async with self.store.session() as s:
+            await s.record_status(station_id, evse, status, at, error_code, charging_state)
+            if evse is not None and charging_state is not None:
+                tx = await s.active_transaction_on(station_id, evse.evse_id)
+                if tx is not None and tx.charging_state != charging_state:
+                    await s.save_transaction(replace(tx, charging_state=charging_state))
+        log.info("status station=%s evse=%s status=%s charging_state=%s error=%s", station_id,
+                 evse.evse_id if evse else 0, status.value, charging_state.value if charging_state else None,
+                 error_code)
+        self.bus.publish(StatusChanged(station_id, evse, status, charging_state, at))
+
+    async def authorize(self, station_id: str, id_token: str) -> AuthorizationResult:
+        async with self.store.session() as s:
+            return await self._authorize(s, id_token)
+
+    async def _authorize(self, s: Any, id_token: str) -> AuthorizationResult:
+        tok = await s.id_token(id_token)
+        if tok is None:
+            return AuthorizationResult(AuthorizationStatus.INVALID)
+        if tok.expires_at is not None and tok.expires_at <= self.clock.now():
+            return AuthorizationResult(AuthorizationStatus.EXPIRED, tok.expires_at, tok.group)
+        return AuthorizationResult(tok.status, tok.expires_at, tok.group)
+
+    # --- transactions ---------------------------------------------------------------------------
+    async def transaction(self, event: TxEvent) -> TxReply:
+        async with self.store.session() as s:
+            auth = await self._authorize(s, event.id_token) if event.id_token else None
+            tx, outcome = await self._apply_tx(s, event, auth)
+        if outcome is not None and outcome.changed:
+            t = outcome.transaction
+            log.info("transaction %s station=%s tx=%s evse=%s token=%s energy_wh=%.0f", event.kind.value.lower(),
+                     t.station_id, t.charger_tx_id, t.evse.evse_id, t.id_token, t.energy_wh)
+            self.bus.publish(TransactionChanged(t, outcome.started, outcome.ended, event.at))
+        cost = await self.running_cost(tx) if self.running_cost is not None else None
+        return TxReply(tx.key, tx.charger_tx_id, auth, cost)
+
+    async def _apply_tx(
+        self, s: Any, ev: TxEvent, auth: AuthorizationResult | None
+    ) -> tuple[Transaction, transactions.TxOutcome | None]:
+        group = auth.group if auth else None
+        if ev.charger_tx_id is None:  # 1.6 StartTransaction: the CSMS assigns the id
+            fp = transactions.start_fingerprint(ev)
+            existing = await s.transaction_by_fingerprint(fp)
+            if existing is not None:
+                return existing, transactions.TxOutcome(existing, changed=False)
+            tx = await s.insert_v16_transaction(transactions.new_transaction(ev, "", "", group), fp)  # type: ignore[arg-type]
+            await self._store_samples(s, ev, tx)
+            return tx, transactions.TxOutcome(tx, changed=True, started=True)
+
+        tx = await s.transaction_by_charger_id(ev.station_id, ev.charger_tx_id)
+        created = False
+        if tx is None:
+            if ev.kind is not TxEventKind.STARTED and ev.seq_no is None:
+                # 1.6 StopTransaction/MeterValues for an id we never issued.
+                raise UnknownTransaction(f"{ev.station_id}/{ev.charger_tx_id}")
+            # 2.0.1: the charger owns the id. An Updated/Ended whose Started was lost still opens one,
+            # so that energy is not lost (the spec lets queued messages arrive in any order).
+            key = transaction_key(ev.station_id, ev.charger_tx_id)
+            tx = transactions.new_transaction(ev, key, ev.charger_tx_id, group)
+            created = True
+        seen = ev.seq_no is not None and await s.seq_seen(tx.key, ev.seq_no)
+        outcome = transactions.apply(tx, ev, seen)
+        if created:
+            outcome = transactions.TxOutcome(outcome.transaction, True, started=True, ended=outcome.ended)
+        if not outcome.changed:
+            return tx, outcome
+        await s.save_transaction(outcome.transaction)
+        if ev.seq_no is not None:
+            await s.record_seq(tx.key, ev.seq_no, ev.kind.value, ev.at)
+        await self._store_samples(s, ev, outcome.transaction)
+        return outcome.transaction, outcome
+
+    async def _store_samples(self, s: Any, ev: TxEvent, tx: Transaction) -> None:
+        if ev.samples:
+            await s.add_samples(ev.station_id, tx.evse.evse_id, tx.key, ev.samples)
+
+    async def meter_values(
+        self, station_id: str, evse: EvseRef | None, charger_tx_id: str | None, samples: tuple[MeterSample, ...]
+    ) -> None:
+        if charger_tx_id is not None:
+            await self.transaction(TxEvent(TxEventKind.UPDATED, StationId(station_id), samples[-1].at if samples
+                                           else self.clock.now(), charger_tx_id, evse, samples=samples))
+            return
+        tx_key = None
+        async with self.store.session() as s:
+            if evse is not None:
+                tx = await s.active_transaction_on(station_id, evse.evse_id)
+                tx_key = tx.key if tx else None
+            await s.add_samples(station_id, evse.evse_id if evse else None, tx_key, samples)
+        for smp in samples:
+            self.bus.publish(MeterSampled(station_id, evse, smp.get(Measurand.POWER_IMPORT_W),
+                                          smp.get(Measurand.ENERGY_IMPORT_WH), smp.at))
+
+    async def charging_needs(self, needs: ChargingNeeds) -> None:
+        async with self.store.session() as s:
+            await s.add_charging_needs(needs)
+        log.info("charging needs station=%s evse=%s energy_wh=%s departure=%s source=%s", needs.station_id,
+                 needs.evse.evse_id, needs.energy_amount_wh, needs.departure_time, needs.source)
+        self.bus.publish(ChargingNeedsChanged(needs))
+
+    async def charging_limit(
+        self, station_id: str, evse: EvseRef | None, source: str, limit: float | None, unit: RateUnit | None
+    ) -> None:
+        now = self.clock.now()
+        async with self.store.session() as s:
+            await s.add_station_event(station_id, "ChargingLimit", {
+                "evse_id": evse.evse_id if evse else None, "source": source, "limit": limit,
+                "unit": unit.value if unit else None}, now)
+        self.bus.publish(ExternalLimitChanged(station_id, evse, source, limit, unit, now))
+
+    async def notice(self, station_id: str, kind: str, detail: dict[str, object]) -> None:
+        async with self.store.session() as s:
+            await s.add_station_event(station_id, kind, _jsonable(detail), self.clock.now())
+        log.info("notice station=%s kind=%s", station_id, kind)
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, datetime):
+        return v.isoformat()
+    if v is None or isinstance(v, str | int | float | bool):
+        return v
+    return str(v)
