@@ -17,6 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import uvicorn
+
+from csms.api.app import create_app
 from csms.config import Config, ConfigError, load_config
 from csms.domain.clock import AcceleratedClock, Clock, SystemClock
 from csms.ocpp.registry import ConnectionRegistry
@@ -24,10 +27,20 @@ from csms.ocpp.server import OcppServer
 from csms.services.bus import EventBus
 from csms.services.charging import ChargingService
 from csms.services.provisioning import seed_from_config
+from csms.services.smart_charging import SmartChargingService
 from csms.store.db import create_engine, migrate
 from csms.store.repositories import Store
 
 log = logging.getLogger("csms.app")
+
+
+class EmbeddedServer(uvicorn.Server):
+    """uvicorn in our event loop. uvicorn >= 0.29 re-raises a captured SIGTERM after serve(), which would
+    kill the process before the OCPP server is closed and the database disposed: we own the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):  # type: ignore[no-untyped-def, override]
+        yield
 
 
 def make_clock(cfg: Config) -> Clock:
@@ -53,6 +66,11 @@ class CsmsApp:
         self._stoppers: list[Callable[[], Any]] = []
         self.ocpp_port: int | None = None
         self.api_port: int | None = None
+        # Filled as the services start; the API reads them through app.state.ctx.
+        self.smart: Any = None
+        self.billing: Any = None
+        self.bookings: Any = None
+        self.metrics: Any = None
 
     async def start(self) -> None:
         cfg = self.cfg
@@ -73,7 +91,34 @@ class CsmsApp:
         self.ocpp_port = self.ocpp.port
         self._stoppers.append(self.ocpp.stop)
         self._tasks.append(asyncio.create_task(self._flush_loop(), name="flush-last-seen"))
+        self.smart = SmartChargingService(cfg, self.store, self.bus, self.gateway, self.clock)
+        await self.smart.start()
+        self._stoppers.append(self.smart.stop)
+        if cfg.api.enabled:
+            await self._start_api()
         log.info("csms started ocpp=ws://%s:%s%s/{id}", cfg.server.host, self.ocpp_port, cfg.server.path_prefix)
+
+    async def _start_api(self) -> None:
+        cfg = self.cfg.api
+        if not cfg.keys:
+            log.warning("REST API has no keys configured: every caller is admin (listening on %s)", cfg.host)
+        self.api = create_app(self)
+        server = EmbeddedServer(uvicorn.Config(self.api, host=cfg.host, port=cfg.port, log_level="warning",
+                                               lifespan="off"))
+        task = asyncio.create_task(server.serve(), name="rest-api")
+        while not server.started:
+            if task.done():
+                task.result()  # raises the bind error
+                raise RuntimeError("REST API server stopped during startup")
+            await asyncio.sleep(0.01)
+        self.api_port = server.servers[0].sockets[0].getsockname()[1]
+
+        async def stop_api() -> None:
+            server.should_exit = True
+            await task
+
+        self._stoppers.append(stop_api)
+        log.info("REST API on http://%s:%s/api/v1 (docs at /docs)", cfg.host, self.api_port)
 
     async def _flush_loop(self) -> None:
         while True:
@@ -118,6 +163,7 @@ class CsmsApp:
             return False
         await seed_from_config(self.store, new)
         self.cfg = new
+        self.smart.reconfigure(new)
         log.info("config reloaded from %s", self.config_path)
         return True
 

@@ -176,16 +176,18 @@ class SmartChargingConfig(_Strict):
     #: Bursts of events (arrivals, meter values) within this window cause one re-plan.
     debounce_s: float = Field(1.0, ge=0)
     solver_time_limit_s: float = Field(5.0, gt=0)
-    #: Weights of the objective terms.
-    weight_energy: float = Field(1.0, ge=0)
-    weight_shortfall: float = Field(10.0, ge=0)
-    weight_early: float = Field(0.01, ge=0)
-    weight_cost: float = Field(0.1, ge=0)
-    weight_peak: float = Field(0.05, ge=0)
-    weight_fairness: float = Field(0.1, ge=0)
+    #: Objective weights, in currency-equivalent units (docs/scheduling.md). What matters is the order:
+    #: delivered energy >> price >> earliness, so unmet energy costs most and earliness only breaks ties.
+    delivered_per_kwh: float = Field(100.0, ge=0)
+    early_per_kwh: float = Field(0.05, ge=0)
+    cost_weight: float = Field(1.0, ge=0)
+    peak_per_kw: float = Field(0.0, ge=0)
+    fairness_min_fraction: float = Field(1.0, ge=0)
     #: Limit sent at boot as TxDefaultProfile, so that a new session never exceeds its share before
     #: its own profile arrives.
-    default_profile_current_a: float = Field(6.0, ge=0)
+    #: 0 A (the default) is the only value that is safe on any site: a car that plugs in draws nothing
+    #: until its own TxProfile arrives (within a second). A higher value is reserved for every idle EVSE.
+    default_profile_current_a: float = Field(0.0, ge=0)
 
 
 class MqttConfig(_Strict):

@@ -1,0 +1,175 @@
+"""Pure: turn a site's live state (config, EVSEs, sessions) into the optimizer's SchedulingInput.
+
+Safety accounting lives here. At every instant each EVSE could draw the most its accepted profiles
+allow, so an EVSE the optimizer does not control right now enters the plan as a *fixed draw*:
+- offline, or its last profile was rejected: what it last accepted, or its maximum if it never did;
+- online without a session: its TxDefaultProfile limit (a car may plug in at any moment);
+The optimizer subtracts fixed draws from every limit on their path, so the sum of what every charger
+could draw stays within every limit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from csms.config import ChargerConfig, LimitWindow, SiteConfig, SmartChargingConfig
+from csms.scheduling import (
+    BaseLoad,
+    CircuitSpec,
+    EvseSpec,
+    FixedDraw,
+    ObjectiveWeights,
+    SchedulingInput,
+    SessionSpec,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class EvseState:
+    evse_key: str  # "<station>#<evse id>"
+    station_id: str
+    evse_id: int
+    max_current_a: float
+    min_current_a: float
+    phases: tuple[int, ...]  # grid phases it is wired to (phase rotation applied)
+    voltage_v: float
+    online: bool
+    #: The highest current (A per phase) the charger may draw under what it last accepted, None if it never
+    #: accepted a profile from us.
+    accepted_limit_a: float | None
+    #: The last profile we sent was rejected or is unanswered: it is not under our control.
+    uncontrolled: bool = False
+    #: External cap from the station (2.0.1 NotifyChargingLimit), A per phase.
+    external_limit_a: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveSession:
+    session_key: str
+    evse_key: str
+    started_at: datetime
+    energy_delivered_wh: float
+    requested_energy_wh: float | None
+    departure: datetime | None
+    ev_max_current_a: float | None
+    priority: float
+    ev_full: bool = False  # the EV stopped drawing (SuspendedEV): it wants nothing more
+
+
+def evse_key(station_id: str, evse_id: int) -> str:
+    return f"{station_id}#{evse_id}"
+
+
+def charger_evses(c: ChargerConfig) -> list[tuple[int, tuple[int, ...]]]:
+    """(evse id, grid phases) for each EVSE of a configured charger."""
+    phases = tuple(c.phase_rotation[: c.phases])
+    return [(n, phases) for n in range(1, c.evse_count + 1)]
+
+
+def _in_window(local: time, w: LimitWindow) -> bool:
+    if w.start <= w.end:
+        return w.start <= local < w.end
+    return local >= w.start or local < w.end  # crosses midnight
+
+
+def _window_series(site: SiteConfig, windows: list[LimitWindow], start: datetime, slot_s: int, n: int,
+                   default: float | None) -> list[float | None]:
+    tz = ZoneInfo(site.timezone)
+    out: list[float | None] = []
+    for t in range(n):
+        # A slot takes the window in force at its start: slots are short against tariff/limit windows.
+        local = (start + timedelta(seconds=t * slot_s)).astimezone(tz).time()
+        hit = next((w.limit_kw for w in windows if _in_window(local, w)), None)
+        out.append(hit if hit is not None else default)
+    return out
+
+
+def site_limit_kw_series(site: SiteConfig, start: datetime, slot_s: int, n: int,
+                         external_limit_kw: float | None) -> list[float | None]:
+    """Grid limit per slot in kW (None: no kW limit): the daily schedule, capped by an external signal."""
+    series = _window_series(site, site.limit_schedule, start, slot_s, n, site.grid_limit_kw)
+    if external_limit_kw is not None:
+        series = [external_limit_kw if v is None else min(v, external_limit_kw) for v in series]
+    return series
+
+
+def weights_of(cfg: SmartChargingConfig) -> ObjectiveWeights:
+    return ObjectiveWeights(
+        delivered_per_kwh=cfg.delivered_per_kwh, early_per_kwh=cfg.early_per_kwh, cost_weight=cfg.cost_weight,
+        peak_per_kw=cfg.peak_per_kw, fairness_min_fraction=cfg.fairness_min_fraction,
+    )
+
+
+def build_input(
+    site: SiteConfig,
+    evses: list[EvseState],
+    sessions: list[ActiveSession],
+    now: datetime,
+    cfg: SmartChargingConfig,
+    *,
+    circuit_of: dict[str, str | None],
+    external_limit_kw: float | None = None,
+    price_per_kwh: tuple[float, ...] = (),
+    idle_default_a: float = 0.0,
+) -> SchedulingInput:
+    """`circuit_of` maps a station id to the circuit it hangs from (None: directly under the site)."""
+    slot_s = cfg.slot_min * 60
+    n = max(1, round(cfg.horizon_h * 3600 / slot_s))
+    limit_kw = site_limit_kw_series(site, now, slot_s, n, external_limit_kw)
+    root = CircuitSpec(
+        name=site.id,
+        parent=None,
+        max_current_a=site.grid_limit_a,
+        power_limit_w_by_slot=tuple(float("inf") if v is None else v * 1000.0 for v in limit_kw),
+        evse_keys=tuple(e.evse_key for e in evses if circuit_of.get(e.station_id) is None),
+    )
+    circuits = [root]
+    for c in site.circuits:
+        circuits.append(CircuitSpec(
+            name=c.name, parent=c.parent or site.id, max_current_a=c.max_current_a,
+            max_power_w=c.max_power_kw * 1000.0 if c.max_power_kw is not None else None,
+            evse_keys=tuple(e.evse_key for e in evses if circuit_of.get(e.station_id) == c.name),
+        ))
+    base_w = [
+        site.base_load.constant_kw * 1000.0 + (v or 0.0) * 1000.0
+        for v in _window_series(site, site.base_load.windows, now, slot_s, n, 0.0)
+    ]
+    base = (BaseLoad.balanced_power(site.id, tuple(base_w), site.voltage_v),) if any(base_w) else ()
+
+    by_evse = {s.evse_key: s for s in sessions}
+    specs: list[EvseSpec] = []
+    fixed: list[FixedDraw] = []
+    planned: list[SessionSpec] = []
+    for e in evses:
+        max_a = e.max_current_a if e.external_limit_a is None else min(e.max_current_a, e.external_limit_a)
+        specs.append(EvseSpec(e.evse_key, max_a, e.min_current_a, e.phases, e.voltage_v))
+        s = by_evse.get(e.evse_key)
+        if not e.online or e.uncontrolled:
+            fixed.append(FixedDraw(e.evse_key, e.accepted_limit_a if e.accepted_limit_a is not None
+                                   else e.max_current_a))
+            continue
+        if s is None:
+            # Idle: a car may plug in at any moment and draw what the TxDefaultProfile allows, or the
+            # EVSE's maximum if it never accepted one.
+            idle_a = idle_default_a if e.accepted_limit_a is not None else e.max_current_a
+            if idle_a > 0:
+                fixed.append(FixedDraw(e.evse_key, idle_a))
+            continue
+        need = 0.0 if s.ev_full else _remaining_need_wh(s, site)
+        departure = s.departure or (s.started_at + timedelta(hours=site.default_dwell_h))
+        planned.append(SessionSpec(
+            session_key=s.session_key, evse_key=e.evse_key, energy_needed_wh=need,
+            departure=departure if departure > now else now + timedelta(seconds=slot_s),
+            max_current_a=s.ev_max_current_a, priority=s.priority,
+        ))
+    return SchedulingInput(
+        start=now, circuits=tuple(circuits), evses=tuple(specs), sessions=tuple(planned), fixed_draws=tuple(fixed),
+        base_loads=base, price_per_kwh=price_per_kwh, slot_s=slot_s, horizon_slots=n, weights=weights_of(cfg),
+    )
+
+
+def _remaining_need_wh(s: ActiveSession, site: SiteConfig) -> float:
+    requested = s.requested_energy_wh if s.requested_energy_wh is not None else site.default_energy_kwh * 1000.0
+    return max(0.0, requested - s.energy_delivered_wh)

@@ -1,0 +1,46 @@
+"""Live state -> SchedulingInput: fixed draws account for what each charger may still draw."""
+
+from datetime import UTC, datetime, timedelta
+
+from csms.config import SiteConfig, SmartChargingConfig
+from csms.scheduling import SitePlanner, check_limits
+from csms.services.plan_input import ActiveSession, EvseState, build_input, evse_key, site_limit_kw_series
+
+NOW = datetime(2026, 11, 27, 8, tzinfo=UTC)
+
+
+def evse(sid: str, *, online: bool = True, accepted: float | None = 0.0, uncontrolled: bool = False) -> EvseState:
+    return EvseState(evse_key(sid, 1), sid, 1, 32.0, 6.0, (1, 2, 3), 230.0, online, accepted, uncontrolled)
+
+
+def session(sid: str, need_wh: float = 30_000, priority: float = 1.0) -> ActiveSession:
+    return ActiveSession(f"{sid}/1", evse_key(sid, 1), NOW, 0.0, need_wh, NOW + timedelta(hours=4), None, priority)
+
+
+def test_offline_and_rejecting_chargers_become_fixed_draws() -> None:
+    site = SiteConfig(id="s", grid_limit_kw=50)
+    evses = [evse("A"), evse("B", online=False, accepted=16.0), evse("C", uncontrolled=True, accepted=None),
+             evse("D", accepted=None)]
+    inp = build_input(site, evses, [session("A"), session("B"), session("C")], NOW, SmartChargingConfig(),
+                      circuit_of={})
+    draws = {f.evse_key: f.current_a for f in inp.fixed_draws}
+    assert draws == {"B#1": 16.0, "C#1": 32.0, "D#1": 32.0}  # D is idle but never accepted a TxDefault
+    assert [s.session_key for s in inp.sessions] == ["A/1"]
+
+
+def test_plan_respects_fixed_draws() -> None:
+    site = SiteConfig(id="s", grid_limit_kw=30)
+    inp = build_input(site, [evse("A"), evse("B", online=False, accepted=20.0)], [session("A")], NOW,
+                      SmartChargingConfig(), circuit_of={})
+    sch = SitePlanner().plan(inp)
+    assert check_limits(inp, sch) == []
+    # 30 kW - 20 A x 690 W/A = 16.2 kW left for A -> at most 23.4 A
+    assert 0 < sch.current_limit_a("A/1", 0) <= (30_000 - 20 * 690) / 690 + 1e-6
+
+
+def test_limit_schedule_and_external_signal() -> None:
+    site = SiteConfig(id="s", grid_limit_kw=100, limit_schedule=[{"start": "17:00", "end": "20:00", "limit_kw": 60}])
+    at = datetime(2026, 11, 27, 16, 30, tzinfo=UTC)
+    series = site_limit_kw_series(site, at, 900, 16, None)
+    assert series[:2] == [100, 100] and series[2] == 60 and series[14] == 100
+    assert site_limit_kw_series(site, at, 900, 4, 40)[0] == 40
