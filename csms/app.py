@@ -25,11 +25,14 @@ from csms.domain.clock import AcceleratedClock, Clock, SystemClock
 from csms.ocpp.registry import ConnectionRegistry
 from csms.ocpp.server import OcppServer
 from csms.services.bus import EventBus
+from csms.services.bookings import BookingService
 from csms.services.charging import ChargingService
 from csms.services.provisioning import seed_from_config
+from csms.services.site_status import current_load
 from csms.services.smart_charging import SmartChargingService
 from csms.store.db import create_engine, migrate
 from csms.store.repositories import Store
+from csms.telemetry import MqttTelemetry
 
 log = logging.getLogger("csms.app")
 
@@ -71,6 +74,8 @@ class CsmsApp:
         self.billing: Any = None
         self.bookings: Any = None
         self.metrics: Any = None
+        self.reloads = 0
+        self.site_load_w: dict[str, float] = {}
 
     async def start(self) -> None:
         cfg = self.cfg
@@ -94,9 +99,47 @@ class CsmsApp:
         self.smart = SmartChargingService(cfg, self.store, self.bus, self.gateway, self.clock)
         await self.smart.start()
         self._stoppers.append(self.smart.stop)
+        self.bookings = BookingService(cfg, self.store, self.bus, self.gateway, self.clock, self.smart)
+        self.smart.booking_fn = self.bookings.booking_for
+        await self.bookings.start()
+        self._stoppers.append(self.bookings.stop)
+        await self._start_telemetry()
         if cfg.api.enabled:
             await self._start_api()
+        if self.config_path is not None:
+            self._tasks.append(asyncio.create_task(self._watch_config(), name="config-watch"))
         log.info("csms started ocpp=ws://%s:%s%s/{id}", cfg.server.host, self.ocpp_port, cfg.server.path_prefix)
+
+    async def _start_telemetry(self) -> None:
+        self.telemetry: MqttTelemetry | None = None
+        if not self.cfg.mqtt.enabled:
+            return
+
+        async def on_limit_set(site_id: str, limit_kw: float | None) -> None:
+            if self.cfg.site(site_id) is None:
+                raise LookupError(f"unknown site {site_id!r}")  # logged and counted as rejected
+            await self.smart.set_site_limit(site_id, limit_kw)
+
+        tel = self.telemetry = MqttTelemetry(self.cfg.mqtt, on_limit_set)
+        tel.attach(self.bus)
+        self.smart.on_plan.append(lambda site_id, view: tel.site_plan(site_id, view, self.clock.now()))
+        await tel.start()
+        self._stoppers.append(tel.stop)
+        self._tasks.append(asyncio.create_task(self._publish_load_loop(), name="site-load"))
+
+    async def _publish_load_loop(self) -> None:
+        """Site load against the limit, every 10 clock-seconds (scaled by the clock's speedup)."""
+        while True:
+            await asyncio.sleep(10.0 / self.clock.speedup())
+            for site in self.cfg.sites:
+                try:
+                    view = await current_load(self.cfg, self.store, self.smart, site.id)
+                except Exception:  # noqa: BLE001 - telemetry must never take the CSMS down
+                    log.exception("site load telemetry failed site=%s", site.id)
+                    continue
+                self.site_load_w[site.id] = view["load_w"]
+                if self.telemetry is not None:
+                    self.telemetry.site_load(site.id, view["load_w"], view["limit_w"], self.clock.now())
 
     async def _start_api(self) -> None:
         cfg = self.cfg.api
@@ -153,7 +196,11 @@ class CsmsApp:
 
     # --- live reload ----------------------------------------------------------------------------
     async def reload(self) -> bool:
-        """Re-read config.yaml; apply it if valid, else keep running the old one. Returns success."""
+        """Re-read config.yaml; apply it if valid, else keep running the old one. Returns success.
+
+        Chargers, id tokens, groups, site limits, smart-charging and booking settings and API keys apply
+        live, without dropping connections. Server, database and API listener settings need a restart.
+        """
         if self.config_path is None:
             return False
         try:
@@ -161,11 +208,38 @@ class CsmsApp:
         except ConfigError as e:
             log.error("config reload refused, keeping the running configuration: %s", e)
             return False
+        for section in ("server", "database", "clock"):
+            if getattr(new, section) != getattr(self.cfg, section):
+                log.warning("config reload: changes to %r apply after a restart", section)
+        if (new.api.host, new.api.port, new.api.enabled) != (self.cfg.api.host, self.cfg.api.port, self.cfg.api.enabled):
+            log.warning("config reload: changes to the API listener apply after a restart")
         await seed_from_config(self.store, new)
         self.cfg = new
-        self.smart.reconfigure(new)
+        for svc in (self.smart, self.bookings, self.billing):
+            if svc is not None and hasattr(svc, "reconfigure"):
+                svc.reconfigure(new)
+        self.reloads += 1
         log.info("config reloaded from %s", self.config_path)
         return True
+
+    async def _watch_config(self, interval_s: float = 1.0) -> None:
+        """Poll the file's mtime and size: portable, and editors that replace the file are seen too."""
+        assert self.config_path is not None
+
+        def stamp() -> tuple[float, int] | None:
+            try:
+                st = self.config_path.stat()  # type: ignore[union-attr]
+                return (st.st_mtime, st.st_size)
+            except OSError:
+                return None
+
+        last = stamp()
+        while True:
+            await asyncio.sleep(interval_s)
+            now = stamp()
+            if now is not None and now != last:
+                last = now
+                await self.reload()
 
 
 async def run(cfg: Config, config_path: Path | None = None) -> int:

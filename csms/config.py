@@ -190,6 +190,17 @@ class SmartChargingConfig(_Strict):
     default_profile_current_a: float = Field(0.0, ge=0)
 
 
+class BookingsConfig(_Strict):
+    #: ReserveNow is sent this many minutes before a booking starts.
+    reserve_lead_min: float = Field(15.0, ge=0)
+    #: A booking whose driver has not started charging this long after its start expires (no-show).
+    no_show_grace_min: float = Field(15.0, ge=0)
+    max_days_ahead: int = Field(30, ge=1)
+    min_duration_min: int = Field(15, ge=1)
+    #: How often (clock seconds) bookings are checked for lead time and no-shows.
+    check_interval_s: float = Field(30.0, gt=0)
+
+
 class MqttConfig(_Strict):
     enabled: bool = False
     url: str = "mqtt://127.0.0.1:1883"
@@ -214,6 +225,7 @@ class Config(_Strict):
     groups: list[GroupConfig] = []
     id_tokens: list[IdTokenConfig] = []
     smart_charging: SmartChargingConfig = SmartChargingConfig()
+    bookings: BookingsConfig = BookingsConfig()
     mqtt: MqttConfig = MqttConfig()
     logging: LoggingConfig = LoggingConfig()
     clock: ClockConfig = ClockConfig()

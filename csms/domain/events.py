@@ -70,7 +70,26 @@ class MeterSampled:
     at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class OverstayChanged:
+    """Billing's overstay (idle fee) phase of a session changed.
+
+    phase: "warning" (billing starts within the policy's warn_before), "started" (minutes are being
+    billed), "ended" (unplugged, or no longer overstaying). `fee` is a decimal string in `currency`,
+    so no consumer turns money into floats.
+    """
+
+    tx_key: str
+    station_id: str
+    evse_id: int
+    phase: str
+    minutes: int
+    fee: str
+    currency: str
+    at: datetime
+
+
 DomainEvent = (
     StationOnline | StationReady | StatusChanged | TransactionChanged | ChargingNeedsChanged
-    | ExternalLimitChanged | MeterSampled
+    | ExternalLimitChanged | MeterSampled | OverstayChanged
 )

@@ -205,6 +205,17 @@ class ChargingProfile:
 
 
 @dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a station supports for smart charging, discovered once it is ready (GetConfiguration /
+    GetVariables SmartChargingCtrlr). The default is what every smart-charging station supports: amps."""
+
+    rate_units: frozenset[RateUnit] = frozenset({RateUnit.AMPS})
+    smart_charging: bool = True
+    max_schedule_periods: int | None = None
+    max_stack_level: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class CommandResult:
     status: str  # a CommandStatus value, or the charger's own word when it has a finer one
     data: dict[str, object] = field(default_factory=dict)
@@ -214,3 +225,29 @@ class CommandResult:
     def accepted(self) -> bool:
         return str(self.status) == "Accepted"
 
+
+
+@dataclass(frozen=True, slots=True)
+class Booking:
+    """A driver's reservation of an EVSE for [start, end), with the energy wanted and what was guaranteed.
+
+    `id` doubles as the OCPP reservationId. Status: Confirmed -> Reserved (ReserveNow accepted) ->
+    Active (the driver's session started) -> Completed; or Cancelled / Expired (no-show).
+    """
+
+    id: int
+    site_id: str
+    station_id: str
+    evse_id: int
+    id_token: str
+    start: datetime
+    end: datetime
+    energy_wh: float | None
+    guaranteed_energy_wh: float | None
+    status: str
+    created_at: datetime
+    transaction_key: str | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.status in ("Confirmed", "Reserved", "Active")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -10,6 +11,7 @@ from .enums import ChargingState, ConnectorStatus, RateUnit, RegistrationStatus
 from .ids import EvseRef
 from .model import (
     AuthorizationResult,
+    Capabilities,
     ChargingNeeds,
     ChargingProfile,
     CommandResult,
@@ -74,6 +76,9 @@ class ChargerGateway(Protocol):
     charger's refusal, absence or silence."""
 
     def is_connected(self, station_id: str) -> bool: ...
+    def capabilities(self, station_id: str) -> Capabilities:
+        """Last discovered capabilities of the station (Capabilities() when not yet known)."""
+        ...
     async def remote_start(self, station_id: str, evse_id: int | None, id_token: str,
                            remote_start_id: int) -> CommandResult: ...
     async def remote_stop(self, station_id: str, charger_tx_id: str) -> CommandResult: ...
@@ -92,3 +97,11 @@ class ChargerGateway(Protocol):
     async def get_configuration(self, station_id: str, keys: list[str] | None = None) -> CommandResult: ...
     async def change_configuration(self, station_id: str, key: str, value: str) -> CommandResult: ...
     async def raw_call(self, station_id: str, action: str, payload: dict[str, object]) -> CommandResult: ...
+
+
+class TelemetrySink(Protocol):
+    """Outbound telemetry for services (implemented by csms.telemetry.MqttTelemetry). Never blocks, never raises."""
+
+    def site_load(self, site_id: str, load_w: float, limit_w: float | None, at: datetime) -> None: ...
+    def site_plan(self, site_id: str, plan: Mapping[str, object], at: datetime) -> None: ...
+    def session_event(self, tx_key: str, kind: str, detail: Mapping[str, object], at: datetime) -> None: ...

@@ -85,16 +85,18 @@ def pointwise(a: Piecewise, b: Piecewise, fn: "type[min] | type[max]" = min) -> 
     return Piecewise(tuple(breaks), tuple(vals), end, fn(a.after, b.after))
 
 
-def same_from(a: Piecewise, b: Piecewise, now: datetime) -> bool:
-    """Equal (within tolerance) at every instant from `now` on."""
-    points = sorted({now, *[p for p in a.points() + b.points() if p > now]})
-    return all(abs(a.at(p) - b.at(p)) <= TOLERANCE_A for p in points)
+def _points(a: Piecewise, b: Piecewise, now: datetime, until: datetime | None) -> list[datetime]:
+    return sorted({now, *[p for p in a.points() + b.points() if p > now and (until is None or p < until)]})
 
 
-def never_above(a: Piecewise, b: Piecewise, now: datetime) -> bool:
-    """a <= b (within tolerance) at every instant from `now` on."""
-    points = sorted({now, *[p for p in a.points() + b.points() if p > now]})
-    return all(a.at(p) <= b.at(p) + TOLERANCE_A for p in points)
+def same_from(a: Piecewise, b: Piecewise, now: datetime, until: datetime | None = None) -> bool:
+    """Equal (within tolerance) at every instant of [now, until) (until None: forever)."""
+    return all(abs(a.at(p) - b.at(p)) <= TOLERANCE_A for p in _points(a, b, now, until))
+
+
+def never_above(a: Piecewise, b: Piecewise, now: datetime, until: datetime | None = None) -> bool:
+    """a <= b (within tolerance) at every instant of [now, until)."""
+    return all(a.at(p) <= b.at(p) + TOLERANCE_A for p in _points(a, b, now, until))
 
 
 def per_slot_max(p: Piecewise, start: datetime, slot_s: int, n: int) -> tuple[float, ...]:

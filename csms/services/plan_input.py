@@ -68,6 +68,11 @@ def charger_evses(c: ChargerConfig) -> list[tuple[int, tuple[int, ...]]]:
     return [(n, phases) for n in range(1, c.evse_count + 1)]
 
 
+def slot_floor(t: datetime, slot_s: int) -> datetime:
+    epoch = datetime(2000, 1, 1, tzinfo=t.tzinfo)
+    return t - timedelta(seconds=(t - epoch).total_seconds() % slot_s)
+
+
 def _in_window(local: time, w: LimitWindow) -> bool:
     if w.start <= w.end:
         return w.start <= local < w.end
@@ -114,9 +119,14 @@ def build_input(
     price_per_kwh: tuple[float, ...] = (),
     idle_default_a: float = 0.0,
 ) -> SchedulingInput:
-    """`circuit_of` maps a station id to the circuit it hangs from (None: directly under the site)."""
+    """`circuit_of` maps a station id to the circuit it hangs from (None: directly under the site).
+
+    Slots sit on a fixed grid (slot 0 is the slot containing `now`), so re-plans within a slot produce
+    the same profile breakpoints and unchanged plans are recognised as unchanged.
+    """
     slot_s = cfg.slot_min * 60
     n = max(1, round(cfg.horizon_h * 3600 / slot_s))
+    now = slot_floor(now, slot_s)
     limit_kw = site_limit_kw_series(site, now, slot_s, n, external_limit_kw)
     root = CircuitSpec(
         name=site.id,

@@ -92,6 +92,7 @@ class SmartChargingService:
         self._unsubscribe = bus.subscribe(self._on_event)
         self._timer: asyncio.Task[Any] | None = None
         self._station_site: dict[str, str] = {}
+        self._charging_state: dict[str, ChargingState | None] = {}
 
     # --- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -135,7 +136,13 @@ class SmartChargingService:
                     if ctl is not None and ctl.tx_id == tx.charger_tx_id:
                         # The TxProfile died with its transaction; TxDefault applies again.
                         ctl.accepted, ctl.tx_id = self._idle_profile(), None
-                if started or ended or tx.charging_state in (ChargingState.SUSPENDED_EV, ChargingState.CHARGING):
+                # Re-plan on arrival, departure, and when the EV starts or stops drawing - not on every
+                # meter value (the slot timer catches slow drift in energy delivered).
+                previous = self._charging_state.get(tx.key)
+                self._charging_state[tx.key] = tx.charging_state
+                if ended:
+                    self._charging_state.pop(tx.key, None)
+                if started or ended or (previous is not None and previous != tx.charging_state):
                     self._request_station(tx.station_id)
             case ChargingNeedsChanged(needs=n):
                 self._request_station(n.station_id)
@@ -324,6 +331,9 @@ class SmartChargingService:
     async def _deliver(self, site: SiteConfig, inp: SchedulingInput, schedule: Schedule,
                        tx_ids: dict[str, str]) -> None:
         now = inp.start
+        # Compare profiles only up to two slots before the horizon ends: differences beyond it are the
+        # horizon rolling forward, and the plan is re-sent well before they matter.
+        until = now + timedelta(seconds=max(1, inp.horizon_slots - 2) * inp.slot_s)
         idle_a = self.cfg.smart_charging.default_profile_current_a
         targets: dict[str, tuple[str, int, str, Piecewise]] = {}
         for plan in schedule.sessions:
@@ -336,15 +346,15 @@ class SmartChargingService:
         for key, (_, _, tx_id, new) in targets.items():
             ctl = self.control.setdefault(key, EvseControl())
             old = ctl.accepted if ctl.tx_id in (None, tx_id) else None
-            if old is not None and same_from(old, new, now) and ctl.tx_id == tx_id:
+            if old is not None and same_from(old, new, now, until) and ctl.tx_id == tx_id:
                 continue  # unchanged profiles are not resent
             if old is None:
                 phase2.append((key, new))  # never accepted: its draw is already counted as its max
                 continue
             low = pointwise(old, new, min)
-            if not same_from(low, old, now):
+            if not same_from(low, old, now, until):
                 phase1.append((key, low))
-            if not never_above(new, low, now):
+            if not never_above(new, low, now, until):
                 phase2.append((key, new))
             elif (key, low) not in phase1:
                 phase1.append((key, new))
@@ -403,12 +413,15 @@ class SmartChargingService:
         }
 
 
+CLOCK_SKEW_S = 60  # the first period starts this much early: a charger whose clock lags must not see a gap
+
+
 def tx_profile(evse_id: int, tx_id: str, p: Piecewise, charger: Any) -> ChargingProfile:
     """An absolute TxProfile over the horizon, so a charger that loses its connection keeps following it."""
-    start = p.breaks[0]
+    start = p.breaks[0] - timedelta(seconds=CLOCK_SKEW_S)
     phases = charger.phases if charger else None
-    periods = tuple(SchedulePeriod(int((b - start).total_seconds()), round(v, 1), phases)
-                    for b, v in zip(p.breaks, p.values))
+    periods = tuple(SchedulePeriod(0 if i == 0 else int((b - start).total_seconds()), round(v, 1), phases)
+                    for i, (b, v) in enumerate(zip(p.breaks, p.values)))
     return ChargingProfile(
         profile_id=TX_PROFILE_ID_BASE + evse_id, purpose=ProfilePurpose.TX, stack_level=1, unit=RateUnit.AMPS,
         periods=periods, start=start, duration_s=int((p.end - start).total_seconds()), charger_tx_id=tx_id,

@@ -28,6 +28,7 @@ from csms.domain.enums import (
 )
 from csms.domain.ids import EvseRef, StationId, TransactionKey, transaction_key
 from csms.domain.model import (
+    Booking,
     ChargingNeeds,
     ConnectorState,
     IdToken,
@@ -38,6 +39,7 @@ from csms.domain.model import (
 )
 
 from .tables import (
+    BookingRow,
     ChargingNeedsRow,
     ConnectorRow,
     GroupRow,
@@ -49,6 +51,7 @@ from .tables import (
     TransactionMessageRow,
     TransactionRow,
 )
+from .tables import BillingSessionRow, InvoiceRow, SiteLoadRow
 
 
 def _station(r: StationRow) -> Station:
@@ -123,7 +126,57 @@ def _needs(r: ChargingNeedsRow) -> ChargingNeeds:
     )
 
 
-class StoreSession:
+def _cols(r: Any) -> dict[str, Any]:
+    """A row's column values (billing rows travel as plain dicts)."""
+    return {c.key: getattr(r, c.key) for c in r.__table__.columns}
+
+
+def _booking(r: BookingRow) -> Booking:
+    return Booking(r.id, r.site_id, r.station_id, r.evse_id, r.id_token, r.start, r.end, r.energy_wh,
+                   r.guaranteed_energy_wh, r.status, r.created_at, r.transaction_key)
+
+
+class BookingRepo:
+    """Bookings (mixed into StoreSession)."""
+
+    s: AsyncSession
+
+    async def add_booking(self, b: Booking) -> Booking:
+        row = BookingRow(site_id=b.site_id, station_id=b.station_id, evse_id=b.evse_id, id_token=b.id_token,
+                         start=b.start, end=b.end, energy_wh=b.energy_wh, guaranteed_energy_wh=b.guaranteed_energy_wh,
+                         status=b.status, created_at=b.created_at)
+        self.s.add(row)
+        await self.s.flush()
+        return _booking(row)
+
+    async def booking(self, booking_id: int) -> Booking | None:
+        r = await self.s.get(BookingRow, booking_id)
+        return _booking(r) if r else None
+
+    async def set_booking(self, booking_id: int, **fields: Any) -> None:
+        await self.s.execute(update(BookingRow).where(BookingRow.id == booking_id).values(**fields))
+
+    async def bookings(self, *, site_id: str | None = None, station_id: str | None = None,
+                       evse_id: int | None = None, overlapping: tuple[datetime, datetime] | None = None,
+                       statuses: Iterable[str] | None = None, id_tokens: Iterable[str] | None = None,
+                       offset: int = 0, limit: int = 1000) -> list[Booking]:
+        q = select(BookingRow).order_by(BookingRow.start, BookingRow.id)
+        if site_id is not None:
+            q = q.where(BookingRow.site_id == site_id)
+        if station_id is not None:
+            q = q.where(BookingRow.station_id == station_id)
+        if evse_id is not None:
+            q = q.where(BookingRow.evse_id == evse_id)
+        if overlapping is not None:
+            q = q.where(BookingRow.start < overlapping[1], BookingRow.end > overlapping[0])
+        if statuses is not None:
+            q = q.where(BookingRow.status.in_(list(statuses)))
+        if id_tokens is not None:
+            q = q.where(BookingRow.id_token.in_(list(id_tokens)))
+        return [_booking(r) for r in (await self.s.scalars(q.offset(offset).limit(limit))).all()]
+
+
+class StoreSession(BookingRepo):
     def __init__(self, s: AsyncSession) -> None:
         self.s = s
 
@@ -345,6 +398,112 @@ class StoreSession:
         rows = (await self.s.scalars(select(StationEventRow).where(StationEventRow.station_id == station_id)
                                      .order_by(StationEventRow.id.desc()).limit(limit))).all()
         return [dict(kind=r.kind, detail=r.detail, at=r.at) for r in rows]
+
+
+    # --- billing (csms.services.billing) -------------------------------------------------------------
+    # Billing state travels as plain dicts of column values (no domain dataclass exists for it).
+    async def billing_session(self, tx_key: str) -> dict[str, Any] | None:
+        r = await self.s.get(BillingSessionRow, tx_key)
+        return _cols(r) if r else None
+
+    async def open_billing_sessions(self) -> list[dict[str, Any]]:
+        """Sessions not invoiced yet, oldest first."""
+        rows = (await self.s.scalars(select(BillingSessionRow).where(BillingSessionRow.finalised.is_(False))
+                                     .order_by(BillingSessionRow.started_at))).all()
+        return [_cols(r) for r in rows]
+
+    async def save_billing_session(self, fields: dict[str, Any]) -> None:
+        """Insert or update by fields["tx_key"]."""
+        r = await self.s.get(BillingSessionRow, fields["tx_key"])
+        if r is None:
+            self.s.add(BillingSessionRow(**fields))
+        else:
+            for k, v in fields.items():
+                setattr(r, k, v)
+
+    async def invoice(self, tx_key: str) -> dict[str, Any] | None:
+        r = await self.s.scalar(select(InvoiceRow).where(InvoiceRow.tx_key == tx_key))
+        return _cols(r) if r else None
+
+    async def add_invoice(self, fields: dict[str, Any]) -> bool:
+        """Store a transaction's invoice. False (and nothing written) when it already has one; the unique
+        tx_key also refuses a concurrent second insert at commit."""
+        if await self.s.scalar(select(InvoiceRow.id).where(InvoiceRow.tx_key == fields["tx_key"])) is not None:
+            return False
+        self.s.add(InvoiceRow(**fields))
+        await self.s.flush()
+        return True
+
+    async def invoices(
+        self, *, since: datetime | None = None, until: datetime | None = None, station_id: str | None = None,
+        site_id: str | None = None, id_tokens: Iterable[str] | None = None, offset: int = 0,
+        limit: int | None = 100,
+    ) -> list[dict[str, Any]]:
+        """Invoices by session end (since <= session_end < until), newest first."""
+        q = select(InvoiceRow).order_by(InvoiceRow.session_end.desc(), InvoiceRow.id.desc())
+        if since is not None:
+            q = q.where(InvoiceRow.session_end >= since)
+        if until is not None:
+            q = q.where(InvoiceRow.session_end < until)
+        if station_id is not None:
+            q = q.where(InvoiceRow.station_id == station_id)
+        if site_id is not None:
+            q = q.where(InvoiceRow.site_id == site_id)
+        if id_tokens is not None:
+            q = q.where(InvoiceRow.id_token.in_(list(id_tokens)))
+        q = q.offset(offset)
+        if limit is not None:
+            q = q.limit(limit)
+        return [_cols(r) for r in (await self.s.scalars(q)).all()]
+
+    async def add_site_load(self, site_id: str, start: datetime, end: datetime, mean_power_w: float,
+                            limit_w: float | None) -> None:
+        await self.s.merge(SiteLoadRow(site_id=site_id, start=start, end=end, mean_power_w=mean_power_w,
+                                       limit_w=limit_w))
+
+    async def site_load(self, site_id: str, since: datetime, until: datetime) -> list[dict[str, Any]]:
+        """Load buckets overlapping [since, until), in time order."""
+        rows = (await self.s.scalars(select(SiteLoadRow).where(
+            SiteLoadRow.site_id == site_id, SiteLoadRow.end > since, SiteLoadRow.start < until)
+            .order_by(SiteLoadRow.start))).all()
+        return [_cols(r) for r in rows]
+
+    async def status_changes(self, station_ids: Iterable[str], since: datetime, until: datetime
+                             ) -> list[dict[str, Any]]:
+        """Connector status rows of these stations in [since, until), preceded by each connector's last
+        row before `since` (its state at `since`), in time order."""
+        ids = list(station_ids)
+        keyed = (StatusHistoryRow.station_id, StatusHistoryRow.evse_id, StatusHistoryRow.connector_id)
+        last_before = (select(func.max(StatusHistoryRow.id)).where(
+            StatusHistoryRow.station_id.in_(ids), StatusHistoryRow.evse_id.is_not(None),
+            StatusHistoryRow.at < since).group_by(*keyed))
+        within = select(StatusHistoryRow).where(
+            StatusHistoryRow.station_id.in_(ids), StatusHistoryRow.evse_id.is_not(None),
+            StatusHistoryRow.at >= since, StatusHistoryRow.at < until)
+        first = (await self.s.scalars(select(StatusHistoryRow).where(StatusHistoryRow.id.in_(last_before)))).all()
+        rest = (await self.s.scalars(within)).all()
+        rows = sorted([*first, *rest], key=lambda r: (r.at, r.id))
+        return [dict(station_id=r.station_id, evse_id=r.evse_id, connector_id=r.connector_id, status=r.status,
+                     charging_state=r.charging_state, at=r.at) for r in rows]
+
+    async def station_billing_info(self, station_id: str) -> dict[str, Any] | None:
+        """Site and maximum power (W) of a station: max_power_w if configured, else A x V x phases."""
+        r = await self.s.get(StationRow, station_id)
+        if r is None:
+            return None
+        power = r.max_power_w or r.max_current_a * r.voltage_v * r.phases
+        return dict(site_id=r.site_id, max_power_w=power)
+
+    async def station_ids_of_site(self, site_id: str) -> list[str]:
+        return list((await self.s.scalars(select(StationRow.id).where(StationRow.site_id == site_id)
+                                          .order_by(StationRow.id))).all())
+
+    async def ended_transactions_without_invoice(self, since: datetime) -> list[Transaction]:
+        """Transactions ended at or after `since` that have no invoice (for billing's start-up catch-up)."""
+        q = (select(TransactionRow).where(TransactionRow.ended_at >= since,
+                                          TransactionRow.key.not_in(select(InvoiceRow.tx_key)))
+             .order_by(TransactionRow.ended_at))
+        return [_tx(r) for r in (await self.s.scalars(q)).all()]
 
 
 class Store:

@@ -179,3 +179,85 @@ class StationEventRow(Base):
     kind: Mapped[str] = mapped_column(String(40))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON)
     at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class BookingRow(Base):
+    __tablename__ = "bookings"
+    #: Also the OCPP reservationId sent with ReserveNow.
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    site_id: Mapped[str] = mapped_column(String(48))
+    station_id: Mapped[str] = mapped_column(String(48))
+    evse_id: Mapped[int] = mapped_column(Integer)
+    id_token: Mapped[str] = mapped_column(String(36))
+    start: Mapped[datetime] = mapped_column(UtcDateTime)
+    end: Mapped[datetime] = mapped_column(UtcDateTime)
+    energy_wh: Mapped[float | None] = mapped_column(Float)
+    guaranteed_energy_wh: Mapped[float | None] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    transaction_key: Mapped[str | None] = mapped_column(String(100))
+    __table_args__ = (Index("ix_bookings_evse_time", "station_id", "evse_id", "start"),)
+
+
+# --- billing (csms.services.billing) ----------------------------------------------------------------
+class BillingSessionRow(Base):
+    """What billing knows about one transaction's occupancy of the bay, so a restart loses nothing:
+    when the EV stopped drawing, when it was unplugged, and the overstay phase already announced."""
+
+    __tablename__ = "billing_sessions"
+    tx_key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    station_id: Mapped[str] = mapped_column(String(48))
+    evse_id: Mapped[int] = mapped_column(Integer)
+    site_id: Mapped[str | None] = mapped_column(String(48))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    drew_power: Mapped[bool] = mapped_column(Boolean, default=False)
+    charging_finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    low_power_since: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    unplugged_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_occupied_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    stated_departure: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    overstay_phase: Mapped[str] = mapped_column(String(16), default="ok")
+    finalised: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class InvoiceRow(Base):
+    """One invoice per transaction (unique tx_key): a replay or a restart can never bill twice.
+    Amounts are exact decimal strings, as printed; `data` is the full Invoice.to_dict()."""
+
+    __tablename__ = "invoices"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tx_key: Mapped[str] = mapped_column(String(100), unique=True)
+    station_id: Mapped[str] = mapped_column(String(48))
+    charger_tx_id: Mapped[str] = mapped_column(String(64))
+    evse_id: Mapped[int] = mapped_column(Integer)
+    site_id: Mapped[str | None] = mapped_column(String(48))
+    id_token: Mapped[str | None] = mapped_column(String(36), index=True)
+    group: Mapped[str | None] = mapped_column(String(50))
+    currency: Mapped[str] = mapped_column(String(3))
+    session_start: Mapped[datetime] = mapped_column(UtcDateTime)
+    session_end: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    finalised_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    #: unplugged | timeout
+    reason: Mapped[str] = mapped_column(String(16))
+    energy_wh: Mapped[str] = mapped_column(String(32))
+    subtotal: Mapped[str] = mapped_column(String(32))
+    tax: Mapped[str] = mapped_column(String(32))
+    total: Mapped[str] = mapped_column(String(32))
+    overstay_minutes: Mapped[int] = mapped_column(Integer, default=0)
+    overstay_fee: Mapped[str] = mapped_column(String(32), default="0")
+    lines: Mapped[list[Any]] = mapped_column(JSON)
+    anomalies: Mapped[list[Any]] = mapped_column(JSON)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class SiteLoadRow(Base):
+    """Mean charging load of a site per fixed bucket, against its grid limit: the demand-tier input."""
+
+    __tablename__ = "site_load"
+    site_id: Mapped[str] = mapped_column(String(48), primary_key=True)
+    start: Mapped[datetime] = mapped_column(UtcDateTime, primary_key=True)
+    end: Mapped[datetime] = mapped_column(UtcDateTime)
+    mean_power_w: Mapped[float] = mapped_column(Float)
+    limit_w: Mapped[float | None] = mapped_column(Float)

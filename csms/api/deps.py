@@ -1,0 +1,30 @@
+"""What routes need from the running system, pulled from app.state (no globals)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Protocol
+
+from fastapi import Depends, Request
+
+from csms.config import Config
+from csms.domain.clock import Clock
+from csms.domain.ports import ChargerGateway
+
+
+class ApiContext(Protocol):
+    cfg: Config
+    clock: Clock
+    store: Any  # csms.store.repositories.Store; typed loosely so the API does not import the store
+    gateway: ChargerGateway
+    charging: Any
+    smart: Any  # csms.services.smart_charging.SmartChargingService | None
+    billing: Any  # csms.services.billing.BillingService | None
+    bookings: Any  # csms.services.bookings.BookingService | None
+    metrics: Any
+
+
+def get_ctx(request: Request) -> ApiContext:
+    return request.app.state.ctx  # type: ignore[no-any-return]
+
+
+Ctx = Annotated[ApiContext, Depends(get_ctx)]

@@ -1,0 +1,95 @@
+"""Stations and their connectors: real-time availability; management (create, change, remove, accept)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Response
+
+from csms.api.auth import Admin, Viewer
+from csms.api.deps import Ctx
+from csms.api.schemas import ConnectorOut, StationIn, StationOut, StationPatch
+from csms.domain.errors import Conflict, UnknownStation
+from csms.domain.passwords import hash_password
+
+router = APIRouter(prefix="/stations", tags=["stations"])
+
+
+def _station_out(st, connectors) -> StationOut:  # type: ignore[no-untyped-def]
+    info = st.info
+    return StationOut(
+        id=st.id, site_id=st.site_id, registration=st.registration.value, online=st.online,
+        last_seen=st.last_seen, protocol=st.protocol.value if st.protocol else None,
+        vendor=info.vendor if info else None, model=info.model if info else None,
+        serial_number=info.serial_number if info else None,
+        firmware_version=info.firmware_version if info else None,
+        max_current_a=st.max_current_a, phases=st.phases,
+        connectors=[ConnectorOut(evse_id=c.evse.evse_id, connector_id=c.evse.connector_id, status=c.status.value,
+                                 error_code=c.error_code, at=c.at) for c in connectors],
+    )
+
+
+@router.get("", response_model=list[StationOut], summary="All stations with online state and connector status")
+async def list_stations(ctx: Ctx, _: Viewer, site_id: str | None = None) -> list[StationOut]:
+    async with ctx.store.session() as s:
+        stations = await s.stations()
+        conns = await s.connectors()
+    by_station: dict[str, list] = {}  # type: ignore[type-arg]
+    for c in conns:
+        by_station.setdefault(c.station_id, []).append(c)
+    return [_station_out(st, by_station.get(st.id, [])) for st in stations if site_id in (None, st.site_id)]
+
+
+@router.get("/{station_id}", response_model=StationOut)
+async def get_station(station_id: str, ctx: Ctx, _: Viewer) -> StationOut:
+    async with ctx.store.session() as s:
+        st = await s.station(station_id)
+        if st is None:
+            raise UnknownStation(station_id)
+        return _station_out(st, await s.connectors(station_id))
+
+
+@router.get("/{station_id}/history", summary="Status history and notices (newest first)")
+async def station_history(station_id: str, ctx: Ctx, _: Viewer, limit: int = 100) -> dict[str, object]:
+    limit = max(1, min(limit, 1000))
+    async with ctx.store.session() as s:
+        if await s.station(station_id) is None:
+            raise UnknownStation(station_id)
+        return {"status": await s.status_history(station_id, limit), "events": await s.station_events(station_id, limit)}
+
+
+@router.post("", response_model=StationOut, status_code=201, summary="Register a charger")
+async def create_station(body: StationIn, ctx: Ctx, _: Admin) -> StationOut:
+    if ctx.cfg.site(body.site_id) is None:
+        from csms.domain.errors import InvalidRequest
+
+        raise InvalidRequest(f"site_id: unknown site {body.site_id!r}")
+    pw = await asyncio.to_thread(hash_password, body.password) if body.password else None
+    async with ctx.store.session() as s:
+        if await s.station(body.id) is not None:
+            raise Conflict(f"station {body.id!r} exists")
+        await s.upsert_station(body.id, site_id=body.site_id, password_hash=pw, max_current_a=body.max_current_a,
+                               min_current_a=body.min_current_a, phases=body.phases, voltage_v=body.voltage_v,
+                               registration="Accepted")
+    return await get_station(body.id, ctx, _)
+
+
+@router.patch("/{station_id}", response_model=StationOut, summary="Change a charger (e.g. accept a Pending one)")
+async def patch_station(station_id: str, body: StationPatch, ctx: Ctx, _: Admin) -> StationOut:
+    fields = body.model_dump(exclude_none=True)
+    if "password" in fields:
+        fields["password_hash"] = await asyncio.to_thread(hash_password, fields.pop("password"))
+    async with ctx.store.session() as s:
+        if await s.station(station_id) is None:
+            raise UnknownStation(station_id)
+        if fields:
+            await s.upsert_station(station_id, **fields)
+    return await get_station(station_id, ctx, _)
+
+
+@router.delete("/{station_id}", status_code=204, response_class=Response)
+async def delete_station(station_id: str, ctx: Ctx, _: Admin) -> Response:
+    async with ctx.store.session() as s:
+        if not await s.delete_station(station_id):
+            raise UnknownStation(station_id)
+    return Response(status_code=204)

@@ -1,0 +1,67 @@
+"""Id tokens and driver groups (persisted; config.yaml seeds them)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from csms.api.auth import Admin, Viewer
+from csms.api.deps import Ctx
+from csms.api.schemas import GroupIn, IdTokenIn, IdTokenOut
+from csms.domain.enums import AuthorizationStatus
+from csms.domain.errors import InvalidRequest, UnknownIdToken
+from csms.domain.model import IdToken
+
+router = APIRouter(tags=["id tokens and groups"])
+
+
+def _out(t: IdToken) -> IdTokenOut:
+    return IdTokenOut(value=t.value, type=t.type, status=t.status.value, expires_at=t.expires_at, group=t.group)
+
+
+@router.get("/id-tokens", response_model=list[IdTokenOut])
+async def list_tokens(ctx: Ctx, _: Viewer) -> list[IdTokenOut]:
+    async with ctx.store.session() as s:
+        return [_out(t) for t in await s.id_tokens()]
+
+
+@router.put("/id-tokens/{value}", response_model=IdTokenOut, summary="Create or replace an id token")
+async def put_token(value: str, body: IdTokenIn, ctx: Ctx, _: Admin) -> IdTokenOut:
+    if body.value != value:
+        raise InvalidRequest("value: must equal the token in the path")
+    async with ctx.store.session() as s:
+        if body.group is not None and body.group not in await s.groups():
+            raise InvalidRequest(f"group: unknown group {body.group!r}")
+        t = IdToken(body.value, body.type, AuthorizationStatus(body.status), body.expires_at, body.group)
+        await s.upsert_id_token(t)
+    return _out(t)
+
+
+@router.delete("/id-tokens/{value}", status_code=204, response_class=Response)
+async def delete_token(value: str, ctx: Ctx, _: Admin) -> Response:
+    async with ctx.store.session() as s:
+        if not await s.delete_id_token(value):
+            raise UnknownIdToken(value)
+    return Response(status_code=204)
+
+
+@router.get("/groups")
+async def list_groups(ctx: Ctx, _: Viewer) -> list[dict[str, object]]:
+    async with ctx.store.session() as s:
+        return [{"name": n, "priority": p} for n, p in sorted((await s.groups()).items())]
+
+
+@router.put("/groups/{name}")
+async def put_group(name: str, body: GroupIn, ctx: Ctx, _: Admin) -> dict[str, object]:
+    if body.name != name:
+        raise InvalidRequest("name: must equal the group in the path")
+    async with ctx.store.session() as s:
+        await s.upsert_group(body.name, body.priority)
+    return {"name": body.name, "priority": body.priority}
+
+
+@router.delete("/groups/{name}", status_code=204, response_class=Response)
+async def delete_group(name: str, ctx: Ctx, _: Admin) -> Response:
+    async with ctx.store.session() as s:
+        if not await s.delete_group(name):
+            raise InvalidRequest(f"unknown group {name!r}")
+    return Response(status_code=204)

@@ -1,0 +1,152 @@
+"""Request/response models of the REST API (separate from domain and ORM)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ConnectorOut(BaseModel):
+    evse_id: int
+    connector_id: int
+    status: str
+    error_code: str | None = None
+    at: datetime
+
+
+class StationOut(BaseModel):
+    id: str
+    site_id: str
+    registration: str
+    online: bool
+    last_seen: datetime | None = None
+    protocol: str | None = None
+    vendor: str | None = None
+    model: str | None = None
+    serial_number: str | None = None
+    firmware_version: str | None = None
+    max_current_a: float
+    phases: int
+    connectors: list[ConnectorOut] = []
+
+
+class StationIn(_In):
+    id: str = Field(pattern=r"^[^:/\s]{1,48}$")
+    site_id: str = "default"
+    password: str | None = Field(None, min_length=8)
+    max_current_a: float = Field(32.0, gt=0)
+    min_current_a: float = Field(6.0, ge=0)
+    phases: Literal[1, 2, 3] = 3
+    voltage_v: float = Field(230.0, gt=0)
+
+
+class StationPatch(_In):
+    site_id: str | None = None
+    password: str | None = Field(None, min_length=8)
+    max_current_a: float | None = Field(None, gt=0)
+    registration: Literal["Accepted", "Pending", "Rejected"] | None = None
+
+
+class SessionOut(BaseModel):
+    key: str
+    station_id: str
+    transaction_id: str
+    evse_id: int
+    connector_id: int
+    id_token: str | None
+    group: str | None
+    started_at: datetime
+    ended_at: datetime | None
+    active: bool
+    energy_wh: float
+    power_w: float | None
+    soc_pct: float | None
+    charging_state: str | None
+    stop_reason: str | None
+    cost_so_far: float | None = None
+    overstay: dict[str, Any] | None = None
+
+
+class Page(BaseModel):
+    items: list[Any]
+    offset: int
+    limit: int
+    next_offset: int | None
+
+
+class IdTokenIn(_In):
+    value: str = Field(min_length=1, max_length=36)
+    type: str = "ISO14443"
+    status: Literal["Accepted", "Blocked", "Expired", "Invalid"] = "Accepted"
+    expires_at: datetime | None = None
+    group: str | None = None
+
+
+class IdTokenOut(BaseModel):
+    value: str
+    type: str
+    status: str
+    expires_at: datetime | None
+    group: str | None
+
+
+class GroupIn(_In):
+    name: str = Field(min_length=1, max_length=50)
+    priority: float = Field(1.0, gt=0)
+
+
+class CommandOut(BaseModel):
+    status: str
+    data: dict[str, Any] = {}
+    detail: str | None = None
+
+
+class RemoteStartIn(_In):
+    id_token: str = Field(min_length=1, max_length=36)
+    evse_id: int | None = Field(None, ge=1)
+
+
+class RemoteStopIn(_In):
+    transaction_id: str = Field(min_length=1)
+
+
+class AvailabilityIn(_In):
+    operative: bool
+    evse_id: int | None = Field(None, ge=1)
+
+
+class ResetIn(_In):
+    hard: bool = False
+
+
+class UnlockIn(_In):
+    evse_id: int = Field(ge=1)
+    connector_id: int = Field(1, ge=1)
+
+
+class TriggerIn(_In):
+    message: Literal["BootNotification", "Heartbeat", "MeterValues", "StatusNotification",
+                     "FirmwareStatusNotification", "DiagnosticsStatusNotification", "LogStatusNotification",
+                     "SignChargingStationCertificate", "TransactionEvent"]
+    evse_id: int | None = Field(None, ge=1)
+
+
+class ConfigurationIn(_In):
+    key: str = Field(min_length=1)
+    value: str
+
+
+class RawCallIn(_In):
+    action: str = Field(min_length=1, pattern=r"^[A-Za-z]+$")
+    payload: dict[str, Any] = {}
+
+
+class ChargingNeedsIn(_In):
+    departure_time: datetime | None = None
+    energy_kwh: float | None = Field(None, gt=0, le=1000)

@@ -1,0 +1,286 @@
+"""Pure parts of the billing service: per-session occupancy tracking, site load buckets, occupancy spans,
+and stored samples -> meter readings. No I/O, no clock reads: every instant is a parameter.
+
+A session's life as billing sees it (docs/billing.md, "Service"):
+
+    started ──EV draws──► charging ──EV stops drawing──► finished ──unplug──► unplugged
+                 ▲                         │                          (and transaction ended) ─► invoice
+                 └──── resumes (only before the overstay has started) ┘
+
+"EV stops drawing" is, first seen of: a charging state SuspendedEV / EVConnected / Idle (1.6 status
+words or 2.0.1 chargingState) after the EV has drawn power; power below a threshold for a confirmation
+time while the charger still says Charging (SuspendedEVSE, a pause the CSMS asked for, never counts);
+the transaction ending while the EV is still plugged in.
+"Unplug" is the connector reported Available, or a transaction ended with stop reason EVDisconnected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from csms.billing import MeterReading
+from csms.domain.enums import ChargingState, ConnectorStatus, Measurand
+from csms.domain.model import MeterSample, SampledValue, Transaction
+
+NOT_DRAWING = frozenset({ChargingState.SUSPENDED_EV, ChargingState.EV_CONNECTED, ChargingState.IDLE})
+BUSY_STATUSES = frozenset({ConnectorStatus.OCCUPIED.value, ConnectorStatus.RESERVED.value})
+OVERSTAYING = "overstaying"
+
+
+@dataclass
+class SessionTrack:
+    """What billing knows about one transaction's use of the bay. Persisted as billing_sessions."""
+
+    tx_key: str
+    station_id: str
+    evse_id: int
+    site_id: str | None
+    started_at: datetime
+    ended_at: datetime | None = None
+    drew_power: bool = False
+    charging_finished_at: datetime | None = None
+    low_power_since: datetime | None = None
+    unplugged_at: datetime | None = None
+    last_occupied_at: datetime | None = None
+    stated_departure: datetime | None = None
+    overstay_phase: str = "ok"  # ok | warning | overstaying (the last phase announced)
+    finalised: bool = False
+
+    @classmethod
+    def for_tx(cls, tx: Transaction, site_id: str | None) -> SessionTrack:
+        return cls(tx.key, tx.station_id, tx.evse.evse_id, site_id, tx.started_at)
+
+    @classmethod
+    def from_fields(cls, d: dict[str, Any]) -> SessionTrack:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def to_fields(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def overstaying(self) -> bool:
+        return self.overstay_phase == OVERSTAYING
+
+    # --- what the EV does ---------------------------------------------------------------------------
+    def drawing(self) -> None:
+        self.drew_power = True
+        self.low_power_since = None
+        # A car that resumes before the overstay started was not full; once billing minutes, a top-up
+        # by the car's battery management does not reset the meter.
+        if self.charging_finished_at is not None and not self.overstaying and self.ended_at is None:
+            self.charging_finished_at = None
+
+    def not_drawing(self, at: datetime) -> None:
+        self.low_power_since = None
+        if self.drew_power and self.charging_finished_at is None:
+            self.charging_finished_at = at
+
+    def on_state(self, state: ChargingState | None, at: datetime) -> None:
+        if state is ChargingState.CHARGING:
+            self.drawing()
+        elif state in NOT_DRAWING:
+            self.not_drawing(at)
+        elif state is ChargingState.SUSPENDED_EVSE:
+            self.low_power_since = None  # paused by the CSMS / charger: never the EV being full
+
+    def on_reading(self, state: ChargingState | None, power_w: float | None, at: datetime, threshold_w: float,
+                   confirm: timedelta) -> None:
+        """A transaction update: the power decides while the charger says Charging (or nothing), since
+        some chargers never leave Charging when the EV is full; otherwise the reported state does."""
+        if power_w is None or threshold_w <= 0 or state not in (None, ChargingState.CHARGING):
+            self.on_state(state, at)
+        else:
+            self.on_power(power_w, state, at, threshold_w, confirm)
+
+    def on_power(self, power_w: float, state: ChargingState | None, at: datetime, threshold_w: float,
+                 confirm: timedelta) -> None:
+        """A power reading while the transaction runs (state as last reported)."""
+        if threshold_w <= 0 or state in NOT_DRAWING or state is ChargingState.SUSPENDED_EVSE:
+            return
+        if power_w >= threshold_w:
+            self.drawing()
+            return
+        if not self.drew_power or self.charging_finished_at is not None:
+            return
+        if self.low_power_since is None:
+            self.low_power_since = at
+        self.confirm_low_power(at, confirm)
+
+    def confirm_low_power(self, now: datetime, confirm: timedelta) -> None:
+        if self.low_power_since is not None and now - self.low_power_since >= confirm:
+            self.charging_finished_at = self.charging_finished_at or self.low_power_since
+            self.low_power_since = None
+
+    # --- the bay ------------------------------------------------------------------------------------
+    def occupied(self, at: datetime) -> None:
+        if at >= self.started_at and (self.last_occupied_at is None or at > self.last_occupied_at):
+            self.last_occupied_at = at
+
+    def unplugged(self, at: datetime) -> None:
+        if at >= self.started_at and (self.unplugged_at is None or at < self.unplugged_at):
+            self.unplugged_at = at
+
+    def on_status(self, status: ConnectorStatus, charging_state: ChargingState | None, at: datetime) -> None:
+        if at < self.started_at:
+            return  # a late notification from before this session
+        if status is ConnectorStatus.AVAILABLE:
+            self.unplugged(at)
+            return
+        self.occupied(at)
+        if self.ended_at is None:
+            self.on_state(charging_state, at)
+
+    def on_ended(self, ended_at: datetime, stop_reason: str | None) -> None:
+        self.ended_at = self.ended_at or ended_at
+        self.occupied(ended_at)
+        if self.drew_power and self.charging_finished_at is None:
+            self.charging_finished_at = ended_at  # the EV cannot draw after the transaction ended
+        self.low_power_since = None
+        if stop_reason == "EVDisconnected":
+            self.unplugged(ended_at)
+
+    # --- when to invoice ----------------------------------------------------------------------------
+    def finalisation(self, now: datetime, timeout: timedelta) -> tuple[datetime, str] | None:
+        """(session end, reason) once the invoice is due, else None.
+
+        Due when the transaction ended and the connector was freed (session end = the unplug). Safety
+        net: `timeout` after the end without an unplug (or after an unplug without an end), invoice with
+        the occupancy observed (session end = the last instant the bay was seen occupied), so a lost
+        StatusNotification never costs the driver minutes nobody saw.
+        """
+        if self.finalised:
+            return None
+        if self.ended_at is not None and self.unplugged_at is not None:
+            return max(self.unplugged_at, self.started_at), "unplugged"
+        if self.ended_at is not None and now >= self.ended_at + timeout:
+            return max(self.ended_at, self.last_occupied_at or self.ended_at), "timeout"
+        if self.unplugged_at is not None and now >= self.unplugged_at + timeout:
+            return self.unplugged_at, "timeout"
+        return None
+
+
+# --- site load -> utilisation ---------------------------------------------------------------------------
+@dataclass
+class SiteLoad:
+    """The site's summed charging power as a step function, folded into fixed buckets of mean power.
+
+    Closed buckets are returned to the caller to persist; the open one is `partial()`. Time never goes
+    backwards: a reading stamped before the last one applies from the last one on.
+    """
+
+    bucket_s: int
+    power_w: dict[tuple[str, int], float] = field(default_factory=dict)
+    last: datetime | None = None
+    observed_from: datetime | None = None
+    energy_ws: float = 0.0
+
+    def _bucket_end(self, t: datetime) -> datetime:
+        epoch = int(t.timestamp())
+        return datetime.fromtimestamp(epoch - epoch % self.bucket_s + self.bucket_s, UTC)
+
+    def advance(self, at: datetime) -> list[tuple[datetime, datetime, float]]:
+        closed: list[tuple[datetime, datetime, float]] = []
+        if self.last is None:
+            self.last = self.observed_from = at
+            return closed
+        t = max(at, self.last)
+        total = sum(self.power_w.values())
+        end = self._bucket_end(self.last)
+        if t >= end:
+            assert self.observed_from is not None
+            self.energy_ws += total * (end - self.last).total_seconds()
+            span = (end - self.observed_from).total_seconds()
+            closed.append((self.observed_from, end, self.energy_ws / span if span > 0 else total))
+            whole = int((t - end).total_seconds() // self.bucket_s)
+            if whole:  # constant power over whole buckets: one row
+                closed.append((end, end + timedelta(seconds=whole * self.bucket_s), total))
+            self.observed_from = end + timedelta(seconds=whole * self.bucket_s)
+            self.energy_ws = 0.0
+            self.last = self.observed_from
+        self.energy_ws += total * (t - self.last).total_seconds()
+        self.last = t
+        return closed
+
+    def set_power(self, key: tuple[str, int], power_w: float, at: datetime) -> list[tuple[datetime, datetime, float]]:
+        closed = self.advance(at)
+        if power_w > 0:
+            self.power_w[key] = power_w
+        else:
+            self.power_w.pop(key, None)
+        return closed
+
+    def partial(self) -> tuple[datetime, datetime, float] | None:
+        if self.last is None or self.observed_from is None or self.last <= self.observed_from:
+            return None
+        return self.observed_from, self.last, self.energy_ws / (self.last - self.observed_from).total_seconds()
+
+
+def utilisation_spans(rows: Iterable[tuple[datetime, datetime, float]], limit_w: float | None
+                      ) -> list[tuple[datetime, datetime, Decimal]]:
+    """(start, end, mean W) buckets -> (start, end, fraction of the limit); no limit -> [] (unknown)."""
+    if not limit_w:
+        return []
+    return [(a, b, Decimal(str(round(w / limit_w, 6)))) for a, b, w in rows if b > a]
+
+
+# --- occupancy -> busy intervals -------------------------------------------------------------------------
+def occupancy_spans(rows: Sequence[dict[str, Any]], connectors: Iterable[tuple[str, int, int]],
+                    since: datetime, until: datetime) -> list[tuple[datetime, datetime, float]]:
+    """Fraction of the site's connectors Occupied or Reserved, as spans within [since, until).
+
+    `rows` are status changes in time order, starting with each connector's last one before `since`
+    (StoreSession.status_changes). The denominator is every connector known for the site's stations.
+    """
+    known = set(connectors) | {(r["station_id"], r["evse_id"], r["connector_id"] or 1) for r in rows}
+    if not known or until <= since:
+        return []
+    state: dict[tuple[str, int, int], str] = {}
+    spans: list[tuple[datetime, datetime, float]] = []
+    t = since
+    for r in rows:
+        at = max(r["at"], since)
+        if at >= until:
+            break
+        if at > t:
+            spans.append((t, at, _busy_fraction(state, len(known))))
+            t = at
+        state[(r["station_id"], r["evse_id"], r["connector_id"] or 1)] = r["status"]
+    spans.append((t, until, _busy_fraction(state, len(known))))
+    return [s for s in spans if s[1] > s[0]]
+
+
+def _busy_fraction(state: dict[tuple[str, int, int], str], total: int) -> float:
+    return sum(1 for s in state.values() if s in BUSY_STATUSES) / total
+
+
+# --- stored samples -> meter readings -------------------------------------------------------------------
+def readings_from_samples(samples: Sequence[dict[str, Any]], tx: Transaction) -> list[MeterReading]:
+    """One MeterReading per instant: the energy register and power (phase-less value, else the sum of
+    L1..L3, as MeterSample.get). 1.6 meterStart/meterStop fill the register at the start/end instants."""
+    by_at: dict[datetime, list[SampledValue]] = {}
+    for s in samples:
+        try:
+            m = Measurand(s["measurand"])
+        except ValueError:
+            continue
+        if m in (Measurand.ENERGY_IMPORT_WH, Measurand.POWER_IMPORT_W):
+            by_at.setdefault(s["at"], []).append(SampledValue(m, s["value"], s["phase"], s["context"]))
+    values: dict[datetime, tuple[float | None, float | None]] = {}
+    for at, vals in by_at.items():
+        ms = MeterSample(at, tuple(vals))
+        values[at] = (ms.get(Measurand.ENERGY_IMPORT_WH), ms.get(Measurand.POWER_IMPORT_W))
+    for at, reg in ((tx.started_at, tx.meter_start_wh), (tx.ended_at, tx.meter_stop_wh)):
+        if at is not None and reg is not None:
+            old_reg, power = values.get(at, (None, None))
+            values[at] = (old_reg if old_reg is not None else reg, power)
+    return [MeterReading(at, _dec(reg), _dec(power)) for at, (reg, power) in sorted(values.items())
+            if reg is not None or power is not None]
+
+
+def _dec(v: float | None) -> Decimal | None:
+    return None if v is None else Decimal(str(v))
