@@ -97,7 +97,9 @@ def apply(tx: Transaction, ev: TxEvent, seen_seq: bool) -> TxOutcome:
             updated,
             ended_at=ev.at,
             stop_reason=ev.stop_reason or "Local",
-            charging_state=ChargingState.IDLE if ev.charging_state is None else ev.charging_state,
+            # An ended transaction charges nothing. Whether the EV is still plugged in (2.0.1 says so
+            # in the Ended event, 1.6 only in a later StatusNotification) is the connector's status.
+            charging_state=ChargingState.IDLE,
             power_w=0.0,
         )
     return TxOutcome(updated, changed=True, ended=ended)
