@@ -1,0 +1,136 @@
+"""Deterministic slot-by-slot schedulers: the always-available fallback and the benchmark baselines.
+
+All of them walk the horizon from slot 0, keep each session's remaining need, and in every slot hand out
+current under the same hard limits the LP obeys (circuit rows per phase and power, base load, fixed draws,
+EVSE/EV max, session window, "0 or >= minimum", never beyond the need). The exception is ``uncontrolled``,
+which models chargers without any management (every EV at its max) and ignores site limits on purpose.
+
+A session whose remaining need is smaller than one slot at the minimum current gets nothing: it cannot be
+offered a legal current without planning more than it needs (it is at most ~0.35 kWh short).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from csms.scheduling.network import Array, Network, compile_network
+from csms.scheduling.postpass import EPS_A, TOL, RowIndex
+from csms.scheduling.problem import SchedulingInput
+from csms.scheduling.result import Schedule, build_schedule
+
+OrderKey = Callable[[Network, int, int, Array], tuple[float, ...]]   # (net, evse, slot, remaining_kwh)
+SlotPolicy = Callable[[Network, RowIndex, int, Array, Array], Array]  # (net, rows, slot, hi_a, remaining_kwh)
+
+
+def equal_share(inp: SchedulingInput, reason: str | None = "equal_share") -> Schedule:
+    """Priority-weighted equal share: the fallback ``plan()`` uses when the LP cannot answer.
+
+    In each slot, sessions are admitted at the minimum current by (priority desc, departure asc) while every
+    limit on their path has room; the rest of the headroom is then water-filled in proportion to priority.
+    """
+    net = compile_network(inp)
+    return build_schedule(inp, net, _walk(net, _admit_then_fill), "fallback", reason=reason)
+
+
+def edf(inp: SchedulingInput) -> Schedule:
+    """Earliest deadline first: each slot, sessions in departure order take as much as fits."""
+    net = compile_network(inp)
+    return build_schedule(inp, net, _walk(net, _greedy(_edf_key)), "fallback", reason="edf")
+
+
+def llf(inp: SchedulingInput) -> Schedule:
+    """Least laxity first: laxity = slots left before departure − slots needed at full rate."""
+    net = compile_network(inp)
+    return build_schedule(inp, net, _walk(net, _greedy(_llf_key)), "fallback", reason="llf")
+
+
+def uncontrolled(inp: SchedulingInput) -> Schedule:
+    """No load management: every plugged-in EV charges at its max until full. Ignores circuit limits."""
+    net = compile_network(inp)
+
+    def fill(net: Network, idx: RowIndex, t: int, hi: Array, remaining: Array) -> Array:
+        return hi
+
+    return build_schedule(inp, net, _walk(net, fill, respect_min=False), "fallback", reason="uncontrolled")
+
+
+def _walk(net: Network, policy: SlotPolicy, respect_min: bool = True) -> Array:
+    """Run ``policy`` slot by slot. ``hi`` is each session's max current this slot (rate and need)."""
+    n_e, n_t = net.ub.shape
+    x = np.zeros((n_e, n_t))
+    remaining = net.need_kwh.copy()
+    idx = RowIndex(net)
+    for t in range(n_t):
+        hi = np.minimum(net.ub[:, t], np.maximum(remaining, 0.0) / net.kwh_per_a)
+        if respect_min:
+            hi = np.where(hi >= net.min_a - EPS_A, hi, 0.0)
+        if not hi.any():
+            continue
+        x[:, t] = policy(net, idx, t, hi, remaining)
+        remaining -= x[:, t] * net.kwh_per_a
+    return x
+
+
+def _greedy(key: OrderKey) -> SlotPolicy:
+    def policy(net: Network, idx: RowIndex, t: int, hi: Array, remaining: Array) -> Array:
+        cap_t = net.cap[:, t]
+        load, col = np.zeros(cap_t.shape), np.zeros(hi.shape)
+        for e in sorted(np.nonzero(hi > 0)[0].tolist(), key=lambda e: key(net, e, t, remaining)):
+            amps = min(hi[e], idx.room(e, cap_t, load))
+            if amps >= net.min_a[e] - TOL:        # hi >= min here, so this never exceeds hi
+                col[e] = max(amps, net.min_a[e])
+                idx.add(e, load, col[e])
+        return col
+
+    return policy
+
+
+def _edf_key(net: Network, e: int, t: int, remaining: Array) -> tuple[float, ...]:
+    return (float(net.departure[e]), -float(net.priority[e]), float(e))
+
+
+def _llf_key(net: Network, e: int, t: int, remaining: Array) -> tuple[float, ...]:
+    rate_kwh = float(net.ub[e].max() * net.kwh_per_a[e])
+    laxity = float(net.departure[e] - t) - float(remaining[e]) / rate_kwh
+    return (laxity, float(e))
+
+
+def _admit_then_fill(net: Network, idx: RowIndex, t: int, hi: Array, remaining: Array) -> Array:
+    cap_t = net.cap[:, t]
+    load, col = np.zeros(cap_t.shape), np.zeros(hi.shape)
+    # Among equals, the session with the largest share of its need still open goes first, so when the minimum
+    # current leaves room for only some of them, the excluded ones are admitted in the next slots (rotation).
+    open_frac = remaining / np.maximum(net.need_kwh, 1e-9)
+    order = sorted(np.nonzero(hi > 0)[0].tolist(),
+                   key=lambda e: (-net.priority[e], net.departure[e], -round(open_frac[e], 9), e))
+    for e in order:
+        if idx.room(e, cap_t, load) >= net.min_a[e] - TOL:
+            col[e] = net.min_a[e]
+            idx.add(e, load, col[e])
+    _water_fill(net.A, cap_t, load, col, hi, net.priority)
+    return col
+
+
+def _water_fill(a_mat: Array, cap_t: Array, load: Array, col: Array, hi: Array, weight: Array) -> None:
+    """Raise all admitted currents together, each at a rate ∝ its weight, until a limit or its max binds.
+
+    Every round freezes at least one session (the one or the row that set the step), so it ends after at most
+    E + R rounds.
+    """
+    active = (col > 0) & (hi - col > EPS_A)
+    while active.any():
+        w = np.where(active, weight, 0.0)
+        rate = a_mat @ w                                 # how fast each row fills per unit step
+        head = cap_t - load
+        used = rate > 0
+        step_rows = np.min(head[used] / rate[used]) if used.any() else np.inf
+        step_evs = np.min((hi[active] - col[active]) / weight[active])
+        step = max(0.0, min(step_rows, step_evs))
+        col += step * w
+        load += step * rate
+        # Relative tolerance on finite rows only: 1e-9·inf would make every unlimited row look saturated.
+        saturated = used & np.isfinite(cap_t) & (cap_t - load <= 1e-9 * np.maximum(1.0, np.abs(cap_t)))
+        blocked = (a_mat[saturated] > 0).any(axis=0) if saturated.any() else np.zeros(col.shape, dtype=bool)
+        active &= ~blocked & (hi - col > EPS_A)

@@ -1,0 +1,147 @@
+"""The site LP in Pyomo, built once per topology from named constraint builders.
+
+Fixed structure: a current variable ``i[e, t]`` exists for every EVSE and slot whether or not a car is plugged
+in, so that everything that changes between plans is a *variable bound*, a constraint coefficient held in a
+mutable Param (only the fairness row), or an objective coefficient held in a mutable Param:
+
+=====================  ===========================================================================
+``i[e,t]`` (A/phase)   bounds [0, ub]: ub = min(EVSE max, EV max) inside the session window, else 0
+``seg[e,k]`` (share)   bounds [0, 1/K] (0 when idle); need_e·Σ_k seg = energy delivered, so delivered ≤ need
+``y[r,t]``             EV load on row r (A for phase rows, kW for power rows); ub = limit − base − fixed
+``bl[t]`` (kW)         non-EV site power, fixed by equal bounds (feeds the peak only)
+``peak_kw``, ``z``     highest site power; smallest delivered fraction among active drivers
+``free[e]``            bounds [0, 0] for active EVSEs, [0, 1] for idle ones (voids their fairness row)
+``q[e]``               time-discounted energy of EVSE e (rewarded by urgency, see objectives.py)
+=====================  ===========================================================================
+
+The need is a mutable coefficient of the energy row. It is never 0 (idle EVSEs get 1.0 and a zero bound on
+``seg``): HiGHS warns on every update that pushes a 0 coefficient where the matrix has no entry.
+
+Rows use a flow form (a circuit's load = its own EVSEs + its children's loads) so each current appears in
+at most five rows however deep the tree, which keeps the LP as sparse as the flat formulation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pyomo.environ as pyo
+from pyomo.core.base.var import VarData
+
+from csms.scheduling.network import ROW_KINDS, Topology
+from csms.scheduling.objectives import default_terms, early_coefficient, objective_expr
+from csms.scheduling.problem import ObjectiveWeights
+
+
+@dataclass
+class SiteModel:
+    """A built model plus flat handles to its variables (Pyomo indexing is slow in hot loops)."""
+
+    m: Any
+    topo: Topology
+    weights: ObjectiveWeights
+    i: list[list[VarData]]       # [e][t]
+    seg: list[list[VarData]]     # [e][k]
+    y: list[list[VarData]]       # [r][t]
+    bl: list[VarData]            # [t]
+    free: list[VarData]          # [e]
+
+
+def build_model(topo: Topology, weights: ObjectiveWeights) -> SiteModel:
+    """Build the LP skeleton for ``topo``: every bound starts at 0 / none, every Param at 0."""
+    m = pyo.ConcreteModel(name="site_lp")
+    n_e, n_t, k_count = len(topo.evse_keys), topo.horizon_slots, max(1, weights.fairness_segments)
+    m.E, m.T, m.K = pyo.RangeSet(0, n_e - 1), pyo.RangeSet(0, n_t - 1), pyo.RangeSet(0, k_count - 1)
+    m.R = pyo.RangeSet(0, len(topo.row_names) - 1)
+    m.slot_h = topo.slot_s / 3600.0
+    m.kwh_per_a = [v * len(p) * m.slot_h / 1000.0 for v, p in zip(topo.evse_voltage_v, topo.evse_phases)]
+    m.site_power_row = topo.row(0, 3)
+    m.decay = weights.fairness_decay
+    add_variables(m)
+    add_parameters(m)
+    add_energy_balance(m)
+    add_circuit_flows(m, topo)
+    add_peak_definition(m)
+    add_fairness_rows(m)
+    add_early_rows(m)
+    m.obj = pyo.Objective(expr=objective_expr(m, default_terms(weights)), sense=pyo.minimize)
+    return SiteModel(
+        m=m, topo=topo, weights=weights,
+        i=[[m.i[e, t] for t in m.T] for e in m.E],
+        seg=[[m.seg[e, k] for k in m.K] for e in m.E],
+        y=[[m.y[r, t] for t in m.T] for r in m.R],
+        bl=[m.bl[t] for t in m.T],
+        free=[m.free[e] for e in m.E],
+    )
+
+
+def add_variables(m: Any) -> None:
+    # Plain numeric bounds, never Params: Params in bounds make every re-solve push every bound.
+    m.i = pyo.Var(m.E, m.T, bounds=(0.0, 0.0))
+    m.seg = pyo.Var(m.E, m.K, bounds=(0.0, 0.0))
+    m.y = pyo.Var(m.R, m.T, bounds=(None, None))
+    m.bl = pyo.Var(m.T, bounds=(0.0, 0.0))
+    m.peak_kw = pyo.Var(bounds=(0.0, None))
+    m.z = pyo.Var(bounds=(0.0, 1.0))
+    m.free = pyo.Var(m.E, bounds=(0.0, 1.0))
+    m.q = pyo.Var(m.E, bounds=(None, None))
+
+
+def add_parameters(m: Any) -> None:
+    m.prio = pyo.Param(m.E, mutable=True, initialize=0.0)        # driver priority (objective)
+    m.price = pyo.Param(m.T, mutable=True, initialize=0.0)       # price_per_kwh per slot (objective)
+    m.need = pyo.Param(m.E, mutable=True, initialize=1.0)        # feasible need kWh, 1.0 if idle (row coef)
+    m.urgency = pyo.Param(m.E, mutable=True, initialize=0.0)     # 1/(1 + laxity), 0 if idle (objective)
+
+
+def add_energy_balance(m: Any) -> None:
+    """energy[e]: need[e]·Σ_k seg[e,k] = Σ_t kWh/A · i[e,t]. With seg ≤ 1/K this caps delivery at the need."""
+    def rule(m: Any, e: int) -> Any:
+        delivered = pyo.quicksum(m.kwh_per_a[e] * m.i[e, t] for t in m.T)
+        return m.need[e] * pyo.quicksum(m.seg[e, k] for k in m.K) == delivered
+    m.energy = pyo.Constraint(m.E, rule=rule)
+
+
+def add_circuit_flows(m: Any, topo: Topology) -> None:
+    """flow[r,t]: y[r,t] = Σ children's y + Σ own EVSEs' contribution. y's upper bound is the limit."""
+    n_c = len(topo.circuit_names)
+    children: list[list[int]] = [[] for _ in range(n_c)]
+    own: list[list[int]] = [[] for _ in range(n_c)]
+    for c, p in enumerate(topo.circuit_parent):
+        if p >= 0:
+            children[p].append(c)
+    for e, c in enumerate(topo.evse_circuit):
+        own[c].append(e)
+    kw_per_a = [v * len(p) / 1000.0 for v, p in zip(topo.evse_voltage_v, topo.evse_phases)]
+
+    def rule(m: Any, r: int, t: int) -> Any:
+        c, kind = divmod(r, len(ROW_KINDS))
+        if kind < 3:   # phase rows: an EVSE loads phase L(kind+1) only if wired to it
+            terms = [m.i[e, t] for e in own[c] if kind + 1 in topo.evse_phases[e]]
+        else:
+            terms = [kw_per_a[e] * m.i[e, t] for e in own[c]]
+        terms += [m.y[topo.row(ch, kind), t] for ch in children[c]]
+        if not terms:
+            return m.y[r, t] == 0.0
+        return m.y[r, t] == pyo.quicksum(terms)
+    m.flow = pyo.Constraint(m.R, m.T, rule=rule)
+
+
+def add_peak_definition(m: Any) -> None:
+    """peak[t]: EV site power + non-EV site power ≤ peak_kw."""
+    m.peak = pyo.Constraint(m.T, rule=lambda m, t: m.y[m.site_power_row, t] + m.bl[t] <= m.peak_kw)
+
+
+def add_fairness_rows(m: Any) -> None:
+    """fair[e]: z ≤ delivered fraction of e (+ free[e], which is only non-zero for idle EVSEs)."""
+    m.fair = pyo.Constraint(m.E, rule=lambda m, e: m.z <= pyo.quicksum(m.seg[e, k] for k in m.K) + m.free[e])
+
+
+def add_early_rows(m: Any) -> None:
+    """early[e]: q[e] = Σ_t early_coefficient(e, t)·i[e,t] (constant coefficients)."""
+    n_t = len(m.T)
+
+    def rule(m: Any, e: int) -> Any:
+        return m.q[e] == pyo.quicksum(early_coefficient(m.kwh_per_a[e], e, t, n_t) * m.i[e, t] for t in m.T)
+    m.early = pyo.Constraint(m.E, rule=rule)

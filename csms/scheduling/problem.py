@@ -1,0 +1,228 @@
+"""Input side of the site load-balancing optimizer: frozen, unit-named dataclasses.
+
+Everything the optimizer knows arrives here as plain values. There is no clock: ``SchedulingInput.start`` is
+the beginning of slot 0 and every other time is converted to a slot index relative to it, so rolling the
+horizon forward is just a new ``start``.
+
+Per-slot series (``PerSlot``) are either a scalar (constant over the horizon) or a tuple of per-slot values;
+a tuple shorter than the horizon repeats its last value, an empty tuple means "no value" (the static limit,
+zero load, zero price).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal
+
+PerSlot = float | tuple[float, ...]
+PHASES: tuple[int, int, int] = (1, 2, 3)
+
+
+class SchedulingError(Exception):
+    """Base of the errors raised inside the scheduling package."""
+
+
+class InvalidInput(SchedulingError, ValueError):
+    """The input is inconsistent (unknown EVSE, cycle in the circuit tree, ...): a caller bug, always raised."""
+
+
+class Infeasible(SchedulingError):
+    """The LP reported infeasible. Internal only: ``plan()`` answers with the fallback instead."""
+
+
+class SolverUnavailable(SchedulingError):
+    """HiGHS is missing or failed (error, time limit). Internal only: ``plan()`` answers with the fallback."""
+
+
+def series_value(values: PerSlot, slot: int, default: float) -> float:
+    """Value of a ``PerSlot`` series at ``slot`` (scalar = constant; short tuple repeats its last value)."""
+    if isinstance(values, (int, float)):
+        return float(values)
+    if not values:
+        return default
+    return float(values[min(slot, len(values) - 1)])
+
+
+@dataclass(frozen=True, slots=True)
+class EvseSpec:
+    """One EVSE (one plug that can charge at a time).
+
+    ``phases`` names the site phases (L1..L3) its conductors land on, which encodes phase rotation: a
+    single-phase EVSE on site L2 is ``(2,)``. It draws ``current_a`` on each of them, so its power is
+    ``current_a * voltage_v * len(phases)``. ``min_current_a`` is the IEC 61851 minimum: the EVSE is offered
+    either 0 A or at least this much.
+    """
+
+    evse_key: str
+    max_current_a: float
+    min_current_a: float = 6.0
+    phases: tuple[int, ...] = PHASES
+    voltage_v: float = 230.0
+
+    @property
+    def watts_per_amp(self) -> float:
+        return self.voltage_v * len(self.phases)
+
+
+@dataclass(frozen=True, slots=True)
+class CircuitSpec:
+    """A node of the site tree (site → circuits → EVSEs). The root (``parent=None``) is the grid connection.
+
+    ``max_current_a`` is per phase; ``max_power_w`` is total over phases. Either may be None (no such limit).
+    ``current_limit_a_by_slot`` / ``power_limit_w_by_slot`` are time-varying caps (e.g. a DSO signal); the
+    effective limit in a slot is the smaller of the static and the per-slot value.
+    """
+
+    name: str
+    parent: str | None = None
+    max_current_a: float | None = None
+    max_power_w: float | None = None
+    evse_keys: tuple[str, ...] = ()
+    current_limit_a_by_slot: tuple[float, ...] = ()
+    power_limit_w_by_slot: tuple[float, ...] = ()
+
+    def current_limit_a(self, slot: int) -> float:
+        return _min_limit(self.max_current_a, self.current_limit_a_by_slot, slot)
+
+    def power_limit_w(self, slot: int) -> float:
+        return _min_limit(self.max_power_w, self.power_limit_w_by_slot, slot)
+
+
+def _min_limit(static: float | None, by_slot: tuple[float, ...], slot: int) -> float:
+    limit = math.inf if static is None else float(static)
+    if by_slot:
+        limit = min(limit, series_value(by_slot, slot, math.inf))
+    return limit
+
+
+@dataclass(frozen=True, slots=True)
+class BaseLoad:
+    """Non-EV load measured or forecast on a circuit (and therefore on all its ancestors), per phase."""
+
+    circuit: str
+    phase_current_a: tuple[PerSlot, PerSlot, PerSlot] = (0.0, 0.0, 0.0)
+    voltage_v: float = 230.0
+
+    @classmethod
+    def balanced_power(cls, circuit: str, power_w: PerSlot, voltage_v: float = 230.0) -> BaseLoad:
+        """A load of ``power_w`` spread evenly over the three phases."""
+        per_phase: PerSlot
+        if isinstance(power_w, (int, float)):
+            per_phase = float(power_w) / (3 * voltage_v)
+        else:
+            per_phase = tuple(p / (3 * voltage_v) for p in power_w)
+        return cls(circuit, (per_phase, per_phase, per_phase), voltage_v)
+
+    def current_a(self, phase: int, slot: int) -> float:
+        return series_value(self.phase_current_a[phase - 1], slot, 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class FixedDraw:
+    """An EVSE the optimizer must not plan (offline, rejected its profile, profile in flight).
+
+    It is assumed to draw ``current_a`` per phase (what it last accepted, or its max) on its phases; the draw is
+    subtracted from every limit on its path and the EVSE gets no planned current.
+    """
+
+    evse_key: str
+    current_a: PerSlot
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSpec:
+    """A car plugged in (``arrival=None``) or expected (``arrival`` in the future) at an EVSE.
+
+    ``energy_needed_wh`` is what is still to be delivered. ``departure=None`` means unknown: plan to the horizon
+    end. ``max_current_a`` is the EV's own limit per phase. ``priority`` weights the value of this driver's
+    energy (from the driver's group; 1.0 is normal, must be > 0).
+    """
+
+    session_key: str
+    evse_key: str
+    energy_needed_wh: float
+    departure: datetime | None = None
+    arrival: datetime | None = None
+    max_current_a: float | None = None
+    priority: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectiveWeights:
+    """Weights of the objective terms, in currency-equivalent units (see docs/scheduling.md).
+
+    The ordering that matters: ``delivered_per_kwh`` ≫ any price ≫ ``early_per_kwh``, so that unmet energy is
+    penalised hardest, price shifts charging, and earliness only breaks ties.
+    """
+
+    delivered_per_kwh: float = 100.0       # value of one kWh to a priority-1.0 driver
+    early_per_kwh: float = 0.05            # bonus for a kWh in slot 0, decaying linearly to 0 at horizon end
+    cost_weight: float = 1.0               # multiplies price_per_kwh × kWh
+    peak_per_kw: float = 0.0               # demand charge on the highest site load in the horizon
+    fairness_segments: int = 4             # concave (piecewise) reward on each driver's delivered fraction
+    fairness_decay: float = 0.2            # the last segment is worth (1 - decay·(K-1)/K) of the first
+    fairness_min_fraction: float = 1.0     # reward per unit of the smallest delivered fraction (max-min)
+
+
+@dataclass(frozen=True, slots=True)
+class SolverOptions:
+    """How ``plan()`` solves. ``time_limit_s`` is handed to HiGHS itself: set it below the caller's timeout."""
+
+    time_limit_s: float = 10.0
+    cold_method: Literal["ipm", "simplex", "choose"] = "ipm"   # ipm is ~4× faster on big cold solves
+    # "auto": primal simplex when the change only relaxes the LP (arrivals, raised limits, new prices: the
+    # previous optimum stays feasible), else dual simplex, or ipm on models above 50k columns.
+    warm_method: Literal["auto", "ipm", "simplex", "choose"] = "auto"
+    threads: int | None = None
+    force_fallback: bool = False           # skip the LP and answer with equal_share (tests, ops kill switch)
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulingInput:
+    """Everything one plan needs. ``start`` must be tz-aware (UTC); slot ``t`` covers
+    ``[start + t·slot_s, start + (t+1)·slot_s)``. ``price_per_kwh`` is a ``PerSlot`` series.
+    """
+
+    start: datetime
+    circuits: tuple[CircuitSpec, ...]
+    evses: tuple[EvseSpec, ...]
+    sessions: tuple[SessionSpec, ...] = ()
+    fixed_draws: tuple[FixedDraw, ...] = ()
+    base_loads: tuple[BaseLoad, ...] = ()
+    price_per_kwh: PerSlot = ()
+    slot_s: int = 900
+    horizon_slots: int = 96
+    weights: ObjectiveWeights = field(default_factory=ObjectiveWeights)
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None:
+            raise InvalidInput("start must be timezone-aware (UTC)")
+        if self.slot_s <= 0 or self.horizon_slots <= 0:
+            raise InvalidInput("slot_s and horizon_slots must be positive")
+
+    @property
+    def slot_h(self) -> float:
+        return self.slot_s / 3600.0
+
+    def slot_start(self, slot: int) -> datetime:
+        return self.start + timedelta(seconds=slot * self.slot_s)
+
+    def arrival_slot(self, session: SessionSpec) -> int:
+        """First slot the car can charge in: the first slot starting at or after arrival (0 if plugged in)."""
+        if session.arrival is None:
+            return 0
+        return max(0, math.ceil(self._slots_since_start(session.arrival) - 1e-9))
+
+    def departure_slot(self, session: SessionSpec) -> int:
+        """Exclusive end slot: only whole slots before departure are planned (clamped to the horizon)."""
+        if session.departure is None:
+            return self.horizon_slots
+        return min(self.horizon_slots, max(0, math.floor(self._slots_since_start(session.departure) + 1e-9)))
+
+    def price(self, slot: int) -> float:
+        return series_value(self.price_per_kwh, slot, 0.0)
+
+    def _slots_since_start(self, when: datetime) -> float:
+        return (when - self.start).total_seconds() / self.slot_s

@@ -1,0 +1,135 @@
+"""Output side: the ``Schedule`` (per-session currents, forecast site load, binding limits) and its builder."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal
+
+import numpy as np
+
+from csms.scheduling.network import Array, Network
+from csms.scheduling.problem import SchedulingInput
+
+Status = Literal["optimal", "fallback"]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionPlan:
+    """Planned current limit per slot for one session (0 outside its window)."""
+
+    session_key: str
+    evse_key: str
+    current_a: tuple[float, ...]          # per phase, per slot
+    power_w: tuple[float, ...]            # per slot
+    energy_wh: float                      # planned over the horizon
+    energy_needed_wh: float               # as given in the input
+
+    @property
+    def shortfall_wh(self) -> float:
+        return max(0.0, self.energy_needed_wh - self.energy_wh)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A plan over the horizon. Slot ``t`` starts at ``start + t·slot_s``.
+
+    ``site_*`` series are forecasts at the root circuit including base load and fixed draws.
+    ``binding_limit[t]`` names the limit (``"<circuit>:L1|L2|L3|power"``) that is (nearly) exhausted in slot t,
+    the most utilised one if several, else None. ``overloaded_limits`` are limits that base load and fixed
+    draws alone exceed in some slot: everything below them is planned at 0.
+    """
+
+    start: datetime
+    slot_s: int
+    status: Status
+    sessions: tuple[SessionPlan, ...]
+    site_power_w: tuple[float, ...]
+    site_limit_w: tuple[float, ...]
+    site_current_a: tuple[tuple[float, float, float], ...]
+    site_limit_a: tuple[float, ...]
+    binding_limit: tuple[str | None, ...]
+    overloaded_limits: tuple[str, ...] = ()
+    solve_time_s: float = 0.0
+    objective_terms: Mapping[str, float] = field(default_factory=dict)
+    reason: str | None = None             # why the fallback was used
+    _by_key: Mapping[str, SessionPlan] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_key", {p.session_key: p for p in self.sessions})
+
+    @property
+    def horizon_slots(self) -> int:
+        return len(self.site_power_w)
+
+    def session(self, session_key: str) -> SessionPlan:
+        return self._by_key[session_key]
+
+    def current_limit_a(self, session_key: str, slot: int = 0) -> float:
+        """The limit to send to the charger for ``session_key`` in ``slot`` (0 beyond the horizon)."""
+        plan = self._by_key[session_key]
+        return plan.current_a[slot] if 0 <= slot < len(plan.current_a) else 0.0
+
+    def slot_of(self, when: datetime) -> int:
+        return math.floor((when - self.start) / timedelta(seconds=self.slot_s))
+
+
+def build_schedule(
+    inp: SchedulingInput,
+    net: Network,
+    x: Array,
+    status: Status,
+    solve_time_s: float = 0.0,
+    reason: str | None = None,
+    extra_terms: Mapping[str, float] | None = None,
+) -> Schedule:
+    """Wrap a current matrix ``x`` (E×T, amps per phase) into a ``Schedule`` with forecasts and KPIs."""
+    topo = net.topo
+    ev_rows = net.A @ x                      # R×T, planned EV load per row
+    total = ev_rows + net.non_ev
+    plans = []
+    for e, key in enumerate(net.session_keys):
+        if key is None:
+            continue
+        energy_wh = float((x[e] * net.kwh_per_a[e]).sum() * 1000.0)
+        plans.append(SessionPlan(
+            session_key=key, evse_key=topo.evse_keys[e],
+            current_a=tuple(float(v) for v in x[e]),
+            power_w=tuple(float(v) * net.kw_per_a[e] * 1000.0 for v in x[e]),
+            energy_wh=energy_wh, energy_needed_wh=float(net.need_kwh[e] * 1000.0),
+        ))
+    site_kw = total[3]
+    terms = {
+        "delivered_kwh": float((x * net.kwh_per_a[:, None]).sum()),
+        "weighted_delivered_kwh": float(((x * net.kwh_per_a[:, None]).sum(axis=1) * net.priority).sum()),
+        "shortfall_kwh": float(sum(p.shortfall_wh for p in plans) / 1000.0),
+        "energy_cost": float((ev_rows[3] * net.price).sum() * inp.slot_h),
+        "peak_kw": float(site_kw.max()) if site_kw.size else 0.0,
+    }
+    terms.update(extra_terms or {})
+    return Schedule(
+        start=inp.start, slot_s=inp.slot_s, status=status, sessions=tuple(plans),
+        site_power_w=tuple(float(v) * 1000.0 for v in site_kw),
+        site_limit_w=tuple(float(v) * 1000.0 for v in net.limit[3]),
+        site_current_a=tuple((float(a), float(b), float(c)) for a, b, c in total[0:3].T),
+        site_limit_a=tuple(float(v) for v in net.limit[0]),
+        binding_limit=_binding(net, total),
+        overloaded_limits=tuple(net.overloaded_rows()),
+        solve_time_s=solve_time_s, objective_terms=terms, reason=reason,
+    )
+
+
+def _binding(net: Network, total: Array) -> tuple[str | None, ...]:
+    """Per slot, the most utilised limit if it is within 0.1 % (or 0.01 A/kW) of its capacity."""
+    names = net.topo.row_names
+    with np.errstate(divide="ignore", invalid="ignore"):
+        util = np.where(np.isfinite(net.limit) & (net.limit > 0), total / net.limit, 0.0)
+    out: list[str | None] = []
+    for t in range(total.shape[1]):
+        r = int(np.argmax(util[:, t]))
+        slack = net.limit[r, t] - total[r, t]
+        tight = np.isfinite(net.limit[r, t]) and (slack <= max(1e-2, 1e-3 * net.limit[r, t]))
+        out.append(names[r] if tight else None)
+    return tuple(out)
