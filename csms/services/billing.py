@@ -49,7 +49,7 @@ from csms.domain.events import (
     TransactionChanged,
 )
 from csms.domain.ids import transaction_key
-from csms.domain.model import Transaction
+from csms.domain.model import ChargingNeeds, Transaction
 
 from .billing_state import SessionTrack, SiteLoad, occupancy_spans, readings_from_samples, utilisation_spans
 from .bus import EventBus
@@ -59,6 +59,8 @@ log = logging.getLogger("csms.billing")
 
 BookingEndFn = Callable[[Transaction], "datetime | None | Awaitable[datetime | None]"]
 DEFAULT_MAX_POWER_W = 32 * 230.0 * 3
+#: Charging needs sent this long before the transaction started (ISO 15118 before authorisation) still count.
+NEEDS_BEFORE_START = timedelta(minutes=10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,10 +157,10 @@ class BillingService:
                     await self._after_change(track)
             case MeterSampled(station_id=sid, evse=evse, power_w=p, at=at) if evse and p is not None:
                 await self._set_power(sid, evse.evse_id, p, at)
-            case ChargingNeedsChanged(needs=n) if n.departure_time is not None:
+            case ChargingNeedsChanged(needs=n):
                 key = self._by_evse.get((n.station_id, n.evse.evse_id))
                 if key is not None and key in self._tracks:
-                    self._tracks[key].stated_departure = n.departure_time
+                    _apply_needs(self._tracks[key], n)
                     await self._save(self._tracks[key])
             case _Tick(now=now):
                 await self._on_tick(now)
@@ -170,6 +172,7 @@ class BillingService:
         if track is None:
             return  # already invoiced: a late or replayed message changes nothing
         self._txs[tx.key] = tx
+        track.delivered_wh = tx.energy_wh
         track.occupied(at)
         if ended or tx.ended_at is not None:
             track.on_ended(tx.ended_at or at, tx.stop_reason)
@@ -189,9 +192,12 @@ class BillingService:
             if row is None and await s.invoice(tx.key) is not None:
                 return None
             info = await self._info(s, tx.station_id)
+            needs = await s.latest_charging_needs(tx.station_id, tx.evse.evse_id, tx.started_at - NEEDS_BEFORE_START)
         if row is not None and row["finalised"]:
             return None
         track = SessionTrack.from_fields(row) if row else SessionTrack.for_tx(tx, info.get("site_id"))
+        if needs is not None:
+            _apply_needs(track, needs)
         self._open(track, tx)
         return track
 
@@ -282,7 +288,9 @@ class BillingService:
             return
         try:
             res = self.booking_end_fn(tx)
-            self._booking_end[tx.key] = await res if inspect.isawaitable(res) else res  # type: ignore[misc]
+            end = await res if inspect.isawaitable(res) else res
+            if end is not None:  # keep the last known end: a completed booking may no longer be listed
+                self._booking_end[tx.key] = end  # type: ignore[assignment]
         except Exception:  # noqa: BLE001 - no booking information: the policy falls back
             log.exception("booking_end_fn failed tx=%s", tx.key)
 
@@ -295,6 +303,8 @@ class BillingService:
         tx = await self._tx(track.tx_key)
         if tx is None:
             return
+        if track.overstay_phase != "ok":  # e.g. the unplug was only learnt at a restart's catch-up
+            await self._announce(track, "ended", session_end)
         await self._refresh_booking_end(tx)
         invoice = await self.price(tx, track, session_end)
         track.finalised = True
@@ -531,25 +541,40 @@ class BillingService:
             active = await s.active_transactions()
             for row in rows:
                 self._open(SessionTrack.from_fields(row), await s.transaction(row["tx_key"]))
+            caught_up = 0
             for tx in orphans:
                 if tx.key not in self._tracks and await s.billing_session(tx.key) is None:
                     self._open(SessionTrack.for_tx(tx, (await self._info(s, tx.station_id)).get("site_id")), tx)
+                    caught_up += 1
             for track in self._tracks.values():
                 await self._catch_up(s, track, now)
         for tx in active:
             await self._set_power(tx.station_id, tx.evse.evse_id, tx.power_w or 0.0, now)
         for track in list(self._tracks.values()):
             await self._save(track)
-        log.info("billing started open_sessions=%d caught_up=%d", len(self._tracks), len(orphans))
+        log.info("billing started open_sessions=%d caught_up=%d", len(self._tracks), caught_up)
 
     async def _catch_up(self, s: Any, track: SessionTrack, now: datetime) -> None:
         tx = self._txs.get(track.tx_key)
-        if tx is not None and tx.ended_at is not None and track.ended_at is None:
-            track.on_ended(tx.ended_at, tx.stop_reason)
-        for r in await s.status_changes([track.station_id], track.started_at, now):
+        if tx is not None:
+            track.delivered_wh = tx.energy_wh
+            if tx.ended_at is not None and track.ended_at is None:
+                track.on_ended(tx.ended_at, tx.stop_reason)
+        needs = await s.latest_charging_needs(track.station_id, track.evse_id, track.started_at - NEEDS_BEFORE_START)
+        if needs is not None:
+            _apply_needs(track, needs)
+        # until: a day ahead, so a status stamped by a charger clock slightly ahead of ours is included.
+        for r in await s.status_changes([track.station_id], track.started_at, now + timedelta(days=1)):
             if r["evse_id"] == track.evse_id and r["at"] >= track.started_at:
                 cs = r["charging_state"]
                 track.on_status(ConnectorStatus(r["status"]), ChargingState(cs) if cs else None, r["at"])
+
+
+def _apply_needs(track: SessionTrack, n: ChargingNeeds) -> None:
+    if n.departure_time is not None:
+        track.stated_departure = n.departure_time
+    if n.energy_amount_wh is not None:
+        track.energy_need_wh = n.energy_amount_wh
 
 
 def _tariff_out(t: Any) -> dict[str, Any]:

@@ -11,6 +11,7 @@ A session's life as billing sees it (docs/billing.md, "Service"):
 words or 2.0.1 chargingState) after the EV has drawn power; power below a threshold for a confirmation
 time while the charger still says Charging (SuspendedEVSE, a pause the CSMS asked for, never counts);
 the transaction ending while the EV is still plugged in.
+A CSMS pause (SuspendedEVSE) counts only once the EV's stated energy need is delivered.
 "Unplug" is the connector reported Available, or a transaction ended with stop reason EVDisconnected.
 """
 
@@ -49,6 +50,9 @@ class SessionTrack:
     stated_departure: datetime | None = None
     overstay_phase: str = "ok"  # ok | warning | overstaying (the last phase announced)
     finalised: bool = False
+    # Not persisted (rebuilt from the transaction and the stored charging needs):
+    energy_need_wh: float | None = field(default=None, metadata={"persist": False})
+    delivered_wh: float = field(default=0.0, metadata={"persist": False})
 
     @classmethod
     def for_tx(cls, tx: Transaction, site_id: str | None) -> SessionTrack:
@@ -60,7 +64,13 @@ class SessionTrack:
         return cls(**{k: v for k, v in d.items() if k in names})
 
     def to_fields(self) -> dict[str, Any]:
-        return asdict(self)
+        keep = {f.name for f in fields(self) if f.metadata.get("persist", True)}
+        return {k: v for k, v in asdict(self).items() if k in keep}
+
+    def need_met(self) -> bool:
+        """The stated energy need is delivered (95 %: plans are made in slots, not to the watt-hour).
+        A CSMS pause (SuspendedEVSE) then means charging is over, not load management."""
+        return self.energy_need_wh is not None and self.delivered_wh >= 0.95 * self.energy_need_wh
 
     @property
     def overstaying(self) -> bool:
@@ -86,7 +96,10 @@ class SessionTrack:
         elif state in NOT_DRAWING:
             self.not_drawing(at)
         elif state is ChargingState.SUSPENDED_EVSE:
-            self.low_power_since = None  # paused by the CSMS / charger: never the EV being full
+            if self.need_met():
+                self.not_drawing(at)
+            else:
+                self.low_power_since = None  # paused by load management: never the EV being full
 
     def on_reading(self, state: ChargingState | None, power_w: float | None, at: datetime, threshold_w: float,
                    confirm: timedelta) -> None:

@@ -156,7 +156,9 @@ def build_input(
         max_a = e.max_current_a if e.external_limit_a is None else min(e.max_current_a, e.external_limit_a)
         specs.append(EvseSpec(e.evse_key, max_a, e.min_current_a, e.phases, e.voltage_v))
         s = by_evse.get(e.evse_key)
-        if not e.online or e.uncontrolled:
+        if not e.online or e.uncontrolled or (s is not None and e.accepted_limit_a is None):
+            # Not under our control (offline, rejecting, or a session on an EVSE that never accepted a
+            # profile from us - e.g. after a CSMS restart it may still hold an old TxProfile).
             fixed.append(FixedDraw(e.evse_key, e.accepted_limit_a if e.accepted_limit_a is not None
                                    else e.max_current_a))
             continue

@@ -223,11 +223,19 @@ class SmartChargingService:
             unit=RateUnit.AMPS, periods=(SchedulePeriod(0, limit_a),),
         )
         res = await self.gateway.set_charging_profile(station_id, 0, profile)
+        async with self.store.session() as s:
+            busy = {t.evse.evse_id for t in await s.active_transactions(station_id)}
         c = self.cfg.charger(station_id)
         for n, _ in charger_evses(c) if c else [(1, ())]:
             ctl = self.control.setdefault(evse_key(station_id, n), EvseControl())
-            if res.accepted and ctl.tx_id is None:
-                ctl.accepted, ctl.uncontrolled = self._idle_profile(), False
+            if not res.accepted:
+                ctl.uncontrolled = True
+            elif n in busy:
+                # A transaction runs (e.g. we restarted): the charger may hold a TxProfile we do not
+                # know. It counts at its maximum until it accepts one of ours (see _probe).
+                ctl.accepted, ctl.tx_id, ctl.uncontrolled = None, None, False
+            else:
+                ctl.accepted, ctl.tx_id, ctl.uncontrolled = self._idle_profile(), None, False
         log.info("tx default profile station=%s limit_a=%s status=%s", station_id, limit_a, res.status)
         self._request_station(station_id)
 
@@ -245,6 +253,8 @@ class SmartChargingService:
             st.last_schedule, st.last_input, st.session_meta = schedule, inp, meta
             st.plans += 1
             await self._deliver(site, inp, schedule, tx_ids)
+            if await self._probe(inp, meta):
+                self.request(site_id, debounce=False)  # now controllable: plan it properly
             view = self.plan_view(site_id)
             for fn in self.on_plan:
                 fn(site_id, view)
@@ -367,6 +377,24 @@ class SmartChargingService:
         ok2 = await self._send_all(targets, phase2)
         if not ok2:
             self.request(site.id, debounce=True)
+
+    async def _probe(self, inp: SchedulingInput, meta: dict[str, dict[str, Any]]) -> bool:
+        """Gain control of EVSEs in a session that never accepted a profile from us: offer a TxProfile at
+        the maximum they are already counted at. Safe whatever they hold now; returns True if any took it."""
+        evse_max = {e.evse_key: e.max_current_a for e in inp.evses}
+        fixed = {f.evse_key for f in inp.fixed_draws}
+        gained = False
+        for m in meta.values():
+            key = evse_key(m["station_id"], m["evse_id"])
+            ctl = self.control.get(key, EvseControl())
+            if key not in fixed or ctl.accepted is not None or ctl.uncontrolled:
+                continue
+            if not self.gateway.is_connected(m["station_id"]):
+                continue
+            p = Piecewise.from_slots(inp.start, inp.slot_s, [floor_to(evse_max[key])] * inp.horizon_slots,
+                                     after=self.cfg.smart_charging.default_profile_current_a)
+            gained |= await self._send((m["station_id"], m["evse_id"], m["transaction_id"], p), p)
+        return gained
 
     async def _send_all(self, targets: dict[str, tuple[str, int, str, Piecewise]],
                         items: list[tuple[str, Piecewise]]) -> bool:
