@@ -379,9 +379,10 @@ class SmartChargingService:
             self.request(site.id, debounce=True)
 
     async def _probe(self, inp: SchedulingInput, meta: dict[str, dict[str, Any]]) -> bool:
-        """Gain control of EVSEs in a session that never accepted a profile from us: offer a TxProfile at
-        the maximum they are already counted at. Safe whatever they hold now; returns True if any took it."""
-        evse_max = {e.evse_key: e.max_current_a for e in inp.evses}
+        """Gain control of EVSEs in a session that never accepted a profile from us, by sending a 0 A
+        TxProfile. Only a decrease is safe whatever they hold now (we counted them at their maximum, but
+        a command that timed out may have left them lower); the next plan raises them in its second
+        phase. Returns True if any took it."""
         fixed = {f.evse_key for f in inp.fixed_draws}
         gained = False
         for m in meta.values():
@@ -391,7 +392,7 @@ class SmartChargingService:
                 continue
             if not self.gateway.is_connected(m["station_id"]):
                 continue
-            p = Piecewise.from_slots(inp.start, inp.slot_s, [floor_to(evse_max[key])] * inp.horizon_slots,
+            p = Piecewise.from_slots(inp.start, inp.slot_s, [0.0] * inp.horizon_slots,
                                      after=self.cfg.smart_charging.default_profile_current_a)
             gained |= await self._send((m["station_id"], m["evse_id"], m["transaction_id"], p), p)
         return gained
