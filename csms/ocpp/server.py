@@ -1,0 +1,199 @@
+"""The OCPP-J websocket endpoint: `ws://HOST:PORT{path_prefix}/{charge_point_id}`.
+
+Handshake rules, checked before the upgrade, cheapest first (docs/ocpp.md):
+
+1. path: `{path_prefix}/{id}`, else 404. The id is URL-decoded, 1..48 printable characters, no ':'
+   (it is the HTTP Basic username) and no '/', else 400.
+2. subprotocol: the first of `cfg.subprotocols` (server order) that the charger offers; a charger
+   offering none of them is refused with 400, never served without a subprotocol.
+3. identity: `directory.access(id)` None -> 404, unless `cfg.allow_unknown_chargers`.
+4. security profile 1: if the station has a password hash, HTTP Basic auth with username == id and
+   the right password, else 401.
+
+A second connection with an identity already connected replaces the first: the old one is closed
+with 1000 "replaced by a new connection" and its end does not mark the station offline; only the end
+of the current connection calls `events.disconnected`. Keepalive: websockets pings every
+`ping_interval_s`; no pong within `ping_timeout_s` closes the connection (-> disconnected), at most
+ping_interval_s + 2 x ping_timeout_s after the charger went silent (the close handshake waits
+min(5 s, ping_timeout_s)).
+
+Readiness: `events.ready(id)` runs as a task once the station may receive CSMS-initiated calls:
+after a BootNotification answered Accepted has been sent, and on connect of a station the directory
+knows if no BootNotification arrives within `ready_grace_s` (a charger reconnecting after a CSMS
+restart without rebooting still gets its profiles). Capabilities are fetched just before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from http import HTTPStatus
+from typing import Any
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import InvalidHeader, NegotiationError
+from websockets.headers import parse_subprotocol
+from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
+
+import csms.ocpp  # noqa: F401 - configures the ocpp library (ASYNC_VALIDATION, logger level)
+from csms.config import OcppServerConfig
+from csms.domain.clock import Clock
+from csms.domain.ports import ChargerEvents, StationDirectory
+from csms.ocpp.auth import BasicAuthChecker
+from csms.ocpp.common import identity_from_path
+from csms.ocpp.connection import OcppConnection
+from csms.ocpp.registry import ConnectionRegistry
+from csms.ocpp.v16.handlers import V16ChargePoint
+from csms.ocpp.v201.handlers import V201ChargePoint
+
+log = logging.getLogger("csms.ocpp")
+
+ADAPTERS: dict[str, type[OcppConnection]] = {"ocpp1.6": V16ChargePoint, "ocpp2.0.1": V201ChargePoint}
+
+
+class OcppServer:
+    """Serve OCPP 1.6J and 2.0.1 on one endpoint. `async with OcppServer(...)` or start()/stop().
+
+    Args:
+        cfg: host, port (0: ephemeral, see `.port`), path prefix, subprotocol preference, keepalive,
+            response timeout, max frame size.
+        events: the ChargerEvents port every charger message is delivered to.
+        directory: StationDirectory consulted at the handshake.
+        clock: timestamps of answers (currentTime) and of messages without one.
+        registry: the ConnectionRegistry (gateway) to fill; a new one by default (`.registry`).
+        ready_grace_s: how long a known station that connects without booting is given to send a
+            BootNotification before events.ready is called anyway.
+        compression: websockets permessage-deflate ("deflate") or None. Off by default: OCPP frames
+            are small and deflate costs ~40-60 KiB of zlib state per connection.
+    """
+
+    def __init__(
+        self, cfg: OcppServerConfig, events: ChargerEvents, directory: StationDirectory, clock: Clock, *,
+        registry: ConnectionRegistry | None = None, ready_grace_s: float = 1.0, compression: str | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.events = events
+        self.directory = directory
+        self.clock = clock
+        self.registry = registry if registry is not None else ConnectionRegistry()
+        self.ready_grace_s = ready_grace_s
+        self.compression = compression
+        self.port: int | None = None
+        self._server: Server | None = None
+        self._auth = BasicAuthChecker()
+        self._known: weakref.WeakKeyDictionary[ServerConnection, bool] = weakref.WeakKeyDictionary()
+        self._closers: set[asyncio.Task[Any]] = set()
+
+    async def start(self) -> None:
+        cfg = self.cfg
+        self._server = await serve(
+            self._handle, cfg.host, cfg.port,
+            subprotocols=[Subprotocol(p) for p in cfg.subprotocols],
+            select_subprotocol=self._select_subprotocol,
+            process_request=self._process_request,
+            ping_interval=cfg.ping_interval_s, ping_timeout=cfg.ping_timeout_s,
+            # After a missed pong, websockets still waits close_timeout for the closing handshake
+            # before dropping the TCP connection (default 10 s); a dead charger never answers it.
+            close_timeout=min(5.0, cfg.ping_timeout_s),
+            max_size=cfg.max_message_bytes, compression=self.compression,
+            logger=logging.getLogger("csms.ocpp.ws"),
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        log.info("ocpp server listening url=ws://%s:%s%s/{id} subprotocols=%s", cfg.host, self.port,
+                 cfg.path_prefix, ",".join(cfg.subprotocols))
+
+    async def stop(self) -> None:
+        """Close every connection (1001 going away) and wait for their handlers to finish."""
+        if self._server is None:
+            return
+        self._server.close()
+        await self._server.wait_closed()
+        self._server = None
+        log.info("ocpp server stopped")
+
+    async def __aenter__(self) -> OcppServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # --- handshake -------------------------------------------------------------------------------
+    def _select_subprotocol(self, conn: ServerConnection, offered: Any) -> Subprotocol:
+        for proto in self.cfg.subprotocols:  # server preference wins, deterministically
+            if proto in offered:
+                return Subprotocol(proto)
+        raise NegotiationError(f"expected one of {', '.join(self.cfg.subprotocols)}")
+
+    async def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
+        status, ident = identity_from_path(request.path, self.cfg.path_prefix)
+        if status:
+            return self._refuse(conn, status, ident, request.path)
+        try:
+            offered = [p for h in request.headers.get_all("Sec-WebSocket-Protocol") for p in parse_subprotocol(h)]
+        except InvalidHeader:
+            offered = []
+        if not any(p in offered for p in self.cfg.subprotocols):  # checked here too: before any lookup
+            return self._refuse(conn, HTTPStatus.BAD_REQUEST, f"offer one of {', '.join(self.cfg.subprotocols)}",
+                                ident)
+        access = await self.directory.access(ident)
+        if access is None and not self.cfg.allow_unknown_chargers:
+            return self._refuse(conn, HTTPStatus.NOT_FOUND, "unknown charger", ident)
+        if access is not None and access.password_hash:
+            header = request.headers.get("Authorization")
+            if not await self._auth.check(ident, header, access.password_hash):
+                resp = self._refuse(conn, HTTPStatus.UNAUTHORIZED, "authentication required", ident)
+                resp.headers["WWW-Authenticate"] = 'Basic realm="ocpp", charset="UTF-8"'
+                return resp
+        self._known[conn] = access is not None and access.known
+        return None
+
+    @staticmethod
+    def _refuse(conn: ServerConnection, status: int, reason: str, who: str) -> Response:
+        log.info("handshake refused station=%s status=%s reason=%s remote=%s", who, int(status), reason,
+                 _remote(conn))
+        return conn.respond(status, reason + "\n")
+
+    # --- connection lifecycle --------------------------------------------------------------------
+    async def _handle(self, ws: ServerConnection) -> None:
+        _, ident = identity_from_path(ws.request.path if ws.request else "", self.cfg.path_prefix)
+        proto = ws.subprotocol or ""
+        conn = ADAPTERS[proto](ident, ws, events=self.events, clock=self.clock,
+                               response_timeout_s=self.cfg.response_timeout_s)
+        old = self.registry.register(ident, conn)
+        log.info("connected station=%s protocol=%s remote=%s replaced=%s", ident, proto, _remote(ws),
+                 old is not None)
+        if old is not None:
+            self._spawn(old.close_replaced())
+        try:
+            await self.events.connected(ident, proto)
+        except Exception:  # noqa: BLE001 - the charger is still served; the service logs its own failure
+            log.exception("events.connected failed station=%s", ident)
+        if self._known.pop(ws, False):
+            conn.schedule_ready(self.ready_grace_s, unless_booted=True)
+        try:
+            await conn.start()
+        finally:
+            current = self.registry.unregister(ident, conn)
+            log.info("disconnected station=%s code=%s reason=%s replaced=%s", ident, ws.close_code,
+                     ws.close_reason or "", not current)
+            if current:
+                try:
+                    await self.events.disconnected(ident)
+                except Exception:  # noqa: BLE001
+                    log.exception("events.disconnected failed station=%s", ident)
+
+    def _spawn(self, coro: Any) -> None:
+        t = asyncio.get_running_loop().create_task(coro)
+        self._closers.add(t)
+        t.add_done_callback(self._closers.discard)
+
+
+def _remote(conn: ServerConnection) -> str:
+    try:
+        host, port = conn.remote_address[:2]
+        return f"{host}:{port}"
+    except Exception:  # noqa: BLE001
+        return "?"
