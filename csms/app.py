@@ -25,6 +25,7 @@ from csms.domain.clock import AcceleratedClock, Clock, SystemClock
 from csms.ocpp.registry import ConnectionRegistry
 from csms.ocpp.server import OcppServer
 from csms.services.bus import EventBus
+from csms.services.billing import BillingService
 from csms.services.bookings import BookingService
 from csms.services.charging import ChargingService
 from csms.services.provisioning import seed_from_config
@@ -103,6 +104,14 @@ class CsmsApp:
         self.smart.booking_fn = self.bookings.booking_for
         await self.bookings.start()
         self._stoppers.append(self.bookings.stop)
+        if cfg.billing.enabled:
+            self.billing = BillingService(cfg, self.store, self.bus, self.clock)
+            self.charging.running_cost = self.billing.cost_so_far
+            self.smart.price_fn = self.billing.prices_per_slot
+            bookings = self.bookings
+            self.billing.booking_end_fn = lambda tx: bookings.booking_end(tx.station_id, tx.id_token)
+            await self.billing.start()
+            self._stoppers.append(self.billing.stop)
         await self._start_telemetry()
         if cfg.api.enabled:
             await self._start_api()

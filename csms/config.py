@@ -24,6 +24,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
+from csms.billing_config import BillingConfig  # noqa: E402 - after pydantic; it imports csms.config lazily
+
+
 class ConfigError(Exception):
     """A configuration that cannot be used. The message names the offending key."""
 
@@ -229,8 +232,8 @@ class Config(_Strict):
     mqtt: MqttConfig = MqttConfig()
     logging: LoggingConfig = LoggingConfig()
     clock: ClockConfig = ClockConfig()
-    #: Billing section: validated by csms.billing's schema (kept as data here; see docs/billing.md).
-    billing: dict[str, Any] = {}
+    #: Tariffs and the overstay policy (schema in csms/billing_config.py; see docs/billing.md).
+    billing: BillingConfig = BillingConfig()
 
     @model_validator(mode="after")
     def _references(self) -> "Config":
@@ -258,6 +261,9 @@ class Config(_Strict):
                     if ch not in charger_ids:
                         raise ValueError(f"{key}.chargers: unknown charger {ch!r}")
             _no_cycles(si, s.circuits)
+        bad = self.billing.unknown_groups(groups)
+        if bad:
+            raise ValueError(f"{bad[0]}: unknown group")
         return self
 
     def site(self, site_id: str) -> SiteConfig | None:

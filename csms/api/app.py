@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from . import errors, metrics
 from .deps import ApiContext
-from .routes import bookings, commands, sessions, sites, stations, tokens
+from .routes import billing, bookings, commands, sessions, sites, stations, tokens
 
 
 def create_app(ctx: ApiContext, extra_routers: tuple = ()) -> FastAPI:  # type: ignore[type-arg]
@@ -17,7 +17,7 @@ def create_app(ctx: ApiContext, extra_routers: tuple = ()) -> FastAPI:  # type: 
     )
     app.state.ctx = ctx
     errors.install(app)
-    for r in (stations.router, sessions.router, commands.router, tokens.router, sites.router, bookings.router, *extra_routers):
+    for r in (stations.router, sessions.router, commands.router, tokens.router, sites.router, bookings.router, billing.router, *extra_routers):
         app.include_router(r, prefix="/api/v1")
 
     app.include_router(metrics.make_router(ctx))

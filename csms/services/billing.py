@@ -51,13 +51,14 @@ from csms.domain.events import (
 from csms.domain.ids import transaction_key
 from csms.domain.model import ChargingNeeds, Transaction
 
+from .billing_reports import invoice_out, revenue_report, tariffs_view
 from .billing_state import SessionTrack, SiteLoad, occupancy_spans, readings_from_samples, utilisation_spans
 from .bus import EventBus
 from .charging import StorePort
 
 log = logging.getLogger("csms.billing")
 
-BookingEndFn = Callable[[Transaction], "datetime | None | Awaitable[datetime | None]"]
+BookingEndFn = Callable[[Transaction], datetime | None | Awaitable[datetime | None]]
 DEFAULT_MAX_POWER_W = 32 * 230.0 * 3
 #: Charging needs sent this long before the transaction started (ISO 15118 before authorisation) still count.
 NEEDS_BEFORE_START = timedelta(minutes=10)
@@ -149,7 +150,8 @@ class BillingService:
             case TransactionChanged(transaction=tx, ended=ended, at=at):
                 await self._on_tx(tx, ended, at)
             case StatusChanged(station_id=sid, evse=evse, status=status, charging_state=cs, at=at) if evse:
-                await self._set_power(sid, evse.evse_id, 0.0 if status is ConnectorStatus.AVAILABLE else None, at)
+                freed = status is ConnectorStatus.AVAILABLE
+                await self._set_power(sid, evse.evse_id, 0.0 if freed else None, at)
                 key = self._by_evse.get((sid, evse.evse_id))
                 if key is not None and key in self._tracks:
                     track = self._tracks[key]
@@ -192,7 +194,8 @@ class BillingService:
             if row is None and await s.invoice(tx.key) is not None:
                 return None
             info = await self._info(s, tx.station_id)
-            needs = await s.latest_charging_needs(tx.station_id, tx.evse.evse_id, tx.started_at - NEEDS_BEFORE_START)
+            needs = await s.latest_charging_needs(tx.station_id, tx.evse.evse_id,
+                                                  tx.started_at - NEEDS_BEFORE_START)
         if row is not None and row["finalised"]:
             return None
         track = SessionTrack.from_fields(row) if row else SessionTrack.for_tx(tx, info.get("site_id"))
@@ -311,7 +314,8 @@ class BillingService:
         o = invoice.overstay
         async with self.store.session() as s:
             created = await s.add_invoice(dict(
-                tx_key=tx.key, station_id=tx.station_id, charger_tx_id=tx.charger_tx_id, evse_id=tx.evse.evse_id,
+                tx_key=tx.key, station_id=tx.station_id, charger_tx_id=tx.charger_tx_id,
+                evse_id=tx.evse.evse_id,
                 site_id=track.site_id, id_token=tx.id_token, group=tx.group, currency=invoice.currency,
                 session_start=invoice.session_start, session_end=invoice.session_end, finalised_at=now,
                 reason=reason, energy_wh=str(invoice.energy_wh), subtotal=str(invoice.subtotal.amount),
@@ -421,45 +425,11 @@ class BillingService:
         """Energy and revenue of the sessions that ended in [since, until), exact decimals as strings."""
         async with self.store.session() as s:
             rows = await s.invoices(since=since, until=until, site_id=site_id, limit=None)
-        tot = {k: Decimal(0) for k in ("energy_wh", "subtotal", "tax", "total", "overstay_fee")}
-        by_station: dict[str, dict[str, Any]] = {}
-        minutes = 0
-        for r in rows:
-            for k in tot:
-                tot[k] += Decimal(r[k])
-            minutes += r["overstay_minutes"]
-            st = by_station.setdefault(r["station_id"], {"sessions": 0, "energy_wh": Decimal(0),
-                                                         "total": Decimal(0)})
-            st["sessions"] += 1
-            st["energy_wh"] += Decimal(r["energy_wh"])
-            st["total"] += Decimal(r["total"])
-        return {
-            "since": since, "until": until, "site_id": site_id, "currency": self.bc.currency,
-            "sessions": len(rows), "energy_kwh": str((tot["energy_wh"] / 1000).quantize(Decimal("0.001"))),
-            "subtotal": str(tot["subtotal"]), "tax": str(tot["tax"]), "total": str(tot["total"]),
-            "overstay_minutes": minutes, "overstay_fee": str(tot["overstay_fee"]),
-            "by_station": {k: {"sessions": v["sessions"],
-                               "energy_kwh": str((v["energy_wh"] / 1000).quantize(Decimal("0.001"))),
-                               "total": str(v["total"])} for k, v in sorted(by_station.items())},
-        }
+        return revenue_report(rows, since, until, site_id, self.bc.currency)
 
     def tariffs_view(self) -> dict[str, Any]:
         """The configured tariffs (per group, effective values) and the overstay policy, readable."""
-        book = self.bc.tariff_book(self.bc.timezone or "UTC")
-        groups = {g: _tariff_out(book.for_group(g)) for g in self.bc.groups}
-        p = self.bc.overstay
-        return {
-            "currency": self.bc.currency,
-            "timezone": self.bc.timezone or "site",
-            "default": _tariff_out(book.default),
-            "groups": groups,
-            "overstay": None if p is None else {
-                "allotted_by": p.allotted_by, "grace_min": p.grace_min, "fee_per_minute": str(p.fee_per_minute),
-                "fee_per_minute_by_group": {g: str(v) for g, v in p.fee_per_minute_by_group.items()},
-                "cap": None if p.cap is None else str(p.cap), "exempt_groups": p.exempt_groups,
-                "only_when_busy": p.only_when_busy, "busy_occupancy_threshold": p.busy_occupancy_threshold,
-                "warn_before_min": p.warn_before_min},
-        }
+        return tariffs_view(self.bc)
 
     # --- site data ------------------------------------------------------------------------------
     def _book(self, site_id: str | None) -> TariffBook:
@@ -544,7 +514,8 @@ class BillingService:
             caught_up = 0
             for tx in orphans:
                 if tx.key not in self._tracks and await s.billing_session(tx.key) is None:
-                    self._open(SessionTrack.for_tx(tx, (await self._info(s, tx.station_id)).get("site_id")), tx)
+                    site_id = (await self._info(s, tx.station_id)).get("site_id")
+                    self._open(SessionTrack.for_tx(tx, site_id), tx)
                     caught_up += 1
             for track in self._tracks.values():
                 await self._catch_up(s, track, now)
@@ -560,7 +531,8 @@ class BillingService:
             track.delivered_wh = tx.energy_wh
             if tx.ended_at is not None and track.ended_at is None:
                 track.on_ended(tx.ended_at, tx.stop_reason)
-        needs = await s.latest_charging_needs(track.station_id, track.evse_id, track.started_at - NEEDS_BEFORE_START)
+        needs = await s.latest_charging_needs(track.station_id, track.evse_id,
+                                              track.started_at - NEEDS_BEFORE_START)
         if needs is not None:
             _apply_needs(track, needs)
         # until: a day ahead, so a status stamped by a charger clock slightly ahead of ours is included.
@@ -575,29 +547,3 @@ def _apply_needs(track: SessionTrack, n: ChargingNeeds) -> None:
         track.stated_departure = n.departure_time
     if n.energy_amount_wh is not None:
         track.energy_need_wh = n.energy_amount_wh
-
-
-def _tariff_out(t: Any) -> dict[str, Any]:
-    return {
-        "name": t.name, "timezone": t.timezone, "energy_price_per_kwh": str(t.energy_price_per_kwh),
-        "tou_windows": [{"days": sorted(w.days), "start": w.start.strftime("%H:%M"), "end": w.end.strftime("%H:%M"),
-                         "price_per_kwh": str(w.price_per_kwh), "name": w.name} for w in t.tou_windows],
-        "session_fee": str(t.session_fee), "time_fee_per_hour": str(t.time_fee_per_hour),
-        "time_fee_basis": str(t.time_fee_basis), "tax_rate": str(t.tax_rate),
-        "demand_tiers": [{"name": d.name, "from_utilisation": str(d.from_utilisation),
-                          "multiplier": str(d.multiplier)} for d in t.demand_tiers],
-    }
-
-
-def invoice_out(row: dict[str, Any]) -> dict[str, Any]:
-    """A stored invoice as the API shows it (amounts as decimal strings)."""
-    data = row["data"]
-    return {
-        "tx_key": row["tx_key"], "station_id": row["station_id"], "transaction_id": row["charger_tx_id"],
-        "evse_id": row["evse_id"], "site_id": row["site_id"], "id_token": row["id_token"], "group": row["group"],
-        "currency": row["currency"], "tariff": data.get("tariff"), "session_start": row["session_start"],
-        "session_end": row["session_end"], "finalised_at": row["finalised_at"], "reason": row["reason"],
-        "energy_wh": row["energy_wh"], "lines": row["lines"], "subtotal": row["subtotal"], "tax_rate": data.get("tax_rate"),
-        "tax": row["tax"], "total": row["total"], "overstay_minutes": row["overstay_minutes"],
-        "overstay_fee": row["overstay_fee"], "overstay": data.get("overstay"), "anomalies": row["anomalies"],
-    }

@@ -219,7 +219,8 @@ class SiteLoad:
         self.last = t
         return closed
 
-    def set_power(self, key: tuple[str, int], power_w: float, at: datetime) -> list[tuple[datetime, datetime, float]]:
+    def set_power(self, key: tuple[str, int], power_w: float, at: datetime
+                  ) -> list[tuple[datetime, datetime, float]]:
         closed = self.advance(at)
         if power_w > 0:
             self.power_w[key] = power_w
@@ -230,7 +231,8 @@ class SiteLoad:
     def partial(self) -> tuple[datetime, datetime, float] | None:
         if self.last is None or self.observed_from is None or self.last <= self.observed_from:
             return None
-        return self.observed_from, self.last, self.energy_ws / (self.last - self.observed_from).total_seconds()
+        span = (self.last - self.observed_from).total_seconds()
+        return self.observed_from, self.last, self.energy_ws / span
 
 
 def utilisation_spans(rows: Iterable[tuple[datetime, datetime, float]], limit_w: float | None

@@ -1,0 +1,396 @@
+"""BillingService driven the way the OCPP adapters drive ChargingService: 1.6- and 2.0.1-shaped sessions,
+overstay with a grace period, restarts, replays, meter anomalies, demand tiers and TOU splits.
+
+Real SQLite store (tmp_path), FakeClock, no sockets. Amounts are exact decimal strings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from csms.billing_config import BillingConfig, parse_billing
+from csms.config import ChargerConfig, Config, IdTokenConfig, SiteConfig
+from csms.domain.clock import FakeClock
+from csms.domain.enums import ChargingState, ConnectorStatus, Measurand, TxEventKind
+from csms.domain.events import DomainEvent, OverstayChanged, TransactionChanged
+from csms.domain.ids import EvseRef, StationId
+from csms.domain.model import MeterSample, SampledValue, Transaction, TxEvent
+from csms.services.billing import BillingService
+from csms.services.bus import EventBus
+from csms.services.charging import ChargingService
+from csms.services.provisioning import seed_from_config
+from csms.store.db import create_engine, migrate
+from csms.store.repositories import Store
+
+T0 = datetime(2026, 1, 12, 10, 0, tzinfo=UTC)  # a Monday
+OVERSTAY = {"fee_per_minute": "0.10", "grace_min": 10, "warn_before_min": 5}
+E1 = EvseRef(1)
+
+
+def sample(at: datetime, wh: float | None = None, w: float | None = None) -> MeterSample:
+    vals = []
+    if wh is not None:
+        vals.append(SampledValue(Measurand.ENERGY_IMPORT_WH, wh))
+    if w is not None:
+        vals.append(SampledValue(Measurand.POWER_IMPORT_W, w))
+    return MeterSample(at, tuple(vals))
+
+
+@dataclass
+class Harness:
+    """A CSMS core without sockets: store + bus + charging + billing on one FakeClock."""
+
+    tmp: Path
+    billing_raw: dict[str, Any]
+    sites: list[SiteConfig] = field(default_factory=lambda: [SiteConfig(id="s1", grid_limit_kw=24.0)])
+    chargers: tuple[str, ...] = ("CP1", "CP2")
+
+    async def __aenter__(self) -> Harness:
+        self.clock = FakeClock(T0)
+        self.cfg = Config(
+            sites=self.sites, chargers=[ChargerConfig(id=c, site=self.sites[0].id) for c in self.chargers],
+            id_tokens=[IdTokenConfig(value="TAG1"), IdTokenConfig(value="TAG2")],
+        )
+        self.bc: BillingConfig = parse_billing(self.billing_raw)
+        self.engine = create_engine(f"sqlite+aiosqlite:///{self.tmp / 'csms.db'}")
+        await migrate(self.engine)
+        self.store = Store(self.engine)
+        await seed_from_config(self.store, self.cfg)
+        self.bus = EventBus()
+        self.events: list[DomainEvent] = []
+        self.bus.subscribe(self.events.append)
+        self.charging = ChargingService(self.store, self.bus, self.clock, heartbeat_interval_s=60)
+        await self.new_billing()
+        return self
+
+    async def new_billing(self) -> BillingService:
+        """(Re)start billing on the same database, as a CSMS restart would."""
+        self.billing = BillingService(self.cfg, self.store, self.bus, self.clock, billing=self.bc)
+        self.charging.running_cost = self.billing.cost_so_far
+        await self.billing.start()
+        await self.billing.drain()
+        return self.billing
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.billing.stop()
+        await self.engine.dispose()
+
+    def at(self, minutes: float) -> datetime:
+        self.clock.t = T0 + timedelta(minutes=minutes)
+        return self.clock.t
+
+    async def settle(self) -> None:
+        await self.billing.drain()
+
+    # --- 1.6-shaped messages --------------------------------------------------------------------
+    async def status(self, minutes: float, status: ConnectorStatus, cs: ChargingState | None = None,
+                     station: str = "CP1") -> None:
+        await self.charging.status_changed(station, E1, status, self.at(minutes), None, cs)
+        await self.settle()
+
+    async def v16_start(self, minutes: float, meter_start: float, station: str = "CP1", tag: str = "TAG1") -> str:
+        r = await self.charging.transaction(TxEvent(TxEventKind.STARTED, StationId(station), self.at(minutes), None,
+                                                    E1, tag, seq_no=0, meter_start_wh=meter_start))
+        await self.settle()
+        assert r.charger_tx_id is not None
+        return r.charger_tx_id
+
+    async def v16_meter(self, minutes: float, tx_id: str, wh: float | None, w: float | None,
+                        station: str = "CP1") -> None:
+        at = self.at(minutes)
+        await self.charging.meter_values(station, E1, tx_id, (sample(at, wh, w),))
+        await self.settle()
+
+    async def v16_stop(self, minutes: float, tx_id: str, meter_stop: float, reason: str = "Local",
+                       station: str = "CP1") -> Any:
+        r = await self.charging.transaction(TxEvent(TxEventKind.ENDED, StationId(station), self.at(minutes), tx_id,
+                                                    E1, meter_stop_wh=meter_stop, stop_reason=reason))
+        await self.settle()
+        return r
+
+    # --- 2.0.1-shaped messages ------------------------------------------------------------------
+    async def v201(self, kind: TxEventKind, minutes: float, tx_id: str, seq: int, *, wh: float | None = None,
+                   w: float | None = None, cs: ChargingState | None = None, reason: str | None = None,
+                   station: str = "CP1", tag: str | None = "TAG1") -> Any:
+        at = self.at(minutes)
+        samples = (sample(at, wh, w),) if wh is not None or w is not None else ()
+        r = await self.charging.transaction(TxEvent(kind, StationId(station), at, tx_id, E1,
+                                                    tag if kind is TxEventKind.STARTED else None, seq_no=seq,
+                                                    charging_state=cs, stop_reason=reason, samples=samples))
+        await self.settle()
+        return r
+
+    async def invoices(self) -> list[dict[str, Any]]:
+        return await self.billing.list_invoices(limit=None)
+
+    def overstay_events(self) -> list[OverstayChanged]:
+        return [e for e in self.events if isinstance(e, OverstayChanged)]
+
+
+@pytest.fixture
+def harness(tmp_path: Path):  # type: ignore[no-untyped-def]
+    def make(billing: dict[str, Any] | None = None, **kw: Any) -> Harness:
+        return Harness(tmp_path, {"overstay": OVERSTAY} if billing is None else billing, **kw)
+    return make
+
+
+async def v16_session_full_at_60(h: Harness) -> str:
+    """Plug in, charge 12 kW for an hour (register 1000 -> 13000 Wh), EV full (SuspendedEV) at +60 min."""
+    await h.status(0, ConnectorStatus.OCCUPIED, ChargingState.EV_CONNECTED)  # Preparing
+    tx = await h.v16_start(0, 1000.0)
+    await h.status(0, ConnectorStatus.OCCUPIED, ChargingState.CHARGING)
+    for m in range(5, 61, 5):
+        await h.v16_meter(m, tx, 1000.0 + 1000 * m / 5, 12000.0)
+    await h.status(60, ConnectorStatus.OCCUPIED, ChargingState.SUSPENDED_EV)
+    await h.v16_meter(65, tx, 13000.0, 0.0)
+    return tx
+
+
+def overstay_line(inv: dict[str, Any]) -> dict[str, Any]:
+    [line] = [x for x in inv["lines"] if x["kind"] == "overstay"]
+    return line
+
+
+# --- overstay: 40 minutes after full, 10 minutes grace -> exactly 30 minutes ---------------------------
+async def test_v16_stop_before_unplug_bills_exactly_30_minutes(harness) -> None:  # type: ignore[no-untyped-def]
+    async with harness() as h:
+        tx = await v16_session_full_at_60(h)
+        await h.billing.tick(h.at(66))
+        await h.billing.tick(h.at(99))
+        await h.v16_stop(100, tx, 13000.0)  # the driver badges out 40 min after full ...
+        await h.status(100, ConnectorStatus.OCCUPIED, ChargingState.EV_CONNECTED)  # Finishing
+        assert await h.invoices() == []  # ... but the bay is not free yet
+        await h.status(100.5, ConnectorStatus.AVAILABLE)  # unplugged 40.5 min after full
+        [inv] = await h.invoices()
+    assert inv["overstay_minutes"] == 30 and overstay_line(inv)["amount"] == "3.00"
+    assert inv["energy_wh"] == "12000.000" and inv["reason"] == "unplugged"
+    assert [ln["amount"] for ln in inv["lines"]] == ["3.60", "3.00"]
+    assert inv["total"] == "6.60"
+    assert inv["overstay"]["allotted_end"] == (T0 + timedelta(minutes=60)).isoformat()
+    phases = [e.phase for e in h.overstay_events()]
+    assert phases == ["warning", "started", "ended"]
+    assert h.overstay_events()[-1].minutes == 30 and h.overstay_events()[-1].fee == "3.00"
+
+
+async def test_v201_transaction_ends_at_unplug_bills_exactly_30_minutes(harness) -> None:  # type: ignore[no-untyped-def]
+    async with harness() as h:
+        await h.v201(TxEventKind.STARTED, 0, "t-1", 0, wh=5000.0, w=12000.0, cs=ChargingState.CHARGING)
+        for i, m in enumerate(range(5, 61, 5), start=1):
+            await h.v201(TxEventKind.UPDATED, m, "t-1", i, wh=5000.0 + 1000 * m / 5, w=12000.0)
+        await h.v201(TxEventKind.UPDATED, 60, "t-1", 20, cs=ChargingState.SUSPENDED_EV)
+        running = await h.billing.cost_so_far(await _tx(h, "CP1/t-1"))
+        await h.billing.tick(h.at(80))
+        view = h.billing.overstay_view(await _tx(h, "CP1/t-1"))
+        assert view is not None and view["phase"] == "overstaying" and view["minutes"] == 10
+        ended = await h.v201(TxEventKind.ENDED, 100, "t-1", 21, wh=17000.0, reason="EVDisconnected")
+        await h.status(100, ConnectorStatus.AVAILABLE)
+        [inv] = await h.invoices()
+    assert running == 3.60
+    assert ended.total_cost is not None  # the 2.0.1 totalCost hook answers
+    assert inv["overstay_minutes"] == 30 and inv["total"] == "6.60" and inv["energy_wh"] == "12000.000"
+
+
+async def test_power_near_zero_counts_as_finished_when_the_charger_keeps_saying_charging(harness) -> None:  # type: ignore[no-untyped-def]
+    async with harness() as h:
+        await h.v201(TxEventKind.STARTED, 0, "t-2", 0, wh=0.0, w=11000.0, cs=ChargingState.CHARGING)
+        await h.v201(TxEventKind.UPDATED, 60, "t-2", 1, wh=11000.0, w=11000.0)
+        await h.v201(TxEventKind.UPDATED, 61, "t-2", 2, wh=11000.0, w=20.0)  # EV stopped drawing
+        await h.v201(TxEventKind.UPDATED, 66, "t-2", 3, wh=11000.0, w=0.0)   # confirmed (> 120 s)
+        await h.v201(TxEventKind.ENDED, 101, "t-2", 4, wh=11000.0, reason="EVDisconnected")
+        [inv] = await h.invoices()
+    assert inv["overstay"]["allotted_end"] == (T0 + timedelta(minutes=61)).isoformat()
+    assert inv["overstay_minutes"] == 30
+
+
+async def test_suspended_evse_is_never_the_ev_being_full(harness) -> None:  # type: ignore[no-untyped-def]
+    async with harness() as h:
+        await h.v201(TxEventKind.STARTED, 0, "t-3", 0, wh=0.0, w=11000.0, cs=ChargingState.CHARGING)
+        await h.v201(TxEventKind.UPDATED, 30, "t-3", 1, wh=5500.0, w=0.0, cs=ChargingState.SUSPENDED_EVSE)
+        await h.v201(TxEventKind.UPDATED, 60, "t-3", 2, wh=5500.0, w=0.0)
+        await h.v201(TxEventKind.UPDATED, 90, "t-3", 3, wh=11000.0, w=11000.0, cs=ChargingState.CHARGING)
+        await h.v201(TxEventKind.ENDED, 95, "t-3", 4, wh=11900.0, reason="EVDisconnected")
+        [inv] = await h.invoices()
+    assert inv["overstay_minutes"] == 0
+
+
+async def _tx(h: Harness, key: str) -> Transaction:
+    async with h.store.session() as s:
+        tx = await s.transaction(key)
+    assert tx is not None
+    return tx
+
+
+# --- restarts and replays -------------------------------------------------------------------------------
+async def test_restart_during_overstay_still_bills_exactly_30_minutes_once(harness) -> None:  # type: ignore[no-untyped-def]
+    async with harness() as h:
+        tx = await v16_session_full_at_60(h)
+        await h.billing.tick(h.at(66))
+        await h.billing.tick(h.at(85))  # overstaying for 15 min
+        await h.billing.stop()  # the CSMS goes down ...
+        h.at(90)
+        await h.new_billing()   # ... and comes back on the same database
+        await h.v16_stop(100, tx, 13000.0)
+        await h.status(100.5, ConnectorStatus.AVAILABLE)
+        await h.new_billing()   # and once more after the invoice: nothing happens twice
+        await h.billing.tick(h.at(2000))
+        invs = await h.invoices()
+    assert len(invs) == 1 and invs[0]["overstay_minutes"] == 30 and invs[0]["total"] == "6.60"
+    assert [e.phase for e in h.overstay_events()] == ["warning", "started", "ended"]  # not re-announced
+
+
+async def test_messages_received_while_billing_was_down_are_caught_up_at_start(harness) -> None:  # type: ignore[no-untyped-def]
+    async with harness() as h:
+        tx = await v16_session_full_at_60(h)
+        await h.billing.stop()  # billing misses the stop and the unplug (crash between commit and billing)
+        await h.v16_stop(100, tx, 13000.0)
+        await h.charging.status_changed("CP1", E1, ConnectorStatus.AVAILABLE, h.at(100.5), None, None)
+        await h.new_billing()
+        [inv] = await h.invoices()
+    assert inv["overstay_minutes"] == 30 and inv["total"] == "6.60"
+
+
+async def test_replayed_stop_and_ended_do_not_create_or_change_an_invoice(harness) -> None:  # type: ignore[no-untyped-def]
+    async with harness() as h:
+        tx = await v16_session_full_at_60(h)
+        await h.v16_stop(100, tx, 13000.0)
+        await h.status(100.5, ConnectorStatus.AVAILABLE)
+        [before] = await h.invoices()
+        await h.v16_stop(100, tx, 13000.0)  # the charger resends StopTransaction
+        await h.v16_stop(130, tx, 14000.0)  # ... even with other values
+        await h.v201(TxEventKind.STARTED, 0, "t-9", 0, wh=0.0, w=11000.0, cs=ChargingState.CHARGING, station="CP2")
+        await h.v201(TxEventKind.ENDED, 60, "t-9", 1, wh=11000.0, reason="EVDisconnected", station="CP2")
+        await h.v201(TxEventKind.ENDED, 60, "t-9", 1, wh=11000.0, reason="EVDisconnected", station="CP2")
+        await h.v201(TxEventKind.ENDED, 61, "t-9", 2, wh=12000.0, reason="EVDisconnected", station="CP2")
+        # a duplicate delivery on the bus itself (at-least-once consumers) changes nothing either
+        h.bus.publish(TransactionChanged(await _tx(h, f"CP1/{tx}"), False, True, h.at(140)))
+        await h.status(141, ConnectorStatus.AVAILABLE)
+        await h.settle()
+        invs = await h.invoices()
+    assert len(invs) == 2
+    again = next(i for i in invs if i["tx_key"] == before["tx_key"])
+    assert again == before
+    cp2 = next(i for i in invs if i["station_id"] == "CP2")
+    assert cp2["energy_wh"] == "11000.000"
+
+
+# --- meter anomalies ------------------------------------------------------------------------------------
+async def test_register_going_backwards_is_flagged_and_billed_sanely(harness) -> None:  # type: ignore[no-untyped-def]
+    async with harness({}) as h:
+        await h.v201(TxEventKind.STARTED, 0, "t-a", 0, wh=100000.0, w=16000.0, cs=ChargingState.CHARGING)
+        await h.v201(TxEventKind.UPDATED, 15, "t-a", 1, wh=104000.0, w=16000.0)
+        await h.v201(TxEventKind.UPDATED, 30, "t-a", 2, wh=102000.0, w=16000.0)  # backwards
+        await h.v201(TxEventKind.UPDATED, 45, "t-a", 3, wh=106000.0, w=16000.0)
+        await h.v201(TxEventKind.UPDATED, 60, "t-a", 4, wh=500000.0, w=16000.0)  # impossible jump
+        await h.v201(TxEventKind.ENDED, 61, "t-a", 5, reason="EVDisconnected")
+        [inv] = await h.invoices()
+    kinds = {a["kind"] for a in inv["anomalies"]}
+    assert {"register_backwards", "impossible_jump"} <= kinds
+    max_wh = Decimal(32 * 230 * 3) / 4 * Decimal("1")  # 15 min at the station's max power
+    assert Decimal(inv["energy_wh"]) == Decimal(4000) + 0 + Decimal(4000) + max_wh
+    assert Decimal(inv["total"]) > 0 and all(Decimal(ln["amount"]) >= 0 for ln in inv["lines"])
+    assert "overstay" not in {ln["kind"] for ln in inv["lines"]}  # no overstay section: no fee
+
+
+# --- demand tiers ---------------------------------------------------------------------------------------
+async def test_demand_tiers_follow_site_utilisation(harness) -> None:  # type: ignore[no-untyped-def]
+    tiers = [{"name": "medium", "from_utilisation": 0.5, "multiplier": 1.2},
+             {"name": "high", "from_utilisation": 0.8, "multiplier": 1.5}]
+    async with harness({"tariff": {"demand_tiers": tiers}}) as h:
+        await h.v201(TxEventKind.STARTED, 0, "a", 0, wh=0.0, w=12000.0, cs=ChargingState.CHARGING)
+        seq = {"a": 1, "b": 1}
+        for m in range(5, 61, 5):
+            await h.v201(TxEventKind.UPDATED, m, "a", seq["a"], wh=1000.0 * m / 5, w=12000.0)
+            seq["a"] += 1
+            if m == 30:
+                await h.v201(TxEventKind.STARTED, 30, "b", 0, wh=0.0, w=12000.0, cs=ChargingState.CHARGING,
+                             station="CP2", tag="TAG2")
+            elif m > 30:
+                await h.v201(TxEventKind.UPDATED, m, "b", seq["b"], wh=1000.0 * (m - 30) / 5, w=12000.0,
+                             station="CP2")
+                seq["b"] += 1
+        await h.v201(TxEventKind.ENDED, 60, "a", 99, reason="EVDisconnected")
+        await h.v201(TxEventKind.ENDED, 60, "b", 99, reason="EVDisconnected", station="CP2")
+        invs = {i["station_id"]: i for i in await h.invoices()}
+    a_lines = [(ln["quantity"], ln["unit_price"], ln["amount"]) for ln in invs["CP1"]["lines"]]
+    assert a_lines == [("6.000", "0.360", "2.16"), ("6.000", "0.450", "2.70")]  # 12 of 24 kW, then 24 of 24
+    b_lines = [(ln["quantity"], ln["unit_price"], ln["amount"]) for ln in invs["CP2"]["lines"]]
+    assert b_lines == [("6.000", "0.450", "2.70")]
+    assert "high" in invs["CP2"]["lines"][0]["description"]
+
+
+# --- TOU ------------------------------------------------------------------------------------------------
+async def test_tou_split_in_site_local_time_with_fees_tax_and_overstay(harness) -> None:  # type: ignore[no-untyped-def]
+    """The docs/billing.md example, end to end through the service: Berlin, Monday 15 January 2024."""
+    raw = {"tariff": {"session_fee": "0.50", "tax_rate": "0.19",
+                      "tou_windows": [{"days": "weekdays", "start": "17:00", "end": "21:00", "price_per_kwh": "0.45",
+                                       "name": "peak"}]},
+           "overstay": {"fee_per_minute": "0.10", "grace_min": 10}}
+    berlin = [SiteConfig(id="s1", grid_limit_kw=24.0, timezone="Europe/Berlin")]
+    async with harness(raw, sites=berlin) as h:
+        base = datetime(2024, 1, 15, 15, 30, tzinfo=UTC)
+        off = (base - T0) / timedelta(minutes=1)
+        tx = await h.v16_start(off, 0.0)
+        await h.status(off, ConnectorStatus.OCCUPIED, ChargingState.CHARGING)
+        await h.v16_meter(off + 30, tx, 5500.0, 11000.0)
+        await h.v16_meter(off + 60, tx, 11000.0, 0.0)
+        await h.status(off + 60, ConnectorStatus.OCCUPIED, ChargingState.SUSPENDED_EV)
+        await h.v16_stop(off + 99, tx, 11000.0)
+        await h.status(off + 100, ConnectorStatus.AVAILABLE)
+        [inv] = await h.invoices()
+    assert [(ln["description"], ln["quantity"], ln["amount"]) for ln in inv["lines"]] == [
+        ("Energy, standard period", "5.500", "1.65"), ("Energy, peak period", "5.500", "2.48"),
+        ("Session fee", "1", "0.50"), ("Overstay", "30", "3.00")]
+    assert (inv["subtotal"], inv["tax"], inv["total"]) == ("7.63", "1.45", "9.08")
+
+
+# --- safety timeout, exempt groups, hooks ---------------------------------------------------------------
+async def test_no_unplug_seen_finalises_after_the_timeout_with_the_observed_occupancy(harness) -> None:  # type: ignore[no-untyped-def]
+    async with harness({"overstay": OVERSTAY, "finalize_after_h": 2}) as h:
+        tx = await v16_session_full_at_60(h)
+        await h.v16_stop(70, tx, 13000.0)
+        await h.status(75, ConnectorStatus.OCCUPIED, ChargingState.EV_CONNECTED)  # Finishing, then silence
+        await h.billing.tick(h.at(180))
+        assert await h.invoices() == []
+        await h.billing.tick(h.at(191))
+        [inv] = await h.invoices()
+    assert inv["reason"] == "timeout" and inv["session_end"] == T0 + timedelta(minutes=75)
+    assert inv["overstay_minutes"] == 5
+
+
+async def test_booking_end_hook_sets_the_allotted_end(harness) -> None:  # type: ignore[no-untyped-def]
+    raw = {"overstay": {**OVERSTAY, "allotted_by": "booking_end"}}
+    async with harness(raw) as h:
+        async def booking_end(tx: Transaction) -> datetime | None:
+            return T0 + timedelta(minutes=90)
+        h.billing.booking_end_fn = booking_end
+        tx = await v16_session_full_at_60(h)
+        await h.v16_stop(100, tx, 13000.0)
+        await h.status(130, ConnectorStatus.AVAILABLE)
+        [inv] = await h.invoices()
+    assert inv["overstay_minutes"] == 30  # 130 - (90 + 10)
+
+
+async def test_prices_per_slot_for_the_optimizer(harness) -> None:  # type: ignore[no-untyped-def]
+    raw = {"tariff": {"tou_windows": [{"days": "all", "start": "10:30", "end": "11:00", "price_per_kwh": "0.50"}]}}
+    async with harness(raw) as h:
+        prices = h.billing.prices_per_slot("s1", T0, 900, 4)
+    assert prices == (0.30, 0.30, 0.50, 0.50)
+
+
+async def test_csms_pause_after_the_stated_need_is_delivered_counts_as_finished(harness) -> None:  # type: ignore[no-untyped-def]
+    from csms.domain.model import ChargingNeeds
+
+    async with harness() as h:
+        await h.v201(TxEventKind.STARTED, 0, "t-n", 0, wh=0.0, w=12000.0, cs=ChargingState.CHARGING)
+        await h.charging.charging_needs(ChargingNeeds(StationId("CP1"), E1, h.at(0), energy_amount_wh=6000.0))
+        await h.v201(TxEventKind.UPDATED, 30, "t-n", 1, wh=6000.0, w=0.0, cs=ChargingState.SUSPENDED_EVSE)
+        await h.v201(TxEventKind.ENDED, 70, "t-n", 2, wh=6000.0, reason="EVDisconnected")
+        [inv] = await h.invoices()
+    assert inv["overstay"]["allotted_end"] == (T0 + timedelta(minutes=30)).isoformat()
+    assert inv["overstay_minutes"] == 30
