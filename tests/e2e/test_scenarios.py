@@ -1,0 +1,62 @@
+"""End to end: the CI scenarios against the real CSMS started in-process (``--with-csms``), with reports.
+
+ci-1.6 and ci-2.0.1 must pass their thresholds (no site-limit violation, energy delivered, all chargers booted);
+an impossible threshold must make the CLI exit non-zero and name the failed threshold. About 35 s in total.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from simulator.__main__ import parse_args
+from simulator.run import run_command
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("scenario", ["ci-1.6", "ci-2.0.1"])
+def test_ci_scenario_with_in_process_csms(scenario: str, tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    ns = parse_args(["run", str(ROOT / "scenarios" / f"{scenario}.yaml"), "--with-csms", "--quiet",
+                     "--report-dir", str(out)])
+    assert run_command(ns) == 0
+    rep = json.loads((out / "report.json").read_text())
+    site = next(iter(rep["sites"].values()))
+    assert rep["passed"] is True
+    assert site["violations"]["count"] == 0 and rep["metrics"]["max_violation_kw"] == 0
+    assert site["peak_kw"] <= site["grid_limit_kw"]
+    assert site["energy"]["delivered_kwh"] > 0
+    assert rep["ocpp"]["booted"] == rep["ocpp"]["chargers"] == 4
+    assert rep["ocpp"]["charger_limit_violations"] == 0
+    assert rep["ocpp"]["received"].get("SetChargingProfile", 0) > 0        # the CSMS did smart charging
+    assert rep["runtime"]["csms"] == "in-process"
+    assert isinstance(rep["solver"]["count"], int) and rep["solver"]["count"] > 0
+    assert (out / "report.md").exists() and (out / "site_load.png").exists() and (out / "energy.png").exists()
+
+
+def test_impossible_threshold_fails_the_run(tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "simulator", "run", "scenarios/ci-1.6.yaml", "--with-csms", "--quiet",
+         "--duration-h", "0.5", "--no-plots", "--report-dir", str(out), "--assert", "peak_kw>=1000"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "THRESHOLD FAILED: peak_kw>=1000" in proc.stderr
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["passed"] is False
+    assert [t["ok"] for t in rep["thresholds"] if t["threshold"] == "peak_kw>=1000"] == [False]
+
+
+def test_bad_scenario_exits_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((ROOT / "scenarios/ci-1.6.yaml").read_text().replace("count: 4", "count: -1"))
+    assert run_command(parse_args(["run", str(bad), "--quiet"])) == 2
+    assert run_command(parse_args(["run", str(ROOT / "scenarios/ci-1.6.yaml"), "--quiet",
+                                   "--assert", "nonsense>=1"])) == 2
