@@ -31,6 +31,7 @@ from csms.services.charging import ChargingService
 from csms.services.provisioning import seed_from_config
 from csms.services.site_status import current_load
 from csms.services.smart_charging import SmartChargingService
+from csms.services.solver_thread import SolverThread
 from csms.store.db import create_engine, migrate
 from csms.store.repositories import Store
 from csms.telemetry import MqttTelemetry
@@ -97,7 +98,9 @@ class CsmsApp:
         self.ocpp_port = self.ocpp.port
         self._stoppers.append(self.ocpp.stop)
         self._tasks.append(asyncio.create_task(self._flush_loop(), name="flush-last-seen"))
-        self.smart = SmartChargingService(cfg, self.store, self.bus, self.gateway, self.clock)
+        self.solver = SolverThread()
+        self._stoppers.append(self.solver.shutdown)
+        self.smart = SmartChargingService(cfg, self.store, self.bus, self.gateway, self.clock, solver=self.solver)
         await self.smart.start()
         self._stoppers.append(self.smart.stop)
         self.bookings = BookingService(cfg, self.store, self.bus, self.gateway, self.clock, self.smart)

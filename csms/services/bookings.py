@@ -16,12 +16,14 @@ import asyncio
 import contextlib
 import logging
 import math
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from csms.config import Config
 from csms.domain.clock import Clock
-from csms.domain.errors import Conflict, InvalidRequest, UnknownStation
+from csms.domain.enums import AuthorizationStatus
+from csms.domain.errors import Conflict, InvalidRequest, UnknownBooking, UnknownSite, UnknownStation
 from csms.domain.events import DomainEvent, TransactionChanged
 from csms.domain.model import Booking
 from csms.domain.ports import ChargerGateway
@@ -29,10 +31,16 @@ from csms.scheduling import SessionSpec, plan
 
 from .bus import EventBus
 from .charging import StorePort
-from .plan_input import charger_evses, evse_key
+from .plan_input import build_input, charger_evses, evse_key
 
 log = logging.getLogger("csms.bookings")
 OPEN = ("Confirmed", "Reserved", "Active")
+PENDING = ("Confirmed", "Reserved")  # not started yet: may still be reserved, cancelled or expire
+#: Priority of already admitted bookings in the what-if plan: far above any driver group, so a new
+#: booking is only given what is left after the earlier guarantees.
+COMMITTED_PRIORITY = 1000.0
+#: The what-if plan of a very long booking looks at its first week only (keeps the LP small).
+MAX_WHAT_IF_SLOTS = 7 * 96
 
 
 class AdmissionRefused(Conflict):
@@ -55,6 +63,8 @@ class BookingService:
         self._lock = asyncio.Lock()  # serialises check-then-insert so two requests cannot both win a slot
         self._task: asyncio.Task[Any] | None = None
         self._active: dict[tuple[str, str], Booking] = {}  # (station, token) -> open booking, for the optimizer
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._checking: set[int] = set()
         self._unsubscribe = bus.subscribe(self._on_event)
 
     def reconfigure(self, cfg: Config) -> None:
@@ -66,10 +76,12 @@ class BookingService:
 
     async def stop(self) -> None:
         self._unsubscribe()
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        tasks = [t for t in (self._task, *self._tasks) if t is not None]
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
 
     # --- queries --------------------------------------------------------------------------------
     async def _evses_of_site(self, site_id: str) -> list[tuple[str, int]]:
@@ -84,7 +96,7 @@ class BookingService:
     async def availability(self, site_id: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
         """Per EVSE, the free intervals within [start, end) given open bookings."""
         if self.cfg.site(site_id) is None:
-            raise InvalidRequest(f"unknown site {site_id!r}")
+            raise UnknownSite(site_id)
         if end <= start:
             raise InvalidRequest("end: must be after start")
         async with self.store.session() as s:
@@ -122,11 +134,16 @@ class BookingService:
                     st = await s.station(station_id)
                     if st is None:
                         raise UnknownStation(station_id)
+                    if site_id is not None and site_id != st.site_id:
+                        raise InvalidRequest(f"station_id: {station_id!r} is not at site {site_id!r}")
                     site_id = st.site_id
                 if site_id is None or self.cfg.site(site_id) is None:
-                    raise InvalidRequest("give a known site_id or station_id")
-                if await s.id_token(id_token) is None:
+                    raise UnknownSite(site_id or "")
+                token = await s.id_token(id_token)
+                if token is None:
                     raise InvalidRequest(f"id_token: unknown token {id_token!r}")
+                if token.status is not AuthorizationStatus.ACCEPTED:
+                    raise InvalidRequest(f"id_token: {id_token!r} is {token.status.value}")
                 booked = await s.bookings(site_id=site_id, overlapping=(start, end), statuses=OPEN)
             candidates = [(sid, n) for sid, n in await self._evses_of_site(site_id)
                           if (station_id is None or sid == station_id) and (evse_id is None or n == evse_id)]
@@ -158,38 +175,50 @@ class BookingService:
             return energy_wh or 0.0
         site = self.cfg.site(site_id)
         assert site is not None
-        now = self.clock.now()
-        slot_s = self.cfg.smart_charging.slot_min * 60
+        sc = self.cfg.smart_charging
+        slot_s = sc.slot_min * 60
         inp, _, _ = await self.smart._snapshot(site)  # current sessions and fixed draws, planned from now
-        plan_start = inp.start if start <= now + timedelta(seconds=inp.horizon_slots * slot_s) else start
-        n = max(1, math.ceil((end - plan_start).total_seconds() / slot_s))
+        # Within the planning horizon the what-if starts now, with the sessions charging now; a booking
+        # further ahead is planned from its own start (today's sessions will have left by then).
+        near = start <= inp.start + timedelta(seconds=inp.horizon_slots * slot_s)
+        plan_start = inp.start if near else start
+        n = min(MAX_WHAT_IF_SLOTS, max(1, math.ceil((end - plan_start).total_seconds() / slot_s)))
+        # The site limit (daily schedule, external signal) and base load per slot of *this* window: the
+        # snapshot's series start now and cover the planning horizon only.
+        window = build_input(site, [], [], plan_start, sc.model_copy(update={"horizon_h": n * slot_s / 3600}),
+                             circuit_of={}, external_limit_kw=self.smart._site(site_id).external_limit_kw)
+        limits = {c.name: c for c in window.circuits}
+        circuits = tuple(replace(c, power_limit_w_by_slot=limits[c.name].power_limit_w_by_slot,
+                                 current_limit_a_by_slot=limits[c.name].current_limit_a_by_slot)
+                         if c.name in limits else c for c in inp.circuits)
+        busy = {x.evse_key for x in inp.sessions} if near else set()
+        # Bookings admitted earlier keep their guarantee: they come first in the what-if.
         extra = [SessionSpec(f"booking-{b.id}", evse_key(b.station_id, b.evse_id), b.guaranteed_energy_wh or 0.0,
-                             departure=b.end, arrival=max(b.start, plan_start)) for b in booked
-                 if b.guaranteed_energy_wh and evse_key(b.station_id, b.evse_id) not in
-                 {x.evse_key for x in inp.sessions}]
+                             departure=b.end, arrival=max(b.start, window.start), priority=COMMITTED_PRIORITY)
+                 for b in booked if b.guaranteed_energy_wh and evse_key(b.station_id, b.evse_id) not in busy]
         key = evse_key(*chosen)
-        new = SessionSpec("booking-new", key, energy_wh, departure=end, arrival=max(start, plan_start),
+        new = SessionSpec("booking-new", key, energy_wh, departure=end, arrival=max(start, window.start),
                           priority=1.0)
-        sessions = tuple(x for x in inp.sessions if x.evse_key != key) if plan_start == inp.start else ()
-        from dataclasses import replace
-
-        # Present sessions keep their priority; the booking competes as an equal. Fixed draws for idle EVSEs
-        # are dropped for EVSEs that a booking will use (the booking replaces the idle reservation).
+        sessions = tuple(x for x in inp.sessions if x.evse_key != key) if near else ()
+        # Fixed draws for idle EVSEs are dropped for EVSEs that a booking will use (the booking replaces
+        # the idle allowance).
         used = {key, *(e.evse_key for e in extra)}
-        what_if = replace(inp, start=plan_start, horizon_slots=n, sessions=(*sessions, *extra, new),
+        what_if = replace(inp, start=window.start, horizon_slots=n, circuits=circuits,
+                          base_loads=window.base_loads, sessions=(*sessions, *extra, new),
                           fixed_draws=tuple(f for f in inp.fixed_draws if f.evse_key not in used),
                           price_per_kwh=())
-        schedule = await asyncio.to_thread(plan, what_if)
+        schedule = await (self.smart.solver.run(plan, what_if) if self.smart is not None
+                          else asyncio.to_thread(plan, what_if))
         return schedule.session("booking-new").energy_wh
 
     async def cancel(self, booking_id: int) -> Booking:
         async with self.store.session() as s:
             b = await s.booking(booking_id)
             if b is None:
-                raise InvalidRequest(f"unknown booking {booking_id}")
-            if not b.open or b.status == "Active":
-                raise Conflict(f"booking {booking_id} is {b.status}")
-            await s.set_booking(booking_id, status="Cancelled")
+                raise UnknownBooking(str(booking_id))
+            if b.status not in PENDING or not await s.set_booking(booking_id, only_if=PENDING, status="Cancelled"):
+                raise Conflict(f"booking {booking_id} is {b.status}: only a Confirmed or Reserved one can be "
+                               f"cancelled")
         if b.status == "Reserved":
             res = await self.gateway.cancel_reservation(b.station_id, b.id)
             log.info("reservation cancelled booking=%s status=%s", b.id, res.status)
@@ -200,7 +229,7 @@ class BookingService:
         async with self.store.session() as s:
             b = await s.booking(booking_id)
         if b is None:
-            raise InvalidRequest(f"unknown booking {booking_id}")
+            raise UnknownBooking(str(booking_id))
         return b
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -213,21 +242,33 @@ class BookingService:
                 log.exception("booking check failed")
 
     async def check_due(self) -> None:
-        """Send ReserveNow for bookings within the lead time; expire no-shows; complete past ones."""
+        """Send ReserveNow for bookings within the lead time; expire no-shows."""
         async with self.store.session() as s:
-            due = await s.bookings(statuses=("Confirmed", "Reserved"))
+            due = await s.bookings(statuses=PENDING)
         for b in due:
             await self._check_one(b)
 
     async def _check_one(self, b: Booking) -> None:
+        if b.id in self._checking:  # the loop and create() must not both send ReserveNow
+            return
+        self._checking.add(b.id)
+        try:
+            await self._check(b)
+        finally:
+            self._checking.discard(b.id)
+
+    async def _check(self, b: Booking) -> None:
         now = self.clock.now()
         bc = self.cfg.bookings
-        expiry = b.start + timedelta(minutes=bc.no_show_grace_min)
+        expiry = min(b.start + timedelta(minutes=bc.no_show_grace_min), b.end)
         if now >= expiry:
             async with self.store.session() as s:
-                await s.set_booking(b.id, status="Expired")
-            if b.status == "Reserved":
-                await self.gateway.cancel_reservation(b.station_id, b.id)
+                current = await s.booking(b.id)
+                if current is None or not await s.set_booking(b.id, only_if=PENDING, status="Expired"):
+                    return  # started (Active) or cancelled meanwhile
+            if current.status == "Reserved":
+                res = await self.gateway.cancel_reservation(b.station_id, b.id)
+                log.info("reservation cancelled (no-show) booking=%s status=%s", b.id, res.status)
             log.info("booking expired (no-show) id=%s", b.id)
             await self._refresh_cache()
             return
@@ -236,34 +277,49 @@ class BookingService:
             log.info("reserve now booking=%s station=%s evse=%s status=%s", b.id, b.station_id, b.evse_id, res.status)
             if res.accepted:
                 async with self.store.session() as s:
-                    await s.set_booking(b.id, status="Reserved")
+                    reserved = await s.set_booking(b.id, only_if=("Confirmed",), status="Reserved")
+                if not reserved:  # cancelled while ReserveNow was in flight: take the reservation back
+                    await self.gateway.cancel_reservation(b.station_id, b.id)
 
     def _on_event(self, ev: DomainEvent) -> None:
         if isinstance(ev, TransactionChanged) and (ev.started or ev.ended):
-            asyncio.ensure_future(self._on_tx(ev))
+            t = asyncio.ensure_future(self._on_tx(ev))
+            self._tasks.add(t)
+            t.add_done_callback(self._tasks.discard)
 
     async def _on_tx(self, ev: TransactionChanged) -> None:
         tx = ev.transaction
-        async with self.store.session() as s:
-            if ev.started:
-                cands = await s.bookings(station_id=tx.station_id, evse_id=tx.evse.evse_id,
-                                         statuses=("Confirmed", "Reserved"), id_tokens=[tx.id_token or ""])
-                now = self.clock.now()
-                for b in cands:
-                    if b.start - timedelta(minutes=self.cfg.bookings.reserve_lead_min) <= now < b.end:
-                        await s.set_booking(b.id, status="Active", transaction_key=tx.key)
-                        log.info("booking active id=%s tx=%s", b.id, tx.key)
-                        break
-            if ev.ended:
-                for b in await s.bookings(station_id=tx.station_id, statuses=("Active",)):
-                    if b.transaction_key == tx.key:
-                        await s.set_booking(b.id, status="Completed")
+        try:
+            async with self.store.session() as s:
+                if ev.started:
+                    cands = await s.bookings(station_id=tx.station_id, evse_id=tx.evse.evse_id,
+                                             statuses=PENDING, id_tokens=[tx.id_token or ""])
+                    now = self.clock.now()
+                    for b in cands:
+                        if b.start - timedelta(minutes=self.cfg.bookings.reserve_lead_min) <= now < b.end:
+                            if await s.set_booking(b.id, only_if=PENDING, status="Active", transaction_key=tx.key):
+                                log.info("booking active id=%s tx=%s", b.id, tx.key)
+                                break
+                if ev.ended:
+                    for b in await s.bookings(station_id=tx.station_id, statuses=("Active",)):
+                        if b.transaction_key == tx.key:
+                            await s.set_booking(b.id, status="Completed")
+                            log.info("booking completed id=%s tx=%s", b.id, tx.key)
+        except Exception:  # noqa: BLE001 - a task nobody awaits: log instead of losing the error
+            log.exception("booking update failed tx=%s", tx.key)
         await self._refresh_cache()
 
     async def _refresh_cache(self) -> None:
         async with self.store.session() as s:
             open_ = await s.bookings(statuses=OPEN)
-        self._active = {(b.station_id, b.id_token): b for b in open_}
+        # One booking per (station, token): an Active one, else the earliest (bookings come sorted by start),
+        # so tomorrow's booking does not hide today's.
+        active: dict[tuple[str, str], Booking] = {}
+        for b in open_:
+            key = (b.station_id, b.id_token)
+            if key not in active or (b.status == "Active" and active[key].status != "Active"):
+                active[key] = b
+        self._active = active
 
     # --- hooks for the optimizer and billing ------------------------------------------------------
     def booking_for(self, station_id: str, id_token: str) -> tuple[float | None, datetime | None]:

@@ -169,7 +169,7 @@ def build_input(
             if idle_a > 0:
                 fixed.append(FixedDraw(e.evse_key, idle_a))
             continue
-        need = 0.0 if s.ev_full else _remaining_need_wh(s, site)
+        need = 0.0 if s.ev_full else _remaining_need_wh(s, site, max_a * e.voltage_v * len(e.phases))
         departure = s.departure or (s.started_at + timedelta(hours=site.default_dwell_h))
         planned.append(SessionSpec(
             session_key=s.session_key, evse_key=e.evse_key, energy_needed_wh=need,
@@ -182,6 +182,10 @@ def build_input(
     )
 
 
-def _remaining_need_wh(s: ActiveSession, site: SiteConfig) -> float:
-    requested = s.requested_energy_wh if s.requested_energy_wh is not None else site.default_energy_kwh * 1000.0
-    return max(0.0, requested - s.energy_delivered_wh)
+def _remaining_need_wh(s: ActiveSession, site: SiteConfig, evse_max_w: float) -> float:
+    """What is still to deliver. A stated need (EV, driver, booking) is a cap. An unstated one is not: the
+    site default is what the plan aims for, but the session keeps at least an hour at the EVSE's rate on
+    top, so a car that wants more is not stopped while there is room; the EV stops itself when full."""
+    if s.requested_energy_wh is not None:
+        return max(0.0, s.requested_energy_wh - s.energy_delivered_wh)
+    return max(site.default_energy_kwh * 1000.0 - s.energy_delivered_wh, evse_max_w * 1.0)

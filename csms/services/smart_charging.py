@@ -13,6 +13,7 @@ commands are in flight, and when chargers reject profiles or go offline.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -39,6 +40,7 @@ from csms.scheduling import Schedule, SchedulingInput, SitePlanner, SolverOption
 
 from .bus import EventBus
 from .charging import StorePort
+from .solver_thread import SolverThread
 from .limits import Piecewise, floor_to, never_above, pointwise, same_from
 from .plan_input import ActiveSession, EvseState, build_input, charger_evses, evse_key
 
@@ -74,7 +76,8 @@ class SiteState:
 class SmartChargingService:
     def __init__(self, cfg: Config, store: StorePort, bus: EventBus, gateway: ChargerGateway, clock: Clock,
                  *, solver_options: SolverOptions | None = None,
-                 planner_factory: Callable[[SolverOptions], SitePlanner] = SitePlanner) -> None:
+                 planner_factory: Callable[[SolverOptions], SitePlanner] = SitePlanner,
+                 solver: SolverThread | None = None) -> None:
         self.cfg = cfg
         self.store = store
         self.gateway = gateway
@@ -82,6 +85,7 @@ class SmartChargingService:
         sc = cfg.smart_charging
         self.options = solver_options or SolverOptions(time_limit_s=sc.solver_time_limit_s)
         self._planner_factory = planner_factory
+        self.solver = solver or SolverThread()
         self.sites: dict[str, SiteState] = {}
         self.control: dict[str, EvseControl] = {}
         self.station_limit_a: dict[str, float] = {}  # from 2.0.1 NotifyChargingLimit, per EVSE key
@@ -92,7 +96,12 @@ class SmartChargingService:
         self._unsubscribe = bus.subscribe(self._on_event)
         self._timer: asyncio.Task[Any] | None = None
         self._station_site: dict[str, str] = {}
-        self._charging_state: dict[str, ChargingState | None] = {}
+        #: EVSEs whose EV stopped drawing while offered power (SuspendedEV): it wants nothing more until it
+        #: draws again (Charging). SuspendedEVSE - paused by our own 0 A - does not change it, otherwise a
+        #: full car would flip between "full" and "paused" and be re-planned on every message.
+        self._ev_full: dict[str, bool] = {}
+        # Recently ended sessions: a TxProfile for one of them that crossed its end is rightly refused.
+        self._ended: collections.deque[str] = collections.deque(maxlen=1000)
 
     # --- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -131,19 +140,21 @@ class SmartChargingService:
     def _on_event(self, ev: DomainEvent) -> None:
         match ev:
             case TransactionChanged(transaction=tx, started=started, ended=ended):
+                key = evse_key(tx.station_id, tx.evse.evse_id)
                 if ended:
-                    ctl = self.control.get(evse_key(tx.station_id, tx.evse.evse_id))
+                    ctl = self.control.get(key)
                     if ctl is not None and ctl.tx_id == tx.charger_tx_id:
                         # The TxProfile died with its transaction; TxDefault applies again.
                         ctl.accepted, ctl.tx_id = self._idle_profile(), None
-                # Re-plan on arrival, departure, and when the EV starts or stops drawing - not on every
-                # meter value (the slot timer catches slow drift in energy delivered).
-                previous = self._charging_state.get(tx.key)
-                self._charging_state[tx.key] = tx.charging_state
-                if ended:
-                    self._charging_state.pop(tx.key, None)
-                if started or ended or (previous is not None and previous != tx.charging_state):
+                    self._ended.append(tx.key)
+                if started or ended:
+                    self._ev_full.pop(key, None)
                     self._request_station(tx.station_id)
+                elif self._note_charging_state(key, tx.charging_state):
+                    self._request_station(tx.station_id)
+            case StatusChanged(station_id=sid, evse=evse, charging_state=state) if evse is not None:
+                if self._note_charging_state(evse_key(sid, evse.evse_id), state):
+                    self._request_station(sid)
             case ChargingNeedsChanged(needs=n):
                 self._request_station(n.station_id)
             case StationReady(station_id=sid):
@@ -153,8 +164,18 @@ class SmartChargingService:
             case ExternalLimitChanged(station_id=sid, evse=evse, limit=limit, unit=unit):
                 self._station_limit(sid, evse.evse_id if evse else None, limit, unit)
                 self._request_station(sid)
-            case StatusChanged():
-                pass
+
+    def _note_charging_state(self, key: str, state: ChargingState | None) -> bool:
+        """Track whether the EV on `key` is full; True if that changed (worth a re-plan)."""
+        if state is ChargingState.SUSPENDED_EV:
+            full = True
+        elif state is ChargingState.CHARGING:
+            full = False
+        else:
+            return False
+        changed = self._ev_full.get(key, False) != full
+        self._ev_full[key] = full
+        return changed
 
     def _request_station(self, station_id: str) -> None:
         site = self._station_site.get(station_id)
@@ -262,7 +283,7 @@ class SmartChargingService:
 
     async def _solve(self, st: SiteState, inp: SchedulingInput) -> Schedule:
         timeout = self.options.time_limit_s + 2.0
-        fut = asyncio.ensure_future(asyncio.to_thread(st.planner.plan, inp))
+        fut = self.solver.submit(st.planner.plan, inp)
         t0 = time.perf_counter()
         try:
             schedule = await asyncio.wait_for(asyncio.shield(fut), timeout)
@@ -323,7 +344,7 @@ class SmartChargingService:
                 requested_energy_wh=energy, departure=departure,
                 ev_max_current_a=n.ev_max_current_a if n else None,
                 priority=groups.get(t.group or "", 1.0) if t.group else 1.0,
-                ev_full=t.charging_state is ChargingState.SUSPENDED_EV,
+                ev_full=self._ev_full.get(k, False),
             ))
             tx_ids[t.key] = t.charger_tx_id
             meta[t.key] = {"station_id": t.station_id, "evse_id": t.evse.evse_id, "transaction_id": t.charger_tx_id,
@@ -413,6 +434,9 @@ class SmartChargingService:
         if res.accepted:
             ctl.accepted, ctl.uncontrolled, ctl.tx_id = p, False, tx_id
             return True
+        if f"{station_id}/{tx_id}" in self._ended:
+            log.debug("profile for an ended session refused station=%s evse=%s", station_id, evse_id)
+            return True  # nothing to control any more; the end event already reset this EVSE
         log.warning("profile not applied station=%s evse=%s status=%s detail=%s", station_id, evse_id,
                     res.status, res.detail)
         if str(res.status) in ("Timeout", "Error", "Offline") and ctl.accepted is not None:

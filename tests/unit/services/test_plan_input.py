@@ -44,3 +44,13 @@ def test_limit_schedule_and_external_signal() -> None:
     series = site_limit_kw_series(site, at, 900, 16, None)
     assert series[:2] == [100, 100] and series[2] == 60 and series[14] == 100
     assert site_limit_kw_series(site, at, 900, 4, 40)[0] == 40
+
+
+def test_an_unstated_need_is_not_a_cap() -> None:
+    site = SiteConfig(id="s", grid_limit_kw=50, default_energy_kwh=20)
+    unstated = ActiveSession("A/1", evse_key("A", 1), NOW, 25_000.0, None, None, None, 1.0)
+    stated = ActiveSession("B/1", evse_key("B", 1), NOW, 25_000.0, 30_000.0, None, None, 1.0)
+    inp = build_input(site, [evse("A"), evse("B")], [unstated, stated], NOW, SmartChargingConfig(), circuit_of={})
+    needs = {s.session_key: s.energy_needed_wh for s in inp.sessions}
+    assert needs["A/1"] == 32 * 690.0  # past the 20 kWh default, still an hour at 32 A
+    assert needs["B/1"] == 5_000.0  # stated: the remainder, a hard cap

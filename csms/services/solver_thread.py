@@ -1,0 +1,31 @@
+"""One worker thread for every optimizer call in the process.
+
+Pyomo captures solver output by redirecting process-wide file descriptors, so two HiGHS solves in
+different threads can deadlock (seen in a fleet scenario: a solve that overran its timeout plus the next
+one). All plans - every site's, and booking admission what-ifs - therefore run here, one at a time,
+off the event loop so OCPP traffic is never blocked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+class SolverThread:
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="planner")
+
+    def submit(self, fn: Callable[..., T], *args: object) -> "asyncio.Future[T]":
+        return asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    async def run(self, fn: Callable[..., T], *args: object) -> T:
+        return await self.submit(fn, *args)
+
+    def shutdown(self) -> None:
+        # Do not wait: a solve in progress ends at its own HiGHS time limit.
+        self._pool.shutdown(wait=False, cancel_futures=True)
