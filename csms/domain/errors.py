@@ -27,3 +27,11 @@ class Conflict(DomainError):
 
 class StationOffline(DomainError):
     pass
+
+
+class UnknownSite(DomainError):
+    pass
+
+
+class UnknownBooking(DomainError):
+    pass
