@@ -56,6 +56,7 @@ class EvseControl:
 
     accepted: Piecewise | None = None  # None: never accepted anything from us -> may draw its max
     uncontrolled: bool = False  # last command rejected / unanswered
+    default_accepted: bool = False  # it accepted our TxDefaultProfile on this connection
     tx_id: str | None = None  # the transaction the accepted TxProfile belongs to
 
 
@@ -95,6 +96,7 @@ class SmartChargingService:
         self.on_plan: list[Callable[[str, dict[str, Any]], None]] = []
         self._unsubscribe = bus.subscribe(self._on_event)
         self._timer: asyncio.Task[Any] | None = None
+        self._stopped = False
         self._station_site: dict[str, str] = {}
         #: EVSEs whose EV stopped drawing while offered power (SuspendedEV): it wants nothing more until it
         #: draws again (Charging). SuspendedEVSE - paused by our own 0 A - does not change it, otherwise a
@@ -108,6 +110,7 @@ class SmartChargingService:
         self._timer = asyncio.create_task(self._tick_loop(), name="smart-charging-timer")
 
     async def stop(self) -> None:
+        self._stopped = True
         self._unsubscribe()
         tasks = [t for t in [self._timer, *(s.pending for s in self.sites.values())] if t is not None]
         for t in tasks:
@@ -143,9 +146,10 @@ class SmartChargingService:
                 key = evse_key(tx.station_id, tx.evse.evse_id)
                 if ended:
                     ctl = self.control.get(key)
-                    if ctl is not None and ctl.tx_id == tx.charger_tx_id:
-                        # The TxProfile died with its transaction; TxDefault applies again.
-                        ctl.accepted, ctl.tx_id = self._idle_profile(), None
+                    if ctl is not None and ctl.default_accepted:
+                        # Whatever TxProfile it held died with the transaction, and a refusal of one that
+                        # crossed the end means nothing: the TxDefault we know it holds applies again.
+                        ctl.accepted, ctl.tx_id, ctl.uncontrolled = self._idle_profile(), None, False
                     self._ended.append(tx.key)
                 if started or ended:
                     self._ev_full.pop(key, None)
@@ -196,7 +200,7 @@ class SmartChargingService:
 
     def request(self, site_id: str, debounce: bool = True) -> None:
         """Ask for a re-plan of `site_id`; events within the debounce window share one plan."""
-        if self.cfg.site(site_id) is None or not self.cfg.smart_charging.enabled:
+        if self._stopped or self.cfg.site(site_id) is None or not self.cfg.smart_charging.enabled:
             return
         st = self._site(site_id)
         if st.pending is not None and not st.pending.done():
@@ -250,13 +254,15 @@ class SmartChargingService:
         for n, _ in charger_evses(c) if c else [(1, ())]:
             ctl = self.control.setdefault(evse_key(station_id, n), EvseControl())
             if not res.accepted:
-                ctl.uncontrolled = True
+                ctl.uncontrolled, ctl.default_accepted = True, False
             elif n in busy:
+                ctl.default_accepted = True
                 # A transaction runs (e.g. we restarted): the charger may hold a TxProfile we do not
                 # know. It counts at its maximum until it accepts one of ours (see _probe).
                 ctl.accepted, ctl.tx_id, ctl.uncontrolled = None, None, False
             else:
                 ctl.accepted, ctl.tx_id, ctl.uncontrolled = self._idle_profile(), None, False
+                ctl.default_accepted = True
         log.info("tx default profile station=%s limit_a=%s status=%s", station_id, limit_a, res.status)
         self._request_station(station_id)
 
