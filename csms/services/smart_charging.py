@@ -48,6 +48,7 @@ log = logging.getLogger("csms.smart")
 
 TX_DEFAULT_PROFILE_ID = 1
 TX_PROFILE_ID_BASE = 1000  # + evse id: one TxProfile per EVSE, replaced on each change
+RETRY_S = 60.0  # a charger that refused a profile is retried after this long (clock seconds)
 
 
 @dataclass
@@ -55,7 +56,8 @@ class EvseControl:
     """What we know a charger EVSE accepted, and what is in flight."""
 
     accepted: Piecewise | None = None  # None: never accepted anything from us -> may draw its max
-    uncontrolled: bool = False  # last command rejected / unanswered
+    uncontrolled: bool = False  # last command rejected / unanswered ...
+    retry_at: datetime | None = None  # ... until then (clock time); then we try to control it again
     default_accepted: bool = False  # it accepted our TxDefaultProfile on this connection
     tx_id: str | None = None  # the transaction the accepted TxProfile belongs to
 
@@ -134,8 +136,6 @@ class SmartChargingService:
         slot_real_s = self.cfg.smart_charging.slot_min * 60 / self.clock.speedup()
         while True:
             await asyncio.sleep(slot_real_s)
-            for ctl in self.control.values():
-                ctl.uncontrolled = False  # retry chargers that rejected: their draw stays bounded by `accepted`
             for s in self.cfg.sites:
                 self.request(s.id, debounce=False)
 
@@ -205,7 +205,9 @@ class SmartChargingService:
         st = self._site(site_id)
         if st.pending is not None and not st.pending.done():
             return
-        delay = self.cfg.smart_charging.debounce_s / self.clock.speedup() if debounce else 0.0
+        # At least 50 ms of real time even on an accelerated clock: a 1.6 charger learns its transactionId
+        # from the StartTransaction answer, and our TxProfile must not overtake that answer.
+        delay = max(self.cfg.smart_charging.debounce_s / self.clock.speedup(), 0.05) if debounce else 0.0
         st.pending = asyncio.create_task(self._debounced(site_id, delay), name=f"replan-{site_id}")
 
     async def _debounced(self, site_id: str, delay: float) -> None:
@@ -255,6 +257,7 @@ class SmartChargingService:
             ctl = self.control.setdefault(evse_key(station_id, n), EvseControl())
             if not res.accepted:
                 ctl.uncontrolled, ctl.default_accepted = True, False
+                ctl.retry_at = self.clock.now() + timedelta(seconds=RETRY_S)
             elif n in busy:
                 ctl.default_accepted = True
                 # A transaction runs (e.g. we restarted): the charger may hold a TxProfile we do not
@@ -331,7 +334,8 @@ class SmartChargingService:
                     min_current_a=c.min_current_a if c else 6.0, phases=phases,
                     voltage_v=c.voltage_v if c else stn.voltage_v, online=stn.online,
                     accepted_limit_a=accepted.max_between(now, now + timedelta(days=1)) if accepted else None,
-                    uncontrolled=ctl.uncontrolled, external_limit_a=self.station_limit_a.get(k),
+                    uncontrolled=ctl.uncontrolled and (ctl.retry_at is None or now < ctl.retry_at),
+                    external_limit_a=self.station_limit_a.get(k),
                 ))
         sessions: list[ActiveSession] = []
         meta: dict[str, dict[str, Any]] = {}
@@ -449,6 +453,9 @@ class SmartChargingService:
             # It may have applied it: assume the higher of the two until we know.
             ctl.accepted = pointwise(ctl.accepted, p, max)
         ctl.uncontrolled = True
+        ctl.retry_at = self.clock.now() + timedelta(seconds=RETRY_S)
+        asyncio.get_running_loop().call_later(RETRY_S / self.clock.speedup() + 0.01, self._request_station,
+                                              station_id)
         return False
 
     # --- views ----------------------------------------------------------------------------------

@@ -264,8 +264,6 @@ async def _run(n: int, limit_kw: float, max_a: float, outcomes: list[str], scrip
             elif action == "reject":
                 cp.rejects = True
             elif action == "tick":
-                clock.advance(minutes=15)
-                for ctl in svc.control.values():
-                    ctl.uncontrolled = False  # what the slot timer does: retry rejecting chargers
+                clock.advance(minutes=15)  # past every retry delay: refusing chargers are tried again
         await settle()
     await svc.stop()
