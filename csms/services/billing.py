@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -69,6 +70,10 @@ class _Tick:
     now: datetime
 
 
+COST_REFRESH = timedelta(seconds=60)  # clock time between recomputations of a live cost
+COST_REFRESH_REAL_S = 1.0  # and real time, for accelerated clocks
+
+
 class BillingService:
     def __init__(self, cfg: Config, store: StorePort, bus: EventBus, clock: Clock, *,
                  billing: BillingConfig | None = None) -> None:
@@ -89,6 +94,7 @@ class BillingService:
         self._station_info: dict[str, dict[str, Any]] = {}
         self._loads: dict[str, SiteLoad] = {}
         self._busy: dict[str, list[tuple[datetime, datetime]]] = {}
+        self._cost_cache: dict[str, tuple[datetime, float, float]] = {}  # tx key -> (at, monotonic, cost)
         self._queue: asyncio.Queue[DomainEvent | _Tick] = asyncio.Queue()
         self._tasks: list[asyncio.Task[Any]] = []
         self._unsubscribe = bus.subscribe(self._on_event) if self.bc.enabled else (lambda: None)
@@ -386,8 +392,20 @@ class BillingService:
             end = self.clock.now()
             if track.unplugged_at is not None:
                 end = min(end, track.unplugged_at)
+            cached = self._cost_cache.get(tx.key)
+            real = time.monotonic()
+            fast = self.clock.speedup() > 1.0
+            if cached is not None and (end - cached[0] < COST_REFRESH
+                                       or fast and real - cached[1] < COST_REFRESH_REAL_S):
+                return cached[2]
+            # Pricing reads every sample of the session: recomputing it on every meter value made each
+            # message cost O(samples so far). A live estimate a minute old is good enough for a display.
             invoice = await self.price(tx, track, end)
-            return float(invoice.total.amount)
+            value = float(invoice.total.amount)
+            self._cost_cache[tx.key] = (end, real, value)
+            if len(self._cost_cache) > 10_000:
+                self._cost_cache.pop(next(iter(self._cost_cache)))
+            return value
         except Exception:  # noqa: BLE001 - a display figure must never break a charger's message
             log.exception("running cost failed tx=%s", tx.key)
             return None
