@@ -48,6 +48,7 @@ log = logging.getLogger("csms.smart")
 
 TX_DEFAULT_PROFILE_ID = 1
 TX_PROFILE_ID_BASE = 1000  # + evse id: one TxProfile per EVSE, replaced on each change
+FEEDBACK_MARGIN_A = 2.0  # drawing this much below the limit counts as "cannot take more"
 RETRY_S = 60.0  # a charger that refused a profile is retried after this long (clock seconds)
 
 
@@ -59,6 +60,7 @@ class EvseControl:
     uncontrolled: bool = False  # last command rejected / unanswered ...
     retry_at: datetime | None = None  # ... until then (clock time); then we try to control it again
     default_accepted: bool = False  # it accepted our TxDefaultProfile on this connection
+    accepted_at: datetime | None = None  # when `accepted` took effect
     tx_id: str | None = None  # the transaction the accepted TxProfile belongs to
 
 
@@ -104,6 +106,8 @@ class SmartChargingService:
         #: draws again (Charging). SuspendedEVSE - paused by our own 0 A - does not change it, otherwise a
         #: full car would flip between "full" and "paused" and be re-planned on every message.
         self._ev_full: dict[str, bool] = {}
+        #: Latest measured power per EVSE, with the time it was measured (rate feedback, see _ev_limit_a).
+        self._measured: dict[str, tuple[datetime, float]] = {}
         # Recently ended sessions: a TxProfile for one of them that crossed its end is rightly refused.
         self._ended: collections.deque[str] = collections.deque(maxlen=1000)
 
@@ -151,8 +155,11 @@ class SmartChargingService:
                         # crossed the end means nothing: the TxDefault we know it holds applies again.
                         ctl.accepted, ctl.tx_id, ctl.uncontrolled = self._idle_profile(), None, False
                     self._ended.append(tx.key)
+                if tx.power_w is not None and not ended:
+                    self._measured[key] = (ev.at, tx.power_w)
                 if started or ended:
                     self._ev_full.pop(key, None)
+                    self._measured.pop(key, None)
                     self._request_station(tx.station_id)
                 elif self._note_charging_state(key, tx.charging_state):
                     self._request_station(tx.station_id)
@@ -168,6 +175,32 @@ class SmartChargingService:
             case ExternalLimitChanged(station_id=sid, evse=evse, limit=limit, unit=unit):
                 self._station_limit(sid, evse.evse_id if evse else None, limit, unit)
                 self._request_station(sid)
+
+    def _ev_limit_a(self, key: str, stated_a: float | None, now: datetime) -> float | None:
+        """Rate feedback: an EV that drew well below what it was allowed, measured after that limit took
+        effect, is planned at what it draws plus 1 A to ramp. Otherwise capacity given to a car that cannot
+        take it (an 11 kW car on a 22 kW EVSE, a battery tapering near full) sits unused while others wait.
+        The cap lifts as soon as the car draws near its limit again."""
+        ctl = self.control.get(key)
+        measured = self._measured.get(key)
+        if ctl is None or ctl.accepted is None or ctl.accepted_at is None or measured is None:
+            return stated_a
+        at, power_w = measured
+        allowed_a = ctl.accepted.at(now)
+        wpa = self._watts_per_amp(key)
+        if at <= ctl.accepted_at or allowed_a <= 0 or wpa <= 0:
+            return stated_a
+        drawn_a = power_w / wpa
+        if drawn_a >= allowed_a - FEEDBACK_MARGIN_A:
+            return stated_a
+        c = self.cfg.charger(key.rsplit("#", 1)[0])
+        cap = max(drawn_a + 1.0, c.min_current_a if c else 6.0)  # never below the minimum: that would stop it
+        return cap if stated_a is None else min(stated_a, cap)
+
+    def _watts_per_amp(self, key: str) -> float:
+        station_id = key.rsplit("#", 1)[0]
+        c = self.cfg.charger(station_id)
+        return (c.voltage_v * c.phases) if c else 230.0 * 3
 
     def _note_charging_state(self, key: str, state: ChargingState | None) -> bool:
         """Track whether the EV on `key` is full; True if that changed (worth a re-plan)."""
@@ -352,7 +385,7 @@ class SmartChargingService:
             sessions.append(ActiveSession(
                 session_key=t.key, evse_key=k, started_at=t.started_at, energy_delivered_wh=t.energy_wh,
                 requested_energy_wh=energy, departure=departure,
-                ev_max_current_a=n.ev_max_current_a if n else None,
+                ev_max_current_a=self._ev_limit_a(k, n.ev_max_current_a if n else None, now),
                 priority=groups.get(t.group or "", 1.0) if t.group else 1.0,
                 ev_full=self._ev_full.get(k, False),
             ))
@@ -443,6 +476,7 @@ class SmartChargingService:
         res = await self.gateway.set_charging_profile(station_id, evse_id, profile)
         if res.accepted:
             ctl.accepted, ctl.uncontrolled, ctl.tx_id = p, False, tx_id
+            ctl.accepted_at = self.clock.now()
             return True
         if f"{station_id}/{tx_id}" in self._ended:
             log.debug("profile for an ended session refused station=%s evse=%s", station_id, evse_id)

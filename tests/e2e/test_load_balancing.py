@@ -139,3 +139,23 @@ async def test_a_new_arrival_gets_its_profile_quickly(sqlite_url: str) -> None:
         await cp.close()
     # debounce 0.1 s + snapshot + solve + one round trip; generous bound for a loaded CI machine
     assert latency_s < 3.0, latency_s
+
+
+async def test_capacity_a_slow_car_cannot_use_goes_to_the_others(sqlite_url: str) -> None:
+    """Rate feedback: a 7 kW car on a 22 kW EVSE is planned at what it draws, so the rest of the site's
+    33 kW goes to the two cars that can take it (without feedback the site stays near 29 kW)."""
+    async with running(make_config(sqlite_url, site(["S1", "S2", "S3"], limit_kw=33.0))) as app:
+        cps = [charger(app, "S1", "1.6"), charger(app, "S2", "2.0.1"), charger(app, "S3", "1.6")]
+        for cp in cps:
+            await cp.connect(timeout=10)
+        for cp, token, kw in zip(cps, ["PUB1", "PUB2", "PUB3"], [7_000, 22_000, 22_000]):
+            await cp.plug_in(ev(cp.clock, max_power_w=kw, need_wh=40_000), token)
+            await cp.start_charging()
+        async with site_meter(cps) as load:
+            await eventually(lambda: sum(cp.power_w for cp in cps) > 31_500, timeout=15,
+                             what="the site filled despite the slow car")
+        for cp in cps:
+            await cp.close()
+    assert max(load) <= 33_000 + 1e-6
+    assert cps[0].power_w <= 7_000 + 1e-6  # the slow car draws what it can
+    assert cps[1].power_w + cps[2].power_w > 24_000  # the rest of the site went to the others
