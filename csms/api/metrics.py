@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 SOLVE_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+PROTOCOLS = ("ocpp1.6", "ocpp2.0.1")
 CALL_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0)
 
 
@@ -32,8 +33,10 @@ class CsmsCollector:
         ctx = self.ctx
         stats = getattr(ctx.gateway, "stats", None)
         conn = GaugeMetricFamily("csms_connected_chargers", "Chargers connected now, by protocol", labels=["protocol"])
-        by_proto: dict[str, int] = {}
-        for proto in getattr(ctx.gateway, "connected_protocols", lambda: {})().values():
+        by_proto: dict[str, int] = {p: 0 for p in PROTOCOLS}  # both always present: a 0 is a value to alert on
+        gw = ctx.gateway
+        for station_id in (gw.connected_ids() if gw is not None else ()):
+            proto = gw.protocol(station_id) or "unknown"
             by_proto[proto] = by_proto.get(proto, 0) + 1
         for proto, n in sorted(by_proto.items()):
             conn.add_metric([proto], n)

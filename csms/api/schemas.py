@@ -3,9 +3,26 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+
+def _aware(v: datetime) -> datetime:
+    if v.tzinfo is None or v.utcoffset() is None:
+        raise ValueError("needs a UTC offset, e.g. 2026-11-27T17:30:00Z")
+    return v
+
+
+#: Bounds of integer ids and offsets: beyond them a request is a typo or a probe, and an unbounded int
+#: overflows the database's 64-bit integer (a 500 instead of a 422).
+MAX_EVSE_ID = 1000
+MAX_CONNECTOR_ID = 100
+MAX_OFFSET = 1_000_000_000
+MAX_ROW_ID = 2**63 - 1
+
+#: A timestamp with its UTC offset: a naive one is ambiguous (whose local time?) and refused with 422.
+UtcDateTime = Annotated[datetime, AfterValidator(_aware)]
 
 
 class _In(BaseModel):
@@ -48,6 +65,8 @@ class StationIn(_In):
 
 class StationPatch(_In):
     site_id: str | None = None
+    min_current_a: float | None = Field(None, ge=0)
+    phases: Literal[1, 2, 3] | None = None
     password: str | None = Field(None, min_length=8)
     max_current_a: float | None = Field(None, gt=0)
     registration: Literal["Accepted", "Pending", "Rejected"] | None = None
@@ -84,7 +103,7 @@ class IdTokenIn(_In):
     value: str = Field(min_length=1, max_length=36)
     type: str = "ISO14443"
     status: Literal["Accepted", "Blocked", "Expired", "Invalid"] = "Accepted"
-    expires_at: datetime | None = None
+    expires_at: UtcDateTime | None = None
     group: str | None = None
 
 
@@ -109,7 +128,7 @@ class CommandOut(BaseModel):
 
 class RemoteStartIn(_In):
     id_token: str = Field(min_length=1, max_length=36)
-    evse_id: int | None = Field(None, ge=1)
+    evse_id: int | None = Field(None, ge=1, le=MAX_EVSE_ID)
 
 
 class RemoteStopIn(_In):
@@ -118,7 +137,7 @@ class RemoteStopIn(_In):
 
 class AvailabilityIn(_In):
     operative: bool
-    evse_id: int | None = Field(None, ge=1)
+    evse_id: int | None = Field(None, ge=1, le=MAX_EVSE_ID)
 
 
 class ResetIn(_In):
@@ -126,15 +145,19 @@ class ResetIn(_In):
 
 
 class UnlockIn(_In):
-    evse_id: int = Field(ge=1)
-    connector_id: int = Field(1, ge=1)
+    evse_id: int = Field(ge=1, le=MAX_EVSE_ID)
+    connector_id: int = Field(1, ge=1, le=MAX_CONNECTOR_ID)
 
 
 class TriggerIn(_In):
     message: Literal["BootNotification", "Heartbeat", "MeterValues", "StatusNotification",
                      "FirmwareStatusNotification", "DiagnosticsStatusNotification", "LogStatusNotification",
                      "SignChargingStationCertificate", "TransactionEvent"]
-    evse_id: int | None = Field(None, ge=1)
+    evse_id: int | None = Field(None, ge=1, le=MAX_EVSE_ID)
+
+
+class GetConfigurationIn(_In):
+    keys: list[str] | None = Field(None, description="1.6 keys or 2.0.1 Component.Variable names; none: all")
 
 
 class ConfigurationIn(_In):
@@ -148,5 +171,5 @@ class RawCallIn(_In):
 
 
 class ChargingNeedsIn(_In):
-    departure_time: datetime | None = None
+    departure_time: UtcDateTime | None = None
     energy_kwh: float | None = Field(None, gt=0, le=1000)

@@ -64,7 +64,7 @@ class BookingService:
         self._task: asyncio.Task[Any] | None = None
         self._active: dict[tuple[str, str], Booking] = {}  # (station, token) -> open booking, for the optimizer
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._checking: set[int] = set()
+        self._locks: dict[int, asyncio.Lock] = {}  # per booking: its lifecycle steps never interleave
         self._unsubscribe = bus.subscribe(self._on_event)
 
     def reconfigure(self, cfg: Config) -> None:
@@ -124,6 +124,8 @@ class BookingService:
             raise InvalidRequest("end: must be after start")
         if end <= now:
             raise InvalidRequest("end: must be in the future")
+        if start < now - timedelta(minutes=1):  # it would expire as a no-show at once
+            raise InvalidRequest("start: must not be in the past")
         if (end - start) < timedelta(minutes=bc.min_duration_min):
             raise InvalidRequest(f"a booking lasts at least {bc.min_duration_min} minutes")
         if start > now + timedelta(days=bc.max_days_ahead):
@@ -166,7 +168,7 @@ class BookingService:
                  booking.id, booking.station_id, booking.evse_id, start, end, energy_wh, booking.guaranteed_energy_wh)
         await self._refresh_cache()
         await self._check_one(booking)  # a booking starting within the lead time is reserved at once
-        return booking
+        return await self.get(booking.id)  # with the status that produced (Reserved)
 
     async def _admissible_energy(self, site_id: str, chosen: tuple[str, int], start: datetime, end: datetime,
                                  energy_wh: float | None, booked: list[Booking]) -> float:
@@ -200,13 +202,14 @@ class BookingService:
         new = SessionSpec("booking-new", key, energy_wh, departure=end, arrival=max(start, window.start),
                           priority=1.0)
         sessions = tuple(x for x in inp.sessions if x.evse_key != key) if near else ()
-        # Fixed draws for idle EVSEs are dropped for EVSEs that a booking will use (the booking replaces
-        # the idle allowance).
+        # Fixed draws (EVSEs offline, rejecting profiles, or idle with a non-zero default) describe now: they
+        # count for a booking within the horizon, except on EVSEs a booking will use (the booking replaces
+        # the idle allowance); a booking further ahead does not inherit today's outages.
         used = {key, *(e.evse_key for e in extra)}
+        fixed = tuple(f for f in inp.fixed_draws if f.evse_key not in used) if near else ()
         what_if = replace(inp, start=window.start, horizon_slots=n, circuits=circuits,
                           base_loads=window.base_loads, sessions=(*sessions, *extra, new),
-                          fixed_draws=tuple(f for f in inp.fixed_draws if f.evse_key not in used),
-                          price_per_kwh=())
+                          fixed_draws=fixed, price_per_kwh=())
         schedule = await (self.smart.solver.run(plan, what_if) if self.smart is not None
                           else asyncio.to_thread(plan, what_if))
         return schedule.session("booking-new").energy_wh
@@ -245,17 +248,19 @@ class BookingService:
         """Send ReserveNow for bookings within the lead time; expire no-shows."""
         async with self.store.session() as s:
             due = await s.bookings(statuses=PENDING)
+        ids = {b.id for b in due}
+        for stale in [i for i, lock in self._locks.items() if i not in ids and not lock.locked()]:
+            del self._locks[stale]
         for b in due:
             await self._check_one(b)
 
     async def _check_one(self, b: Booking) -> None:
-        if b.id in self._checking:  # the loop and create() must not both send ReserveNow
-            return
-        self._checking.add(b.id)
-        try:
-            await self._check(b)
-        finally:
-            self._checking.discard(b.id)
+        """One booking at a time (the loop and create() must not both send ReserveNow), on its current state."""
+        async with self._locks.setdefault(b.id, asyncio.Lock()):
+            async with self.store.session() as s:
+                current = await s.booking(b.id)
+            if current is not None and current.status in PENDING:
+                await self._check(current)
 
     async def _check(self, b: Booking) -> None:
         now = self.clock.now()

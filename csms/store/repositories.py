@@ -153,8 +153,14 @@ class BookingRepo:
         r = await self.s.get(BookingRow, booking_id)
         return _booking(r) if r else None
 
-    async def set_booking(self, booking_id: int, **fields: Any) -> None:
-        await self.s.execute(update(BookingRow).where(BookingRow.id == booking_id).values(**fields))
+    async def set_booking(self, booking_id: int, *, only_if: Iterable[str] | None = None, **fields: Any) -> bool:
+        """Update a booking; with `only_if`, only while its status is one of those (compare-and-set, so a
+        booking that became Active meanwhile is not expired or cancelled). True if a row changed."""
+        q = update(BookingRow).where(BookingRow.id == booking_id)
+        if only_if is not None:
+            q = q.where(BookingRow.status.in_(list(only_if)))
+        res = await self.s.execute(q.values(**fields))
+        return bool(res.rowcount)
 
     async def bookings(self, *, site_id: str | None = None, station_id: str | None = None,
                        evse_id: int | None = None, overlapping: tuple[datetime, datetime] | None = None,

@@ -3,36 +3,39 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from csms.api.auth import Caller, OperatorOrDriver, ViewerOrDriver
 from csms.api.deps import ApiContext, Ctx
-from csms.domain.errors import InvalidRequest
+from csms.api.schemas import MAX_EVSE_ID, MAX_OFFSET, MAX_ROW_ID, UtcDateTime
+from csms.domain.errors import InvalidRequest, UnknownBooking
 from csms.domain.model import Booking
 
 router = APIRouter(tags=["bookings"])
+BookingId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="the booking id (also the OCPP reservationId)")]
 
 
 class BookingIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     site_id: str | None = None
     station_id: str | None = None
-    evse_id: int | None = Field(None, ge=1)
+    evse_id: int | None = Field(None, ge=1, le=MAX_EVSE_ID)
     id_token: str = Field(min_length=1, max_length=36)
-    start: datetime
-    end: datetime
-    energy_kwh: float | None = Field(None, gt=0, le=500)
+    start: UtcDateTime
+    end: UtcDateTime
+    energy_kwh: float | None = Field(None, gt=0, le=500, description="energy wanted in the window; the site "
+                                     "must be able to deliver it alongside its other commitments")
     accept_partial: bool = Field(False, description="accept the booking with the energy the site can guarantee")
 
     @model_validator(mode="after")
     def _where(self) -> "BookingIn":
         if self.site_id is None and self.station_id is None:
             raise ValueError("give site_id or station_id")
-        if self.start.tzinfo is None or self.end.tzinfo is None:
-            raise ValueError("start and end need a UTC offset, e.g. 2026-11-27T17:30:00Z")
+        if self.evse_id is not None and self.station_id is None:
+            raise ValueError("evse_id: give station_id too")
         return self
 
 
@@ -67,11 +70,12 @@ def _svc(ctx: ApiContext) -> Any:
 
 def _own(caller: Caller, b: Booking) -> None:
     if caller.is_driver and b.id_token not in caller.id_tokens:
-        raise InvalidRequest(f"unknown booking {b.id}")
+        raise UnknownBooking(str(b.id))  # a driver does not learn that other people's bookings exist
 
 
 @router.get("/sites/{site_id}/availability", summary="Free intervals of each connector of a site in a window")
-async def availability(site_id: str, ctx: Ctx, _: ViewerOrDriver, start: datetime, end: datetime) -> list[dict[str, Any]]:
+async def availability(site_id: str, ctx: Ctx, _: ViewerOrDriver, start: UtcDateTime,
+                       end: UtcDateTime) -> list[dict[str, Any]]:
     return await _svc(ctx).availability(site_id, start, end)  # type: ignore[no-any-return]
 
 
@@ -79,7 +83,7 @@ async def availability(site_id: str, ctx: Ctx, _: ViewerOrDriver, start: datetim
              responses={409: {"description": "overlap, or the grid cannot deliver the energy"}})
 async def create_booking(body: BookingIn, ctx: Ctx, caller: OperatorOrDriver) -> BookingOut:
     if caller.is_driver and body.id_token not in caller.id_tokens:
-        raise InvalidRequest("id_token: drivers book with their own tokens only")
+        raise HTTPException(403, f"id_token: {body.id_token!r} is not one of your key's id tokens")
     b = await _svc(ctx).create(
         site_id=body.site_id, station_id=body.station_id, evse_id=body.evse_id, id_token=body.id_token,
         start=body.start, end=body.end, energy_wh=body.energy_kwh * 1000 if body.energy_kwh else None,
@@ -88,23 +92,25 @@ async def create_booking(body: BookingIn, ctx: Ctx, caller: OperatorOrDriver) ->
 
 
 @router.get("/bookings", response_model=list[BookingOut])
-async def list_bookings(ctx: Ctx, caller: ViewerOrDriver, site_id: str | None = None, status: str | None = None,
-                        offset: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=1000)) -> list[BookingOut]:
+async def list_bookings(ctx: Ctx, caller: ViewerOrDriver, site_id: str | None = None,
+                        status: Literal["Confirmed", "Reserved", "Active", "Completed", "Cancelled", "Expired"]
+                        | None = None, station_id: str | None = None,
+                        offset: int = Query(0, ge=0, le=MAX_OFFSET), limit: int = Query(100, ge=1, le=1000)) -> list[BookingOut]:
     _svc(ctx)
     async with ctx.store.session() as s:
-        items = await s.bookings(site_id=site_id, statuses=[status] if status else None,
+        items = await s.bookings(site_id=site_id, station_id=station_id, statuses=[status] if status else None,
                                  id_tokens=caller.id_tokens if caller.is_driver else None, offset=offset, limit=limit)
     return [_out(b) for b in items]
 
 
 @router.get("/bookings/{booking_id}", response_model=BookingOut)
-async def get_booking(booking_id: int, ctx: Ctx, caller: ViewerOrDriver) -> BookingOut:
+async def get_booking(booking_id: BookingId, ctx: Ctx, caller: ViewerOrDriver) -> BookingOut:
     b = await _svc(ctx).get(booking_id)
     _own(caller, b)
     return _out(b)
 
 
 @router.delete("/bookings/{booking_id}", response_model=BookingOut, summary="Cancel (sends CancelReservation)")
-async def cancel_booking(booking_id: int, ctx: Ctx, caller: OperatorOrDriver) -> BookingOut:
+async def cancel_booking(booking_id: BookingId, ctx: Ctx, caller: OperatorOrDriver) -> BookingOut:
     _own(caller, await _svc(ctx).get(booking_id))
     return _out(await _svc(ctx).cancel(booking_id))

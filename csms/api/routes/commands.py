@@ -11,6 +11,7 @@ from csms.api.schemas import (
     AvailabilityIn,
     CommandOut,
     ConfigurationIn,
+    GetConfigurationIn,
     RawCallIn,
     RemoteStartIn,
     RemoteStopIn,
@@ -18,7 +19,7 @@ from csms.api.schemas import (
     TriggerIn,
     UnlockIn,
 )
-from csms.domain.errors import UnknownStation
+from csms.domain.errors import InvalidRequest, UnknownStation
 from csms.domain.ids import EvseRef
 from csms.domain.model import CommandResult
 
@@ -73,9 +74,9 @@ async def trigger(station_id: str, body: TriggerIn, ctx: Ctx, _: Operator) -> Co
 
 
 @router.post("/get-configuration", response_model=CommandOut)
-async def get_configuration(station_id: str, ctx: Ctx, _: Operator, keys: list[str] | None = None) -> CommandOut:
+async def get_configuration(station_id: str, ctx: Ctx, _: Operator, body: GetConfigurationIn | None = None) -> CommandOut:
     await _known(ctx, station_id)
-    return _out(await ctx.gateway.get_configuration(station_id, keys))
+    return _out(await ctx.gateway.get_configuration(station_id, body.keys if body else None))
 
 
 @router.post("/change-configuration", response_model=CommandOut)
@@ -89,4 +90,17 @@ async def change_configuration(station_id: str, body: ConfigurationIn, ctx: Ctx,
                      "validated against that version's schema); returns the charger's answer")
 async def raw_call(station_id: str, body: RawCallIn, ctx: Ctx, _: Admin) -> CommandOut:
     await _known(ctx, station_id)
-    return _out(await ctx.gateway.raw_call(station_id, body.action, body.payload))
+    r = await ctx.gateway.raw_call(station_id, body.action, body.payload)
+    if _never_sent(r, body.action):
+        # The request itself is wrong for this charger's version (unknown action, schema violation): the
+        # caller's mistake, so 4xx with the validator's message rather than a 200 with status Error.
+        raise InvalidRequest(r.detail or "invalid request")
+    return _out(r)
+
+
+def _never_sent(r: CommandResult, action: str) -> bool:
+    """The gateway refused to send the CALL (see csms.ocpp.connection.request): ERROR, no charger answer
+    in data, and a detail naming the action as invalid or unknown for the version."""
+    if str(r.status) != "Error" or r.data or not r.detail:
+        return False
+    return r.detail.startswith(f"invalid {action} request") or r.detail.startswith(f"{action} is not an OCPP")

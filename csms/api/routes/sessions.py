@@ -14,7 +14,7 @@ from fastapi.responses import StreamingResponse
 
 from csms.api.auth import Caller, OperatorOrDriver, ViewerOrDriver
 from csms.api.deps import ApiContext, Ctx
-from csms.api.schemas import ChargingNeedsIn, Page, SessionOut
+from csms.api.schemas import MAX_OFFSET, ChargingNeedsIn, Page, SessionOut, UtcDateTime
 from csms.domain.errors import InvalidRequest, UnknownTransaction
 from csms.domain.model import Transaction
 
@@ -41,22 +41,30 @@ def _tokens_filter(caller: Caller) -> frozenset[str] | None:
 
 async def _query(ctx: ApiContext, caller: Caller, since: datetime | None, until: datetime | None,
                  station_id: str | None, active: bool | None, offset: int, limit: int) -> list[Transaction]:
+    """Sessions newest first, filtered by start time [since, until), station, token scope and state."""
     if since and until and since >= until:
         raise InvalidRequest("since: must be before until")
     async with ctx.store.session() as s:
+        if active is None:
+            return await s.transactions(since=since, until=until, station_id=station_id,
+                                        id_tokens=_tokens_filter(caller), offset=offset, limit=limit)
         if active:
-            txs = [t for t in await s.active_transactions(station_id)
-                   if _tokens_filter(caller) is None or t.id_token in caller.id_tokens]
-            return txs[offset:offset + limit]
-        return await s.transactions(since=since, until=until, station_id=station_id,
-                                    id_tokens=_tokens_filter(caller), offset=offset, limit=limit)
+            txs = list(reversed(await s.active_transactions(station_id)))
+        else:  # ended ones: the store has no such filter, so page over the whole filtered list
+            txs = await s.transactions(since=since, until=until, station_id=station_id,
+                                       id_tokens=_tokens_filter(caller), offset=0, limit=1_000_000)
+    tokens = _tokens_filter(caller)
+    txs = [t for t in txs if t.active == active and (tokens is None or t.id_token in tokens)
+           and (since is None or t.started_at >= since) and (until is None or t.started_at < until)]
+    txs.sort(key=lambda t: t.started_at, reverse=True)
+    return txs[offset:offset + limit]
 
 
 @router.get("", response_model=Page, summary="Sessions, newest first (drivers see only their own)")
 async def list_sessions(
-    ctx: Ctx, caller: ViewerOrDriver, since: datetime | None = None, until: datetime | None = None,
+    ctx: Ctx, caller: ViewerOrDriver, since: UtcDateTime | None = None, until: UtcDateTime | None = None,
     station_id: str | None = None, active: bool | None = None,
-    offset: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=500),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET), limit: int = Query(50, ge=1, le=500),
 ) -> Page:
     txs = await _query(ctx, caller, since, until, station_id, active, offset, limit + 1)
     items = [await session_out(ctx, t) for t in txs[:limit]]
@@ -65,7 +73,7 @@ async def list_sessions(
 
 @router.get("/export.csv", summary="CSV export of sessions (same filters)", response_class=StreamingResponse)
 async def export_sessions(
-    ctx: Ctx, caller: ViewerOrDriver, since: datetime | None = None, until: datetime | None = None,
+    ctx: Ctx, caller: ViewerOrDriver, since: UtcDateTime | None = None, until: UtcDateTime | None = None,
     station_id: str | None = None,
 ) -> StreamingResponse:
     txs = await _query(ctx, caller, since, until, station_id, None, 0, 100_000)
@@ -110,6 +118,8 @@ async def set_needs(station_id: str, transaction_id: str, body: ChargingNeedsIn,
         raise InvalidRequest("the session has ended")
     if body.departure_time is None and body.energy_kwh is None:
         raise InvalidRequest("give departure_time and/or energy_kwh")
+    if body.departure_time is not None and body.departure_time <= ctx.clock.now():
+        raise InvalidRequest("departure_time: must be in the future")
     from csms.domain.model import ChargingNeeds
 
     needs = ChargingNeeds(

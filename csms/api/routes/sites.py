@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from csms.api.auth import Operator, Viewer
 from csms.api.deps import ApiContext, Ctx
-from csms.domain.errors import InvalidRequest
+from csms.domain.errors import InvalidRequest, UnknownSite
 from csms.services.site_status import current_load
 
 router = APIRouter(prefix="/sites", tags=["sites"])
@@ -23,7 +23,7 @@ class LimitIn(BaseModel):
 def _site(ctx: ApiContext, site_id: str) -> Any:
     site = ctx.cfg.site(site_id)
     if site is None:
-        raise InvalidRequest(f"unknown site {site_id!r}") from None
+        raise UnknownSite(site_id)
     return site
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 
 from csms.api.auth import Admin, Viewer
 from csms.api.deps import Ctx
 from csms.api.schemas import ConnectorOut, StationIn, StationOut, StationPatch
-from csms.domain.errors import Conflict, UnknownStation
+from csms.domain.errors import Conflict, InvalidRequest, UnknownStation
 from csms.domain.passwords import hash_password
 
 router = APIRouter(prefix="/stations", tags=["stations"])
@@ -50,8 +50,8 @@ async def get_station(station_id: str, ctx: Ctx, _: Viewer) -> StationOut:
 
 
 @router.get("/{station_id}/history", summary="Status history and notices (newest first)")
-async def station_history(station_id: str, ctx: Ctx, _: Viewer, limit: int = 100) -> dict[str, object]:
-    limit = max(1, min(limit, 1000))
+async def station_history(station_id: str, ctx: Ctx, _: Viewer,
+                          limit: int = Query(100, ge=1, le=1000)) -> dict[str, object]:
     async with ctx.store.session() as s:
         if await s.station(station_id) is None:
             raise UnknownStation(station_id)
@@ -61,8 +61,6 @@ async def station_history(station_id: str, ctx: Ctx, _: Viewer, limit: int = 100
 @router.post("", response_model=StationOut, status_code=201, summary="Register a charger")
 async def create_station(body: StationIn, ctx: Ctx, _: Admin) -> StationOut:
     if ctx.cfg.site(body.site_id) is None:
-        from csms.domain.errors import InvalidRequest
-
         raise InvalidRequest(f"site_id: unknown site {body.site_id!r}")
     pw = await asyncio.to_thread(hash_password, body.password) if body.password else None
     async with ctx.store.session() as s:
@@ -77,6 +75,8 @@ async def create_station(body: StationIn, ctx: Ctx, _: Admin) -> StationOut:
 @router.patch("/{station_id}", response_model=StationOut, summary="Change a charger (e.g. accept a Pending one)")
 async def patch_station(station_id: str, body: StationPatch, ctx: Ctx, _: Admin) -> StationOut:
     fields = body.model_dump(exclude_none=True)
+    if "site_id" in fields and ctx.cfg.site(fields["site_id"]) is None:
+        raise InvalidRequest(f"site_id: unknown site {fields['site_id']!r}")
     if "password" in fields:
         fields["password_hash"] = await asyncio.to_thread(hash_password, fields.pop("password"))
     async with ctx.store.session() as s:

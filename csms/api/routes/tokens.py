@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, HTTPException, Response
 
 from csms.api.auth import Admin, Viewer
 from csms.api.deps import Ctx
 from csms.api.schemas import GroupIn, IdTokenIn, IdTokenOut
 from csms.domain.enums import AuthorizationStatus
-from csms.domain.errors import InvalidRequest, UnknownIdToken
+from csms.domain.errors import Conflict, InvalidRequest, UnknownIdToken
 from csms.domain.model import IdToken
 
 router = APIRouter(tags=["id tokens and groups"])
@@ -62,6 +62,10 @@ async def put_group(name: str, body: GroupIn, ctx: Ctx, _: Admin) -> dict[str, o
 @router.delete("/groups/{name}", status_code=204, response_class=Response)
 async def delete_group(name: str, ctx: Ctx, _: Admin) -> Response:
     async with ctx.store.session() as s:
+        users = [t.value for t in await s.id_tokens() if t.group == name]
+        if users:
+            raise Conflict(f"group {name!r} is used by id tokens {', '.join(users[:5])}"
+                           f"{' ...' if len(users) > 5 else ''}: move them to another group first")
         if not await s.delete_group(name):
-            raise InvalidRequest(f"unknown group {name!r}")
+            raise HTTPException(404, f"unknown group {name!r}")
     return Response(status_code=204)
