@@ -8,7 +8,7 @@ driver's *estimated* departure (if that has passed while the car is still there,
 actual departure. The MPC re-plans
 every 15-minute slot (so on every arrival and departure) with one persistent ``SitePlanner`` over a 24 h
 horizon and applies slot 0. The offline optimum is the same LP given the real departures in advance (one EVSE
-per session, whole window as horizon, fairness terms off so that it maximises energy), then min-current
+per session, whole window as horizon, fairness terms and per-slot shares off so that it maximises energy), then min-current
 post-passed. Site limits are fractions of the uncontrolled peak. Assumptions: see bench/acn_data.py.
 """
 
@@ -36,6 +36,7 @@ from csms.scheduling.direct import DirectPlanner  # noqa: E402
 MAX_A, MIN_A, VOLT = 32.0, 6.0, 208.0
 KWH_PER_A = VOLT * SLOT.total_seconds() / 3600 / 1000
 HORIZON = 96
+MPC_WEIGHTS = ObjectiveWeights()    # set from --share-slots / --share-premium
 OVERDUE_SLOTS = 1   # a car still plugged in after its estimated departure is assumed to leave this many slots later
 Policy = Callable[[SchedulingInput], Schedule]
 
@@ -56,7 +57,7 @@ def site_input(start: datetime, stations: list[str], limit_kw: float | None, ses
     evses = tuple(EvseSpec(k, MAX_A, MIN_A, phases=(1,), voltage_v=VOLT) for k in stations)
     site = CircuitSpec("site", max_power_w=None if limit_kw is None else limit_kw * 1000, evse_keys=tuple(stations))
     return SchedulingInput(start=start, circuits=(site,), evses=evses, sessions=sessions, horizon_slots=horizon,
-                           weights=weights or ObjectiveWeights())
+                           weights=weights or MPC_WEIGHTS)
 
 
 def simulate(name: str, policy: Policy, start: datetime, sessions: list[AcnSession], limit_kw: float | None,
@@ -91,7 +92,7 @@ def offline(start: datetime, sessions: list[AcnSession], limit_kw: float) -> Res
     end = max(s.departure_slot for s in sessions)
     specs = tuple(SessionSpec(s.key, s.key, s.requested_kwh * 1000, arrival=start + s.arrival_slot * SLOT,
                               departure=start + s.departure_slot * SLOT) for s in sessions)
-    weights = ObjectiveWeights(fairness_decay=0.0, fairness_min_fraction=0.0)
+    weights = ObjectiveWeights(fairness_decay=0.0, fairness_min_fraction=0.0, share_slots=0)
     inp = site_input(start, [s.key for s in sessions], limit_kw, specs, horizon=end, weights=weights)
     sched = DirectPlanner().plan(inp)
     assert sched.status == "optimal", sched.reason
@@ -115,7 +116,13 @@ def main() -> None:
     ap.add_argument("--fractions", default="0.25,0.5,0.75")
     ap.add_argument("--overdue-slots", type=int, default=OVERDUE_SLOTS,
                     help="assumed remaining stay of a car past its estimated departure (all online algorithms)")
+    ap.add_argument("--share-slots", type=int, default=ObjectiveWeights().share_slots,
+                    help="MPC: slots with per-slot fair shares (0 = off)")
+    ap.add_argument("--share-premium", type=float, default=ObjectiveWeights().share_premium,
+                    help="MPC: extra early reward on current up to the fair share")
     args = ap.parse_args()
+    global MPC_WEIGHTS
+    MPC_WEIGHTS = ObjectiveWeights(share_slots=args.share_slots, share_premium=args.share_premium)
     start, sessions = load(args.site, days=args.days)
     unc_delivered, unc_kw = _uncontrolled_trace(sessions)     # independent of the limit: simulate once
     unc = score("uncontrolled", sessions, unc_delivered, unc_kw, None, 0.0)

@@ -186,6 +186,10 @@ class SmartChargingConfig(_Strict):
     cost_weight: float = Field(1.0, ge=0)
     peak_per_kw: float = Field(0.0, ge=0)
     fairness_min_fraction: float = Field(1.0, ge=0)
+    #: Fair per-slot shares in the first `share_slots` slots (0: off), weighted `share_premium` x the
+    #: early-charging reward: equal drivers split a binding limit instead of one taking it all.
+    share_slots: int = Field(8, ge=0)
+    share_premium: float = Field(3.0, ge=0)
     #: Limit sent at boot as TxDefaultProfile, so that a new session never exceeds its share before
     #: its own profile arrives.
     #: 0 A (the default) is the only value that is safe on any site: a car that plugs in draws nothing

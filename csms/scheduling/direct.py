@@ -15,10 +15,12 @@ from typing import Any
 import highspy
 import numpy as np
 
-from csms.scheduling.heuristics import _admit_then_fill, _walk
+from csms.scheduling.heuristics import _admit_then_fill, _walk, fair_shares
 from csms.scheduling.network import (
-    Array, Network, Topology, compile_network, highs_method, lp_bounds, lp_params, topology_of,
+    Array, Change, Network, Topology, change_kind, compile_network, highs_method, lp_bounds, lp_params,
+    topology_of,
 )
+from csms.scheduling.model import share_slot_count
 from csms.scheduling.objectives import early_coefficient
 from csms.scheduling.postpass import enforce_min_current
 from csms.scheduling.problem import ObjectiveWeights, SchedulingInput, SolverOptions
@@ -28,8 +30,9 @@ from csms.scheduling.result import Schedule, build_schedule
 class Layout:
     """Column/row offsets of every variable block, same blocks as the Pyomo model."""
 
-    def __init__(self, topo: Topology, k_count: int) -> None:
+    def __init__(self, topo: Topology, k_count: int, s_count: int) -> None:
         self.n_e, self.n_t, self.n_r, self.k = len(topo.evse_keys), topo.horizon_slots, len(topo.row_names), k_count
+        self.s = s_count
         self.col = {"i": 0}
         self.col["seg"] = self.n_e * self.n_t
         self.col["y"] = self.col["seg"] + self.n_e * k_count
@@ -38,11 +41,13 @@ class Layout:
         self.peak = self.col["free"] + self.n_e
         self.z = self.peak + 1
         self.col["q"] = self.z + 1
-        self.n_cols = self.col["q"] + self.n_e
+        self.col["fs"] = self.col["q"] + self.n_e
+        self.n_cols = self.col["fs"] + self.n_e * s_count
         self.row_flow, self.row_peak = self.n_e, self.n_e + self.n_r * self.n_t
         self.row_fair = self.row_peak + self.n_t
         self.row_early = self.row_fair + self.n_e
-        self.n_rows = self.row_early + self.n_e
+        self.row_share = self.row_early + self.n_e
+        self.n_rows = self.row_share + self.n_e * s_count
 
     def block(self, name: str, shape: tuple[int, int]) -> Array:
         return np.asarray(self.col[name] + np.arange(shape[0] * shape[1]).reshape(shape))
@@ -50,7 +55,7 @@ class Layout:
 
 def build_highs(topo: Topology, weights: ObjectiveWeights) -> tuple[highspy.Highs, Layout]:
     """Pass the LP skeleton (all bounds 0, idle coefficients) to a new HiGHS instance."""
-    lay = Layout(topo, max(1, weights.fairness_segments))
+    lay = Layout(topo, max(1, weights.fairness_segments), share_slot_count(topo, weights))
     n_e, n_t, k = lay.n_e, lay.n_t, lay.k
     kwh = np.array([v * len(p) * topo.slot_s / 3600.0 / 1000.0 for v, p in zip(topo.evse_voltage_v, topo.evse_phases)])
     rows: list[Array] = []
@@ -89,6 +94,12 @@ def build_highs(topo: Topology, weights: ObjectiveWeights) -> tuple[highspy.High
     add(early_row, lay.col["q"] + e_idx, 1.0)
     early = np.array([[early_coefficient(kwh[e], e, t, n_t) for t in range(n_t)] for e in range(n_e)])
     add(early_row[:, None], i_col, -early.reshape(n_e, n_t) if n_e else 0.0)
+    fs_col = lay.block("fs", (n_e, lay.s))
+    if lay.s and weights.share_premium != 0.0:                    # early: ... − premium·Σ_s coef·fs
+        add(early_row[:, None], fs_col, -weights.share_premium * early[:, : lay.s])
+    share_row = lay.row_share + np.arange(n_e * lay.s).reshape(n_e, lay.s)
+    add(share_row, fs_col, 1.0)                                   # share: fs − i ≤ 0
+    add(share_row, i_col[:, : lay.s], -1.0)
 
     lp = highspy.HighsLp()
     lp.num_col_, lp.num_row_ = lay.n_cols, lay.n_rows
@@ -99,10 +110,12 @@ def build_highs(topo: Topology, weights: ObjectiveWeights) -> tuple[highspy.High
     lower[lay.col["y"]: lay.col["bl"]], upper[lay.col["y"]: lay.col["bl"]] = -highspy.kHighsInf, highspy.kHighsInf
     upper[lay.col["free"]: lay.peak] = 1.0
     upper[lay.peak], upper[lay.z] = highspy.kHighsInf, 1.0
-    lower[lay.col["q"]:], upper[lay.col["q"]:] = -highspy.kHighsInf, highspy.kHighsInf
+    q_cols = slice(lay.col["q"], lay.col["fs"])
+    lower[q_cols], upper[q_cols] = -highspy.kHighsInf, highspy.kHighsInf
     lp.col_lower_, lp.col_upper_ = lower, upper
     row_lo = np.zeros(lay.n_rows)
     row_lo[lay.row_peak: lay.row_early] = -highspy.kHighsInf      # peak and fair rows are "≤ 0"
+    row_lo[lay.row_share:] = -highspy.kHighsInf                   # share rows too
     lp.row_lower_, lp.row_upper_ = row_lo, np.zeros(lay.n_rows)
     r, c, v = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
     order = np.lexsort((r, c))
@@ -151,10 +164,10 @@ class DirectPlanner:
             self._key, self._pushed, self.builds = key, {}, self.builds + 1
         h, lay = self._h, self._lay
         assert h is not None and lay is not None
-        pushed, relaxing = _push(h, lay, net, inp.weights, inp.slot_h, self._pushed)
+        pushed, change = _push(h, lay, net, inp.weights, inp.slot_h, self._pushed)
         h.setOptionValue("time_limit", float(self.options.time_limit_s))
         method = self.options.cold_method if cold else self.options.warm_method
-        for opt, value in highs_method(method, cold, relaxing, lay.n_e * lay.n_t).items():
+        for opt, value in highs_method(method, cold, change, lay.n_e * lay.n_t).items():
             h.setOptionValue(opt, value)
         h.run()
         if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
@@ -166,17 +179,22 @@ class DirectPlanner:
 
 
 def _push(h: highspy.Highs, lay: Layout, net: Network, w: ObjectiveWeights, slot_h: float,
-          pushed: dict[str, Array]) -> tuple[int, bool]:
-    """Push changed bounds and coefficients; returns how many columns had their bounds changed and whether
-    the change only relaxed the LP (no tighter bound, no need coefficient changed)."""
+          pushed: dict[str, Array]) -> tuple[int, Change]:
+    """Push changed bounds and coefficients; returns how many columns had their bounds changed and what kind
+    of change it was (``network.change_kind``: tighter bounds or need coefficients, only tighter shares, or
+    relaxing only)."""
     count = 0
-    relaxing = True
-    for name, (lb, ub) in lp_bounds(net, lay.k).items():
+    tightened = shares_tightened = False
+    for name, (lb, ub) in lp_bounds(net, lay.k, fair_shares(net, lay.s)).items():
         old = pushed.get(name)
         cols = lay.block(name, ub.shape)
         diff = np.ones(ub.shape, dtype=bool) if old is None else (lb != old[0]) | (ub != old[1])
-        # free[e] closing on an arrival only cuts the old optimum via the z tie-break: see solve.py
-        relaxing &= old is None or name == "free" or not bool(((ub < old[1]) | (lb > old[0])).any())
+        # free[e] closing on an arrival only cuts the old optimum via the z tie-break; shares: see solve.py
+        tighter = old is not None and name != "free" and bool(((ub < old[1]) | (lb > old[0])).any())
+        if name == "fs":
+            shares_tightened |= tighter
+        else:
+            tightened |= tighter
         if diff.any():
             idx = cols[diff]
             h.changeColsBounds(len(idx), idx.astype(np.int32), np.nan_to_num(lb[diff], neginf=-highspy.kHighsInf),
@@ -188,7 +206,7 @@ def _push(h: highspy.Highs, lay: Layout, net: Network, w: ObjectiveWeights, slot
     seg = lay.block("seg", (lay.n_e, lay.k))
     need_changed = range(lay.n_e) if old_need is None else np.nonzero(p["need"] != old_need)[0].tolist()
     was_active = pushed.get("value", np.zeros(lay.n_e)) > 0      # idle EVSEs' need multiplies zeros
-    relaxing &= old_need is None or not bool(was_active[p["need"] != old_need].any())
+    tightened |= old_need is not None and bool(was_active[p["need"] != old_need].any())
     for e in need_changed:
         for k in range(lay.k):
             h.changeCoeff(e, int(seg[e, k]), -float(p["need"][e]))
@@ -199,9 +217,9 @@ def _push(h: highspy.Highs, lay: Layout, net: Network, w: ObjectiveWeights, slot
     if pushed.get("price") is None or not np.array_equal(pushed["price"], p["price"]):
         site = lay.block("y", (lay.n_r, lay.n_t))[net.topo.row(0, 3)]
         h.changeColsCost(len(site), site.astype(np.int32), w.cost_weight * p["price"] * slot_h)
-    if pushed.get("urgency") is None or not np.array_equal(pushed["urgency"], p["urgency"]):
+    if pushed.get("early_w") is None or not np.array_equal(pushed["early_w"], p["early_w"]):
         q = lay.col["q"] + np.arange(lay.n_e)
-        h.changeColsCost(lay.n_e, q.astype(np.int32), -w.early_per_kwh * p["urgency"])
+        h.changeColsCost(lay.n_e, q.astype(np.int32), -w.early_per_kwh * p["early_w"])
     pushed["need"], pushed["value"], pushed["price"] = p["need"].copy(), value, p["price"].copy()
-    pushed["urgency"] = p["urgency"].copy()
-    return count, relaxing
+    pushed["early_w"] = p["early_w"].copy()
+    return count, change_kind(tightened, shares_tightened)

@@ -134,3 +134,49 @@ def _water_fill(a_mat: Array, cap_t: Array, load: Array, col: Array, hi: Array, 
         saturated = used & np.isfinite(cap_t) & (cap_t - load <= 1e-9 * np.maximum(1.0, np.abs(cap_t)))
         blocked = (a_mat[saturated] > 0).any(axis=0) if saturated.any() else np.zeros(col.shape, dtype=bool)
         active &= ~blocked & (hi - col > EPS_A)
+
+
+def fair_shares(net: Network, n_slots: int) -> Array:
+    """Each session's fair share (A) of slots 0..n_slots-1 if everyone present wanted to charge now (E×S).
+
+    Per slot, like the fallback: sessions are admitted at their minimum current by weight (priority ×
+    urgency, ``Network.early_weight``) while every limit on their path has room, then the rest of the
+    headroom is water-filled in proportion to the weight, each capped by its rate and its whole remaining
+    need. So equal drivers get equal shares, higher-priority and least-slack drivers larger ones, and a share
+    is 0 or at least the minimum (the min-current post-pass leaves a plan at its shares alone). The LP
+    rewards current up to the share more than beyond it (``fs`` columns, see objectives.early_charging).
+    """
+    n_e = net.ub.shape[0]
+    out = np.zeros((n_e, n_slots))
+    weight = net.early_weight
+    need_a = net.need_kwh / net.kwh_per_a
+    idx: RowIndex | None = None
+    prev: tuple[Array, Array] | None = None
+    for t in range(min(n_slots, net.ub.shape[1])):
+        hi = np.minimum(net.ub[:, t], need_a)
+        hi = np.where((hi >= net.min_a - EPS_A) & (weight > 0), hi, 0.0)
+        cap_t = net.cap[:, t]
+        if prev is not None and np.array_equal(prev[0], hi) and np.array_equal(prev[1], cap_t):
+            out[:, t] = out[:, t - 1]            # same sessions and limits as the slot before: same shares
+            continue
+        prev = (hi, cap_t)
+        act = np.nonzero(hi > 0)[0]
+        if act.size == 0:
+            continue
+        col = np.zeros(n_e)
+        col[act] = net.min_a[act]
+        load = net.A[:, act] @ col[act]
+        if (load > cap_t + TOL).any():          # not everyone fits at the minimum: admit one by one
+            idx = idx or RowIndex(net)
+            load, col = np.zeros(cap_t.shape), np.zeros(n_e)
+            for e in sorted(act.tolist(), key=lambda e: (-weight[e], net.departure[e], e)):
+                if idx.room(e, cap_t, load) >= net.min_a[e] - TOL:
+                    col[e] = net.min_a[e]
+                    idx.add(e, load, col[e])
+        # Water-fill the sub-problem: admitted sessions and the finite rows they load (much smaller than A).
+        adm = np.nonzero(col > 0)[0]
+        rows = np.nonzero(np.isfinite(cap_t) & (net.A[:, adm] > 0).any(axis=1))[0]
+        sub_col = col[adm]
+        _water_fill(net.A[np.ix_(rows, adm)], cap_t[rows], load[rows], sub_col, hi[adm], weight[adm])
+        out[adm, t] = np.minimum(sub_col, hi[adm])
+    return out

@@ -11,7 +11,9 @@ mutable Param (only the fairness row), or an objective coefficient held in a mut
 ``bl[t]`` (kW)         non-EV site power, fixed by equal bounds (feeds the peak only)
 ``peak_kw``, ``z``     highest site power; smallest delivered fraction among active drivers
 ``free[e]``            bounds [0, 0] for active EVSEs, [0, 1] for idle ones (voids their fairness row)
-``q[e]``               time-discounted energy of EVSE e (rewarded by urgency, see objectives.py)
+``q[e]``               time-discounted energy of EVSE e (rewarded by priority × urgency, see objectives.py)
+``fs[e,s]`` (A)        part of i[e,s] up to the session's fair share of slot s < S (ub = the share); the
+                       reward on it makes the LP split a binding limit in the first S slots (objectives.py)
 =====================  ===========================================================================
 
 The need is a mutable coefficient of the energy row. It is never 0 (idle EVSEs get 1.0 and a zero bound on
@@ -46,6 +48,7 @@ class SiteModel:
     y: list[list[VarData]]       # [r][t]
     bl: list[VarData]            # [t]
     free: list[VarData]          # [e]
+    fs: list[list[VarData]]      # [e][s], s < share_slots
 
 
 def build_model(topo: Topology, weights: ObjectiveWeights) -> SiteModel:
@@ -54,6 +57,8 @@ def build_model(topo: Topology, weights: ObjectiveWeights) -> SiteModel:
     n_e, n_t, k_count = len(topo.evse_keys), topo.horizon_slots, max(1, weights.fairness_segments)
     m.E, m.T, m.K = pyo.RangeSet(0, n_e - 1), pyo.RangeSet(0, n_t - 1), pyo.RangeSet(0, k_count - 1)
     m.R = pyo.RangeSet(0, len(topo.row_names) - 1)
+    m.S = pyo.RangeSet(0, share_slot_count(topo, weights) - 1)     # may be empty (share_slots=0)
+    m.premium = weights.share_premium
     m.slot_h = topo.slot_s / 3600.0
     m.kwh_per_a = [v * len(p) * m.slot_h / 1000.0 for v, p in zip(topo.evse_voltage_v, topo.evse_phases)]
     m.site_power_row = topo.row(0, 3)
@@ -64,6 +69,7 @@ def build_model(topo: Topology, weights: ObjectiveWeights) -> SiteModel:
     add_circuit_flows(m, topo)
     add_peak_definition(m)
     add_fairness_rows(m)
+    add_share_rows(m)
     add_early_rows(m)
     m.obj = pyo.Objective(expr=objective_expr(m, default_terms(weights)), sense=pyo.minimize)
     return SiteModel(
@@ -73,7 +79,13 @@ def build_model(topo: Topology, weights: ObjectiveWeights) -> SiteModel:
         y=[[m.y[r, t] for t in m.T] for r in m.R],
         bl=[m.bl[t] for t in m.T],
         free=[m.free[e] for e in m.E],
+        fs=[[m.fs[e, s] for s in m.S] for e in m.E],
     )
+
+
+def share_slot_count(topo: Topology, weights: ObjectiveWeights) -> int:
+    """S: how many leading slots carry per-slot fair-share columns (shared with the highspy backend)."""
+    return max(0, min(int(weights.share_slots), topo.horizon_slots))
 
 
 def add_variables(m: Any) -> None:
@@ -86,13 +98,14 @@ def add_variables(m: Any) -> None:
     m.z = pyo.Var(bounds=(0.0, 1.0))
     m.free = pyo.Var(m.E, bounds=(0.0, 1.0))
     m.q = pyo.Var(m.E, bounds=(None, None))
+    m.fs = pyo.Var(m.E, m.S, bounds=(0.0, 0.0))
 
 
 def add_parameters(m: Any) -> None:
     m.prio = pyo.Param(m.E, mutable=True, initialize=0.0)        # driver priority (objective)
     m.price = pyo.Param(m.T, mutable=True, initialize=0.0)       # price_per_kwh per slot (objective)
     m.need = pyo.Param(m.E, mutable=True, initialize=1.0)        # feasible need kWh, 1.0 if idle (row coef)
-    m.urgency = pyo.Param(m.E, mutable=True, initialize=0.0)     # 1/(1 + laxity), 0 if idle (objective)
+    m.early_w = pyo.Param(m.E, mutable=True, initialize=0.0)     # priority/(1 + laxity), 0 if idle (obj.)
 
 
 def add_energy_balance(m: Any) -> None:
@@ -138,10 +151,17 @@ def add_fairness_rows(m: Any) -> None:
     m.fair = pyo.Constraint(m.E, rule=lambda m, e: m.z <= pyo.quicksum(m.seg[e, k] for k in m.K) + m.free[e])
 
 
+def add_share_rows(m: Any) -> None:
+    """share[e,s]: fs[e,s] ≤ i[e,s] (with fs ≤ fair share as a bound, fs = min(i, share) at the optimum)."""
+    m.share = pyo.Constraint(m.E, m.S, rule=lambda m, e, s: m.fs[e, s] <= m.i[e, s])
+
+
 def add_early_rows(m: Any) -> None:
-    """early[e]: q[e] = Σ_t early_coefficient(e, t)·i[e,t] (constant coefficients)."""
+    """early[e]: q[e] = Σ_t c[e,t]·i[e,t] + premium·Σ_{s<S} c[e,s]·fs[e,s] (c = early_coefficient, constant)."""
     n_t = len(m.T)
 
     def rule(m: Any, e: int) -> Any:
-        return m.q[e] == pyo.quicksum(early_coefficient(m.kwh_per_a[e], e, t, n_t) * m.i[e, t] for t in m.T)
+        c = [early_coefficient(m.kwh_per_a[e], e, t, n_t) for t in m.T]
+        fair = [m.premium * c[s] * m.fs[e, s] for s in m.S] if m.premium != 0.0 else []
+        return m.q[e] == pyo.quicksum([c[t] * m.i[e, t] for t in m.T] + fair)
     m.early = pyo.Constraint(m.E, rule=rule)

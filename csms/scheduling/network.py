@@ -129,6 +129,21 @@ class Network:
         """Need capped by what the EVSE alone could deliver in the window (used to scale fairness terms)."""
         return np.minimum(self.need_kwh, self.ub.sum(axis=1) * self.kwh_per_a)
 
+    @cached_property
+    def urgency(self) -> Array:
+        """1/(1 + laxity) per EVSE (0 without an active session); laxity = slots left before departure − slots
+        needed at the session's max rate. Least-slack sessions are the most urgent."""
+        active = self.ub.any(axis=1)
+        rate_kwh = np.maximum(self.ub.max(axis=1) * self.kwh_per_a, 1e-9)
+        laxity = np.maximum(self.departure - self.need_kwh / rate_kwh, 0.0)
+        return np.where(active, 1.0 / (1.0 + laxity), 0.0)
+
+    @cached_property
+    def early_weight(self) -> Array:
+        """priority × urgency: how much a session's kWh *now* is worth against another's (early reward and
+        per-slot fair shares), so higher-priority and least-slack drivers get their energy first."""
+        return np.where(self.ub.any(axis=1), self.priority, 0.0) * self.urgency
+
     def overloaded_rows(self, tol: float = 1e-6) -> list[str]:
         names = self.topo.row_names
         return [names[r] for r in np.nonzero((self.limit - self.non_ev < -tol).any(axis=1))[0]]
@@ -228,9 +243,10 @@ def _sessions(
                 session_keys=tuple(keys))
 
 
-def lp_bounds(net: Network, k_count: int) -> dict[str, tuple[Array, Array]]:
+def lp_bounds(net: Network, k_count: int, shares: Array) -> dict[str, tuple[Array, Array]]:
     """Variable bounds (lb, ub) of the site LP by variable block, each 2-D (±inf = none). Shared by both
-    LP backends so that they solve exactly the same problem."""
+    LP backends so that they solve exactly the same problem. ``shares`` (E×S) are the per-slot fair shares
+    of the first S slots (``heuristics.fair_shares``): the upper bounds of the ``fs`` block."""
     active = net.ub.any(axis=1)
     site_kw = net.non_ev[net.topo.row(0, 3)][None, :]
     seg_ub = np.repeat(np.where(active, 1.0 / k_count, 0.0)[:, None], k_count, axis=1)
@@ -240,32 +256,39 @@ def lp_bounds(net: Network, k_count: int) -> dict[str, tuple[Array, Array]]:
         "y": (np.full(net.cap.shape, -np.inf), net.cap),
         "bl": (site_kw, site_kw),
         "free": (np.zeros((1, len(active))), np.where(active, 0.0, 1.0)[None, :]),
+        "fs": (np.zeros(shares.shape), shares),
     }
 
 
 def lp_params(net: Network) -> dict[str, Array]:
-    """The changing coefficients: priority, need and urgency per EVSE (idle: 0, 1.0, 0), price per slot.
-
-    urgency = 1/(1 + laxity), laxity = slots left before departure − slots needed at the session's max rate.
-    """
+    """The changing coefficients: priority, need and early weight (priority × urgency) per EVSE (idle: 0,
+    1.0, 0), price per slot."""
     active = net.ub.any(axis=1)
-    rate_kwh = np.maximum(net.ub.max(axis=1) * net.kwh_per_a, 1e-9)
-    laxity = np.maximum(net.departure - net.need_kwh / rate_kwh, 0.0)
     return {
-        "urgency": np.where(active, 1.0 / (1.0 + laxity), 0.0),
+        "early_w": net.early_weight,
         "prio": np.where(active, net.priority, 0.0),
         "price": net.price,
         "need": np.where(active, net.feasible_need_kwh, 1.0),
     }
 
 
-def highs_method(method: str, cold: bool, relaxing_only: bool, n_cols: int) -> dict[str, str | int]:
+Change = str   # what a re-plan changed: "relax" | "shares" (only fair shares got tighter) | "tighten"
+
+
+def change_kind(tightened: bool, shares_tightened: bool) -> Change:
+    return "tighten" if tightened else "shares" if shares_tightened else "relax"
+
+
+def highs_method(method: str, cold: bool, change: Change, n_cols: int) -> dict[str, str | int]:
     """HiGHS options for one solve. A re-plan that only relaxes the LP keeps the old basis primal feasible, so
     primal simplex finishes in a few hundred iterations where dual simplex needs thousands (measured: 34 ms vs
     167 ms for an arrival at 300 EVSEs). Tightening changes (limit drops, departures, need updates) break
-    primal feasibility: dual simplex, or interior point on big models where the dual walk gets long."""
+    primal feasibility: dual simplex, or interior point on big models where the dual walk gets long. An
+    arrival also shrinks the others' fair shares (``fs`` bounds, tie-break terms only): the old basis stays
+    dual feasible and dual simplex re-solves it fastest at every size (1,000 EVSEs: 993 iterations, 0.15 s
+    vs 1,862 and 0.31 s primal, and 2 s with interior point)."""
     if method != "auto":
         return {"solver": method, "simplex_strategy": 1}
-    if cold or (not relaxing_only and n_cols > 50_000):
+    if cold or (change == "tighten" and n_cols > 50_000):
         return {"solver": "ipm"}
-    return {"solver": "simplex", "simplex_strategy": 4 if relaxing_only else 1}
+    return {"solver": "simplex", "simplex_strategy": 4 if change == "relax" else 1}

@@ -41,23 +41,33 @@ def delivered_energy(m: Model) -> Any:
 
 
 def early_charging(m: Model) -> Any:
-    """−Σ_e urgency[e]·q[e], with q[e] = Σ_t kWh·(T−t)/T·(1 + δ·r[e,t])·i[e,t] (row ``early`` in model.py).
+    """−Σ_e early[e]·q[e], with q[e] = Σ_t c[e,t]·i[e,t] + premium·Σ_{t<S} c[e,t]·fs[e,t] (row ``early`` in
+    model.py) and c[e,t] = kWh·(T−t)/T·(1 + δ·r[e,t]).
 
     A small reward for charging sooner, which hedges against drivers leaving before their estimate, scaled
-    per session by urgency = 1/(1 + laxity in slots): when only some cars can charge now, the LP picks the
-    ones with the least slack, as least-laxity-first does, without giving up any energy over the horizon.
-    The urgency sits on the aggregate q[e] so that it is one mutable coefficient per EVSE, not per slot.
+    per session by early[e] = priority × urgency, urgency = 1/(1 + laxity in slots): when only some cars can
+    charge now, the LP picks the higher-priority ones and those with the least slack (as least-laxity-first
+    does), without giving up any energy over the horizon. The weight sits on the aggregate q[e] so that it
+    is one mutable coefficient per EVSE, not per slot.
+
+    Per-slot fairness (first S = ``share_slots`` slots): fs[e,t] ≤ i[e,t] with fs ≤ the session's fair share
+    of the slot, so the part of the current up to the share earns (1 + premium)× the reward and the rest 1×:
+    a concave, piecewise-linear reward on each session's current in the slot. Two drivers then prefer to
+    split a binding limit at their shares rather than one taking it all (the linear reward alone is
+    indifferent, and simplex returns a vertex: one car at full current, the others at 0). It does not
+    override delivered energy or price (both ≫ the early reward), and a driver whose weight is more than
+    (1 + premium)× another's still takes the other's share.
 
     r[e,t] ∈ [0, 1) is a fixed pseudo-random tie-break (δ = 1e-3). Equal drivers otherwise leave the LP with
     many optimal vertices, and which one simplex returns depends on its starting basis: a warm re-plan and a
     cold solve of the same input would then differ. A generic perturbation makes the optimum unique in
     practice, and as it is scattered over (EVSE, slot) it favours no EVSE systematically.
     """
-    return -pyo.quicksum(m.urgency[e] * m.q[e] for e in m.E)
+    return -pyo.quicksum(m.early_w[e] * m.q[e] for e in m.E)
 
 
 def early_coefficient(kwh_per_a: float, e: int, t: int, n_t: int) -> float:
-    """Coefficient of i[e,t] in q[e] (shared with the highspy backend)."""
+    """Coefficient c[e,t] of i[e,t] in q[e] (shared with the highspy backend); fs[e,t] has premium·c[e,t]."""
     return kwh_per_a * (n_t - t) / n_t * (1.0 + 1e-3 * tie_break(e, t))
 
 

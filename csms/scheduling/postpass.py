@@ -7,11 +7,13 @@ from the first (the one actually sent to chargers) to the last:
 
 1. sub-minimum currents are visited by priority (then size, then EVSE order, for determinism). One is raised
    to the minimum if every limit on its path has the headroom; if that would push the session past its
-   energy need, energy is taken back from the session's latest slots (always safe: less draw). Otherwise it
-   is set to 0.
+   energy need, energy is taken back from the session's latest slots, then from its earlier ones down to the
+   minimum (always safe: less draw). Otherwise it is set to 0.
 2. if anything was set to 0, the freed headroom is offered by (priority, earliest departure) to sessions with
    rate left and need left, either unplanned or planned in later slots (pulled forward, which also hedges
    against early departures): any amount to those already charging, at least the minimum to idle ones.
+3. finally, a session that still has less than the LP planned for it (a current dropped in a full slot) gets
+   the difference back in the earliest slots of its window with headroom (0 or >= minimum again).
 
 Every step only ever lowers a current or raises it within checked headroom, so all hard limits that held for
 the LP plan still hold afterwards.
@@ -52,6 +54,7 @@ def enforce_min_current(net: Network, x_lp: Array) -> Array:
     cap = net.cap
     kwh = net.kwh_per_a
     total = (x * kwh[:, None]).sum(axis=1)
+    planned = np.minimum(total, net.need_kwh)
     for t in range(x.shape[1]):
         col = x[:, t]
         sub = np.nonzero((col > 0) & (col < net.min_a - EPS_A))[0]
@@ -73,20 +76,47 @@ def enforce_min_current(net: Network, x_lp: Array) -> Array:
                 dropped = True
         if dropped:
             _redistribute(net, idx, x, t, load, total)
+    _rehome(net, idx, x, total, planned)
     return x
 
 
+def _rehome(net: Network, idx: RowIndex, x: Array, total: Array, planned: Array) -> None:
+    """Give sessions that lost planned energy to a dropped sub-minimum current that energy back in other
+    slots of their window with headroom, earliest first, by (priority, earliest departure): on top of a
+    current already at or above the minimum, or as a new current of at least the minimum. Without this a
+    current dropped in a full slot is simply lost (e.g. 4.5 A next to a 27.4 A car on 31.9 A)."""
+    kwh = net.kwh_per_a
+    short = np.nonzero(planned - total > 1e-6)[0]
+    loads: dict[int, Array] = {}
+    for e in sorted(short.tolist(), key=lambda e: (-net.priority[e], net.departure[e], e)):
+        for t in np.nonzero(net.ub[e] >= net.min_a[e])[0].tolist():
+            lack_a = (planned[e] - total[e]) / kwh[e]
+            if lack_a <= EPS_A:
+                break
+            load = loads.setdefault(t, net.A @ x[:, t])
+            extra = min(net.ub[e, t] - x[e, t], lack_a, idx.room(e, net.cap[:, t], load))
+            if x[e, t] <= 0 and extra < net.min_a[e] - TOL:
+                continue                       # would be a new sub-minimum current
+            if extra > EPS_A:
+                x[e, t] += extra
+                total[e] += extra * kwh[e]
+                idx.add(e, load, extra)
+
+
 def _make_energy_room(x: Array, e: int, t: int, total: Array, net: Network, extra_kwh: float) -> bool:
-    """Take ``extra_kwh`` back from session ``e``'s latest slots after ``t`` if raising slot t would exceed
-    its need. Returns False (and changes nothing) when the later slots hold too little energy."""
+    """Take ``extra_kwh`` back from session ``e``'s other slots if raising slot t would exceed its need: its
+    latest slots after ``t`` first, then its slots before ``t`` (latest first, never below the minimum).
+    Returns False (and changes nothing) when those slots hold too little energy. Lowering is always safe."""
     excess = total[e] + extra_kwh - net.need_kwh[e]
     if excess <= 1e-9:
         return True
-    kwh = net.kwh_per_a[e]
-    if x[e, t + 1 :].sum() * kwh < excess - 1e-9:
+    kwh, min_a = net.kwh_per_a[e], net.min_a[e]
+    before = np.where(x[e, :t] >= min_a, x[e, :t] - min_a, 0.0)
+    if (x[e, t + 1 :].sum() + before.sum()) * kwh < excess - 1e-9:
         return False
-    for t2 in range(x.shape[1] - 1, t, -1):
-        take = min(x[e, t2], excess / kwh)
+    for t2 in list(range(x.shape[1] - 1, t, -1)) + list(range(t - 1, -1, -1)):
+        spare = x[e, t2] if t2 > t else before[t2]
+        take = min(spare, excess / kwh)
         x[e, t2] -= take
         total[e] -= take * kwh
         excess -= take * kwh

@@ -159,11 +159,18 @@ class ObjectiveWeights:
 
     delivered_per_kwh: float = 100.0       # value of one kWh to a priority-1.0 driver
     early_per_kwh: float = 0.05            # bonus for a kWh in slot 0, decaying linearly to 0 at horizon end
+                                           # (× priority × urgency of the session)
     cost_weight: float = 1.0               # multiplies price_per_kwh × kWh
     peak_per_kw: float = 0.0               # demand charge on the highest site load in the horizon
     fairness_segments: int = 4             # concave (piecewise) reward on each driver's delivered fraction
     fairness_decay: float = 0.2            # the last segment is worth (1 - decay·(K-1)/K) of the first
     fairness_min_fraction: float = 1.0     # reward per unit of the smallest delivered fraction (max-min)
+    # Per-slot fair share for the first ``share_slots`` slots (0 = off): up to its share of the slot (a
+    # weighted water-fill of the limits, weight = priority × urgency) a session's current earns
+    # (1 + share_premium)× the early reward, beyond it 1×. Splits a binding limit among drivers instead of
+    # handing it to one (the LP's vertex), with E·share_slots extra columns and rows.
+    share_slots: int = 8
+    share_premium: float = 3.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from csms.scheduling.heuristics import _admit_then_fill, _walk
+from csms.scheduling.heuristics import _admit_then_fill, _walk, fair_shares
 from csms.scheduling.model import SiteModel, build_model
 from csms.scheduling.network import (
-    Array, Network, Topology, compile_network, highs_method, lp_bounds, lp_params, topology_of,
+    Array, Network, Topology, change_kind, compile_network, highs_method, lp_bounds, lp_params, topology_of,
 )
 from csms.scheduling.postpass import enforce_min_current
 from csms.scheduling.problem import (
@@ -93,13 +93,14 @@ class SitePlanner:
             self.builds += 1
         sm, opt = self._sm, self._opt
         assert sm is not None
-        changed, tightened = _push_bounds(sm, net, self._pushed)
+        changed, tightened, shares_tightened = _push_bounds(sm, net, self._pushed)
         params_changed, need_changed = _push_params(sm, net, self._pushed)
         method = self.options.cold_method if cold else self.options.warm_method
         n_cols = len(sm.i) * len(sm.i[0]) if sm.i else 0
         kwargs: dict[str, Any] = dict(
             load_solutions=False, raise_exception_on_nonoptimal_result=False, time_limit=self.options.time_limit_s,
-            solver_options=highs_method(method, cold, not (tightened or need_changed), n_cols),
+            solver_options=highs_method(method, cold, change_kind(tightened or need_changed, shares_tightened),
+                                        n_cols),
         )
         if cold:
             if self.options.threads is not None:
@@ -127,28 +128,34 @@ def _fallback(inp: SchedulingInput, net: Network, reason: str, tick: float) -> S
     return build_schedule(inp, net, x, "fallback", time.perf_counter() - tick, reason=reason)
 
 
-def _push_bounds(sm: SiteModel, net: Network, pushed: dict[str, Array]) -> tuple[list[Any], bool]:
-    """Set the bounds that differ from what the solver holds; return the touched variables and whether any
-    bound got tighter (which decides the warm-start method)."""
+def _push_bounds(sm: SiteModel, net: Network, pushed: dict[str, Array]) -> tuple[list[Any], bool, bool]:
+    """Set the bounds that differ from what the solver holds; return the touched variables, whether any
+    bound got tighter and whether a fair share did (which decide the warm-start method)."""
     handles: dict[str, Callable[[int, int], Any]] = {
         "i": lambda a, b: sm.i[a][b], "seg": lambda a, b: sm.seg[a][b], "y": lambda a, b: sm.y[a][b],
-        "bl": lambda a, b: sm.bl[b], "free": lambda a, b: sm.free[b],
+        "bl": lambda a, b: sm.bl[b], "free": lambda a, b: sm.free[b], "fs": lambda a, b: sm.fs[a][b],
     }
     changed: list[Any] = []
-    tightened = False
-    for name, (lb, ub) in lp_bounds(net, len(sm.seg[0])).items():
+    tightened = shares_tightened = False
+    shares = fair_shares(net, len(sm.fs[0]) if sm.fs else 0)
+    for name, (lb, ub) in lp_bounds(net, len(sm.seg[0]), shares).items():
         old = pushed.get(name)
         diff = np.ones(ub.shape, dtype=bool) if old is None else (ub != old[1]) | (lb != old[0])
         # free[e] closing on an arrival does cut off the old optimum (via z), but only through the tie-break
-        # row, and primal simplex still re-solves arrivals ~5x faster than dual: do not count it as tightening.
-        tightened |= old is not None and name != "free" and bool(((ub < old[1]) | (lb > old[0])).any())
+        # row, and primal simplex still re-solves arrivals ~5x faster than dual: not tightening. Shrinking
+        # fair shares (also on arrivals) get dual simplex but never interior point (network.highs_method).
+        tighter = old is not None and name != "free" and bool(((ub < old[1]) | (lb > old[0])).any())
+        if name == "fs":
+            shares_tightened |= tighter
+        else:
+            tightened |= tighter
         for a, b in np.argwhere(diff).tolist():
             v, lo, hi = handles[name](a, b), float(lb[a, b]), float(ub[a, b])
             v.setlb(None if np.isinf(lo) else lo)
             v.setub(None if np.isinf(hi) else hi)
             changed.append(v)
         pushed[name] = np.stack([lb, ub])
-    return changed, tightened
+    return changed, tightened, shares_tightened
 
 
 def _push_params(sm: SiteModel, net: Network, pushed: dict[str, Array]) -> tuple[bool, bool]:

@@ -43,6 +43,9 @@ class EvseState:
     uncontrolled: bool = False
     #: External cap from the station (2.0.1 NotifyChargingLimit), A per phase.
     external_limit_a: float | None = None
+    #: Ever connected to this CSMS. A configured charger that never did (not installed yet, or retired)
+    #: cannot be drawing anything; one that connected before and went offline may be charging offline.
+    ever_connected: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +107,7 @@ def weights_of(cfg: SmartChargingConfig) -> ObjectiveWeights:
     return ObjectiveWeights(
         delivered_per_kwh=cfg.delivered_per_kwh, early_per_kwh=cfg.early_per_kwh, cost_weight=cfg.cost_weight,
         peak_per_kw=cfg.peak_per_kw, fairness_min_fraction=cfg.fairness_min_fraction,
+        share_slots=cfg.share_slots, share_premium=cfg.share_premium,
     )
 
 
@@ -156,6 +160,8 @@ def build_input(
         max_a = e.max_current_a if e.external_limit_a is None else min(e.max_current_a, e.external_limit_a)
         specs.append(EvseSpec(e.evse_key, max_a, e.min_current_a, e.phases, e.voltage_v))
         s = by_evse.get(e.evse_key)
+        if not e.online and not e.ever_connected:
+            continue
         if not e.online or e.uncontrolled or (s is not None and e.accepted_limit_a is None):
             # Not under our control (offline, rejecting, or a session on an EVSE that never accepted a
             # profile from us - e.g. after a CSMS restart it may still hold an old TxProfile).

@@ -368,7 +368,7 @@ class SmartChargingService:
                     voltage_v=c.voltage_v if c else stn.voltage_v, online=stn.online,
                     accepted_limit_a=accepted.max_between(now, now + timedelta(days=1)) if accepted else None,
                     uncontrolled=ctl.uncontrolled and (ctl.retry_at is None or now < ctl.retry_at),
-                    external_limit_a=self.station_limit_a.get(k),
+                    external_limit_a=self.station_limit_a.get(k), ever_connected=stn.last_seen is not None,
                 ))
         sessions: list[ActiveSession] = []
         meta: dict[str, dict[str, Any]] = {}

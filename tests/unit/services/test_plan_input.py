@@ -54,3 +54,11 @@ def test_an_unstated_need_is_not_a_cap() -> None:
     needs = {s.session_key: s.energy_needed_wh for s in inp.sessions}
     assert needs["A/1"] == 32 * 690.0  # past the 20 kWh default, still an hour at 32 A
     assert needs["B/1"] == 5_000.0  # stated: the remainder, a hard cap
+
+
+def test_a_charger_that_never_connected_does_not_hold_capacity() -> None:
+    site = SiteConfig(id="s", grid_limit_kw=50)
+    never = EvseState(evse_key("N", 1), "N", 1, 32.0, 6.0, (1, 2, 3), 230.0, False, None, ever_connected=False)
+    gone = EvseState(evse_key("G", 1), "G", 1, 32.0, 6.0, (1, 2, 3), 230.0, False, None, ever_connected=True)
+    inp = build_input(site, [evse("A"), never, gone], [session("A")], NOW, SmartChargingConfig(), circuit_of={})
+    assert {f.evse_key: f.current_a for f in inp.fixed_draws} == {"G#1": 32.0}

@@ -206,8 +206,9 @@ async def _run(n: int, limit_kw: float, max_a: float, outcomes: list[str], scrip
             last_total[dt] = stuck + free
 
     world = World(clock, {i: FakeCharger(max_a) for i in ids}, outcomes, check)
-    stations = {i: Station(StationId(i), "s", RegistrationStatus.ACCEPTED, online=True, max_current_a=max_a)
-                for i in ids}
+    # Every charger has connected (last_seen set): one that never did holds no capacity (see plan_input).
+    stations = {i: Station(StationId(i), "s", RegistrationStatus.ACCEPTED, online=True, last_seen=T0,
+                           max_current_a=max_a) for i in ids}
     store = Store(stations)
     bus = EventBus()
     svc = SmartChargingService(cfg, store, bus, FakeGateway(world), clock)  # type: ignore[arg-type]
@@ -253,12 +254,12 @@ async def _run(n: int, limit_kw: float, max_a: float, outcomes: list[str], scrip
             elif action == "offline" and cp.online:
                 cp.online = False
                 store._stations[cid] = Station(StationId(cid), "s", RegistrationStatus.ACCEPTED, online=False,
-                                               max_current_a=max_a)
+                                               last_seen=clock.now(), max_current_a=max_a)
                 bus.publish(StationOnline(cid, False, clock.now()))
             elif action == "online" and not cp.online:
                 cp.online = True
                 store._stations[cid] = Station(StationId(cid), "s", RegistrationStatus.ACCEPTED, online=True,
-                                               max_current_a=max_a)
+                                               last_seen=clock.now(), max_current_a=max_a)
                 bus.publish(StationOnline(cid, True, clock.now()))
                 await svc._on_ready(cid)
             elif action == "reject":
