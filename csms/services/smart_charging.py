@@ -174,6 +174,8 @@ class SmartChargingService:
                 self._request_station(sid)
             case ExternalLimitChanged(station_id=sid, evse=evse, limit=limit, unit=unit):
                 self._station_limit(sid, evse.evse_id if evse else None, limit, unit)
+                if sid in self._station_site:
+                    self._retry_site(self._station_site[sid])
                 self._request_station(sid)
 
     def _ev_limit_a(self, key: str, stated_a: float | None, now: datetime) -> float | None:
@@ -255,8 +257,17 @@ class SmartChargingService:
     async def set_site_limit(self, site_id: str, limit_kw: float | None) -> Schedule | None:
         """External grid signal (REST, MQTT): cap the site at `limit_kw` (None clears); re-plans now."""
         self._site(site_id).external_limit_kw = limit_kw
+        self._retry_site(site_id)
         log.info("site limit override site=%s limit_kw=%s", site_id, limit_kw)
         return await self.replan(site_id)
+
+    def _retry_site(self, site_id: str) -> None:
+        """A limit changed: try again at once to control EVSEs whose last command was refused or timed out.
+        The plan's first phase only sends decreases, which are safe whatever they did with that command;
+        waiting out the retry delay would leave them above the new limit."""
+        for key, ctl in self.control.items():
+            if ctl.uncontrolled and self._station_site.get(key.rsplit("#", 1)[0]) == site_id:
+                ctl.retry_at = self.clock.now()
 
     def _station_limit(self, station_id: str, evse_id: int | None, limit: float | None,
                        unit: RateUnit | None) -> None:
