@@ -42,6 +42,8 @@ def _add_fleet_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-current-a", type=float, default=32.0)
     p.add_argument("--meter-interval-s", type=int, default=60)
     p.add_argument("--mean-gap-s", type=float, default=3 * 3600, help="mean idle time between sessions")
+    p.add_argument("--first-arrival-max-s", type=float, default=1800,
+                   help="each charger's first EV arrives within this many simulated seconds")
     p.add_argument("--mean-dwell-s", type=float, default=4 * 3600)
     p.add_argument("--mean-energy-wh", type=float, default=20_000)
     p.add_argument("--reject-profiles", action="store_true", help="fault: reject every charging profile")
@@ -75,7 +77,7 @@ def fleet_config(ns: argparse.Namespace) -> FleetConfig:
         speedup=ns.speedup, duration_s=ns.duration_s, start=start, password=ns.password,
         id_token=ns.id_token, charger_template=template,
         arrivals=ArrivalConfig(mean_gap_s=ns.mean_gap_s, mean_dwell_s=ns.mean_dwell_s,
-                               mean_energy_wh=ns.mean_energy_wh))
+                               mean_energy_wh=ns.mean_energy_wh, first_arrival_max_s=ns.first_arrival_max_s))
 
 
 async def run_fleet(ns: argparse.Namespace) -> int:

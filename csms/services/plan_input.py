@@ -177,6 +177,9 @@ def build_input(
             continue
         need = 0.0 if s.ev_full else _remaining_need_wh(s, site, max_a * e.voltage_v * len(e.phases))
         departure = s.departure or (s.started_at + timedelta(hours=site.default_dwell_h))
+        # The optimizer plans whole slots before departure; a car leaving mid-slot (or within the current
+        # slot) still charges until it leaves, so its departure is rounded up to the end of its slot.
+        departure = slot_floor(departure - timedelta(microseconds=1), slot_s) + timedelta(seconds=slot_s)
         planned.append(SessionSpec(
             session_key=s.session_key, evse_key=e.evse_key, energy_needed_wh=need,
             departure=departure if departure > now else now + timedelta(seconds=slot_s),

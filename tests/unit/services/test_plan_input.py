@@ -62,3 +62,13 @@ def test_a_charger_that_never_connected_does_not_hold_capacity() -> None:
     gone = EvseState(evse_key("G", 1), "G", 1, 32.0, 6.0, (1, 2, 3), 230.0, False, None, ever_connected=True)
     inp = build_input(site, [evse("A"), never, gone], [session("A")], NOW, SmartChargingConfig(), circuit_of={})
     assert {f.evse_key: f.current_a for f in inp.fixed_draws} == {"G#1": 32.0}
+
+
+def test_a_car_leaving_within_the_current_slot_still_charges() -> None:
+    site = SiteConfig(id="s", grid_limit_kw=50)
+    now = datetime(2026, 11, 27, 7, 3, tzinfo=UTC)
+    leaving = ActiveSession("A/1", evse_key("A", 1), now, 0.0, 10_000.0, datetime(2026, 11, 27, 7, 14, 46, tzinfo=UTC),
+                            None, 1.0)
+    inp = build_input(site, [evse("A")], [leaving], now, SmartChargingConfig(), circuit_of={})
+    assert inp.sessions[0].departure == datetime(2026, 11, 27, 7, 15, tzinfo=UTC)
+    assert SitePlanner().plan(inp).current_limit_a("A/1", 0) > 0
