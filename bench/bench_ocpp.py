@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_ocpp.py [--seconds 3] [--idle 1000]
 
 The OcppServer runs in this process on one event loop (one core), wired to a minimal in-memory
-ChargerEvents (pluggable: `run(events_factory=...)`, e.g. to the full app later). The chargers run in
+ChargerEvents, or with --full-csms to the real ChargingService persisting to SQLite. The chargers run in
 a subprocess, as raw websockets clients sending pre-built frames, so their CPU and memory are not
 counted. Every CALL the server receives is schema-validated, mapped to the domain and answered with a
 schema-validated CALLRESULT.
@@ -244,8 +244,9 @@ async def run(events_factory: Callable[[], tuple[Any, Any]] = minimal_events, *,
 
     raise_fd_limit()
     logging.getLogger("csms").setLevel(logging.WARNING)
-    events, directory = events_factory()
-    cfg = OcppServerConfig(port=0, ping_interval_s=60, ping_timeout_s=60)
+    made = events_factory()
+    events, directory = (await made) if asyncio.iscoroutine(made) else made
+    cfg = OcppServerConfig(port=0, ping_interval_s=60, ping_timeout_s=60, allow_unknown_chargers=True)
     server = OcppServer(cfg, events, directory, SystemClock(), ready_grace_s=0.2)
     await server.start()
     url = f"ws://127.0.0.1:{server.port}{cfg.path_prefix}"
@@ -276,6 +277,25 @@ async def run(events_factory: Callable[[], tuple[Any, Any]] = minimal_events, *,
     return results
 
 
+async def full_csms_events() -> tuple[Any, Any]:
+    """The real ChargingService on a fresh SQLite file: every MeterValues is persisted and committed before
+    it is answered, as in production (Heartbeats only move last_seen in memory)."""
+    import tempfile
+
+    from csms.domain.clock import SystemClock
+    from csms.services.bus import EventBus
+    from csms.services.charging import ChargingService
+    from csms.store.db import create_engine, migrate
+    from csms.store.repositories import Store
+
+    path = Path(tempfile.mkdtemp()) / "bench.db"
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    await migrate(engine)
+    svc = ChargingService(Store(engine), EventBus(), SystemClock(), heartbeat_interval_s=300,
+                          allow_unknown_chargers=True)
+    return svc, svc
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "client":
         _, _, url, n, seconds, kind, echo = sys.argv
@@ -289,9 +309,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seconds", type=float, default=3.0, help="duration of each throughput scenario")
     p.add_argument("--idle", type=int, default=1000, help="connections for the memory measurement")
+    p.add_argument("--full-csms", action="store_true",
+                   help="answer through the real ChargingService and an SQLite store instead of in-memory events")
     a = p.parse_args()
-    print(f"python {sys.version.split()[0]}, pid {os.getpid()}, cpus {os.cpu_count()}")
-    asyncio.run(run(seconds=a.seconds, idle=a.idle))
+    print(f"python {sys.version.split()[0]}, pid {os.getpid()}, cpus {os.cpu_count()}, "
+          f"events: {'ChargingService + SQLite' if a.full_csms else 'minimal in-memory'}")
+    asyncio.run(run(full_csms_events if a.full_csms else minimal_events, seconds=a.seconds, idle=a.idle))
 
 
 if __name__ == "__main__":
