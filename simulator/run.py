@@ -134,16 +134,17 @@ async def fetch_invoices(api: RestClient | None) -> list[dict[str, Any]] | None:
     try:
         offset = 0
         while True:
-            status, body = await api.request("GET", f"/api/v1/invoices?offset={offset}&limit=1000")
+            status, body = await api.request("GET", f"/api/v1/invoices?offset={offset}&limit=500")
             if status != 200:
                 return None if not out else out
             items = body.get("items", body) if isinstance(body, dict) else body
             if not isinstance(items, list):
                 return None
             out += items
-            if len(items) < 1000:
+            nxt = body.get("next_offset") if isinstance(body, dict) else None
+            if nxt is None:
                 return out
-            offset += len(items)
+            offset = int(nxt)
     except (OSError, urllib.error.URLError, ValueError):
         return None
 
@@ -334,6 +335,8 @@ def run_command(ns: argparse.Namespace) -> int:
                           invoices=result.invoices, bookings=result.bookings, runtime=runtime,
                           extra_thresholds=ns.asserts, source=str(ns.scenario))
     write_report(report, out_dir, plots=not ns.no_plots, plan=plan, recorders=result.recorders)
+    if result.invoices:  # the CSMS's own invoices, as the API returned them
+        (out_dir / "invoices.json").write_text(json.dumps(result.invoices, indent=1, default=str))
     site = next(iter(report["sites"].values()))
     if not ns.quiet:
         print(f"{scn.name} (seed {seed}): peak {site['peak_kw']:.1f}/{site['grid_limit_kw']:g} kW, "
