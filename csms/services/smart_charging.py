@@ -108,6 +108,7 @@ class SmartChargingService:
         self._ev_full: dict[str, bool] = {}
         #: Latest measured power per EVSE, with the time it was measured (rate feedback, see _ev_limit_a).
         self._measured: dict[str, tuple[datetime, float]] = {}
+        self._caps_used: dict[str, float | None] = {}  # feedback cap per EVSE in the last snapshot
         # Recently ended sessions: a TxProfile for one of them that crossed its end is rightly refused.
         self._ended: collections.deque[str] = collections.deque(maxlen=1000)
 
@@ -157,9 +158,12 @@ class SmartChargingService:
                     self._ended.append(tx.key)
                 if tx.power_w is not None and not ended:
                     self._measured[key] = (ev.at, tx.power_w)
+                    if self._cap_moved(key):
+                        self._request_station(tx.station_id)
                 if started or ended:
                     self._ev_full.pop(key, None)
                     self._measured.pop(key, None)
+                    self._caps_used.pop(key, None)
                     self._request_station(tx.station_id)
                 elif self._note_charging_state(key, tx.charging_state):
                     self._request_station(tx.station_id)
@@ -198,6 +202,14 @@ class SmartChargingService:
         c = self.cfg.charger(key.rsplit("#", 1)[0])
         cap = max(drawn_a + 1.0, c.min_current_a if c else 6.0)  # never below the minimum: that would stop it
         return cap if stated_a is None else min(stated_a, cap)
+
+    def _cap_moved(self, key: str) -> bool:
+        """Whether the rate-feedback cap of `key` moved by 1 A or more since the last plan used it."""
+        cap = self._ev_limit_a(key, None, self.clock.now())
+        used = self._caps_used.get(key)
+        if cap is None and used is None:
+            return False
+        return cap is None or used is None or abs(cap - used) >= 1.0
 
     def _watts_per_amp(self, key: str) -> float:
         station_id = key.rsplit("#", 1)[0]
@@ -393,6 +405,7 @@ class SmartChargingService:
                 energy = energy if energy is not None else b_energy
                 departure = departure or b_end
             k = evse_key(t.station_id, t.evse.evse_id)
+            self._caps_used[k] = self._ev_limit_a(k, None, now)
             sessions.append(ActiveSession(
                 session_key=t.key, evse_key=k, started_at=t.started_at, energy_delivered_wh=t.energy_wh,
                 requested_energy_wh=energy, departure=departure,
