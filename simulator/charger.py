@@ -376,6 +376,11 @@ class Charger(CsmsCommandsMixin):
             while t < now:
                 eff = self._limit_at(evse, t)
                 end = eff.next_change if eff.next_change is not None and t < eff.next_change < now else now
+                if t > rt.last_t and evse.tx is not None and evse.ev is not None:
+                    # A profile step passed while the loop slept: record it at the instant it took effect,
+                    # so the recorded site load is exact even when this loop wakes late (CPU load).
+                    self.recorder.sample(PowerSample(t, evse_id, eff.limit_w, evse.ev.power_for_limit(eff.limit_w),
+                                                     evse.meter_wh, evse.ev.soc, str(evse.status)))
                 if evse.tx is not None and evse.ev is not None:
                     evse.meter_wh += evse.ev.step(eff.limit_w, (end - t).total_seconds())
                 t = end
