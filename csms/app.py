@@ -77,6 +77,7 @@ class CsmsApp:
         self.bookings: Any = None
         self.metrics: Any = None
         self.reloads = 0
+        self._reload_lock = asyncio.Lock()
         self.site_load_w: dict[str, float] = {}
 
     async def start(self) -> None:
@@ -215,6 +216,11 @@ class CsmsApp:
         """
         if self.config_path is None:
             return False
+        async with self._reload_lock:  # SIGHUP and the file watch must not apply two configs at once
+            return await self._reload()
+
+    async def _reload(self) -> bool:
+        assert self.config_path is not None
         try:
             new = await asyncio.to_thread(load_config, self.config_path)
         except ConfigError as e:

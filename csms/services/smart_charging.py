@@ -94,7 +94,7 @@ class SmartChargingService:
         self.sites: dict[str, SiteState] = {}
         self.control: dict[str, EvseControl] = {}
         self.station_limit_a: dict[str, float] = {}  # from 2.0.1 NotifyChargingLimit, per EVSE key
-        self.solve_times_s: list[float] = []
+        self.solve_times_s: collections.deque[float] = collections.deque(maxlen=10_000)  # for /metrics
         self.price_fn: Callable[[str, datetime, int, int], tuple[float, ...]] | None = None
         self.booking_fn: Callable[[str, str], tuple[float | None, datetime | None]] | None = None
         self.on_plan: list[Callable[[str, dict[str, Any]], None]] = []
