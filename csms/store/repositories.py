@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from csms.domain.enums import (
@@ -341,11 +341,12 @@ class StoreSession(BookingRepo):
     async def add_samples(self, station_id: str, evse_id: int | None, tx_key: str | None,
                           samples: Iterable[MeterSample]) -> None:
         rows = [
-            MeterSampleRow(station_id=station_id, evse_id=evse_id, tx_key=tx_key, at=s.at,
-                           measurand=v.measurand.value, phase=v.phase, value=v.value, context=v.context)
+            dict(station_id=station_id, evse_id=evse_id, tx_key=tx_key, at=s.at, measurand=v.measurand.value,
+                 phase=v.phase, value=v.value, context=v.context)
             for s in samples for v in s.values
         ]
-        self.s.add_all(rows)
+        if rows:  # one executemany: ORM objects per sampled value cost more than the insert itself
+            await self.s.execute(insert(MeterSampleRow), rows)
 
     async def samples(self, tx_key: str) -> list[dict[str, Any]]:
         rows = (await self.s.scalars(select(MeterSampleRow).where(MeterSampleRow.tx_key == tx_key)
