@@ -37,6 +37,7 @@ from csms.store.repositories import Store
 from csms.telemetry import MqttTelemetry
 
 log = logging.getLogger("csms.app")
+STOP_TIMEOUT_S = 10.0
 
 
 class EmbeddedServer(uvicorn.Server):
@@ -185,18 +186,25 @@ class CsmsApp:
                 log.exception("flushing last_seen failed")
 
     async def stop(self) -> None:
+        """Stop everything, bounded: a part that does not stop within its timeout is logged and left behind,
+        so shutdown can never hang (SIGTERM must end the process)."""
         for t in self._tasks:
             t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        if self._tasks:
+            _, stuck = await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT_S)
+            for t in stuck:
+                log.error("task did not stop in time: %s", t.get_name())
         for stop in reversed(self._stoppers):
-            with contextlib.suppress(Exception):
+            try:
                 res = stop()
                 if asyncio.iscoroutine(res):
-                    await res
+                    await asyncio.wait_for(res, STOP_TIMEOUT_S)
+            except TimeoutError:
+                log.error("did not stop within %s s: %s", STOP_TIMEOUT_S, getattr(stop, "__qualname__", stop))
+            except Exception:  # noqa: BLE001 - keep stopping the rest
+                log.exception("error while stopping %s", getattr(stop, "__qualname__", stop))
         with contextlib.suppress(Exception):
-            await self.charging.flush_last_seen()
+            await asyncio.wait_for(self.charging.flush_last_seen(), STOP_TIMEOUT_S)
         await self.engine.dispose()
         log.info("csms stopped")
 

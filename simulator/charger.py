@@ -170,16 +170,16 @@ class Charger(CsmsCommandsMixin):
         """Stop everything and close the connection (no StopTransaction is sent)."""
         self._closing = True
         self._drop.set()
-        for t in self._tasks + self._conn_tasks:
+        tasks = self._tasks + self._conn_tasks
+        for t in tasks:
             t.cancel()
-        for t in self._tasks + self._conn_tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        if tasks:  # bounded: a task that swallows its cancellation must not hang the caller
+            await asyncio.wait(tasks, timeout=5.0)
         self._tasks.clear()
         self._conn_tasks.clear()
         if self._ws is not None:
             with contextlib.suppress(Exception):
-                await self._ws.close()
+                await asyncio.wait_for(self._ws.close(), 5.0)
         self._booted.clear()
 
     async def __aenter__(self) -> Charger:
