@@ -135,9 +135,12 @@ class FixedDraw:
 class SessionSpec:
     """A car plugged in (``arrival=None``) or expected (``arrival`` in the future) at an EVSE.
 
-    ``energy_needed_wh`` is what is still to be delivered. ``departure=None`` means unknown: plan to the horizon
-    end. ``max_current_a`` is the EV's own limit per phase. ``priority`` weights the value of this driver's
-    energy (from the driver's group; 1.0 is normal, must be > 0).
+    ``energy_needed_wh`` is what is still to be delivered. ``departure`` is a *known* departure (stated by the
+    EV or driver, a booking's end, or learned from the driver's history); ``None`` means unknown, and the plan
+    is then risk-averse: the session charges as early as limits and fairness allow, and no price or peak
+    shifting uses its time (it is planned to the horizon end, but its energy is worth more the sooner it
+    comes). ``max_current_a`` is the EV's own limit per phase. ``priority`` weights the value of this
+    driver's energy (from the driver's group; 1.0 is normal, must be > 0).
     """
 
     session_key: str
@@ -188,8 +191,13 @@ class SolverOptions:
 
 @dataclass(frozen=True, slots=True)
 class SchedulingInput:
-    """Everything one plan needs. ``start`` must be tz-aware (UTC); slot ``t`` covers
-    ``[start + t·slot_s, start + (t+1)·slot_s)``. ``price_per_kwh`` is a ``PerSlot`` series.
+    """Everything one plan needs. ``start`` must be tz-aware (UTC) and is *now*.
+
+    Slot 0 runs from ``start`` for ``first_slot_s`` seconds (default: a whole slot), up to the next boundary
+    of the operator's slot grid; every later slot is ``slot_s`` long, so slot ``t >= 1`` covers
+    ``[start + first_slot_s + (t-1)·slot_s, ... + slot_s)``. Re-planning inside a slot therefore keeps the
+    same breakpoints, and the current planned for slot 0 is what a car should draw until the next re-plan.
+    ``price_per_kwh`` is a ``PerSlot`` series.
     """
 
     start: datetime
@@ -202,34 +210,68 @@ class SchedulingInput:
     slot_s: int = 900
     horizon_slots: int = 96
     weights: ObjectiveWeights = field(default_factory=ObjectiveWeights)
+    first_slot_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.start.tzinfo is None:
             raise InvalidInput("start must be timezone-aware (UTC)")
         if self.slot_s <= 0 or self.horizon_slots <= 0:
             raise InvalidInput("slot_s and horizon_slots must be positive")
+        if self.first_slot_s is not None and not 0 < self.first_slot_s <= self.slot_s:
+            raise InvalidInput("first_slot_s must be in (0, slot_s]")
 
     @property
     def slot_h(self) -> float:
+        """Length of a whole slot in hours (slot 0 may be shorter: ``slot_duration_s(0)``)."""
         return self.slot_s / 3600.0
 
+    @property
+    def first_s(self) -> float:
+        return float(self.slot_s if self.first_slot_s is None else self.first_slot_s)
+
+    def slot_duration_s(self, slot: int) -> float:
+        return self.first_s if slot == 0 else float(self.slot_s)
+
     def slot_start(self, slot: int) -> datetime:
-        return self.start + timedelta(seconds=slot * self.slot_s)
+        if slot <= 0:
+            return self.start
+        return self.start + timedelta(seconds=self.first_s + (slot - 1) * self.slot_s)
+
+    @property
+    def end(self) -> datetime:
+        return self.slot_start(self.horizon_slots)
 
     def arrival_slot(self, session: SessionSpec) -> int:
         """First slot the car can charge in: the first slot starting at or after arrival (0 if plugged in)."""
         if session.arrival is None:
             return 0
-        return max(0, math.ceil(self._slots_since_start(session.arrival) - 1e-9))
+        return max(0, math.ceil(self.slot_position(session.arrival) - 1e-9))
 
     def departure_slot(self, session: SessionSpec) -> int:
-        """Exclusive end slot: only whole slots before departure are planned (clamped to the horizon)."""
+        """Exclusive end slot. A departure inside slot 0 still plans slot 0 (for the seconds left: see
+        ``present_s``); a departure inside a later slot plans only the whole slots before it, which is
+        conservative: by the time that slot becomes slot 0 its remaining seconds are planned exactly."""
         if session.departure is None:
             return self.horizon_slots
-        return min(self.horizon_slots, max(0, math.floor(self._slots_since_start(session.departure) + 1e-9)))
+        if session.departure <= self.start:
+            return 0
+        pos = self.slot_position(session.departure)
+        return min(self.horizon_slots, max(1, math.floor(pos + 1e-9)))
+
+    def present_s(self, session: SessionSpec) -> float:
+        """Seconds of slot 0 the car is plugged in (its departure may fall inside slot 0)."""
+        if session.arrival is not None and session.arrival > self.start:
+            return 0.0
+        if session.departure is None:
+            return self.first_s
+        return max(0.0, min(self.first_s, (session.departure - self.start).total_seconds()))
 
     def price(self, slot: int) -> float:
         return series_value(self.price_per_kwh, slot, 0.0)
 
-    def _slots_since_start(self, when: datetime) -> float:
-        return (when - self.start).total_seconds() / self.slot_s
+    def slot_position(self, when: datetime) -> float:
+        """Where ``when`` falls on the slot axis: 0 at ``start``, 1 at the end of slot 0, t at slot t's start."""
+        since = (when - self.start).total_seconds()
+        if since <= self.first_s:
+            return since / self.first_s
+        return 1.0 + (since - self.first_s) / self.slot_s

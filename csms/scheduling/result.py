@@ -34,7 +34,8 @@ class SessionPlan:
 
 @dataclass(frozen=True)
 class Schedule:
-    """A plan over the horizon. Slot ``t`` starts at ``start + t·slot_s``.
+    """A plan over the horizon. Slot 0 runs from ``start`` (now) for ``first_slot_s``; slot ``t >= 1`` starts
+    at ``start + first_slot_s + (t-1)·slot_s`` (see ``SchedulingInput``); ``slot_start(t)`` computes it.
 
     ``site_*`` series are forecasts at the root circuit including base load and fixed draws.
     ``binding_limit[t]`` names the limit (``"<circuit>:L1|L2|L3|power"``) that is (nearly) exhausted in slot t,
@@ -55,6 +56,7 @@ class Schedule:
     solve_time_s: float = 0.0
     objective_terms: Mapping[str, float] = field(default_factory=dict)
     reason: str | None = None             # why the fallback was used
+    first_slot_s: float | None = None     # None: slot 0 is a whole slot
     _by_key: Mapping[str, SessionPlan] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -72,8 +74,24 @@ class Schedule:
         plan = self._by_key[session_key]
         return plan.current_a[slot] if 0 <= slot < len(plan.current_a) else 0.0
 
+    @property
+    def first_s(self) -> float:
+        return float(self.slot_s if self.first_slot_s is None else self.first_slot_s)
+
+    def slot_start(self, slot: int) -> datetime:
+        if slot <= 0:
+            return self.start
+        return self.start + timedelta(seconds=self.first_s + (slot - 1) * self.slot_s)
+
+    def slot_starts(self) -> tuple[datetime, ...]:
+        """Start of every slot, plus the horizon end as the last element."""
+        return tuple(self.slot_start(t) for t in range(self.horizon_slots + 1))
+
     def slot_of(self, when: datetime) -> int:
-        return math.floor((when - self.start) / timedelta(seconds=self.slot_s))
+        since = (when - self.start).total_seconds()
+        if since < self.first_s:
+            return math.floor(since / self.first_s)
+        return 1 + math.floor((since - self.first_s) / self.slot_s)
 
 
 def build_schedule(
@@ -117,7 +135,7 @@ def build_schedule(
         site_limit_a=tuple(float(v) for v in net.limit[0]),
         binding_limit=_binding(net, total),
         overloaded_limits=tuple(net.overloaded_rows()),
-        solve_time_s=solve_time_s, objective_terms=terms, reason=reason,
+        solve_time_s=solve_time_s, objective_terms=terms, reason=reason, first_slot_s=inp.first_slot_s,
     )
 
 
