@@ -140,7 +140,10 @@ class SessionSpec:
     is then risk-averse: the session charges as early as limits and fairness allow, and no price or peak
     shifting uses its time (it is planned to the horizon end, but its energy is worth more the sooner it
     comes). ``max_current_a`` is the EV's own limit per phase. ``priority`` weights the value of this
-    driver's energy (from the driver's group; 1.0 is normal, must be > 0).
+    driver's energy (from the driver's group; 1.0 is normal, must be > 0). ``ev_phases`` is how many of the
+    EVSE's phases the car really draws on (measured per-phase current, 2.0.1 charging needs; None: all of
+    them). The car's energy is planned with it; limits stay counted on every phase the EVSE is wired to,
+    which is safe whichever conductor a one-phase car uses.
     """
 
     session_key: str
@@ -150,6 +153,7 @@ class SessionSpec:
     arrival: datetime | None = None
     max_current_a: float | None = None
     priority: float = 1.0
+    ev_phases: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
