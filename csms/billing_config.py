@@ -32,6 +32,7 @@ from csms.billing import (
     TouWindow,
     minor_units,
 )
+from csms.domain.daily_window import time_of_day
 
 
 class _Strict(BaseModel):
@@ -44,12 +45,7 @@ NonNeg = Field(ge=0)
 
 
 def _time(v: Any) -> Any:
-    # YAML 1.1 reads an unquoted 17:00 as the sexagesimal integer 1020 (17*60); take it back as HH:MM.
-    if isinstance(v, int) and not isinstance(v, bool):
-        if not 0 <= v < 24 * 60:
-            raise ValueError("give a time of day as 'HH:MM'")
-        return time(v // 60, v % 60)
-    return v
+    return time_of_day(v)  # the same reading as the limit schedule's windows
 
 
 class TouWindowConfig(_Strict):

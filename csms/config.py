@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 
 from csms.billing_config import BillingConfig  # noqa: E402 - after pydantic; it imports csms.config lazily
+from csms.domain.daily_window import DailyWindow, time_of_day  # noqa: E402
 
 
 class ConfigError(Exception):
@@ -107,11 +108,20 @@ class ChargerConfig(_Strict):
 
 
 class LimitWindow(_Strict):
-    """A daily window in the site's local time in which another limit applies (e.g. the evening peak)."""
+    """A daily window in the site's local time in which another limit applies (e.g. the evening peak).
+
+    Read as a `DailyWindow` (csms/domain/daily_window.py): end < start runs past midnight, start == end
+    (00:00-00:00) is all day."""
 
     start: time
     end: time
     limit_kw: float = Field(ge=0)
+
+    _t = field_validator("start", "end", mode="before")(classmethod(lambda cls, v: time_of_day(v)))
+
+    @property
+    def window(self) -> DailyWindow:
+        return DailyWindow(self.start, self.end)
 
 
 class BaseLoadConfig(_Strict):

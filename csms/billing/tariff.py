@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from itertools import pairwise
@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from csms.billing._time import require_aware, seconds
 from csms.billing.money import minor_units, to_decimal
 from csms.billing.utilisation import to_fraction
+from csms.domain.daily_window import DailyWindow
 
 STANDARD_PERIOD = "standard"  # name of the base price outside every TOU window
 _SLOT_PRICE_QUANTUM = Decimal("0.000001")
@@ -40,9 +41,10 @@ class TimeFeeBasis(StrEnum):
 class TouWindow:
     """A time-of-use price, in the tariff's local timezone.
 
-    `days` are ISO weekdays (1 = Monday ... 7 = Sunday) on which the window *starts*. The window
-    covers [start, end) local time; end <= start means it runs past midnight into the next day
-    (22:00-06:00), and end == start means 24 hours. Where windows overlap, the first listed wins.
+    The window is a `DailyWindow` (csms/domain/daily_window.py, shared with the limit schedule and base
+    load): `days` are ISO weekdays (1 = Monday ... 7 = Sunday) on which it *starts*; it covers [start, end)
+    local time; end < start runs past midnight into the next day (22:00-06:00), and end == start means 24
+    hours. Where windows overlap, the first listed wins.
     """
 
     days: frozenset[int]
@@ -50,23 +52,20 @@ class TouWindow:
     end: time
     price_per_kwh: Decimal
     name: str = ""
+    window: DailyWindow = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "days", frozenset(self.days))
         object.__setattr__(self, "price_per_kwh", _non_negative(self.price_per_kwh, "price_per_kwh"))
-        if not self.days or not self.days <= set(range(1, 8)):
-            raise ValueError(f"TouWindow.days must be ISO weekdays 1..7, got {sorted(self.days)}")
-        if self.start.tzinfo is not None or self.end.tzinfo is not None:
-            raise ValueError("TouWindow times are local wall-clock times; give them without tzinfo")
+        try:
+            object.__setattr__(self, "window", DailyWindow(self.start, self.end, self.days))
+        except ValueError as e:
+            raise ValueError(f"TouWindow: {e}") from None
         if not self.name:
             object.__setattr__(self, "name", f"{self.start:%H:%M}-{self.end:%H:%M}")
 
     def covers(self, local: datetime) -> bool:
-        t, weekday = local.time(), local.isoweekday()
-        if self.start < self.end:
-            return weekday in self.days and self.start <= t < self.end
-        previous_day = 7 if weekday == 1 else weekday - 1  # a wrapping window started yesterday
-        return (weekday in self.days and t >= self.start) or (previous_day in self.days and t < self.end)
+        return self.window.contains(local)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,24 +137,14 @@ class Tariff:
         return matching[-1] if matching else BASE_TIER
 
     def tou_boundaries(self, start: datetime, end: datetime) -> list[datetime]:
-        """Instants strictly inside (start, end) where the TOU price may change, in UTC.
+        """Instants strictly inside (start, end) where a TOU window opens or closes, in UTC.
 
-        Both folds of each local time are included so that DST fall-back repeats are split too.
-        (A window edge inside a spring-forward gap is not supported exactly.)
+        Exact with DST: both folds of a repeated hour, and an edge inside a spring-forward gap (the window
+        opens at the jump).
         """
+        start, end = require_aware(start, "start"), require_aware(end, "end")
         zone = ZoneInfo(self.timezone)
-        first = start.astimezone(zone).date() - timedelta(days=1)
-        last = end.astimezone(zone).date() + timedelta(days=1)
-        edges: set[datetime] = set()
-        for offset in range((last - first).days + 1):
-            day: date = first + timedelta(days=offset)
-            for w in self.tou_windows:
-                for wall in (w.start, w.end):
-                    for fold in (0, 1):
-                        instant = datetime.combine(day, wall, tzinfo=zone).replace(fold=fold).astimezone(UTC)
-                        if start < instant < end:
-                            edges.add(instant)
-        return sorted(edges)
+        return sorted({t for w in self.tou_windows for t in w.window.changes(start, end, zone)})
 
 
 @dataclass(frozen=True, slots=True)

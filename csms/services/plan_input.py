@@ -11,19 +11,18 @@ could draw stays within every limit.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import datetime, timedelta
 
-from csms.config import ChargerConfig, LimitWindow, SiteConfig, SmartChargingConfig
+from csms.config import ChargerConfig, SiteConfig, SmartChargingConfig
 from csms.scheduling import (
-    BaseLoad,
-    CircuitSpec,
     EvseSpec,
     FixedDraw,
     ObjectiveWeights,
     SchedulingInput,
     SessionSpec,
 )
+
+from .site_limits import SiteLimits, slot_edges
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,33 +75,6 @@ def slot_floor(t: datetime, slot_s: int) -> datetime:
     return t - timedelta(seconds=(t - epoch).total_seconds() % slot_s)
 
 
-def _in_window(local: time, w: LimitWindow) -> bool:
-    if w.start <= w.end:
-        return w.start <= local < w.end
-    return local >= w.start or local < w.end  # crosses midnight
-
-
-def _window_series(site: SiteConfig, windows: list[LimitWindow], start: datetime, slot_s: int, n: int,
-                   default: float | None) -> list[float | None]:
-    tz = ZoneInfo(site.timezone)
-    out: list[float | None] = []
-    for t in range(n):
-        # A slot takes the window in force at its start: slots are short against tariff/limit windows.
-        local = (start + timedelta(seconds=t * slot_s)).astimezone(tz).time()
-        hit = next((w.limit_kw for w in windows if _in_window(local, w)), None)
-        out.append(hit if hit is not None else default)
-    return out
-
-
-def site_limit_kw_series(site: SiteConfig, start: datetime, slot_s: int, n: int,
-                         external_limit_kw: float | None) -> list[float | None]:
-    """Grid limit per slot in kW (None: no kW limit): the daily schedule, capped by an external signal."""
-    series = _window_series(site, site.limit_schedule, start, slot_s, n, site.grid_limit_kw)
-    if external_limit_kw is not None:
-        series = [external_limit_kw if v is None else min(v, external_limit_kw) for v in series]
-    return series
-
-
 def weights_of(cfg: SmartChargingConfig) -> ObjectiveWeights:
     return ObjectiveWeights(
         delivered_per_kwh=cfg.delivered_per_kwh, early_per_kwh=cfg.early_per_kwh, cost_weight=cfg.cost_weight,
@@ -131,26 +103,11 @@ def build_input(
     slot_s = cfg.slot_min * 60
     n = max(1, round(cfg.horizon_h * 3600 / slot_s))
     now = slot_floor(now, slot_s)
-    limit_kw = site_limit_kw_series(site, now, slot_s, n, external_limit_kw)
-    root = CircuitSpec(
-        name=site.id,
-        parent=None,
-        max_current_a=site.grid_limit_a,
-        power_limit_w_by_slot=tuple(float("inf") if v is None else v * 1000.0 for v in limit_kw),
-        evse_keys=tuple(e.evse_key for e in evses if circuit_of.get(e.station_id) is None),
-    )
-    circuits = [root]
-    for c in site.circuits:
-        circuits.append(CircuitSpec(
-            name=c.name, parent=c.parent or site.id, max_current_a=c.max_current_a,
-            max_power_w=c.max_power_kw * 1000.0 if c.max_power_kw is not None else None,
-            evse_keys=tuple(e.evse_key for e in evses if circuit_of.get(e.station_id) == c.name),
-        ))
-    base_w = [
-        site.base_load.constant_kw * 1000.0 + (v or 0.0) * 1000.0
-        for v in _window_series(site, site.base_load.windows, now, slot_s, n, 0.0)
-    ]
-    base = (BaseLoad.balanced_power(site.id, tuple(base_w), site.voltage_v),) if any(base_w) else ()
+    # Limits, circuits and base load per slot: from the one owner of a site's limits (services.site_limits).
+    limits = SiteLimits(site, external_limit_kw)
+    edges = slot_edges(now, slot_s, n)
+    circuits = limits.circuit_specs([(e.evse_key, e.station_id) for e in evses], edges, circuit_of)
+    base = limits.base_loads(edges)
 
     by_evse = {s.evse_key: s for s in sessions}
     specs: list[EvseSpec] = []

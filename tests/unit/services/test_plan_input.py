@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 from csms.config import SiteConfig, SmartChargingConfig
 from csms.scheduling import SitePlanner, check_limits
-from csms.services.plan_input import ActiveSession, EvseState, build_input, evse_key, site_limit_kw_series
+from csms.services.plan_input import ActiveSession, EvseState, build_input, evse_key
 
 NOW = datetime(2026, 11, 27, 8, tzinfo=UTC)
 
@@ -36,14 +36,6 @@ def test_plan_respects_fixed_draws() -> None:
     assert check_limits(inp, sch) == []
     # 30 kW - 20 A x 690 W/A = 16.2 kW left for A -> at most 23.4 A
     assert 0 < sch.current_limit_a("A/1", 0) <= (30_000 - 20 * 690) / 690 + 1e-6
-
-
-def test_limit_schedule_and_external_signal() -> None:
-    site = SiteConfig(id="s", grid_limit_kw=100, limit_schedule=[{"start": "17:00", "end": "20:00", "limit_kw": 60}])
-    at = datetime(2026, 11, 27, 16, 30, tzinfo=UTC)
-    series = site_limit_kw_series(site, at, 900, 16, None)
-    assert series[:2] == [100, 100] and series[2] == 60 and series[14] == 100
-    assert site_limit_kw_series(site, at, 900, 4, 40)[0] == 40
 
 
 def test_an_unstated_need_is_not_a_cap() -> None:
