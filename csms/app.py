@@ -29,6 +29,7 @@ from csms.services.billing import BillingService
 from csms.services.bookings import BookingService
 from csms.services.charging import ChargingService
 from csms.services.provisioning import seed_from_config
+from csms.services.site_limits import external_limits_of
 from csms.services.site_status import current_load
 from csms.services.smart_charging import SmartChargingService
 from csms.services.solver_thread import SolverThread
@@ -110,7 +111,8 @@ class CsmsApp:
         await self.bookings.start()
         self._stoppers.append(self.bookings.stop)
         if cfg.billing.enabled:
-            self.billing = BillingService(cfg, self.store, self.bus, self.clock)
+            self.billing = BillingService(cfg, self.store, self.bus, self.clock,
+                                          external_limits=external_limits_of(self.smart))
             self.charging.running_cost = self.billing.cost_so_far
             self.smart.price_fn = self.billing.prices_per_slot
             bookings = self.bookings
@@ -147,7 +149,8 @@ class CsmsApp:
             await asyncio.sleep(10.0 / self.clock.speedup())
             for site in self.cfg.sites:
                 try:
-                    view = await current_load(self.cfg, self.store, self.smart, site.id)
+                    view = await current_load(self.cfg, self.store, self.smart, site.id,
+                                              now=self.clock.now())
                 except Exception:  # noqa: BLE001 - telemetry must never take the CSMS down
                     log.exception("site load telemetry failed site=%s", site.id)
                     continue

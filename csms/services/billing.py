@@ -56,6 +56,7 @@ from .billing_reports import invoice_out, revenue_report, tariffs_view
 from .billing_state import SessionTrack, SiteLoad, occupancy_spans, readings_from_samples, utilisation_spans
 from .bus import EventBus
 from .charging import StorePort
+from .site_limits import ExternalLimits, NoExternalLimits, SiteLimits
 
 log = logging.getLogger("csms.billing")
 
@@ -76,8 +77,11 @@ COST_REFRESH_REAL_S = 1.0  # and real time, for accelerated clocks
 
 class BillingService:
     def __init__(self, cfg: Config, store: StorePort, bus: EventBus, clock: Clock, *,
-                 billing: BillingConfig | None = None) -> None:
+                 billing: BillingConfig | None = None, external_limits: ExternalLimits | None = None) -> None:
         self.cfg = cfg
+        #: The external cap on a site (operator, grid signal): utilisation is measured against the same
+        #: limit the plan works with (services.site_limits).
+        self.external_limits: ExternalLimits = external_limits or NoExternalLimits()
         self.bc = billing or parse_billing(getattr(cfg, "billing", None))
         self.store = store
         self.bus = bus
@@ -454,23 +458,28 @@ class BillingService:
         site = self.cfg.site(site_id) if site_id else None
         return self.bc.tariff_book(site.timezone if site else "UTC")
 
-    def _limit_w(self, site_id: str | None) -> float | None:
-        site = self.cfg.site(site_id) if site_id else None
+    def _with_limits(self, site_id: str, rows: list[tuple[datetime, datetime, float]]
+                     ) -> list[tuple[datetime, datetime, float, float | None]]:
+        """Load rows cut where the site's limit changes, each piece with the limit in force (W): the
+        planner's limit (services.site_limits), with the limit schedule and the external override."""
+        site = self.cfg.site(site_id)
         if site is None:
-            return None
-        limits = [v for v in (site.grid_limit_kw and site.grid_limit_kw * 1000,
-                              site.grid_limit_a and site.grid_limit_a * site.voltage_v * 3) if v]
-        return min(limits) if limits else None
+            return [(a, b, w, None) for a, b, w in rows]
+        limits = SiteLimits.of(site, self.external_limits)
+        return [(x, y, w, None if kw is None else kw * 1000.0)
+                for a, b, w in rows for x, y, kw in limits.limit_kw_spans(a, b)]
 
     def _utilisation(self, site_id: str | None, rows: list[dict[str, Any]]) -> list[Any]:
+        """Stored buckets against the limit stored with them (the one in force then); the open bucket
+        against the limit in force now."""
         if site_id is None:
             return []
-        buckets = [(r["start"], r["end"], r["mean_power_w"]) for r in rows]
+        buckets = [(r["start"], r["end"], r["mean_power_w"], r["limit_w"]) for r in rows]
         load = self._loads.get(site_id)
         part = load.partial() if load else None
         if part is not None and (not buckets or part[0] >= buckets[-1][1]):
-            buckets.append(part)
-        return utilisation_spans(buckets, self._limit_w(site_id))
+            buckets += self._with_limits(site_id, [part])
+        return utilisation_spans(buckets)
 
     async def _info(self, s: Any, station_id: str) -> dict[str, Any]:
         info = self._station_info.get(station_id)
@@ -494,10 +503,9 @@ class BillingService:
     async def _persist_load(self, site_id: str, closed: list[tuple[datetime, datetime, float]]) -> None:
         if not closed:
             return
-        limit = self._limit_w(site_id)
         async with self.store.session() as s:
-            for start, end, mean in closed:
-                await s.add_site_load(site_id, start, end, mean, limit)
+            for start, end, mean, limit_w in self._with_limits(site_id, closed):
+                await s.add_site_load(site_id, start, end, mean, limit_w)
 
     async def _busy_intervals(self, s: Any, site_id: str | None, since: datetime, until: datetime
                               ) -> list[tuple[datetime, datetime]]:

@@ -235,12 +235,11 @@ class SiteLoad:
         return self.observed_from, self.last, self.energy_ws / span
 
 
-def utilisation_spans(rows: Iterable[tuple[datetime, datetime, float]], limit_w: float | None
+def utilisation_spans(rows: Iterable[tuple[datetime, datetime, float, float | None]]
                       ) -> list[tuple[datetime, datetime, Decimal]]:
-    """(start, end, mean W) buckets -> (start, end, fraction of the limit); no limit -> [] (unknown)."""
-    if not limit_w:
-        return []
-    return [(a, b, Decimal(str(round(w / limit_w, 6)))) for a, b, w in rows if b > a]
+    """(start, end, mean W, limit W in force) -> (start, end, fraction of the limit); a span without a limit
+    is left out (unknown: base tier)."""
+    return [(a, b, Decimal(str(round(w / limit_w, 6)))) for a, b, w, limit_w in rows if b > a and limit_w]
 
 
 # --- occupancy -> busy intervals -------------------------------------------------------------------------

@@ -31,7 +31,8 @@ from csms.scheduling import SessionSpec, plan
 
 from .bus import EventBus
 from .charging import StorePort
-from .plan_input import build_input, charger_evses, evse_key
+from .plan_input import charger_evses, evse_key
+from .site_limits import SiteLimits, external_limits_of, slot_edges
 
 log = logging.getLogger("csms.bookings")
 OPEN = ("Confirmed", "Reserved", "Active")
@@ -184,22 +185,22 @@ class BookingService:
         # further ahead is planned from its own start (today's sessions will have left by then).
         near = start <= inp.start + timedelta(seconds=inp.horizon_slots * slot_s)
         plan_start = inp.start if near else start
+        first_slot_s = inp.first_slot_s if near else None
         n = min(MAX_WHAT_IF_SLOTS, max(1, math.ceil((end - plan_start).total_seconds() / slot_s)))
-        # The site limit (daily schedule, external signal) and base load per slot of *this* window: the
-        # snapshot's series start now and cover the planning horizon only.
-        window = build_input(site, [], [], plan_start, sc.model_copy(update={"horizon_h": n * slot_s / 3600}),
-                             circuit_of={}, external_limit_kw=self.smart._site(site_id).external_limit_kw)
-        limits = {c.name: c for c in window.circuits}
-        circuits = tuple(replace(c, power_limit_w_by_slot=limits[c.name].power_limit_w_by_slot,
-                                 current_limit_a_by_slot=limits[c.name].current_limit_a_by_slot)
-                         if c.name in limits else c for c in inp.circuits)
+        # The site's limits over *this* window, from their one owner (services.site_limits): the grid
+        # connection (daily schedule, external signal, current limit) and every circuit with its EVSEs,
+        # and the base load. The snapshot's series start now and cover the planning horizon only.
+        limits = SiteLimits.of(site, external_limits_of(self.smart))
+        edges = slot_edges(plan_start, slot_s, n, first_slot_s)
+        stations = [(e.evse_key, e.evse_key.rsplit("#", 1)[0]) for e in inp.evses]  # "<station>#<evse id>"
+        circuits = limits.circuit_specs(stations, edges)
         busy = {x.evse_key for x in inp.sessions} if near else set()
         # Bookings admitted earlier keep their guarantee: they come first in the what-if.
         extra = [SessionSpec(f"booking-{b.id}", evse_key(b.station_id, b.evse_id), b.guaranteed_energy_wh or 0.0,
-                             departure=b.end, arrival=max(b.start, window.start), priority=COMMITTED_PRIORITY)
+                             departure=b.end, arrival=max(b.start, plan_start), priority=COMMITTED_PRIORITY)
                  for b in booked if b.guaranteed_energy_wh and evse_key(b.station_id, b.evse_id) not in busy]
         key = evse_key(*chosen)
-        new = SessionSpec("booking-new", key, energy_wh, departure=end, arrival=max(start, window.start),
+        new = SessionSpec("booking-new", key, energy_wh, departure=end, arrival=max(start, plan_start),
                           priority=1.0)
         sessions = tuple(x for x in inp.sessions if x.evse_key != key) if near else ()
         # Fixed draws (EVSEs offline, rejecting profiles, or idle with a non-zero default) describe now: they
@@ -207,8 +208,8 @@ class BookingService:
         # the idle allowance); a booking further ahead does not inherit today's outages.
         used = {key, *(e.evse_key for e in extra)}
         fixed = tuple(f for f in inp.fixed_draws if f.evse_key not in used) if near else ()
-        what_if = replace(inp, start=window.start, horizon_slots=n, circuits=circuits,
-                          base_loads=window.base_loads, sessions=(*sessions, *extra, new),
+        what_if = replace(inp, start=plan_start, first_slot_s=first_slot_s, horizon_slots=n,
+                          circuits=circuits, base_loads=limits.base_loads(edges), sessions=(*sessions, *extra, new),
                           fixed_draws=fixed, price_per_kwh=())
         schedule = await (self.smart.solver.run(plan, what_if) if self.smart is not None
                           else asyncio.to_thread(plan, what_if))

@@ -63,9 +63,13 @@ class _SmartChargingLimits:
 
 
 def external_limits_of(smart: Any) -> ExternalLimits:
-    """The override as the smart-charging service keeps it (``set_site_limit`` stores it per site). The only
-    place that reads it there: once that service implements ``ExternalLimits`` itself, pass it instead."""
-    return NoExternalLimits() if smart is None else _SmartChargingLimits(smart)
+    """The override as the smart-charging service keeps it (``set_site_limit`` stores it per site): the
+    service itself when it implements ``ExternalLimits``, else the one adapter that reads its site states."""
+    if smart is None:
+        return NoExternalLimits()
+    if callable(getattr(smart, "external_limit_kw", None)):
+        return smart  # type: ignore[no-any-return]
+    return _SmartChargingLimits(smart)
 
 
 def slot_edges(start: datetime, slot_s: float, n: int, first_slot_s: float | None = None) -> list[datetime]:

@@ -29,7 +29,7 @@ def _site(ctx: ApiContext, site_id: str) -> Any:
 
 async def site_load(ctx: ApiContext, site_id: str) -> dict[str, Any]:
     _site(ctx, site_id)
-    return await current_load(ctx.cfg, ctx.store, ctx.smart, site_id)
+    return await current_load(ctx.cfg, ctx.store, ctx.smart, site_id, now=ctx.clock.now())
 
 
 @router.get("", summary="Sites with their current load against the limit")

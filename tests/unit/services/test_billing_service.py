@@ -324,6 +324,23 @@ async def test_demand_tiers_follow_site_utilisation(harness) -> None:  # type: i
     assert "high" in invs["CP2"]["lines"][0]["description"]
 
 
+async def test_utilisation_is_measured_against_the_planners_limit(harness) -> None:  # type: ignore[no-untyped-def]
+    """The site's limit as the planner sees it (services.site_limits): a limit-schedule window from 10:32
+    halves it. Load buckets are cut exactly at the window's edge, even one a single row spans."""
+    tiers = [{"name": "medium", "from_utilisation": 0.5, "multiplier": 1.2},
+             {"name": "high", "from_utilisation": 0.8, "multiplier": 1.5}]
+    evening = [SiteConfig(id="s1", grid_limit_kw=24.0,
+                          limit_schedule=[{"start": "10:32", "end": "12:00", "limit_kw": 12}])]
+    async with harness({"tariff": {"demand_tiers": tiers}}, sites=evening) as h:
+        await h.v201(TxEventKind.STARTED, 0, "a", 0, wh=0.0, w=12000.0, cs=ChargingState.CHARGING)
+        await h.v201(TxEventKind.UPDATED, 30, "a", 1, wh=6000.0, w=12000.0)
+        await h.v201(TxEventKind.UPDATED, 60, "a", 2, wh=12000.0, w=12000.0)
+        await h.v201(TxEventKind.ENDED, 60, "a", 99, reason="EVDisconnected")
+        [inv] = await h.invoices()
+    lines = [(ln["quantity"], ln["unit_price"], ln["amount"]) for ln in inv["lines"]]
+    assert lines == [("6.400", "0.360", "2.30"), ("5.600", "0.450", "2.52")]  # 12 of 24 kW, then 12 of 12
+
+
 # --- TOU ------------------------------------------------------------------------------------------------
 async def test_tou_split_in_site_local_time_with_fees_tax_and_overstay(harness) -> None:  # type: ignore[no-untyped-def]
     """The docs/billing.md example, end to end through the service: Berlin, Monday 15 January 2024."""
