@@ -29,9 +29,10 @@ from csms.services.billing import BillingService
 from csms.services.bookings import BookingService
 from csms.services.charging import ChargingService
 from csms.services.provisioning import seed_from_config
-from csms.services.site_limits import external_limits_of
 from csms.services.site_status import current_load
-from csms.services.smart_charging import SmartChargingService
+from csms.services.open_bookings import OpenBookings
+from csms.services.smart import SmartChargingService
+from csms.services.smart.overrides import SiteOverrides
 from csms.services.solver_thread import SolverThread
 from csms.store.db import create_engine, migrate
 from csms.store.repositories import Store
@@ -103,20 +104,27 @@ class CsmsApp:
         self._tasks.append(asyncio.create_task(self._flush_loop(), name="flush-last-seen"))
         self.solver = SolverThread()
         self._stoppers.append(self.solver.shutdown)
-        self.smart = SmartChargingService(cfg, self.store, self.bus, self.gateway, self.clock, solver=self.solver)
+        # The ports smart charging plans with exist before it: the external site caps (billing reads them
+        # too), open bookings, prices (billing) and the plan listener (MQTT). Bookings then ask smart
+        # charging for what-if plans.
+        overrides = SiteOverrides()
+        open_bookings = OpenBookings(self.store, self.clock)
+        if cfg.billing.enabled:
+            self.billing = BillingService(cfg, self.store, self.bus, self.clock, external_limits=overrides)
+            self.charging.running_cost = self.billing.cost_so_far
+            self.billing.booking_end_fn = lambda tx: open_bookings.booking_end(tx.station_id, tx.id_token)
+        self._make_telemetry()
+        self.smart = SmartChargingService(
+            cfg, self.store, self.bus, self.gateway, self.clock, prices=self.billing, bookings=open_bookings,
+            listeners=[self.telemetry] if self.telemetry is not None else [], overrides=overrides,
+            solver=self.solver)
         await self.smart.start()
         self._stoppers.append(self.smart.stop)
-        self.bookings = BookingService(cfg, self.store, self.bus, self.gateway, self.clock, self.smart)
-        self.smart.booking_fn = self.bookings.booking_for
+        self.bookings = BookingService(cfg, self.store, self.bus, self.gateway, self.clock, self.smart,
+                                       open_bookings)
         await self.bookings.start()
         self._stoppers.append(self.bookings.stop)
-        if cfg.billing.enabled:
-            self.billing = BillingService(cfg, self.store, self.bus, self.clock,
-                                          external_limits=external_limits_of(self.smart))
-            self.charging.running_cost = self.billing.cost_so_far
-            self.smart.price_fn = self.billing.prices_per_slot
-            bookings = self.bookings
-            self.billing.booking_end_fn = lambda tx: bookings.booking_end(tx.station_id, tx.id_token)
+        if self.billing is not None:
             await self.billing.start()
             self._stoppers.append(self.billing.stop)
         await self._start_telemetry()
@@ -126,7 +134,7 @@ class CsmsApp:
             self._tasks.append(asyncio.create_task(self._watch_config(), name="config-watch"))
         log.info("csms started ocpp=ws://%s:%s%s/{id}", cfg.server.host, self.ocpp_port, cfg.server.path_prefix)
 
-    async def _start_telemetry(self) -> None:
+    def _make_telemetry(self) -> None:
         self.telemetry: MqttTelemetry | None = None
         if not self.cfg.mqtt.enabled:
             return
@@ -136,17 +144,21 @@ class CsmsApp:
                 raise LookupError(f"unknown site {site_id!r}")  # logged and counted as rejected
             await self.smart.set_site_limit(site_id, limit_kw)
 
-        tel = self.telemetry = MqttTelemetry(self.cfg.mqtt, on_limit_set)
-        tel.attach(self.bus)
-        self.smart.on_plan.append(lambda site_id, view: tel.site_plan(site_id, view, self.clock.now()))
+        self.telemetry = MqttTelemetry(self.cfg.mqtt, on_limit_set)
+        self.telemetry.attach(self.bus)
+
+    async def _start_telemetry(self) -> None:
+        tel = self.telemetry
+        if tel is None:
+            return
         await tel.start()
         self._stoppers.append(tel.stop)
         self._tasks.append(asyncio.create_task(self._publish_load_loop(), name="site-load"))
 
     async def _publish_load_loop(self) -> None:
-        """Site load against the limit, every 10 clock-seconds (scaled by the clock's speedup)."""
+        """Site load against the limit, every 10 clock-seconds."""
         while True:
-            await asyncio.sleep(10.0 / self.clock.speedup())
+            await self.clock.sleep(10.0)
             for site in self.cfg.sites:
                 try:
                     view = await current_load(self.cfg, self.store, self.smart, site.id,

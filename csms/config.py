@@ -149,9 +149,9 @@ class SiteConfig(_Strict):
     limit_schedule: list[LimitWindow] = []
     base_load: BaseLoadConfig = BaseLoadConfig()
     circuits: list[CircuitConfig] = []
-    #: Assumptions for sessions whose EV and driver state nothing.
+    #: Energy assumed for sessions whose EV and driver state none (their departure stays unknown, see
+    #: smart_charging.learned_dwell).
     default_energy_kwh: float = Field(20.0, gt=0)
-    default_dwell_h: float = Field(8.0, gt=0)
 
     @model_validator(mode="after")
     def _limit(self) -> "SiteConfig":
@@ -200,11 +200,19 @@ class SmartChargingConfig(_Strict):
     #: early-charging reward: equal drivers split a binding limit instead of one taking it all.
     share_slots: int = Field(8, ge=0)
     share_premium: float = Field(3.0, ge=0)
-    #: Limit sent at boot as TxDefaultProfile, so that a new session never exceeds its share before
-    #: its own profile arrives.
-    #: 0 A (the default) is the only value that is safe on any site: a car that plugs in draws nothing
-    #: until its own TxProfile arrives (within a second). A higher value is reserved for every idle EVSE.
-    default_profile_current_a: float = Field(0.0, ge=0)
+    #: Upper bound (A per phase) on the TxDefaultProfile of idle EVSEs. Their TxDefault is their safe share
+    #: of the site: what base load, sessions and other EVSEs leave, split among the idle EVSEs, between the
+    #: EVSE's min current and its max (0 only if the min does not fit); a car that plugs in charges at once.
+    #: Each idle EVSE's min current is kept free for it in the plan. None: no bound beyond the EVSE's max;
+    #: 0: idle EVSEs get 0 A and a new car waits for its own profile (about a second).
+    default_profile_current_a: float | None = Field(None, ge=0)
+    #: A session without a stated departure (EV, driver, booking) gets one learned from its driver's
+    #: history: start + this quantile of the token's past session durations (low = risk-averse: most drivers
+    #: stay longer). Off, or with too few past sessions, the departure is unknown and the plan charges the
+    #: car as early as limits and fairness allow.
+    learned_dwell: bool = True
+    learned_dwell_quantile: float = Field(0.2, gt=0, lt=1)
+    learned_dwell_min_sessions: int = Field(5, ge=1)
 
 
 class BookingsConfig(_Strict):

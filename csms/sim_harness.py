@@ -43,6 +43,9 @@ class SharedClock:
     def speedup(self) -> float:
         return self.sim.speedup
 
+    async def sleep(self, seconds: float) -> None:
+        await self.sim.sleep(seconds)
+
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)

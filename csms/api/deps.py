@@ -17,7 +17,7 @@ class ApiContext(Protocol):
     store: Any  # csms.store.repositories.Store; typed loosely so the API does not import the store
     gateway: ChargerGateway
     charging: Any
-    smart: Any  # csms.services.smart_charging.SmartChargingService | None
+    smart: Any  # csms.services.smart.SmartChargingService | None
     billing: Any  # csms.services.billing.BillingService | None
     bookings: Any  # csms.services.bookings.BookingService | None
     metrics: Any

@@ -90,6 +90,16 @@ class MeterSample:
     at: datetime
     values: tuple[SampledValue, ...]
 
+    def phases_drawing(self, min_a: float = 1.0) -> int | None:
+        """How many phases carry more than `min_a` of Current.Import, from per-phase values (L1, L2, L3,
+        also L1-N ...); None without per-phase current or when no phase carries current (a car that draws
+        nothing shows no phases)."""
+        per_phase = {v.phase[:2]: v.value for v in self.values
+                     if v.measurand is Measurand.CURRENT_IMPORT_A and v.location in (None, "Outlet")
+                     and v.phase is not None and v.phase[:2] in ("L1", "L2", "L3")}
+        n = sum(1 for a in per_phase.values() if a > min_a)
+        return n or None
+
     def get(self, measurand: Measurand, phase: str | None = None) -> float | None:
         """The value of a measurand (the phase-less one if present, else the sum over phases for W/A/Wh)."""
         matches = [v for v in self.values if v.measurand is measurand and v.location in (None, "Outlet")]
@@ -130,6 +140,7 @@ class TxEvent:
     offline: bool = False
     reservation_id: int | None = None
     remote_start_id: int | None = None
+    phases_used: int | None = None  # 2.0.1 numberOfPhasesUsed
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +171,9 @@ class Transaction:
     stop_reason: str | None = None
     last_seq_no: int | None = None
     group: str | None = None
+    #: Phases the car draws on: per-phase Current.Import (phases above 1 A) or 2.0.1 numberOfPhasesUsed,
+    #: the latest that said; None until known.
+    ev_phases: int | None = None
 
     @property
     def active(self) -> bool:
@@ -179,6 +193,7 @@ class ChargingNeeds:
     ev_min_current_a: float | None = None
     ev_max_power_w: float | None = None
     source: str = "ev"  # ev (NotifyEVChargingNeeds) | driver (API) | booking
+    ev_phases: int | None = None  # 2.0.1 requestedEnergyTransfer AC_single_phase/two/three (None: DC, unknown)
 
 
 @dataclass(frozen=True, slots=True)

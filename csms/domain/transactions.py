@@ -70,6 +70,7 @@ def new_transaction(ev: TxEvent, key: TransactionKey, charger_tx_id: str, group:
         meter_start_wh=meter_start,
         charging_state=ev.charging_state,
         group=group,
+        ev_phases=_latest_phases(ev),
     )
     return tx
 
@@ -124,4 +125,17 @@ def _apply_meter(tx: Transaction, ev: TxEvent) -> Transaction:
     soc = _latest(ev.samples, Measurand.SOC_PCT)
     if soc is not None:
         out = replace(out, soc_pct=soc)
+    phases = _latest_phases(ev)
+    if phases is not None and tx.active:
+        out = replace(out, ev_phases=phases)
     return out
+
+
+def _latest_phases(ev: TxEvent) -> int | None:
+    """Phases the car draws on, as this message tells: measured per-phase current wins over a stated
+    numberOfPhasesUsed (2.0.1), which only says what the charger intends."""
+    for s in sorted(ev.samples, key=lambda s: s.at, reverse=True):
+        n = s.phases_drawing()
+        if n is not None:
+            return n
+    return ev.phases_used

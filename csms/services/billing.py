@@ -152,7 +152,7 @@ class BillingService:
 
     async def _tick_loop(self) -> None:
         while True:
-            await asyncio.sleep(self.bc.tick_s / self.clock.speedup())
+            await self.clock.sleep(self.bc.tick_s)
             self._queue.put_nowait(_Tick(self.clock.now()))
 
     async def _handle(self, item: DomainEvent | _Tick) -> None:

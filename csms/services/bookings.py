@@ -7,7 +7,7 @@
 - `reserve_lead_min` before the start, ReserveNow goes to the charger (reservationId = booking id);
   cancelling sends CancelReservation; a no-show expires `no_show_grace_min` after the start.
 - A session started by the booking's token on its EVSE makes it Active; its end and energy feed the
-  optimizer (SmartChargingService.booking_fn) and billing (allotted time for overstay).
+  optimizer and billing (allotted time for overstay) through `OpenBookings`.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from csms.scheduling import SessionSpec, plan
 
 from .bus import EventBus
 from .charging import StorePort
+from .open_bookings import OpenBookings
 from .plan_input import charger_evses, evse_key
 from .site_limits import SiteLimits, external_limits_of, slot_edges
 
@@ -55,15 +56,15 @@ class AdmissionRefused(Conflict):
 
 class BookingService:
     def __init__(self, cfg: Config, store: StorePort, bus: EventBus, gateway: ChargerGateway, clock: Clock,
-                 smart: Any = None) -> None:
+                 smart: Any = None, open_bookings: OpenBookings | None = None) -> None:
         self.cfg = cfg
         self.store = store
         self.gateway = gateway
         self.clock = clock
-        self.smart = smart
+        self.smart = smart  # SmartChargingService: snapshot() and solver for the admission what-if
+        self.open = open_bookings or OpenBookings(store, clock)  # what the optimizer and billing read
         self._lock = asyncio.Lock()  # serialises check-then-insert so two requests cannot both win a slot
         self._task: asyncio.Task[Any] | None = None
-        self._active: dict[tuple[str, str], Booking] = {}  # (station, token) -> open booking, for the optimizer
         self._tasks: set[asyncio.Task[Any]] = set()
         self._locks: dict[int, asyncio.Lock] = {}  # per booking: its lifecycle steps never interleave
         self._unsubscribe = bus.subscribe(self._on_event)
@@ -180,7 +181,7 @@ class BookingService:
         assert site is not None
         sc = self.cfg.smart_charging
         slot_s = sc.slot_min * 60
-        inp, _, _ = await self.smart._snapshot(site)  # current sessions and fixed draws, planned from now
+        inp = (await self.smart.snapshot(site_id)).input  # current sessions and fixed draws, planned from now
         # Within the planning horizon the what-if starts now, with the sessions charging now; a booking
         # further ahead is planned from its own start (today's sessions will have left by then).
         near = start <= inp.start + timedelta(seconds=inp.horizon_slots * slot_s)
@@ -239,7 +240,7 @@ class BookingService:
     # --- lifecycle ------------------------------------------------------------------------------
     async def _loop(self) -> None:
         while True:
-            await asyncio.sleep(self.cfg.bookings.check_interval_s / self.clock.speedup())
+            await self.clock.sleep(self.cfg.bookings.check_interval_s)
             try:
                 await self.check_due()
             except Exception:  # noqa: BLE001 - retried next round
@@ -316,24 +317,11 @@ class BookingService:
         await self._refresh_cache()
 
     async def _refresh_cache(self) -> None:
-        async with self.store.session() as s:
-            open_ = await s.bookings(statuses=OPEN)
-        # One booking per (station, token): an Active one, else the earliest (bookings come sorted by start),
-        # so tomorrow's booking does not hide today's.
-        active: dict[tuple[str, str], Booking] = {}
-        for b in open_:
-            key = (b.station_id, b.id_token)
-            if key not in active or (b.status == "Active" and active[key].status != "Active"):
-                active[key] = b
-        self._active = active
+        await self.open.refresh()
 
-    # --- hooks for the optimizer and billing ------------------------------------------------------
+    # --- hooks for the optimizer and billing (see OpenBookings) -------------------------------------
     def booking_for(self, station_id: str, id_token: str) -> tuple[float | None, datetime | None]:
-        """(energy wanted, end) of the open booking this session belongs to, if any."""
-        b = self._active.get((station_id, id_token))
-        if b is None or b.start - timedelta(hours=1) > self.clock.now():
-            return None, None
-        return b.energy_wh, b.end
+        return self.open.booking_for(station_id, id_token)
 
     def booking_end(self, station_id: str, id_token: str | None) -> datetime | None:
-        return self.booking_for(station_id, id_token or "")[1]
+        return self.open.booking_end(station_id, id_token)

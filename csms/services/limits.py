@@ -44,6 +44,23 @@ class Piecewise:
             return Piecewise((start,), (after,), start, after)
         return Piecewise(tuple(breaks), tuple(vals), start + timedelta(seconds=len(values) * slot_s), after)
 
+    @staticmethod
+    def from_breaks(starts: tuple[datetime, ...] | list[datetime], values: tuple[float, ...] | list[float],
+                    after: float = 0.0) -> "Piecewise":
+        """`values[i]` from `starts[i]` until `starts[i+1]`; `starts` has one more element (the end), e.g. a
+        plan's real slot starts (`Schedule.slot_starts()`: slot 0 from now, later slots on the grid)."""
+        if len(starts) != len(values) + 1:
+            raise ValueError("starts must have one element more than values")
+        breaks: list[datetime] = []
+        vals: list[float] = []
+        for t0, v in zip(starts, values):
+            if not vals or abs(vals[-1] - v) > 1e-9:
+                breaks.append(t0)
+                vals.append(v)
+        if not vals:
+            return Piecewise((starts[0],), (after,), starts[0], after)
+        return Piecewise(tuple(breaks), tuple(vals), starts[-1], after)
+
     def at(self, when: datetime) -> float:
         if when < self.breaks[0] or when >= self.end:
             return self.after

@@ -10,6 +10,7 @@ could draw stays within every limit.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -58,6 +59,8 @@ class ActiveSession:
     ev_max_current_a: float | None
     priority: float
     ev_full: bool = False  # the EV stopped drawing (SuspendedEV): it wants nothing more
+    #: Phases the car draws on (measured per-phase current, 2.0.1 charging needs); None: unknown, the EVSE's.
+    ev_phases: int | None = None
 
 
 def evse_key(station_id: str, evse_id: int) -> str:
@@ -93,19 +96,22 @@ def build_input(
     circuit_of: dict[str, str | None],
     external_limit_kw: float | None = None,
     price_per_kwh: tuple[float, ...] = (),
-    idle_default_a: float = 0.0,
+    idle_reserve_a: Mapping[str, float] | None = None,
 ) -> SchedulingInput:
     """`circuit_of` maps a station id to the circuit it hangs from (None: directly under the site).
+    `idle_reserve_a`: what the plan keeps free for each idle EVSE under our control (EVSE key -> A per
+    phase; absent: nothing), see smart.idle_share.
 
-    Slots sit on a fixed grid (slot 0 is the slot containing `now`), so re-plans within a slot produce
-    the same profile breakpoints and unchanged plans are recognised as unchanged.
+    The plan starts `now`. Slots sit on a fixed grid (multiples of `slot_min` since the epoch, see
+    `slot_floor`): slot 0 runs from now to the next boundary (`first_slot_s`), later slots are whole, so
+    re-plans within a slot produce the same profile breakpoints and unchanged plans are recognised.
     """
     slot_s = cfg.slot_min * 60
     n = max(1, round(cfg.horizon_h * 3600 / slot_s))
-    now = slot_floor(now, slot_s)
+    first_slot_s = (slot_floor(now, slot_s) + timedelta(seconds=slot_s) - now).total_seconds()
     # Limits, circuits and base load per slot: from the one owner of a site's limits (services.site_limits).
     limits = SiteLimits(site, external_limit_kw)
-    edges = slot_edges(now, slot_s, n)
+    edges = slot_edges(now, slot_s, n, first_slot_s)
     circuits = limits.circuit_specs([(e.evse_key, e.station_id) for e in evses], edges, circuit_of)
     base = limits.base_loads(edges)
 
@@ -127,25 +133,31 @@ def build_input(
             continue
         if s is None:
             # Idle: a car may plug in at any moment and draw what the TxDefaultProfile allows, or the
-            # EVSE's maximum if it never accepted one.
-            idle_a = idle_default_a if e.accepted_limit_a is not None else e.max_current_a
+            # EVSE's maximum if it never accepted one. The plan keeps the reserve free for it; the TxDefault
+            # sent after the plan is at least that (smart.idle_share), and lowered before anything rises.
+            idle_a = (idle_reserve_a or {}).get(e.evse_key, 0.0) if e.accepted_limit_a is not None \
+                else e.max_current_a
             if idle_a > 0:
                 fixed.append(FixedDraw(e.evse_key, idle_a))
             continue
         need = 0.0 if s.ev_full else _remaining_need_wh(s, site, max_a * e.voltage_v * len(e.phases))
-        departure = s.departure or (s.started_at + timedelta(hours=site.default_dwell_h))
-        # The optimizer plans whole slots before departure; a car leaving mid-slot (or within the current
-        # slot) still charges until it leaves, so its departure is rounded up to the end of its slot.
-        departure = slot_floor(departure - timedelta(microseconds=1), slot_s) + timedelta(seconds=slot_s)
         planned.append(SessionSpec(
             session_key=s.session_key, evse_key=e.evse_key, energy_needed_wh=need,
-            departure=departure if departure > now else now + timedelta(seconds=slot_s),
-            max_current_a=s.ev_max_current_a, priority=s.priority,
+            departure=_known_departure(s, now), max_current_a=s.ev_max_current_a, priority=s.priority,
+            ev_phases=min(s.ev_phases, len(e.phases)) if s.ev_phases else None,
         ))
     return SchedulingInput(
         start=now, circuits=tuple(circuits), evses=tuple(specs), sessions=tuple(planned), fixed_draws=tuple(fixed),
         base_loads=base, price_per_kwh=price_per_kwh, slot_s=slot_s, horizon_slots=n, weights=weights_of(cfg),
+        first_slot_s=first_slot_s,
     )
+
+
+def _known_departure(s: ActiveSession, now: datetime) -> datetime | None:
+    """The departure the plan may rely on, exactly as known (the planner plans a departure inside slot 0
+    for the seconds left). None: unknown, planned risk-averse (as early as limits and fairness allow). A
+    stated departure that has passed with the car still plugged in is no longer known either."""
+    return s.departure if s.departure is not None and s.departure > now else None
 
 
 def _remaining_need_wh(s: ActiveSession, site: SiteConfig, evse_max_w: float) -> float:

@@ -88,6 +88,7 @@ def _tx(r: TransactionRow) -> Transaction:
         stop_reason=r.stop_reason,
         last_seq_no=r.last_seq_no,
         group=r.group,
+        ev_phases=r.ev_phases,
     )
 
 
@@ -109,6 +110,7 @@ def _tx_fields(t: Transaction) -> dict[str, Any]:
         charging_state=t.charging_state.value if t.charging_state else None,
         stop_reason=t.stop_reason,
         last_seq_no=t.last_seq_no,
+        ev_phases=t.ev_phases,
     )
 
 
@@ -123,6 +125,7 @@ def _needs(r: ChargingNeedsRow) -> ChargingNeeds:
         ev_min_current_a=r.ev_min_current_a,
         ev_max_power_w=r.ev_max_power_w,
         source=r.source,
+        ev_phases=r.ev_phases,
     )
 
 
@@ -389,13 +392,28 @@ class StoreSession(BookingRepo):
             station_id=n.station_id, evse_id=n.evse.evse_id, received_at=n.received_at,
             energy_amount_wh=n.energy_amount_wh, departure_time=n.departure_time,
             ev_max_current_a=n.ev_max_current_a, ev_min_current_a=n.ev_min_current_a,
-            ev_max_power_w=n.ev_max_power_w, source=n.source))
+            ev_max_power_w=n.ev_max_power_w, source=n.source, ev_phases=n.ev_phases))
 
     async def latest_charging_needs(self, station_id: str, evse_id: int, since: datetime) -> ChargingNeeds | None:
         r = await self.s.scalar(select(ChargingNeedsRow).where(
             ChargingNeedsRow.station_id == station_id, ChargingNeedsRow.evse_id == evse_id,
             ChargingNeedsRow.received_at >= since).order_by(ChargingNeedsRow.id.desc()).limit(1))
         return _needs(r) if r else None
+
+    async def charging_needs_since(self, station_id: str, evse_id: int, since: datetime) -> list[ChargingNeeds]:
+        """Every need stated for the EVSE since `since`, oldest first (the planner merges them field by field)."""
+        rows = (await self.s.scalars(select(ChargingNeedsRow).where(
+            ChargingNeedsRow.station_id == station_id, ChargingNeedsRow.evse_id == evse_id,
+            ChargingNeedsRow.received_at >= since).order_by(ChargingNeedsRow.id))).all()
+        return [_needs(r) for r in rows]
+
+    async def session_durations_s(self, id_token: str, limit: int = 50) -> list[float]:
+        """Durations (seconds) of the token's latest ended sessions, newest first."""
+        rows = (await self.s.execute(
+            select(TransactionRow.started_at, TransactionRow.ended_at)
+            .where(TransactionRow.id_token == id_token, TransactionRow.ended_at.is_not(None))
+            .order_by(TransactionRow.started_at.desc()).limit(limit))).all()
+        return [(end - start).total_seconds() for start, end in rows]
 
     # --- notices ----------------------------------------------------------------------------------
     async def add_station_event(self, station_id: str, kind: str, detail: dict[str, Any], at: datetime) -> None:

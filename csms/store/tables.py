@@ -106,6 +106,8 @@ class TransactionRow(Base):
     charging_state: Mapped[str | None] = mapped_column(String(16))
     stop_reason: Mapped[str | None] = mapped_column(String(32))
     last_seq_no: Mapped[int | None] = mapped_column(Integer)
+    #: Phases the car draws on (per-phase current measured, or 2.0.1 numberOfPhasesUsed); None: unknown.
+    ev_phases: Mapped[int | None] = mapped_column(Integer)
     #: 1.6 StartTransaction fingerprint (connector, idTag, meterStart, timestamp) to recognise a replay.
     start_fingerprint: Mapped[str | None] = mapped_column(String(200), index=True)
     __table_args__ = (
@@ -167,6 +169,7 @@ class ChargingNeedsRow(Base):
     ev_min_current_a: Mapped[float | None] = mapped_column(Float)
     ev_max_power_w: Mapped[float | None] = mapped_column(Float)
     source: Mapped[str] = mapped_column(String(16), default="ev")
+    ev_phases: Mapped[int | None] = mapped_column(Integer)  # from 2.0.1 requestedEnergyTransfer
     __table_args__ = (Index("ix_needs_evse", "station_id", "evse_id", "received_at"),)
 
 

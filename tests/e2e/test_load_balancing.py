@@ -56,7 +56,8 @@ async def site_meter(cps: list[Charger]) -> AsyncIterator[list[float]]:
 async def test_site_load_never_exceeds_the_limit_and_priority_wins(sqlite_url: str) -> None:
     ids = ["A16", "B201", "C16", "D201"]
     async with running(make_config(sqlite_url, site(ids))) as app:
-        cps = [charger(app, i, "1.6" if i.endswith("16") else "2.0.1") for i in ids]
+        # No departure is stated (no NotifyEVChargingNeeds): all four are equally unknown, so priority decides.
+        cps = [charger(app, i, "1.6" if i.endswith("16") else "2.0.1", send_charging_needs=False) for i in ids]
         for cp in cps:
             await cp.connect(timeout=10)
         async with site_meter(cps) as load:
@@ -65,7 +66,8 @@ async def test_site_load_never_exceeds_the_limit_and_priority_wins(sqlite_url: s
                 await cp.plug_in(ev(cp.clock, need_wh=40_000), token)
                 await cp.start_charging()
                 await asyncio.sleep(0.6)
-            await eventually(lambda: cps[1].power_w > 15_000, what="the fleet driver at full power")
+            await eventually(lambda: cps[1].power_w > 1.3 * max(cps[i].power_w for i in (0, 2, 3)) > 0,
+                             what="the fleet driver gets the most")
             await asyncio.sleep(1.0)
             # An operator (or a grid signal) lowers the limit: everyone must follow at once.
             await app.smart.set_site_limit("s1", 11.0)
@@ -87,12 +89,12 @@ async def test_site_load_never_exceeds_the_limit_and_priority_wins(sqlite_url: s
 
 async def test_earlier_departure_is_served_first(sqlite_url: str) -> None:
     async with running(make_config(sqlite_url, site(["E1", "E2"], limit_kw=22.0))) as app:
-        soon, later = charger(app, "E1", "2.0.1"), charger(app, "E2", "1.6")
+        soon, later = charger(app, "E1", "2.0.1"), charger(app, "E2", "2.0.1")
         for cp in (soon, later):
             await cp.connect(timeout=10)
         # Equal priority (public). One leaves in 1.5 h needing 20 kWh (needs ~13.3 kW on average),
-        # the other in 10 h. The 2.0.1 car states its departure via NotifyEVChargingNeeds; the 1.6 car's
-        # departure is the site default (8 h).
+        # the other in 10 h; both cars state their departure (NotifyEVChargingNeeds). (A departure nobody
+        # states is unknown, and such a car is charged early: see test_unknown_departure_charges_at_once.)
         await later.plug_in(ev(later.clock, need_wh=20_000, hours=10), "PUB1")
         await later.start_charging()
         await soon.plug_in(ev(soon.clock, need_wh=20_000, hours=1.5), "PUB2")

@@ -121,7 +121,13 @@ def transaction_event(station_id: str, kw: dict[str, Any]) -> TxEvent:
         offline=bool(kw.get("offline", False)),
         reservation_id=kw.get("reservation_id"),
         remote_start_id=info.get("remote_start_id"),
+        phases_used=kw.get("number_of_phases_used"),
     )
+
+
+#: requestedEnergyTransfer -> phases the car draws on (DC modes: None, the car's phases do not load the grid
+#: phases of an AC EVSE the same way).
+AC_PHASES = {"AC_single_phase": 1, "AC_two_phase": 2, "AC_three_phase": 3}
 
 
 def charging_needs(station_id: str, kw: dict[str, Any], received_at: datetime) -> ChargingNeeds:
@@ -141,6 +147,7 @@ def charging_needs(station_id: str, kw: dict[str, Any], received_at: datetime) -
         ev_min_current_a=_float(ac.get("ev_min_current")),
         ev_max_power_w=_float(dc.get("ev_max_power")),
         source="ev",
+        ev_phases=AC_PHASES.get(needs.get("requested_energy_transfer", "")),
     )
 
 

@@ -27,7 +27,7 @@ CONFIG = """
 server: {{port: 0, heartbeat_interval_s: 60}}
 database: {{url: "{db_url}"}}
 api: {{port: 0}}
-smart_charging: {{debounce_s: 0.05}}
+smart_charging: {{debounce_s: 0}}                 # clock seconds: the fake clock stands still
 sites:
   - id: s1
     grid_limit_kw: 50

@@ -56,11 +56,43 @@ def test_a_charger_that_never_connected_does_not_hold_capacity() -> None:
     assert {f.evse_key: f.current_a for f in inp.fixed_draws} == {"G#1": 32.0}
 
 
-def test_a_car_leaving_within_the_current_slot_still_charges() -> None:
+def test_the_plan_starts_now_on_the_slot_grid_and_keeps_departures_exact() -> None:
     site = SiteConfig(id="s", grid_limit_kw=50)
-    now = datetime(2026, 11, 27, 7, 3, tzinfo=UTC)
+    now = datetime(2026, 11, 27, 7, 3, 20, tzinfo=UTC)
     leaving = ActiveSession("A/1", evse_key("A", 1), now, 0.0, 10_000.0, datetime(2026, 11, 27, 7, 14, 46, tzinfo=UTC),
                             None, 1.0)
-    inp = build_input(site, [evse("A")], [leaving], now, SmartChargingConfig(), circuit_of={})
-    assert inp.sessions[0].departure == datetime(2026, 11, 27, 7, 15, tzinfo=UTC)
-    assert SitePlanner().plan(inp).current_limit_a("A/1", 0) > 0
+    later = ActiveSession("B/1", evse_key("B", 1), now, 0.0, 10_000.0, datetime(2026, 11, 27, 9, 40, tzinfo=UTC),
+                          None, 1.0)
+    inp = build_input(site, [evse("A"), evse("B")], [leaving, later], now, SmartChargingConfig(), circuit_of={})
+    assert inp.start == now and inp.first_slot_s == 11 * 60 + 40  # slot 0: now -> 07:15, the next grid boundary
+    assert inp.slot_start(1) == datetime(2026, 11, 27, 7, 15, tzinfo=UTC)
+    assert inp.slot_start(2) == datetime(2026, 11, 27, 7, 30, tzinfo=UTC)
+    deps = {s.session_key: s.departure for s in inp.sessions}
+    assert deps == {"A/1": leaving.departure, "B/1": later.departure}  # exactly as known, never rounded
+    sch = SitePlanner().plan(inp)
+    assert sch.slot_start(1) == inp.slot_start(1)
+    assert sch.current_limit_a("A/1", 0) > 0  # leaving within slot 0, it still charges for the seconds left
+
+
+def test_an_unknown_or_passed_departure_is_unknown_to_the_planner() -> None:
+    site = SiteConfig(id="s", grid_limit_kw=50)
+    unknown = ActiveSession("A/1", evse_key("A", 1), NOW - timedelta(hours=9), 0.0, None, None, None, 1.0)
+    passed = ActiveSession("B/1", evse_key("B", 1), NOW - timedelta(hours=2), 0.0, None, NOW - timedelta(minutes=1),
+                           None, 1.0)
+    inp = build_input(site, [evse("A"), evse("B")], [unknown, passed], NOW, SmartChargingConfig(), circuit_of={})
+    assert [s.departure for s in inp.sessions] == [None, None]  # no invented dwell, no departure in the past
+
+
+def test_phases_the_car_draws_on_reach_the_planner() -> None:
+    site = SiteConfig(id="s", grid_limit_kw=50)
+    one = ActiveSession("A/1", evse_key("A", 1), NOW, 0.0, None, None, None, 1.0, ev_phases=1)
+    unknown = ActiveSession("B/1", evse_key("B", 1), NOW, 0.0, None, None, None, 1.0)
+    inp = build_input(site, [evse("A"), evse("B")], [one, unknown], NOW, SmartChargingConfig(), circuit_of={})
+    assert [s.ev_phases for s in inp.sessions] == [1, None]
+
+
+def test_idle_evses_count_at_their_reserve_or_at_their_max_when_not_controlled() -> None:
+    site = SiteConfig(id="s", grid_limit_kw=50)
+    evses = [evse("A"), evse("B"), evse("C", accepted=None)]
+    inp = build_input(site, evses, [], NOW, SmartChargingConfig(), circuit_of={}, idle_reserve_a={"A#1": 6.0})
+    assert {f.evse_key: f.current_a for f in inp.fixed_draws} == {"A#1": 6.0, "C#1": 32.0}

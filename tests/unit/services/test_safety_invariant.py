@@ -8,7 +8,7 @@ re-plan is in flight after a limit drop, the old limit still bounds the load (th
 decreases); and EVSEs that do not listen (offline, rejecting, or never accepted any profile) draw what
 they hold, which no plan can reduce, so only the excess of the controllable rest counts.
 
-Fakes: the clock, the gateway (outcomes drawn by hypothesis) and a small in-memory store with the four
+Fakes: the clock, the gateway (outcomes drawn by hypothesis) and a small in-memory store with the
 queries the planner reads. The real store and real chargers are covered by tests/e2e/test_load_balancing.py.
 """
 
@@ -30,7 +30,7 @@ from csms.domain.events import StationOnline, TransactionChanged
 from csms.domain.ids import EvseRef, StationId, TransactionKey
 from csms.domain.model import ChargingProfile, CommandResult, Station, Transaction
 from csms.services.bus import EventBus
-from csms.services.smart_charging import SmartChargingService
+from csms.services.smart import SmartChargingService
 
 T0 = datetime(2026, 11, 27, 8, 7, tzinfo=UTC)
 WPA = 230.0 * 3  # 3-phase chargers: watts per amp
@@ -130,8 +130,11 @@ class FakeStore:
     async def active_transactions(self, station_id: str | None = None) -> list[Transaction]:
         return [t for t in self.txs.values() if station_id in (None, t.station_id)]
 
-    async def latest_charging_needs(self, *_: Any) -> None:
-        return None
+    async def charging_needs_since(self, *_: Any) -> list[Any]:
+        return []
+
+    async def session_durations_s(self, *_: Any) -> list[float]:
+        return []
 
 
 # `stations` is both a field and a method name in the real store: expose the method under that name.
@@ -215,7 +218,7 @@ async def _run(n: int, limit_kw: float, max_a: float, outcomes: list[str], scrip
 
     async def drain() -> None:
         for _ in range(20):
-            pending = [s.pending for s in svc.sites.values() if s.pending is not None and not s.pending.done()]
+            pending = svc.triggers.pending()
             if not pending:
                 return
             await asyncio.gather(*pending, return_exceptions=True)
@@ -229,7 +232,7 @@ async def _run(n: int, limit_kw: float, max_a: float, outcomes: list[str], scrip
         assert not failures, failures
 
     for i in ids:
-        await svc._on_ready(i)
+        await svc.station_ready(i)
     await settle()
     tx_seq = 0
     for action, arg in script:
@@ -261,7 +264,7 @@ async def _run(n: int, limit_kw: float, max_a: float, outcomes: list[str], scrip
                 store._stations[cid] = Station(StationId(cid), "s", RegistrationStatus.ACCEPTED, online=True,
                                                last_seen=clock.now(), max_current_a=max_a)
                 bus.publish(StationOnline(cid, True, clock.now()))
-                await svc._on_ready(cid)
+                await svc.station_ready(cid)
             elif action == "reject":
                 cp.rejects = True
             elif action == "tick":

@@ -1,0 +1,223 @@
+"""What the CSMS knows about each EVSE it controls: the limits it *accepted*, and what its car does.
+
+The safety accounting starts here. An EVSE may draw the most its accepted profiles allow: a profile that
+timed out is assumed at the higher of old and new, a refusal leaves the old one, and an EVSE that never
+accepted anything from us (`accepted is None`) counts at its maximum (see plan_input).
+
+The car side feeds the plan: whether the EV is full, what it measurably draws (rate feedback) and on how
+many phases. Plain state and rules, no I/O: the triggers feed it from events, delivery from command answers.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from csms.domain.enums import ChargingState, RateUnit
+from csms.domain.model import Transaction
+
+from ..limits import Piecewise, pointwise
+from ..plan_input import evse_key
+from .live import Live
+
+FEEDBACK_MARGIN_A = 2.0  # drawing this much below the limit counts as "cannot take more"
+LIFT_MARGIN_A = 0.5  # a capped car drawing this close to its cap may want more: the cap lifts
+RETRY_S = 60.0  # a charger that refused a profile is retried after this long (clock seconds)
+FOREVER = timedelta(days=3650)
+
+
+def station_of(key: str) -> str:
+    return key.rsplit("#", 1)[0]
+
+
+@dataclass
+class EvseControl:
+    """What we know an EVSE accepted, and what is in flight."""
+
+    accepted: Piecewise | None = None  # None: never accepted anything from us -> may draw its max
+    uncontrolled: bool = False  # last command rejected / unanswered ...
+    retry_at: datetime | None = None  # ... until then (clock time); then we try to control it again
+    accepted_at: datetime | None = None  # when `accepted` took effect
+    tx_id: str | None = None  # the transaction the accepted TxProfile belongs to
+
+
+class ControlState:
+    def __init__(self, live: Live) -> None:
+        self.live = live
+        self.evses: dict[str, EvseControl] = {}
+        #: TxDefaultProfile limit each station accepted (A per phase); absent: unknown (it may hold anything).
+        self.tx_default_a: dict[str, float] = {}
+        self.station_limit_a: dict[str, float] = {}  # from 2.0.1 NotifyChargingLimit, per EVSE key
+        self.station_site: dict[str, str] = {}
+        #: EVSEs whose EV stopped drawing while offered power (SuspendedEV): it wants nothing more until it
+        #: draws again (Charging) or the EV or driver states a need. SuspendedEVSE - paused by our own 0 A -
+        #: does not change it, otherwise a full car would flip between "full" and "paused" on every message.
+        self.ev_full: dict[str, bool] = {}
+        #: Latest measured power per EVSE, with the time it was measured (rate feedback, see ev_limit_a).
+        self.measured: dict[str, tuple[datetime, float]] = {}
+        self.ev_phases: dict[str, int] = {}  # phases the car on an EVSE draws on, when known
+        self.caps_used: dict[str, float | None] = {}  # feedback cap per EVSE in the last snapshot
+        # Recently ended sessions: a TxProfile for one of them that crossed its end is rightly refused.
+        self.ended: collections.deque[str] = collections.deque(maxlen=1000)
+
+    def ctl(self, key: str) -> EvseControl:
+        return self.evses.setdefault(key, EvseControl())
+
+    def uncontrolled(self, key: str, now: datetime) -> bool:
+        ctl = self.evses.get(key)
+        return ctl is not None and ctl.uncontrolled and (ctl.retry_at is None or now < ctl.retry_at)
+
+    # --- the car ---------------------------------------------------------------------------------
+    def note_transaction(self, tx: Transaction, started: bool, ended: bool, at: datetime) -> bool:
+        """Update from a transaction fact; True if it is worth a re-plan."""
+        key = evse_key(tx.station_id, tx.evse.evse_id)
+        if ended:
+            ctl = self.evses.get(key)
+            if ctl is not None:
+                # Whatever TxProfile it held died with the transaction, and a refusal of one that crossed the
+                # end means nothing: the TxDefault it holds applies again (unknown: counted at its maximum).
+                ctl.accepted, ctl.tx_id, ctl.uncontrolled = self.idle_profile(tx.station_id, at), None, False
+            self.ended.append(tx.key)
+        if tx.ev_phases and not ended:
+            self.ev_phases[key] = tx.ev_phases
+        replan = False
+        if tx.power_w is not None and not ended:
+            self.measured[key] = (at, tx.power_w)
+            replan = self.cap_moved(key, at)
+        if started or ended:
+            for d in (self.ev_full, self.measured, self.caps_used, self.ev_phases):
+                d.pop(key, None)
+            if tx.ev_phases and not ended:
+                self.ev_phases[key] = tx.ev_phases
+            return True
+        return self.note_charging_state(key, tx.charging_state) or replan
+
+    def note_charging_state(self, key: str, state: ChargingState | None) -> bool:
+        """Track whether the EV on `key` is full; True if that changed (worth a re-plan)."""
+        if state is ChargingState.SUSPENDED_EV:
+            full = True
+        elif state is ChargingState.CHARGING:
+            full = False
+        else:
+            return False
+        changed = self.ev_full.get(key, False) != full
+        self.ev_full[key] = full
+        return changed
+
+    def note_needs(self, key: str) -> None:
+        """The EV or driver stated a need: plan the car for it again even if it looked full. A car held at
+        0 A never reports Charging, so without this a stated need could never lift the "full" mark."""
+        self.ev_full.pop(key, None)
+
+    def watts_per_amp(self, key: str) -> float:
+        """Watts per amp (per phase) of the car on `key`: the phases it draws on when known (a one-phase
+        car drawing 1,380 W at 230 V draws 6 A), else the EVSE's."""
+        c = self.live.charger(station_of(key))
+        voltage, phases = (c.voltage_v, c.phases) if c else (230.0, 3)
+        return voltage * min(self.ev_phases.get(key, phases), phases)
+
+    def ev_limit_a(self, key: str, stated_a: float | None, now: datetime) -> float | None:
+        """Rate feedback: an EV that drew well below what it was allowed, measured after that limit took
+        effect, is planned at what it draws plus 1 A to ramp. Otherwise capacity given to a car that cannot
+        take it (an 11 kW car on a 22 kW EVSE, a battery tapering near full) sits unused while others wait.
+        The cap lifts as soon as the car draws near its limit again."""
+        ctl = self.evses.get(key)
+        measured = self.measured.get(key)
+        if ctl is None or ctl.accepted is None or ctl.accepted_at is None or measured is None:
+            return stated_a
+        at, power_w = measured
+        allowed_a = ctl.accepted.at(now)
+        wpa = self.watts_per_amp(key)
+        if at <= ctl.accepted_at or allowed_a <= 0 or wpa <= 0:
+            return stated_a
+        drawn_a = power_w / wpa
+        # Hysteresis: capped at what it draws + 1 A, a car that cannot take more draws 1 A below its cap,
+        # which must not count as "near its limit" (the cap would lift and return on every meter value).
+        capped = self.caps_used.get(key) is not None
+        if drawn_a >= allowed_a - (LIFT_MARGIN_A if capped else FEEDBACK_MARGIN_A):
+            return stated_a
+        c = self.live.charger(station_of(key))
+        cap = max(drawn_a + 1.0, c.min_current_a if c else 6.0)  # never below the minimum: that would stop it
+        return cap if stated_a is None else min(stated_a, cap)
+
+    def cap_moved(self, key: str, now: datetime) -> bool:
+        """Whether the rate-feedback cap of `key` moved by 1 A or more since the last plan used it."""
+        cap = self.ev_limit_a(key, None, now)
+        used = self.caps_used.get(key)
+        if cap is None and used is None:
+            return False
+        return cap is None or used is None or abs(cap - used) >= 1.0
+
+    # --- the station -----------------------------------------------------------------------------
+    def set_station_limit(self, station_id: str, evse_id: int | None, limit: float | None,
+                          unit: RateUnit | None) -> None:
+        """2.0.1 NotifyChargingLimit. A limit in W is converted over the EVSE's phases: the lower current,
+        whichever phases the car uses."""
+        c = self.live.charger(station_id)
+        wpa = (c.voltage_v * c.phases) if c else 230.0 * 3
+        keys = [evse_key(station_id, evse_id)] if evse_id else [
+            evse_key(station_id, n) for n in range(1, (c.evse_count if c else 1) + 1)]
+        for k in keys:
+            if limit is None:
+                self.station_limit_a.pop(k, None)
+            else:
+                self.station_limit_a[k] = limit / wpa if unit is RateUnit.WATTS else limit
+
+    def station_ready(self, station_id: str, evse_ids: list[int]) -> None:
+        """A (re)connected station may hold any profile: every EVSE counts at its maximum until it accepts
+        one of ours (a TxDefault when idle, a TxProfile or the probe when in a session)."""
+        self.tx_default_a.pop(station_id, None)
+        for n in evse_ids:
+            self.evses[evse_key(station_id, n)] = EvseControl()
+
+    def idle_profile(self, station_id: str, now: datetime) -> Piecewise | None:
+        """What an EVSE without a transaction may draw: the station's TxDefault (None: unknown)."""
+        a = self.tx_default_a.get(station_id)
+        return None if a is None else Piecewise.constant(a, now - timedelta(days=1), now + FOREVER, a)
+
+    def after_a(self, station_id: str) -> float:
+        """What an EVSE falls back to once a TxProfile of ours ends: the station's TxDefault, or its maximum."""
+        a = self.tx_default_a.get(station_id)
+        if a is not None:
+            return a
+        c = self.live.charger(station_id)
+        return c.max_current_a if c else 32.0
+
+    def default_accepted(self, station_id: str, limit_a: float, idle_keys: list[str], now: datetime) -> None:
+        self.tx_default_a[station_id] = limit_a
+        for key in idle_keys:
+            ctl = self.ctl(key)
+            ctl.accepted, ctl.tx_id, ctl.uncontrolled = self.idle_profile(station_id, now), None, False
+            ctl.accepted_at = now
+        self._set_after(station_id, lambda _: limit_a)
+
+    def default_unknown(self, station_id: str, limit_a: float, idle_keys: list[str], now: datetime,
+                        timed_out: bool) -> None:
+        """A TxDefault was refused (the old one stands) or unanswered (it may hold either: the higher)."""
+        old = self.tx_default_a.get(station_id)
+        if timed_out and old is not None:
+            self.tx_default_a[station_id] = max(old, limit_a)
+            self._set_after(station_id, lambda a: max(a, limit_a))
+        for key in idle_keys:
+            ctl = self.ctl(key)
+            if timed_out and ctl.accepted is not None:
+                ctl.accepted = pointwise(ctl.accepted, self.idle_profile(station_id, now) or ctl.accepted, max)
+            ctl.uncontrolled = True
+            ctl.retry_at = now + timedelta(seconds=RETRY_S)
+
+    def _set_after(self, station_id: str, fn: Callable[[float], float]) -> None:
+        """Profiles fall back to the station's TxDefault when they end: keep their `after` in step."""
+        prefix = f"{station_id}#"
+        for key, ctl in self.evses.items():
+            if key.startswith(prefix) and ctl.accepted is not None and ctl.tx_id is not None:
+                ctl.accepted = replace(ctl.accepted, after=fn(ctl.accepted.after))
+
+    def retry_site(self, site_id: str, now: datetime) -> None:
+        """A limit changed: try again at once to control EVSEs whose last command was refused or timed out.
+        The plan's first phase only sends decreases, which are safe whatever they did with that command;
+        waiting out the retry delay would leave them above the new limit."""
+        for key, ctl in self.evses.items():
+            if ctl.uncontrolled and self.station_site.get(station_of(key)) == site_id:
+                ctl.retry_at = now

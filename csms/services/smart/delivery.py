@@ -1,0 +1,209 @@
+"""Delivery: a plan becomes charging profiles, sent in an order that keeps the site within its limits.
+
+Why two phases: if every old profile and every new one keep the site within its limits, a mix of old and
+new (while the commands are in flight) may not. Phase 1 sends min(old, new) - only decreases, TxDefault
+decreases included -, phase 2 sends new, and only once phase 1 fully landed; a decrease that did not land
+means a re-plan with that charger counted at what it may still draw (see limits.py and control.py).
+
+Profiles follow the plan's real slot times: slot 0 from now to the next grid boundary, later slots on the
+grid (`Schedule.slot_starts()`). An EVSE in a session that never accepted a profile from us is *probed* with a
+0 A TxProfile to gain control of it; a charger that refused is retried after RETRY_S clock seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+
+from csms.config import ChargerConfig
+from csms.domain.clock import Clock
+from csms.domain.enums import ProfilePurpose, RateUnit
+from csms.domain.model import ChargingProfile, SchedulePeriod
+from csms.domain.ports import ChargerGateway
+from csms.scheduling import Schedule
+
+from ..limits import Piecewise, floor_to, never_above, pointwise, same_from
+from ..plan_input import evse_key
+from .control import RETRY_S, ControlState
+from .live import Live
+from .snapshot import Snapshot
+
+log = logging.getLogger("csms.smart")
+
+TX_DEFAULT_PROFILE_ID = 1
+TX_PROFILE_ID_BASE = 1000  # + evse id: one TxProfile per EVSE, replaced on each change
+CLOCK_SKEW_S = 60  # the first period starts this much early: a charger whose clock lags must not see a gap
+DEFAULT_TOLERANCE_A = 0.05
+#: A TxDefault rises only by this much or more: each plan moves the leftover a little, and resending every
+#: idle station's TxDefault on every plan would be chatter. It falls whenever it must.
+DEFAULT_RAISE_STEP_A = 1.0
+
+#: (station, evse id, charger transaction id) a TxProfile is for.
+Target = tuple[str, int, str]
+#: A command of a phase: a TxProfile (EVSE key, limits) or a TxDefault (station id, A).
+Item = tuple[str, "Piecewise | float"]
+
+
+class Delivery:
+    def __init__(self, live: Live, gateway: ChargerGateway, clock: Clock, state: ControlState, *,
+                 request: Callable[[str, bool], None], retry_later: Callable[[str, float], None]) -> None:
+        self.live = live
+        self.gateway = gateway
+        self.clock = clock
+        self.state = state
+        self._request = request
+        self._retry_later = retry_later
+
+    async def deliver(self, snap: Snapshot, schedule: Schedule, defaults: dict[str, float]) -> None:
+        """Send what changed: TxProfiles of planned sessions and the idle EVSEs' TxDefault per station."""
+        inp = snap.input
+        now = inp.start
+        # Compare profiles only up to two slots before the horizon ends: differences beyond it are the
+        # horizon rolling forward, and the plan is re-sent well before they matter.
+        until = inp.slot_start(max(1, inp.horizon_slots - 2))
+        starts = schedule.slot_starts()
+        targets: dict[str, Target] = {}
+        phase1: list[Item] = []
+        phase2: list[Item] = []
+        for plan in schedule.sessions:
+            info = snap.sessions[plan.session_key]
+            key, tx_id = plan.evse_key, info.transaction_id
+            targets[key] = (info.station_id, info.evse_id, tx_id)
+            new = Piecewise.from_breaks(starts, [floor_to(v) for v in plan.current_a],
+                                        after=self.state.after_a(info.station_id))
+            ctl = self.state.ctl(key)
+            old = ctl.accepted if ctl.tx_id in (None, tx_id) else None
+            if old is not None and same_from(old, new, now, until) and ctl.tx_id == tx_id:
+                continue  # unchanged profiles are not resent
+            if old is None:
+                phase2.append((key, new))  # never accepted: its draw is already counted as its max
+                continue
+            low = pointwise(old, new, min)
+            if not same_from(low, old, now, until):
+                phase1.append((key, low))
+            if not never_above(new, low, now, until):
+                phase2.append((key, new))
+            elif (key, low) not in phase1:
+                phase1.append((key, new))
+        gained = self._defaults(defaults, phase1, phase2)
+        if not await self._send_all(snap, targets, phase1):
+            # A decrease did not land: increases planned on top of it would overload. Re-plan with that
+            # charger counted at what it may still draw.
+            self._request(snap.site_id, False)
+            return
+        if not await self._send_all(snap, targets, phase2):
+            self._request(snap.site_id, True)
+        elif any(self.state.tx_default_a.get(s) is not None for s in gained):
+            self._request(snap.site_id, False)  # newly controlled idle EVSEs: plan with their real default
+
+    def _defaults(self, defaults: dict[str, float], phase1: list[Item], phase2: list[Item]) -> list[str]:
+        """Queue TxDefault changes: decreases (and stations whose TxDefault we do not know, which count at
+        their maximum) in phase 1, increases in phase 2. Returns the stations not yet controlled."""
+        unknown: list[str] = []
+        for station_id, new in defaults.items():
+            old = self.state.tx_default_a.get(station_id)
+            if old is None:
+                unknown.append(station_id)
+                phase1.append((station_id, new))
+            elif new < old - DEFAULT_TOLERANCE_A:
+                phase1.append((station_id, new))
+            elif new >= old + DEFAULT_RAISE_STEP_A or (new > old + DEFAULT_TOLERANCE_A and old == 0):
+                phase2.append((station_id, new))
+        return unknown
+
+    async def probe(self, snap: Snapshot) -> bool:
+        """Gain control of EVSEs in a session that never accepted a profile from us, by sending a 0 A
+        TxProfile. Only a decrease is safe whatever they hold now (we counted them at their maximum, but
+        a command that timed out may have left them lower); the next plan raises them in its second
+        phase. Returns True if any took it."""
+        inp = snap.input
+        fixed = {f.evse_key for f in inp.fixed_draws}
+        gained = False
+        for info in snap.sessions.values():
+            key = info.evse_key
+            ctl = self.state.evses.get(key)
+            if key not in fixed or (ctl is not None and (ctl.accepted is not None or ctl.uncontrolled)):
+                continue
+            if not self.gateway.is_connected(info.station_id):
+                continue
+            p = Piecewise.constant(0.0, inp.start, inp.end, after=self.state.after_a(info.station_id))
+            gained |= await self._send_profile((info.station_id, info.evse_id, info.transaction_id), p)
+        return gained
+
+    async def release(self, station_ids: list[str]) -> None:
+        """Smart charging was switched off: take back every profile we installed, so no charger stays held
+        at a limit nobody maintains any more."""
+        for station_id in station_ids:
+            if not self.gateway.is_connected(station_id):
+                continue
+            res = await self.gateway.clear_charging_profile(station_id, profile_id=TX_DEFAULT_PROFILE_ID)
+            log.info("tx default profile cleared station=%s status=%s", station_id, res.status)
+            prefix = f"{station_id}#"
+            for key in [k for k in self.state.evses if k.startswith(prefix)]:
+                evse_id = int(key.rsplit("#", 1)[1])
+                await self.gateway.clear_charging_profile(station_id, profile_id=TX_PROFILE_ID_BASE + evse_id)
+        self.state.evses.clear()
+        self.state.tx_default_a.clear()
+
+    async def _send_all(self, snap: Snapshot, targets: dict[str, Target], items: list[Item]) -> bool:
+        if not items:
+            return True
+        results = await asyncio.gather(*(
+            self._send_profile(targets[k], v) if isinstance(v, Piecewise) else self._send_default(snap, k, v)
+            for k, v in items))
+        return all(results)
+
+    async def _send_default(self, snap: Snapshot, station_id: str, limit_a: float) -> bool:
+        idle = [e.evse_key for e in snap.idle if e.station_id == station_id]
+        c = self.live.charger(station_id)
+        profile = ChargingProfile(
+            profile_id=TX_DEFAULT_PROFILE_ID, purpose=ProfilePurpose.TX_DEFAULT, stack_level=0,
+            unit=RateUnit.AMPS, periods=(SchedulePeriod(0, round(limit_a, 1), c.phases if c else None),),
+        )
+        res = await self.gateway.set_charging_profile(station_id, 0, profile)
+        now = self.clock.now()
+        log.info("tx default profile station=%s limit_a=%s status=%s", station_id, limit_a, res.status)
+        if res.accepted:
+            self.state.default_accepted(station_id, limit_a, idle, now)
+            return True
+        self.state.default_unknown(station_id, limit_a, idle, now,
+                                   timed_out=str(res.status) in ("Timeout", "Error", "Offline"))
+        self._retry_later(station_id, RETRY_S)
+        return False
+
+    async def _send_profile(self, target: Target, p: Piecewise) -> bool:
+        station_id, evse_id, tx_id = target
+        ctl = self.state.ctl(evse_key(station_id, evse_id))
+        profile = tx_profile(evse_id, tx_id, p, self.live.charger(station_id))
+        res = await self.gateway.set_charging_profile(station_id, evse_id, profile)
+        if res.accepted:
+            ctl.accepted, ctl.uncontrolled, ctl.tx_id = p, False, tx_id
+            ctl.accepted_at = self.clock.now()
+            return True
+        if f"{station_id}/{tx_id}" in self.state.ended:
+            log.debug("profile for an ended session refused station=%s evse=%s", station_id, evse_id)
+            return True  # nothing to control any more; the end event already reset this EVSE
+        log.warning("profile not applied station=%s evse=%s status=%s detail=%s", station_id, evse_id,
+                    res.status, res.detail)
+        if str(res.status) in ("Timeout", "Error", "Offline") and ctl.accepted is not None:
+            # It may have applied it: assume the higher of the two until we know.
+            ctl.accepted = pointwise(ctl.accepted, p, max)
+        ctl.uncontrolled = True
+        ctl.retry_at = self.clock.now() + timedelta(seconds=RETRY_S)
+        self._retry_later(station_id, RETRY_S)
+        return False
+
+
+def tx_profile(evse_id: int, tx_id: str, p: Piecewise, charger: ChargerConfig | None) -> ChargingProfile:
+    """An absolute TxProfile over the horizon, so a charger that loses its connection keeps following it.
+    It starts on a whole second, so the periods that start on the slot grid have exact offsets."""
+    start = (p.breaks[0] - timedelta(seconds=CLOCK_SKEW_S)).replace(microsecond=0)
+    phases = charger.phases if charger else None
+    periods = tuple(SchedulePeriod(0 if i == 0 else int((b - start).total_seconds()), round(v, 1), phases)
+                    for i, (b, v) in enumerate(zip(p.breaks, p.values)))
+    return ChargingProfile(
+        profile_id=TX_PROFILE_ID_BASE + evse_id, purpose=ProfilePurpose.TX, stack_level=1, unit=RateUnit.AMPS,
+        periods=periods, start=start, duration_s=int((p.end - start).total_seconds()), charger_tx_id=tx_id,
+    )

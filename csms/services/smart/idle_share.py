@@ -1,0 +1,146 @@
+"""Pure: the TxDefaultProfile of idle EVSEs, as their safe share of what the plan leaves.
+
+An idle EVSE (online, under our control, no session) holds our TxDefault: a car that plugs in draws that
+at once, before its own profile arrives. So the TxDefault is reserved capacity, and it must be safe: for
+every limit of the site (each circuit, per phase and in power, in every slot of the plan) the idle EVSEs
+below it share what base load, fixed draws (EVSEs we do not control) and the planned sessions leave:
+
+    share = min over the limits above the EVSE and the slots of  headroom / (idle EVSEs below that limit)
+
+clamped to [min current, EVSE max] (and the operator's bound), or 0 if the min current does not fit.
+Equal shares per limit keep their sum within every headroom, so plan + TxDefaults stay within the limits.
+
+Two passes keep cars and idle EVSEs apart: before the plan, `reserves` gives each idle EVSE its min current
+if base load and fixed draws leave room for all of them (the plan keeps that free: "never 0 A unless the
+site cannot afford it"); after the plan, `shares` hands what the sessions did not take to the idle EVSEs,
+at least their reserve. Delivery lowers TxDefaults in its first phase, before anything rises.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from csms.scheduling import PerSlot, SchedulingInput
+
+from ..limits import floor_to
+
+PHASES = (1, 2, 3)
+MIN_TOLERANCE_A = 1e-3
+
+
+@dataclass(frozen=True, slots=True)
+class IdleEvse:
+    evse_key: str
+    station_id: str
+    min_a: float
+    max_a: float
+
+
+def reserves(inp: SchedulingInput, idle: Sequence[IdleEvse], cap_a: float | None) -> dict[str, float]:
+    """What the plan keeps free per idle EVSE: its min current where base load and fixed draws (other than
+    the idle EVSEs' own, which must not be in `inp.fixed_draws`) leave room for every idle EVSE, else 0."""
+    fair = shares(inp, idle, {}, cap_a)
+    return {e.evse_key: e.min_a if fair[e.evse_key] > 0 else 0.0 for e in idle}
+
+
+def shares(inp: SchedulingInput, idle: Sequence[IdleEvse], planned: Mapping[str, Sequence[float]],
+           cap_a: float | None) -> dict[str, float]:
+    """Each idle EVSE's TxDefault (A per phase, to 0.1 A). `inp.fixed_draws` must not include the idle
+    EVSEs; `planned` is the planned current (A per phase, per slot) of every session, by EVSE key."""
+    if not idle:
+        return {}
+    tree = _Tree(inp)
+    room = {c: _headroom(inp, tree, c, planned) for c in tree.names}
+    keys = {e.evse_key for e in idle}
+    out: dict[str, float] = {}
+    for e in idle:
+        spec = tree.evses[e.evse_key]
+        share = min(e.max_a, math.inf if cap_a is None else cap_a)
+        for c in tree.path(e.evse_key):
+            below = [tree.evses[k] for k in tree.members[c] if k in keys]
+            amps, watts = room[c]
+            for p in spec.phases:
+                k_p = sum(1 for x in below if p in x.phases)
+                share = min(share, min(amps[p]) / k_p)
+            share = min(share, min(watts) / sum(x.watts_per_amp for x in below))
+        out[e.evse_key] = _clamp(share, e)
+    return out
+
+
+def _clamp(share: float, e: IdleEvse) -> float:
+    """Down to the charger's resolution; 0 below the min current. A share within solver tolerance of the
+    min is the min: that is what the plan kept free (`reserves`)."""
+    if share <= 0 or share < e.min_a - MIN_TOLERANCE_A:
+        return 0.0
+    return max(e.min_a, floor_to(share))
+
+
+def station_defaults(idle: Iterable[IdleEvse], share: Mapping[str, float]) -> dict[str, float]:
+    """The TxDefault per station (it applies to all its EVSEs): the smallest share of its idle EVSEs."""
+    out: dict[str, float] = {}
+    for e in idle:
+        out[e.station_id] = min(out.get(e.station_id, math.inf), share[e.evse_key])
+    return out
+
+
+class _Tree:
+    """The site's circuits: which EVSEs each carries (sub-circuits included) and each EVSE's path up."""
+
+    def __init__(self, inp: SchedulingInput) -> None:
+        self.evses = {e.evse_key: e for e in inp.evses}
+        self.parent = {c.name: c.parent for c in inp.circuits}
+        self.circuits = {c.name: c for c in inp.circuits}
+        self.names = [c.name for c in inp.circuits]
+        owner = {k: c.name for c in inp.circuits for k in c.evse_keys}
+        self._owner = owner
+        self.members: dict[str, list[str]] = {c: [] for c in self.names}
+        for k in self.evses:
+            for c in self.path(k):
+                self.members[c].append(k)
+
+    def up(self, circuit: str | None) -> list[str]:
+        out: list[str] = []
+        while circuit is not None:
+            out.append(circuit)
+            circuit = self.parent.get(circuit)
+        return out
+
+    def path(self, evse_key: str) -> list[str]:
+        return self.up(self._owner.get(evse_key))
+
+
+def _headroom(inp: SchedulingInput, tree: _Tree, name: str, planned: Mapping[str, Sequence[float]]
+              ) -> tuple[dict[int, list[float]], list[float]]:
+    """Per phase (A) and in power (W), per slot: the limit of circuit `name` minus base load, fixed draws and
+    planned sessions below it (infinite where it has no such limit)."""
+    c = tree.circuits[name]
+    n = inp.horizon_slots
+    amps = {p: [c.current_limit_a(t) for t in range(n)] for p in PHASES}
+    watts = [c.power_limit_w(t) for t in range(n)]
+    for b in inp.base_loads:
+        if name in tree.up(b.circuit):  # a load on this circuit or one below it
+            for t in range(n):
+                for p in PHASES:
+                    a = b.current_a(p, t)
+                    amps[p][t] -= a
+                    watts[t] -= a * b.voltage_v
+    members = set(tree.members[name])
+    draws = [(f.evse_key, [max(0.0, _at(f.current_a, t)) for t in range(n)])
+             for f in inp.fixed_draws if f.evse_key in members]
+    draws += [(k, [max(0.0, a) for a in list(v)[:n]]) for k, v in planned.items() if k in members]
+    for key, series in draws:
+        spec = tree.evses[key]
+        for t, a in enumerate(series):
+            for p in spec.phases:
+                amps[p][t] -= a
+            watts[t] -= a * spec.watts_per_amp
+    return amps, watts
+
+
+def _at(values: PerSlot, slot: int) -> float:
+    """A per-slot series at `slot`: a scalar is constant, a short tuple repeats its last value."""
+    if isinstance(values, (int, float)):
+        return float(values)
+    return float(values[min(slot, len(values) - 1)]) if values else 0.0

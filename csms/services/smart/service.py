@@ -1,0 +1,182 @@
+"""SmartChargingService: the facade that runs one site plan along the flow
+
+    triggers -> snapshot (DB + control state) -> planning (solver thread) -> idle shares -> delivery
+
+and answers the API, MQTT and bookings (plan view, site limit override, public snapshot).
+
+With `smart_charging.enabled: false` nothing is planned and no charging profile is ever sent; switching it
+off by a config reload takes back the profiles already installed, switching it on takes control of the
+connected chargers as if they had just connected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from csms.config import Config
+from csms.domain.clock import Clock
+from csms.domain.errors import InvalidRequest
+from csms.domain.ports import ChargerGateway
+from csms.scheduling import Schedule, SitePlanner, SolverOptions
+
+from ..bus import EventBus
+from ..charging import StorePort
+from ..plan_input import charger_evses
+from ..solver_thread import SolverThread
+from .control import ControlState, station_of
+from .delivery import Delivery
+from .dwell import DwellHistory
+from .idle_share import shares, station_defaults
+from .live import Live
+from .overrides import SiteOverrides
+from .planning import Planning, SiteState
+from .ports import BookingPort, PlanListener, PricePort
+from .snapshot import Snapshot, SnapshotBuilder
+from .triggers import Triggers
+from .views import plan_view
+
+log = logging.getLogger("csms.smart")
+
+
+class SmartChargingService:
+    def __init__(self, cfg: Config, store: StorePort, bus: EventBus, gateway: ChargerGateway, clock: Clock,
+                 *, prices: PricePort | None = None, bookings: BookingPort | None = None,
+                 listeners: Sequence[PlanListener] = (), overrides: SiteOverrides | None = None,
+                 solver_options: SolverOptions | None = None,
+                 planner_factory: Callable[[SolverOptions], SitePlanner] = SitePlanner,
+                 solver: SolverThread | None = None) -> None:
+        self.live = Live(cfg)
+        self.store = store
+        self.gateway = gateway
+        self.clock = clock
+        self.listeners = list(listeners)
+        options = solver_options or SolverOptions(time_limit_s=cfg.smart_charging.solver_time_limit_s)
+        self.state = ControlState(self.live)
+        dwell = DwellHistory()
+        self.overrides = overrides or SiteOverrides()
+        self.planning = Planning(options, planner_factory, solver or SolverThread(), self.overrides)
+        self.snapshots = SnapshotBuilder(self.live, store, clock, self.state, prices=prices, bookings=bookings,
+                                         dwell=dwell)
+        self.triggers = Triggers(self.live, store, clock, self.state, dwell, replan=self.replan,
+                                 ready=self.station_ready)
+        self.delivery = Delivery(self.live, gateway, clock, self.state, request=self.triggers.request,
+                                 retry_later=self.triggers.retry_later)
+        self._unsubscribe = bus.subscribe(self.triggers.on_event)
+
+    # --- what callers read ---------------------------------------------------------------------
+    @property
+    def cfg(self) -> Config:
+        return self.live.cfg
+
+    @property
+    def sites(self) -> dict[str, SiteState]:
+        return self.planning.sites
+
+    @property
+    def solver(self) -> SolverThread:
+        return self.planning.solver
+
+    @property
+    def solve_times_s(self) -> collections.deque[float]:
+        return self.planning.solve_times_s
+
+    def external_limit_kw(self, site_id: str) -> float | None:
+        """The operator's or grid signal's cap on the site (services.site_limits.ExternalLimits)."""
+        return self.overrides.external_limit_kw(site_id)
+
+    def plan_view(self, site_id: str) -> dict[str, Any]:
+        return plan_view(site_id, self.planning.sites.get(site_id))
+
+    async def snapshot(self, site_id: str) -> Snapshot:
+        """What the plan of `site_id` would start from now (the bookings' what-if plans from it)."""
+        site = self.cfg.site(site_id)
+        if site is None:
+            raise InvalidRequest(f"unknown site {site_id!r}")
+        return await self.snapshots.build(site, self.external_limit_kw(site_id))
+
+    # --- lifecycle -----------------------------------------------------------------------------
+    async def start(self) -> None:
+        self.triggers.start()
+
+    async def stop(self) -> None:
+        self._unsubscribe()
+        await self.triggers.stop()
+
+    def reconfigure(self, cfg: Config) -> None:
+        was = self.live.enabled
+        self.live.cfg = cfg
+        self.snapshots.dwell.forget()  # the quantile may have changed
+        if was and not cfg.smart_charging.enabled:
+            asyncio.ensure_future(self._switched_off())
+        elif cfg.smart_charging.enabled and not was:
+            asyncio.ensure_future(self._switched_on())
+        for site in cfg.sites:
+            self.triggers.request(site.id, debounce=False)
+
+    def request(self, site_id: str, debounce: bool = True) -> None:
+        self.triggers.request(site_id, debounce)
+
+    # --- commands ------------------------------------------------------------------------------
+    async def set_site_limit(self, site_id: str, limit_kw: float | None) -> Schedule | None:
+        """External grid signal (REST, MQTT): cap the site at `limit_kw` (None clears); re-plans now."""
+        if not self.live.enabled:
+            raise InvalidRequest("smart charging is disabled: a site limit cannot be enforced")
+        self.overrides.set(site_id, limit_kw)
+        self.state.retry_site(site_id, self.clock.now())
+        log.info("site limit override site=%s limit_kw=%s", site_id, limit_kw)
+        return await self.replan(site_id)
+
+    async def station_ready(self, station_id: str) -> None:
+        """A station connected (booted, or came back): it may hold any profile, so everything on it counts
+        at its maximum until it accepts ours; the re-plan sends its TxDefault (a decrease) at once."""
+        if not self.live.enabled:
+            return
+        c = self.cfg.charger(station_id)
+        self.state.station_ready(station_id, [n for n, _ in charger_evses(c)] if c else [1])
+        self.triggers.request_station(station_id, debounce=False, look_up=True)
+
+    async def replan(self, site_id: str) -> Schedule | None:
+        site = self.cfg.site(site_id)
+        if site is None or not self.live.enabled:
+            return None
+        st = self.planning.site(site_id)
+        async with st.lock:
+            await self.planning.wait_overrun(st)
+            snap = await self.snapshots.build(site, st.external_limit_kw)
+            schedule = await self.planning.solve(st, snap.input)
+            planned = {p.evse_key: p.current_a for p in schedule.sessions}
+            idle = shares(snap.without_idle_draws(), snap.idle, planned,
+                          self.cfg.smart_charging.default_profile_current_a)
+            st.last_schedule, st.last_snapshot = schedule, snap
+            defaults = station_defaults(snap.idle, idle)
+            await self.delivery.deliver(snap, schedule, defaults)
+            st.tx_defaults = {s: a for s in defaults if (a := self.state.tx_default_a.get(s)) is not None}
+            if await self.delivery.probe(snap):
+                self.triggers.request(site_id, debounce=False)  # now controllable: plan it properly
+            self._publish(site_id)
+            return schedule
+
+    def _publish(self, site_id: str) -> None:
+        view = self.plan_view(site_id)
+        now = self.clock.now()
+        for listener in self.listeners:
+            try:
+                listener.site_plan(site_id, view, now)
+            except Exception:  # noqa: BLE001 - a listener must never break planning
+                log.exception("plan listener failed site=%s", site_id)
+
+    async def _switched_off(self) -> None:
+        stations = {*self.state.tx_default_a, *(station_of(k) for k in self.state.evses)}
+        await self.delivery.release(sorted(stations))
+        log.info("smart charging switched off: profiles taken back")
+
+    async def _switched_on(self) -> None:
+        async with self.store.session() as s:
+            stations = await s.stations()
+        for stn in stations:
+            if self.gateway.is_connected(stn.id):
+                await self.station_ready(stn.id)

@@ -1,0 +1,220 @@
+"""The snapshot builder: database + control state -> the planner's SchedulingInput and what it is about.
+
+Public: the bookings' what-if plans from the same snapshot the live plan uses. One database transaction
+reads the site's stations, its active sessions and what their EVs and drivers stated; everything else is
+in memory (control state, learned dwell cache). `plan_input.build_input` (pure) does the accounting.
+
+What a session is planned with, first source that knows:
+- departure: the latest stated one (2.0.1 NotifyEVChargingNeeds, or the driver through the API), the end of
+  the driver's booking, a dwell learned from the driver's history (see dwell.py); else unknown (None);
+- energy: the latest stated amount, the booking's energy; else the site default (see plan_input);
+- phases: measured per-phase current or 2.0.1 numberOfPhasesUsed (on the transaction), the 2.0.1 needs'
+  requested energy transfer; else the EVSE's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from csms.config import SiteConfig
+from csms.domain.clock import Clock
+from csms.domain.model import ChargingNeeds, Station, Transaction
+from csms.scheduling import FixedDraw, SchedulingInput
+
+from ..charging import StorePort
+from ..plan_input import ActiveSession, EvseState, build_input, charger_evses, evse_key, slot_floor
+from .control import ControlState
+from .dwell import DwellHistory
+from .idle_share import IdleEvse, reserves
+from .live import Live
+from .ports import BookingPort, PricePort
+
+#: Needs received this long before the transaction started still count: ISO 15118 EVs state them while the
+#: transaction opens, and the charger's clock (transaction start) may run ahead of ours (needs received).
+NEEDS_BEFORE_START = timedelta(minutes=2)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    """A session as the plan saw it (the plan view's per-session fields)."""
+
+    session_key: str
+    station_id: str
+    evse_id: int
+    transaction_id: str
+    group: str | None
+    energy_delivered_wh: float
+    requested_energy_wh: float | None
+    departure: datetime | None
+    departure_source: str | None  # ev | driver | booking | learned; None: unknown
+    ev_phases: int | None
+
+    @property
+    def evse_key(self) -> str:
+        return evse_key(self.station_id, self.evse_id)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    site_id: str
+    input: SchedulingInput
+    sessions: Mapping[str, SessionInfo]  # every active session of the site, planned or not, by session key
+    idle: tuple[IdleEvse, ...] = ()  # idle EVSEs whose TxDefault we set (after the plan, idle_share.shares)
+    #: EVSEs the plan cannot command, and why: offline | refusing | unknown profile (counted as fixed draws).
+    not_controlled: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def tx_ids(self) -> dict[str, str]:
+        return {k: s.transaction_id for k, s in self.sessions.items()}
+
+    def without_idle_draws(self) -> SchedulingInput:
+        """The input minus the idle EVSEs' own draws (what their shares are computed over)."""
+        keys = {e.evse_key for e in self.idle}
+        return _replace_fixed(self.input, tuple(f for f in self.input.fixed_draws if f.evse_key not in keys))
+
+
+@dataclass(frozen=True, slots=True)
+class StatedNeeds:
+    energy_wh: float | None = None
+    departure: datetime | None = None
+    departure_source: str | None = None
+    ev_max_current_a: float | None = None
+    ev_phases: int | None = None
+
+
+def merge_needs(needs: Sequence[ChargingNeeds]) -> StatedNeeds:
+    """Field by field, the latest record that states it (oldest first in): a driver who only sets a
+    departure keeps the energy and current limits the EV stated."""
+    out = StatedNeeds()
+    for n in needs:
+        out = StatedNeeds(
+            energy_wh=n.energy_amount_wh if n.energy_amount_wh is not None else out.energy_wh,
+            departure=n.departure_time or out.departure,
+            departure_source=n.source if n.departure_time is not None else out.departure_source,
+            ev_max_current_a=n.ev_max_current_a if n.ev_max_current_a is not None else out.ev_max_current_a,
+            ev_phases=n.ev_phases or out.ev_phases,
+        )
+    return out
+
+
+class SnapshotBuilder:
+    def __init__(self, live: Live, store: StorePort, clock: Clock, state: ControlState, *,
+                 prices: PricePort | None = None, bookings: BookingPort | None = None,
+                 dwell: DwellHistory | None = None) -> None:
+        self.live = live
+        self.store = store
+        self.clock = clock
+        self.state = state
+        self.prices = prices
+        self.bookings = bookings
+        self.dwell = dwell or DwellHistory()
+
+    async def build(self, site: SiteConfig, external_limit_kw: float | None) -> Snapshot:
+        now = self.clock.now()
+        sc = self.live.sc
+        async with self.store.session() as s:
+            stations = [x for x in await s.stations() if x.site_id == site.id]
+            groups = await s.groups()
+            ids = {x.id for x in stations}
+            txs = [t for t in await s.active_transactions() if t.station_id in ids]
+            stated = {t.key: merge_needs(await s.charging_needs_since(
+                t.station_id, t.evse.evse_id, t.started_at - NEEDS_BEFORE_START)) for t in txs}
+            learned = {t.key: await self.dwell.dwell_s(s, t.id_token, sc) for t in txs}
+        evses = self._evses(site, stations, now)
+        infos: dict[str, SessionInfo] = {}
+        sessions: list[ActiveSession] = []
+        for t in txs:
+            info, active = self._session(t, stated[t.key], learned[t.key], groups, now)
+            infos[t.key] = info
+            sessions.append(active)
+        circuit_of = {ch: c.name for c in site.circuits for ch in c.chargers}
+        slot_s = self.live.slot_s
+        n_slots = max(1, round(sc.horizon_h * 3600 / slot_s))
+        # Prices per slot from the grid boundary before now: slot t >= 1 starts exactly at one.
+        prices = self.prices.prices_per_slot(site.id, slot_floor(now, slot_s), slot_s, n_slots) \
+            if self.prices is not None else ()
+        busy = {a.evse_key for a in sessions}
+        idle = tuple(IdleEvse(e.evse_key, e.station_id, e.min_current_a, _max_a(e)) for e in evses
+                     if e.online and not e.uncontrolled and e.evse_key not in busy)
+
+        def plan_input(reserve: Mapping[str, float]) -> SchedulingInput:
+            return build_input(site, evses, sessions, now, sc, circuit_of=circuit_of,
+                               external_limit_kw=external_limit_kw, price_per_kwh=prices, idle_reserve_a=reserve)
+
+        inp = plan_input({})
+        if idle:
+            keys = {e.evse_key for e in idle}
+            bare = _replace_fixed(inp, tuple(f for f in inp.fixed_draws if f.evse_key not in keys))
+            inp = plan_input(reserves(bare, idle, sc.default_profile_current_a))
+        return Snapshot(site.id, inp, infos, idle, _not_controlled(evses, busy))
+
+    def _evses(self, site: SiteConfig, stations: list[Station], now: datetime) -> list[EvseState]:
+        evses: list[EvseState] = []
+        for stn in stations:
+            self.state.station_site[stn.id] = site.id
+            c = self.live.charger(stn.id)
+            for n, phases in charger_evses(c) if c else [(1, (1, 2, 3)[: stn.phases])]:
+                k = evse_key(stn.id, n)
+                ctl = self.state.evses.get(k)
+                accepted = ctl.accepted if ctl else None
+                evses.append(EvseState(
+                    evse_key=k, station_id=stn.id, evse_id=n,
+                    max_current_a=c.max_current_a if c else stn.max_current_a,
+                    min_current_a=c.min_current_a if c else 6.0, phases=phases,
+                    voltage_v=c.voltage_v if c else stn.voltage_v, online=stn.online,
+                    accepted_limit_a=accepted.max_between(now, now + timedelta(days=1)) if accepted else None,
+                    uncontrolled=self.state.uncontrolled(k, now),
+                    external_limit_a=self.state.station_limit_a.get(k), ever_connected=stn.last_seen is not None,
+                ))
+        return evses
+
+    def _session(self, t: Transaction, n: StatedNeeds, learned_s: float | None, groups: dict[str, float],
+                 now: datetime) -> tuple[SessionInfo, ActiveSession]:
+        energy = n.energy_wh
+        candidates = [(n.departure, n.departure_source)]
+        if self.bookings is not None:
+            b_energy, b_end = self.bookings.booking_for(t.station_id, t.id_token or "")
+            energy = energy if energy is not None else b_energy
+            candidates.append((b_end, "booking"))
+        if learned_s is not None:
+            candidates.append((t.started_at + timedelta(seconds=learned_s), "learned"))
+        # The first source that knows; one that has passed with the car still here knows nothing any more.
+        departure, source = next(((d, src) for d, src in candidates if d is not None and d > now), (None, None))
+        k = evse_key(t.station_id, t.evse.evse_id)
+        phases = t.ev_phases or n.ev_phases
+        if phases:
+            self.state.ev_phases[k] = phases
+        self.state.caps_used[k] = self.state.ev_limit_a(k, None, now)
+        active = ActiveSession(
+            session_key=t.key, evse_key=k, started_at=t.started_at, energy_delivered_wh=t.energy_wh,
+            requested_energy_wh=energy, departure=departure,
+            ev_max_current_a=self.state.ev_limit_a(k, n.ev_max_current_a, now),
+            priority=groups.get(t.group or "", 1.0) if t.group else 1.0,
+            ev_full=self.state.ev_full.get(k, False), ev_phases=phases,
+        )
+        info = SessionInfo(t.key, t.station_id, t.evse.evse_id, t.charger_tx_id, t.group, t.energy_wh, energy,
+                           departure, source, phases)
+        return info, active
+
+
+def _not_controlled(evses: list[EvseState], busy: set[str]) -> dict[str, str]:
+    """Why an EVSE enters the plan as a fixed draw (the same cases as plan_input.build_input)."""
+    out: dict[str, str] = {}
+    for e in evses:
+        if not e.online:
+            out[e.evse_key] = "offline" if e.ever_connected else "never connected"
+        elif e.uncontrolled:
+            out[e.evse_key] = "refused or did not answer a profile"
+        elif e.evse_key in busy and e.accepted_limit_a is None:
+            out[e.evse_key] = "has not accepted a profile from us yet"
+    return out
+
+
+def _max_a(e: EvseState) -> float:
+    return e.max_current_a if e.external_limit_a is None else min(e.max_current_a, e.external_limit_a)
+
+
+def _replace_fixed(inp: SchedulingInput, fixed: tuple[FixedDraw, ...]) -> SchedulingInput:
+    return replace(inp, fixed_draws=fixed)

@@ -1,0 +1,175 @@
+"""Triggers: domain events and time -> re-plan requests per site.
+
+A site is re-planned when an EV arrives or leaves, its charging state or measured rate moves, a station
+connects, drops or reports a limit, the site limit changes, and at every boundary of the slot grid.
+Bursts (meter values, arrivals) are debounced into one plan; charging needs stated by the EV or the
+driver, limit changes and the slot timer re-plan at once. Every wait is on the clock (`Clock.sleep`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from csms.domain.clock import Clock
+from csms.domain.events import (
+    ChargingNeedsChanged,
+    DomainEvent,
+    ExternalLimitChanged,
+    StationOnline,
+    StationReady,
+    StatusChanged,
+    TransactionChanged,
+)
+
+from ..charging import StorePort
+from ..plan_input import evse_key, slot_floor
+from .control import ControlState
+from .dwell import DwellHistory
+from .live import Live
+
+log = logging.getLogger("csms.smart")
+
+#: A debounced re-plan waits at least this long in real time, even on an accelerated clock: a 1.6 charger
+#: learns its transactionId from the StartTransaction answer, and our TxProfile must not overtake it.
+MIN_REAL_DELAY_S = 0.05
+
+
+class Triggers:
+    def __init__(self, live: Live, store: StorePort, clock: Clock, state: ControlState, dwell: DwellHistory, *,
+                 replan: Callable[[str], Awaitable[Any]], ready: Callable[[str], Awaitable[None]]) -> None:
+        self.live = live
+        self.store = store
+        self.clock = clock
+        self.state = state
+        self.dwell = dwell
+        self._replan = replan
+        self._ready = ready
+        self._pending: dict[str, asyncio.Task[Any]] = {}  # per site: a request not yet planning
+        self._waiting: set[str] = set()  # sites whose pending request still waits out its debounce
+        self._tasks: set[asyncio.Task[Any]] = set()  # timer, retries, station look-ups
+        self._retries: dict[str, asyncio.Task[Any]] = {}
+        self._stopped = False
+
+    # --- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._spawn(self._slot_timer(), "smart-charging-timer")
+
+    async def stop(self) -> None:
+        self._stopped = True
+        tasks = [*self._tasks, *self._pending.values()]
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+
+    def pending(self) -> list[asyncio.Task[Any]]:
+        """Requests not yet planning (tests drain them)."""
+        return [t for t in self._pending.values() if not t.done()]
+
+    # --- requests --------------------------------------------------------------------------------
+    def request(self, site_id: str, debounce: bool = True) -> None:
+        """Ask for a re-plan of `site_id`; requests within the debounce window share one plan. An immediate
+        request overtakes one still waiting out its debounce."""
+        if self._stopped or self.live.cfg.site(site_id) is None or not self.live.enabled:
+            return
+        task = self._pending.get(site_id)
+        if task is not None and not task.done():
+            if debounce or site_id not in self._waiting:
+                return
+            task.cancel()
+        self._pending[site_id] = asyncio.create_task(self._debounced(site_id, debounce), name=f"replan-{site_id}")
+
+    def request_station(self, station_id: str, debounce: bool = True, *, look_up: bool = False) -> None:
+        """Re-plan the station's site. `look_up`: read its site from the database (it may have moved, e.g. a
+        charger registered Pending and then accepted into a site through the API)."""
+        site = None if look_up else self.state.station_site.get(station_id)
+        if site is None and not look_up:
+            c = self.live.charger(station_id)
+            site = c.site if c else None
+        if site is None:
+            self._spawn(self._request_station_from_db(station_id, debounce), f"site-of-{station_id}")
+            return
+        self.request(site, debounce)
+
+    def retry_later(self, station_id: str, seconds: float) -> None:
+        """Re-plan the station's site once `seconds` of clock time have passed (a refused command)."""
+        if station_id not in self._retries or self._retries[station_id].done():
+            self._retries[station_id] = self._spawn(self._retry(station_id, seconds), f"retry-{station_id}")
+
+    async def _debounced(self, site_id: str, debounce: bool) -> None:
+        if debounce:
+            self._waiting.add(site_id)
+            try:
+                await asyncio.gather(self.clock.sleep(self.live.sc.debounce_s), asyncio.sleep(MIN_REAL_DELAY_S))
+            finally:
+                self._waiting.discard(site_id)
+        self._pending.pop(site_id, None)
+        try:
+            await self._replan(site_id)
+        except Exception:  # noqa: BLE001 - a failed plan is retried on the next trigger or slot
+            log.exception("re-plan failed site=%s", site_id)
+
+    async def _retry(self, station_id: str, seconds: float) -> None:
+        await self.clock.sleep(seconds)
+        self.request_station(station_id, debounce=False)
+
+    async def _request_station_from_db(self, station_id: str, debounce: bool) -> None:
+        async with self.store.session() as s:
+            st = await s.station(station_id)
+        if st is not None:
+            self.state.station_site[station_id] = st.site_id
+            self.request(st.site_id, debounce)
+
+    async def _slot_timer(self) -> None:
+        """Re-plan every site at each boundary of the slot grid: slot 0 ends there, and the horizon moves."""
+        last: datetime | None = None
+        while True:
+            slot_s = self.live.slot_s
+            now = self.clock.now() if last is None else max(self.clock.now(), last)
+            boundary = slot_floor(now, slot_s) + timedelta(seconds=slot_s)
+            await self.clock.sleep((boundary - self.clock.now()).total_seconds())
+            last = boundary
+            for site in self.live.cfg.sites:
+                self.request(site.id, debounce=False)
+
+    def _spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        task.set_name(name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # --- events ----------------------------------------------------------------------------------
+    def on_event(self, ev: DomainEvent) -> None:
+        """The bus subscriber. Never blocks: requests and station set-up run as tasks."""
+        if not self.live.enabled:
+            return
+        match ev:
+            case TransactionChanged(transaction=tx, started=started, ended=ended, at=at):
+                if ended:
+                    self.dwell.forget(tx.id_token)  # one more stay of this driver to learn from
+                if self.state.note_transaction(tx, started, ended, at):
+                    self.request_station(tx.station_id)
+            case StatusChanged(station_id=sid, evse=evse, charging_state=state) if evse is not None:
+                if self.state.note_charging_state(evse_key(sid, evse.evse_id), state):
+                    self.request_station(sid)
+            case ChargingNeedsChanged(needs=n):
+                # Stated by the EV or the driver: plan for it now, not after the debounce.
+                self.state.note_needs(evse_key(n.station_id, n.evse.evse_id))
+                self.request_station(n.station_id, debounce=False)
+            case StationReady(station_id=sid):
+                self._spawn(self._ready(sid), f"ready-{sid}")
+            case StationOnline(station_id=sid):
+                self.request_station(sid)
+            case ExternalLimitChanged(station_id=sid, evse=evse, limit=limit, unit=unit):
+                self.state.set_station_limit(sid, evse.evse_id if evse else None, limit, unit)
+                site = self.state.station_site.get(sid)
+                if site is not None:
+                    self.state.retry_site(site, self.clock.now())
+                self.request_station(sid, debounce=False)
