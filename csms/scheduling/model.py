@@ -2,22 +2,29 @@
 
 Fixed structure: a current variable ``i[e, t]`` exists for every EVSE and slot whether or not a car is plugged
 in, so that everything that changes between plans is a *variable bound*, a constraint coefficient held in a
-mutable Param (only the fairness row), or an objective coefficient held in a mutable Param:
+mutable Param (the need and slot-0 coefficients of the energy row, the stage-1 guard), or an objective
+coefficient held in a mutable Param:
 
 =====================  ===========================================================================
 ``i[e,t]`` (A/phase)   bounds [0, ub]: ub = min(EVSE max, EV max) inside the session window, else 0
 ``seg[e,k]`` (share)   bounds [0, 1/K] (0 when idle); need_e·Σ_k seg = energy delivered, so delivered ≤ need
 ``y[r,t]``             EV load on row r (A for phase rows, kW for power rows); ub = limit − base − fixed
 ``bl[t]`` (kW)         non-EV site power, fixed by equal bounds (feeds the peak only)
-``peak_kw``, ``z``     highest site power; smallest delivered fraction among active drivers
+``peak_kw``, ``z``     highest site power (lb = the period's peak so far); smallest delivered fraction
 ``free[e]``            bounds [0, 0] for active EVSEs, [0, 1] for idle ones (voids their fairness row)
-``q[e]``               time-discounted energy of EVSE e (rewarded by priority × urgency, see objectives.py)
-``fs[e,s]`` (A)        part of i[e,s] up to the session's fair share of slot s < S (ub = the share); the
-                       reward on it makes the LP split a binding limit in the first S slots (objectives.py)
+``q[e]``               time-discounted current of EVSE e (its early-charging reward, see objectives.py)
+``r[e]``               time-discounted current up to the fair shares of the first S slots
+``fs[e,s]`` (A)        part of i[e,s] up to the session's fair share of slot s < S (ub = the share)
 =====================  ===========================================================================
 
-The need is a mutable coefficient of the energy row. It is never 0 (idle EVSEs get 1.0 and a zero bound on
-``seg``): HiGHS warns on every update that pushes a 0 coefficient where the matrix has no entry.
+Energy is counted in the EVSE's units (its phases, whole slots); slot 0 runs from now to the next grid
+boundary and a car may leave inside it, so the coefficient of ``i[e,0]`` is a mutable Param (``kwh0``), and a
+car on fewer phases than its EVSE has its need scaled up instead (``network.energy_scale``).
+
+The objective is two-stage lexicographic (objectives.py): stage 1 with ``w2 = 0`` and the guard row
+``lex`` open; stage 2 with ``w2 = 1`` and ``lex`` holding the stage-1 value. The need is never 0 (idle EVSEs
+get 1.0 and a zero bound on ``seg``): HiGHS warns on every update that pushes a 0 coefficient where the
+matrix has no entry.
 
 Rows use a flow form (a circuit's load = its own EVSEs + its children's loads) so each current appears in
 at most five rows however deep the tree, which keeps the LP as sparse as the flat formulation.
@@ -32,7 +39,7 @@ import pyomo.environ as pyo
 from pyomo.core.base.var import VarData
 
 from csms.scheduling.network import ROW_KINDS, Topology
-from csms.scheduling.objectives import default_terms, early_coefficient, objective_expr
+from csms.scheduling.objectives import LEX_OPEN, early_coefficient, objective_expr, stage1_expr
 from csms.scheduling.problem import ObjectiveWeights
 
 
@@ -71,7 +78,8 @@ def build_model(topo: Topology, weights: ObjectiveWeights) -> SiteModel:
     add_fairness_rows(m)
     add_share_rows(m)
     add_early_rows(m)
-    m.obj = pyo.Objective(expr=objective_expr(m, default_terms(weights)), sense=pyo.minimize)
+    m.obj = pyo.Objective(expr=objective_expr(m, weights), sense=pyo.minimize)
+    m.lex = pyo.Constraint(expr=stage1_expr(m, weights) <= m.lex_rhs)
     return SiteModel(
         m=m, topo=topo, weights=weights,
         i=[[m.i[e, t] for t in m.T] for e in m.E],
@@ -98,20 +106,26 @@ def add_variables(m: Any) -> None:
     m.z = pyo.Var(bounds=(0.0, 1.0))
     m.free = pyo.Var(m.E, bounds=(0.0, 1.0))
     m.q = pyo.Var(m.E, bounds=(None, None))
+    m.r = pyo.Var(m.E, bounds=(None, None))
     m.fs = pyo.Var(m.E, m.S, bounds=(0.0, 0.0))
 
 
 def add_parameters(m: Any) -> None:
     m.prio = pyo.Param(m.E, mutable=True, initialize=0.0)        # driver priority (objective)
-    m.price = pyo.Param(m.T, mutable=True, initialize=0.0)       # price_per_kwh per slot (objective)
     m.need = pyo.Param(m.E, mutable=True, initialize=1.0)        # feasible need kWh, 1.0 if idle (row coef)
     m.early_w = pyo.Param(m.E, mutable=True, initialize=0.0)     # priority/(1 + laxity), 0 if idle (obj.)
+    m.unknown_w = pyo.Param(m.E, mutable=True, initialize=0.0)   # priority if the departure is unknown, else 0
+    m.kwh0 = pyo.Param(m.E, mutable=True, initialize=1.0)        # kWh/A in slot 0 (EVSE units; row coef)
+    m.price_h = pyo.Param(m.T, mutable=True, initialize=0.0)     # price_per_kwh × slot hours (objective)
+    m.w2 = pyo.Param(mutable=True, initialize=0.0)               # 0: stage 1, 1: stage 2 (objective)
+    m.lex_rhs = pyo.Param(mutable=True, initialize=LEX_OPEN)     # stage-1 value to hold in stage 2
 
 
 def add_energy_balance(m: Any) -> None:
-    """energy[e]: need[e]·Σ_k seg[e,k] = Σ_t kWh/A · i[e,t]. With seg ≤ 1/K this caps delivery at the need."""
+    """energy[e]: need[e]·Σ_k seg[e,k] = kwh0[e]·i[e,0] + Σ_{t≥1} kWh/A · i[e,t]. With seg ≤ 1/K this caps
+    delivery at the need."""
     def rule(m: Any, e: int) -> Any:
-        delivered = pyo.quicksum(m.kwh_per_a[e] * m.i[e, t] for t in m.T)
+        delivered = m.kwh0[e] * m.i[e, 0] + pyo.quicksum(m.kwh_per_a[e] * m.i[e, t] for t in m.T if t > 0)
         return m.need[e] * pyo.quicksum(m.seg[e, k] for k in m.K) == delivered
     m.energy = pyo.Constraint(m.E, rule=rule)
 
@@ -157,11 +171,14 @@ def add_share_rows(m: Any) -> None:
 
 
 def add_early_rows(m: Any) -> None:
-    """early[e]: q[e] = Σ_t c[e,t]·i[e,t] + premium·Σ_{s<S} c[e,s]·fs[e,s] (c = early_coefficient, constant)."""
+    """early[e]: q[e] = Σ_t c[e,t]·i[e,t] and bonus[e]: r[e] = Σ_{s<S} c[e,s]·fs[e,s] (c = early_coefficient;
+    slot 0's is scaled like its energy, by the mutable kwh0)."""
     n_t = len(m.T)
 
-    def rule(m: Any, e: int) -> Any:
-        c = [early_coefficient(m.kwh_per_a[e], e, t, n_t) for t in m.T]
-        fair = [m.premium * c[s] * m.fs[e, s] for s in m.S] if m.premium != 0.0 else []
-        return m.q[e] == pyo.quicksum([c[t] * m.i[e, t] for t in m.T] + fair)
-    m.early = pyo.Constraint(m.E, rule=rule)
+    def coef(e: int, t: int) -> Any:
+        c = early_coefficient(m.kwh_per_a[e], e, t, n_t)
+        return c if t > 0 else (c / m.kwh_per_a[e]) * m.kwh0[e]
+
+    m.early = pyo.Constraint(m.E, rule=lambda m, e: m.q[e] == pyo.quicksum(coef(e, t) * m.i[e, t] for t in m.T))
+    m.bonus = pyo.Constraint(
+        m.E, rule=lambda m, e: m.r[e] == pyo.quicksum(coef(e, s) * m.fs[e, s] for s in m.S))

@@ -107,7 +107,7 @@ class Network:
     A: Array                 # R×E  contribution of 1 A at EVSE e to row r (A for phase rows, kW for power)
     limit: Array             # R×T  raw limit (inf = none)
     non_ev: Array            # R×T  base load + fixed draws in the subtree (same units)
-    kwh_per_a: Array         # E    kWh delivered by 1 A for one slot
+    kwh_per_a: Array         # E    kWh 1 A at the EVSE's phases delivers in a whole slot (the LP's coefficient)
     kw_per_a: Array          # E
     ub: Array                # E×T  allowed current (0 outside the session window / fixed / no session)
     min_a: Array             # E
@@ -117,7 +117,15 @@ class Network:
     departure: NDArray[np.int64]  # E  exclusive end slot (0 without a session)
     fixed_a: Array           # E×T  fixed draw current
     session_keys: tuple[str | None, ...]   # per EVSE
-    price: Array             # T
+    price: Array             # T    price per kWh
+    slot_h: Array            # T    slot lengths in hours (slot 0 runs from now to the next grid boundary)
+    kwh_et: Array            # E×T  kWh the car really takes from 1 A in slot t: its own phases, and in slot 0
+                             #      only the seconds it is still plugged in
+    known_departure: NDArray[np.bool_]   # E  the session's departure was stated (else: unknown, risk-averse)
+    energy_scale: Array      # E    car's kWh per amp / EVSE's (1/3 for a one-phase car on a three-phase EVSE)
+    present_frac: Array      # E    seconds of slot 0 the car is plugged in / a whole slot (≤ 1)
+    peak_floor_kw: float = 0.0   # site power already reached in this demand period: staying under it is free
+    unknown_slack_slots: float = 4.0   # the slack an unknown departure is ranked with (urgency only)
 
     @cached_property
     def cap(self) -> Array:
@@ -127,15 +135,19 @@ class Network:
     @cached_property
     def feasible_need_kwh(self) -> Array:
         """Need capped by what the EVSE alone could deliver in the window (used to scale fairness terms)."""
-        return np.minimum(self.need_kwh, self.ub.sum(axis=1) * self.kwh_per_a)
+        return np.minimum(self.need_kwh, (self.ub * self.kwh_et).sum(axis=1))
 
     @cached_property
     def urgency(self) -> Array:
         """1/(1 + laxity) per EVSE (0 without an active session); laxity = slots left before departure − slots
-        needed at the session's max rate. Least-slack sessions are the most urgent."""
+        needed at the session's max rate. Least-slack sessions are the most urgent. A session whose departure
+        is unknown is ranked as having ``unknown_slack_slots`` of slack: its need is often a default, so a
+        laxity computed from it would put every walk-in first in line (ahead of drivers who said when they
+        leave), and it is re-planned with the same assumption, so it never drifts to last either."""
         active = self.ub.any(axis=1)
-        rate_kwh = np.maximum(self.ub.max(axis=1) * self.kwh_per_a, 1e-9)
+        rate_kwh = np.maximum(self.ub.max(axis=1) * self.kwh_et.max(axis=1), 1e-9)
         laxity = np.maximum(self.departure - self.need_kwh / rate_kwh, 0.0)
+        laxity = np.where(self.known_departure, laxity, self.unknown_slack_slots)
         return np.where(active, 1.0 / (1.0 + laxity), 0.0)
 
     @cached_property
@@ -169,11 +181,28 @@ def compile_network(inp: SchedulingInput, topo: Topology | None = None) -> Netwo
             raise InvalidInput(f"fixed draw on unknown EVSE {fd.evse_key}")
         fixed_a[evse_index[fd.evse_key]] = [max(0.0, series_value(fd.current_a, t, 0.0)) for t in range(n_t)]
     non_ev = a_mat @ fixed_a + _base_loads(inp, topo, ancestors)
-    net_fields = _sessions(inp, topo, evse_index, fixed_a)
+    slot_h = np.array([inp.slot_duration_s(t) / 3600.0 for t in range(n_t)])
+    slot_h[0] = inp.planned_first_s / 3600.0
+    net_fields = _sessions(inp, topo, evse_index, fixed_a, kw_per_a, slot_h)
     return Network(
         topo=topo, A=a_mat, limit=limit, non_ev=non_ev, kwh_per_a=kw_per_a * inp.slot_h, kw_per_a=kw_per_a,
-        fixed_a=fixed_a, price=np.array([inp.price(t) for t in range(n_t)]), **net_fields,
+        fixed_a=fixed_a, price=np.array([inp.price(t) for t in range(n_t)]), slot_h=slot_h,
+        peak_floor_kw=_peak_floor_kw(inp, limit, topo),
+        unknown_slack_slots=inp.weights.unknown_slack_h * 3600.0 / inp.slot_s, **net_fields,
     )
+
+
+def _peak_floor_kw(inp: SchedulingInput, limit: Array, topo: Topology) -> float:
+    """Site power under which the peak term costs nothing: the demand period's peak so far, and unless the
+    weights shave below the site's limit, that limit (its lowest value over the horizon). A limit given only
+    in amps per phase counts as amps × 3 × 230 V."""
+    floor = max(0.0, float(inp.peak_floor_kw))
+    if inp.weights.shave_below_limit:
+        return floor
+    site_kw = float(limit[topo.row(0, 3)].min())
+    if not math.isfinite(site_kw):
+        site_kw = float(limit[topo.row(0, 0)].min()) * 3 * 230.0 / 1000.0
+    return max(floor, site_kw) if math.isfinite(site_kw) else floor
 
 
 def _ancestors(topo: Topology) -> list[list[int]]:
@@ -216,10 +245,13 @@ def _base_loads(inp: SchedulingInput, topo: Topology, ancestors: list[list[int]]
 
 
 def _sessions(
-    inp: SchedulingInput, topo: Topology, evse_index: dict[str, int], fixed_a: Array
+    inp: SchedulingInput, topo: Topology, evse_index: dict[str, int], fixed_a: Array, kw_per_a: Array,
+    slot_h: Array,
 ) -> dict[str, object]:
     n_e, n_t = len(topo.evse_keys), topo.horizon_slots
     ub, need, prio = np.zeros((n_e, n_t)), np.zeros(n_e), np.zeros(n_e)
+    known = np.zeros(n_e, dtype=bool)
+    scale, present = np.ones(n_e), np.full(n_e, inp.planned_first_s / inp.slot_s)
     arrival, departure = np.zeros(n_e, dtype=np.int64), np.zeros(n_e, dtype=np.int64)
     keys: list[str | None] = [None] * n_e
     min_a = np.array([e.min_current_a for e in inp.evses])
@@ -235,18 +267,27 @@ def _sessions(
         keys[e] = s.session_key
         a, d = inp.arrival_slot(s), inp.departure_slot(s)
         arrival[e], departure[e], need[e], prio[e] = a, max(a, d), s.energy_needed_wh / 1000.0, s.priority
+        known[e] = s.departure is not None
+        wired = len(inp.evses[e].phases)
+        scale[e] = min(wired, s.ev_phases) / wired if s.ev_phases else 1.0
+        present[e] = inp.present_s(s) / inp.slot_s
         amps = inp.evses[e].max_current_a if s.max_current_a is None else min(s.max_current_a, inp.evses[e].max_current_a)
         # An EV that cannot take the minimum can never be offered a legal current: plan it nothing.
         if e not in fixed and amps >= min_a[e] and need[e] > 0:
             ub[e, a:d] = amps
+        if present[e] <= 0:
+            ub[e, 0] = 0.0
+    kwh_et = kw_per_a[:, None] * scale[:, None] * slot_h[None, :]
+    kwh_et[:, 0] = kw_per_a * scale * present * inp.slot_h
     return dict(ub=ub, min_a=min_a, need_kwh=need, priority=prio, arrival=arrival, departure=departure,
-                session_keys=tuple(keys))
+                session_keys=tuple(keys), kwh_et=kwh_et, known_departure=known, energy_scale=scale,
+                present_frac=present)
 
 
 def lp_bounds(net: Network, k_count: int, shares: Array) -> dict[str, tuple[Array, Array]]:
-    """Variable bounds (lb, ub) of the site LP by variable block, each 2-D (±inf = none). Shared by both
-    LP backends so that they solve exactly the same problem. ``shares`` (E×S) are the per-slot fair shares
-    of the first S slots (``heuristics.fair_shares``): the upper bounds of the ``fs`` block."""
+    """Variable bounds (lb, ub) of the site LP by variable block, each 2-D (±inf = none). ``shares`` (E×S) are
+    the per-slot fair shares of the first S slots (``heuristics.fair_shares``): the upper bounds of ``fs``.
+    The peak's lower bound is the demand period's peak so far."""
     active = net.ub.any(axis=1)
     site_kw = net.non_ev[net.topo.row(0, 3)][None, :]
     seg_ub = np.repeat(np.where(active, 1.0 / k_count, 0.0)[:, None], k_count, axis=1)
@@ -257,18 +298,29 @@ def lp_bounds(net: Network, k_count: int, shares: Array) -> dict[str, tuple[Arra
         "bl": (site_kw, site_kw),
         "free": (np.zeros((1, len(active))), np.where(active, 0.0, 1.0)[None, :]),
         "fs": (np.zeros(shares.shape), shares),
+        "peak": (np.full((1, 1), net.peak_floor_kw), np.full((1, 1), np.inf)),
     }
 
 
 def lp_params(net: Network) -> dict[str, Array]:
-    """The changing coefficients: priority, need and early weight (priority × urgency) per EVSE (idle: 0,
-    1.0, 0), price per slot."""
+    """The changing coefficients per EVSE (idle EVSEs: 0, except need 1.0 and kwh0 a whole slot) and per slot:
+
+    - ``prio``, ``early_w`` (priority × urgency), ``unknown_w`` (priority if the departure is unknown);
+    - ``need``: the feasible need in the LP's energy units (EVSE phases), i.e. divided by the car's share of
+      the EVSE's phases;
+    - ``kwh0``: kWh per amp in slot 0 in EVSE units (slot 0 is short, and the car may leave inside it);
+    - ``price_h``: price per kWh × slot hours.
+    """
     active = net.ub.any(axis=1)
+    whole_kwh = net.kwh_per_a
     return {
         "early_w": net.early_weight,
+        "unknown_w": np.where(active & ~net.known_departure, net.priority, 0.0),
         "prio": np.where(active, net.priority, 0.0),
-        "price": net.price,
-        "need": np.where(active, net.feasible_need_kwh, 1.0),
+        "need": np.where(active, net.feasible_need_kwh / net.energy_scale, 1.0),
+        # A car not plugged in during slot 0 has its current there bounded to 0: keep the coefficient non-zero.
+        "kwh0": np.where(active & (net.present_frac > 0), whole_kwh * net.present_frac, whole_kwh),
+        "price_h": net.price * net.slot_h,
     }
 
 

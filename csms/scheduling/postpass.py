@@ -1,22 +1,32 @@
 """Deterministic post-pass that makes an LP plan obey IEC 61851's "0 or at least the minimum current".
 
 Why a post-pass and not binaries: 1,000 EVSEs × 96 slots of on/off binaries is a MIP HiGHS cannot solve within
-a re-planning budget, while the LP relaxation is usually already "almost integral" (most currents sit at 0,
-at a bound, or well above the minimum). The post-pass only touches the few sub-minimum currents, slot by slot
-from the first (the one actually sent to chargers) to the last:
+a re-planning budget, while the LP is usually already "almost integral" (most currents sit at 0, at a bound,
+or well above the minimum). The post-pass rounds the few sub-minimum currents slot by slot, from slot 0 (the
+one actually sent) to the last, like a sigma-delta converter:
 
-1. sub-minimum currents are visited by priority (then size, then EVSE order, for determinism). One is raised
-   to the minimum if every limit on its path has the headroom; if that would push the session past its
-   energy need, energy is taken back from the session's latest slots, then from its earlier ones down to the
-   minimum (always safe: less draw). Otherwise it is set to 0.
-2. if anything was set to 0, the freed headroom is offered by (priority, earliest departure) to sessions with
-   rate left and need left, either unplanned or planned in later slots (pulled forward, which also hedges
-   against early departures): any amount to those already charging, at least the minimum to idle ones.
-3. finally, a session that still has less than the LP planned for it (a current dropped in a full slot) gets
-   the difference back in the earliest slots of its window with headroom (0 or >= minimum again).
+1. In slot t, every sub-minimum current is set to 0, and the sessions are re-admitted at the minimum by
+   (priority, urgency, open need) while every limit on their path has room and the site's load stays within
+   the LP's own load for that slot plus less than one admission (the rounding unit: without it, a plan that
+   spread 3 A over eight slots could never deliver anything).
+2. An admitted session now gets more in slot t than the LP planned: the excess over what the LP planned for
+   it in total is taken back from its latest slots after t, then from its slots before t down to the
+   minimum (energy only moves later; lowering is always safe). What cannot be taken back is less than the
+   burst itself: a small remaining need offered at the minimum, the only legal way to deliver it (the car
+   stops itself when full), so no car is left a stranded tail short.
+3. The headroom the dropped currents freed in slot t goes to sessions already charging in it, up to the LP's
+   own load for the slot: from their unplanned need, or by moving their own later energy here (their later
+   slots go down). Without it a slot the LP used fully would be left partly idle.
+4. A session that was not admitted carries its slot-t energy to its next slots in its window (later, never
+   earlier), within limits and the LP's load for those slots; what cannot be placed is left to the next
+   re-plan.
 
-Every step only ever lowers a current or raises it within checked headroom, so all hard limits that held for
-the LP plan still hold afterwards.
+Finally, in slot 0 only, a session whose whole remaining need is planned in slot 0 is offered up to its max
+where limits and the LP's peak leave room: it takes the same energy sooner and stops when full.
+
+Every step keeps every hard limit (headroom is checked against ``Network.cap``) and never raises the site's
+load in any slot by a full minimum current or more above the LP's (slot 0's top-up stays under the LP's
+peak), so a peak-shaved plan stays peak-shaved.
 """
 
 from __future__ import annotations
@@ -51,100 +61,134 @@ def enforce_min_current(net: Network, x_lp: Array) -> Array:
     """Return a copy of ``x_lp`` (E×T amps) where every current is 0 or >= the EVSE minimum, limits kept."""
     x = np.clip(np.where(x_lp < EPS_A, 0.0, x_lp), 0.0, net.ub)
     idx = RowIndex(net)
-    cap = net.cap
-    kwh = net.kwh_per_a
-    total = (x * kwh[:, None]).sum(axis=1)
-    planned = np.minimum(total, net.need_kwh)
+    if ((x > 0) & (x < net.min_a[:, None] - EPS_A)).any():
+        _round(net, idx, x)
+    _finish_fast(net, idx, x, x_lp)
+    return x
+
+
+def _finish_fast(net: Network, idx: RowIndex, x: Array, x_lp: Array) -> None:
+    """Slot 0 only: a session whose whole remaining need is planned in slot 0 is offered more, up to its max,
+    where limits and the LP's own peak (or the period's peak so far) leave room. The LP spreads such a need
+    evenly over the slot (energy = current × slot), but the car takes the same energy sooner at a higher
+    current and stops when full: earlier is safer, and the peak does not rise."""
+    if x.shape[1] == 0:
+        return
+    site = net.topo.row(0, 3)
+    finishing = np.nonzero((x[:, 0] > 0) & ~(x[:, 1:] > EPS_A).any(axis=1) & (x[:, 0] < net.ub[:, 0] - EPS_A))[0]
+    if finishing.size == 0:
+        return
+    cap_0 = net.cap[:, 0].copy()
+    peak_kw = max(float((net.A @ x_lp)[site].max() + net.non_ev[site].max()), net.peak_floor_kw)
+    cap_0[site] = min(cap_0[site], peak_kw - net.non_ev[site, 0])
+    load = net.A @ x[:, 0]
+    for e in sorted(finishing.tolist(), key=lambda e: (-net.priority[e], -net.urgency[e], e)):
+        extra = min(net.ub[e, 0] - x[e, 0], idx.room(e, cap_0, load))
+        if extra > EPS_A:
+            x[e, 0] += extra
+            idx.add(e, load, extra)
+
+
+def _round(net: Network, idx: RowIndex, x: Array) -> None:
+    """Steps 1-4 of the module docstring, in place."""
+    kwh = net.kwh_et
+    site = net.topo.row(0, 3)
+    # The load bound per slot: the LP's own site load plus less than one admission at the minimum.
+    unit_kw = float((net.min_a * net.kw_per_a).max())
+    lp_kw = (net.A @ x)[site]
+    bound_kw = lp_kw + unit_kw - 1e-6
+    target = np.minimum((x * kwh).sum(axis=1), net.need_kwh)     # what the LP planned for each session
+    order_key = _admission_order(net)
     for t in range(x.shape[1]):
         col = x[:, t]
         sub = np.nonzero((col > 0) & (col < net.min_a - EPS_A))[0]
         if sub.size == 0:
             continue
+        dropped_kwh = {e: col[e] * kwh[e, t] for e in sub.tolist()}
+        col[sub] = 0.0
+        cap_t = net.cap[:, t].copy()
+        cap_t[site] = min(cap_t[site], bound_kw[t])
         load = net.A @ col
-        dropped = False
-        for e in sorted(sub.tolist(), key=lambda e: (-net.priority[e], -col[e], e)):
-            delta = net.min_a[e] - col[e]
-            if net.ub[e, t] >= net.min_a[e] and idx.room(e, cap[:, t], load) >= delta - TOL and \
-                    _make_energy_room(x, e, t, total, net, delta * kwh[e]):
-                col[e] += delta
-                total[e] += delta * kwh[e]
-                idx.add(e, load, delta)
-            else:
-                idx.add(e, load, -col[e])
-                total[e] -= col[e] * kwh[e]
-                col[e] = 0.0
-                dropped = True
-        if dropped:
-            _redistribute(net, idx, x, t, load, total)
-    _rehome(net, idx, x, total, planned)
-    return x
+        for e in sorted(sub.tolist(), key=lambda e: order_key(e, x)):
+            if kwh[e, t] <= 0 or idx.room(e, cap_t, load) < net.min_a[e] - TOL:
+                continue
+            col[e] = net.min_a[e]
+            idx.add(e, load, col[e])
+            dropped_kwh.pop(e)
+            _take_back_later(x, e, t, target[e], kwh, net.min_a[e])
+        if dropped_kwh:
+            cap_t[site] = min(net.cap[site, t], lp_kw[t] + 1e-9)
+            _refill(net, idx, x, t, cap_t, load, order_key)
+        for e, energy in dropped_kwh.items():
+            _carry_later(net, idx, x, e, t, energy, lp_kw)
 
 
-def _rehome(net: Network, idx: RowIndex, x: Array, total: Array, planned: Array) -> None:
-    """Give sessions that lost planned energy to a dropped sub-minimum current that energy back in other
-    slots of their window with headroom, earliest first, by (priority, earliest departure): on top of a
-    current already at or above the minimum, or as a new current of at least the minimum. Without this a
-    current dropped in a full slot is simply lost (e.g. 4.5 A next to a 27.4 A car on 31.9 A)."""
-    kwh = net.kwh_per_a
-    short = np.nonzero(planned - total > 1e-6)[0]
-    loads: dict[int, Array] = {}
-    for e in sorted(short.tolist(), key=lambda e: (-net.priority[e], net.departure[e], e)):
-        for t in np.nonzero(net.ub[e] >= net.min_a[e])[0].tolist():
-            lack_a = (planned[e] - total[e]) / kwh[e]
-            if lack_a <= EPS_A:
-                break
-            load = loads.setdefault(t, net.A @ x[:, t])
-            extra = min(net.ub[e, t] - x[e, t], lack_a, idx.room(e, net.cap[:, t], load))
-            if x[e, t] <= 0 and extra < net.min_a[e] - TOL:
-                continue                       # would be a new sub-minimum current
-            if extra > EPS_A:
-                x[e, t] += extra
-                total[e] += extra * kwh[e]
-                idx.add(e, load, extra)
+def _refill(net: Network, idx: RowIndex, x: Array, t: int, cap_t: Array, load: Array, order_key) -> None:  # noqa: ANN001
+    """Give the headroom that dropped currents freed in slot t to sessions already charging in it, up to the
+    LP's own load for the slot (so the slot is used as fully as the LP used it), from their unplanned need or
+    by moving their own later energy here (their later slots are lowered: later loads only go down)."""
+    col, kwh = x[:, t], net.kwh_et
+    charging = np.nonzero((col >= net.min_a - EPS_A) & (col < net.ub[:, t] - EPS_A))[0]
+    for e in sorted(charging.tolist(), key=lambda e: order_key(e, x)):
+        if kwh[e, t] <= 0:
+            continue
+        open_kwh = net.need_kwh[e] - float((x[e] * kwh[e]).sum()) + float((x[e, t + 1 :] * kwh[e, t + 1 :]).sum())
+        extra = min(net.ub[e, t] - col[e], idx.room(e, cap_t, load), max(0.0, open_kwh) / kwh[e, t])
+        if extra <= EPS_A:
+            continue
+        col[e] += extra
+        idx.add(e, load, extra)
+        _take_back_later(x, e, t, float(net.need_kwh[e]), kwh, net.min_a[e])
 
 
-def _make_energy_room(x: Array, e: int, t: int, total: Array, net: Network, extra_kwh: float) -> bool:
-    """Take ``extra_kwh`` back from session ``e``'s other slots if raising slot t would exceed its need: its
-    latest slots after ``t`` first, then its slots before ``t`` (latest first, never below the minimum).
-    Returns False (and changes nothing) when those slots hold too little energy. Lowering is always safe."""
-    excess = total[e] + extra_kwh - net.need_kwh[e]
-    if excess <= 1e-9:
-        return True
-    kwh, min_a = net.kwh_per_a[e], net.min_a[e]
-    before = np.where(x[e, :t] >= min_a, x[e, :t] - min_a, 0.0)
-    if (x[e, t + 1 :].sum() + before.sum()) * kwh < excess - 1e-9:
-        return False
-    for t2 in list(range(x.shape[1] - 1, t, -1)) + list(range(t - 1, -1, -1)):
-        spare = x[e, t2] if t2 > t else before[t2]
-        take = min(spare, excess / kwh)
-        x[e, t2] -= take
-        total[e] -= take * kwh
-        excess -= take * kwh
+def _admission_order(net: Network):  # noqa: ANN202 - a key function
+    """Higher priority first, then the least slack (urgency), then the largest open need, then EVSE order."""
+    def key(e: int, x: Array) -> tuple[float, ...]:
+        open_kwh = net.need_kwh[e] - float((x[e] * net.kwh_et[e]).sum())
+        return (-float(net.priority[e]), -float(net.urgency[e]), -round(open_kwh, 9), float(e))
+    return key
+
+
+def _take_back_later(x: Array, e: int, t: int, target_kwh: float, kwh: Array, min_a: float) -> None:
+    """After raising slot t, lower session e's other slots until it plans no more than ``target_kwh``: its
+    latest slots after t first (to 0), then its slots before t, latest first and never below the minimum (so
+    energy only ever moves later). What is left over is less than the burst itself: a small need served at
+    the minimum, which the car ends by itself when full. Lowering is always safe."""
+    excess = float((x[e] * kwh[e]).sum()) - target_kwh
+    for t2 in [*range(x.shape[1] - 1, t, -1), *range(t - 1, -1, -1)]:
         if excess <= 1e-9:
             break
-    return True
+        floor_a = 0.0 if t2 > t else min_a
+        if x[e, t2] <= floor_a or kwh[e, t2] <= 0:
+            continue
+        take_a = min(x[e, t2] - floor_a, excess / kwh[e, t2])
+        x[e, t2] -= take_a
+        excess -= take_a * kwh[e, t2]
 
 
-def _redistribute(net: Network, idx: RowIndex, x: Array, t: int, load: Array, total: Array) -> None:
-    """Offer headroom freed by dropped currents in slot ``t``, by (priority, earliest departure).
-
-    A session may take it from unplanned need or by pulling energy forward from its own later slots (which are
-    then lowered, latest first: always safe). Sessions already charging may take any amount, idle ones only
-    if at least the minimum fits.
-    """
-    col = x[:, t]
-    cap_t = net.cap[:, t]
-    kwh = net.kwh_per_a
-    later_a = x[:, t + 1 :].sum(axis=1)
-    avail_a = (net.need_kwh - total) / kwh + later_a
-    charging = col >= net.min_a - EPS_A
-    idle_ok = (col <= 0) & (net.ub[:, t] >= net.min_a) & (avail_a >= net.min_a)
-    cand = np.nonzero((charging | idle_ok) & (col < net.ub[:, t] - EPS_A) & (avail_a > EPS_A))[0]
-    for e in sorted(cand.tolist(), key=lambda e: (-net.priority[e], net.departure[e], e)):
-        extra = min(net.ub[e, t] - col[e], avail_a[e], idx.room(e, cap_t, load))
-        if extra > EPS_A and (col[e] > 0 or extra >= net.min_a[e] - TOL):
-            if not _make_energy_room(x, e, t, total, net, extra * kwh[e]):
+def _carry_later(net: Network, idx: RowIndex, x: Array, e: int, t: int, energy_kwh: float,
+                 bound_kw: Array) -> None:
+    """Place ``energy_kwh`` that session e lost in slot t in its next slots, within limits and the load bound:
+    on top of a current it already has, or as a new current of at least the minimum."""
+    site = net.topo.row(0, 3)
+    for t2 in range(t + 1, x.shape[1]):
+        if energy_kwh <= 1e-9:
+            return
+        if net.ub[e, t2] <= 0 or net.kwh_et[e, t2] <= 0:
+            continue
+        cap_t = net.cap[:, t2].copy()
+        cap_t[site] = min(cap_t[site], bound_kw[t2])
+        load = net.A @ x[:, t2]
+        want = energy_kwh / net.kwh_et[e, t2]
+        room = min(net.ub[e, t2] - x[e, t2], idx.room(e, cap_t, load))
+        new = x[e, t2] + min(want, room)
+        if x[e, t2] <= 0 and new < net.min_a[e] - TOL:
+            # A new current must be at least the minimum: give the minimum if it fits, else try later.
+            if room < net.min_a[e] - TOL:
                 continue
-            col[e] += extra
-            total[e] += extra * kwh[e]
-            idx.add(e, load, extra)
+            new = net.min_a[e]
+        added = new - x[e, t2]
+        if added <= EPS_A:
+            continue
+        x[e, t2] = new
+        energy_kwh -= added * net.kwh_et[e, t2]

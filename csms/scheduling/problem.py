@@ -158,31 +158,58 @@ class SessionSpec:
 
 @dataclass(frozen=True, slots=True)
 class ObjectiveWeights:
-    """Weights of the objective terms, in currency-equivalent units (see docs/scheduling.md).
+    """Weights of the objective terms (see docs/scheduling.md, "Objective").
 
-    The ordering that matters: ``delivered_per_kwh`` ≫ any price ≫ ``early_per_kwh``, so that unmet energy is
-    penalised hardest, price shifts charging, and earliness only breaks ties.
+    The plan is lexicographic, solved in two stages on one persistent model:
+
+    1. **energy**: the most priority-weighted energy and, for sessions whose departure is unknown, a reward
+       for early kWh (``unknown_early_per_kwh``: risk-averse, they may leave any time);
+    2. with the stage-1 value held (within a relative ``lex_tolerance``): a lower site peak
+       (``peak_per_kw``: valley filling), then price (``cost_weight`` × price_per_kwh), then fair delivered
+       fractions (``fairness_*``: a concave reward, so a scarce limit is shared) and earliness
+       (``early_per_kwh``, with per-slot fair shares in the first ``share_slots`` slots).
+
+    So no price or peak consideration ever costs a driver energy. ``lexicographic=False`` solves one weighted
+    sum of all terms instead (one solve; energy dominates only as far as the weights make it).
     """
 
-    delivered_per_kwh: float = 100.0       # value of one kWh to a priority-1.0 driver
-    early_per_kwh: float = 0.05            # bonus for a kWh in slot 0, decaying linearly to 0 at horizon end
-                                           # (× priority × urgency of the session)
-    cost_weight: float = 1.0               # multiplies price_per_kwh × kWh
-    peak_per_kw: float = 0.0               # demand charge on the highest site load in the horizon
-    fairness_segments: int = 4             # concave (piecewise) reward on each driver's delivered fraction
-    fairness_decay: float = 0.2            # the last segment is worth (1 - decay·(K-1)/K) of the first
-    fairness_min_fraction: float = 1.0     # reward per unit of the smallest delivered fraction (max-min)
-    # Per-slot fair share for the first ``share_slots`` slots (0 = off): up to its share of the slot (a
-    # weighted water-fill of the limits, weight = priority × urgency) a session's current earns
-    # (1 + share_premium)× the early reward, beyond it 1×. Splits a binding limit among drivers instead of
-    # handing it to one (the LP's vertex), with E·share_slots extra columns and rows.
+    delivered_per_kwh: float = 100.0       # value of one kWh to a priority-1.0 driver (stage 1)
+    unknown_early_per_kwh: float = 1.0     # stage 1: bonus for a kWh now, decaying to 0 at the horizon end,
+                                           # for sessions with an unknown departure (× priority)
+    early_per_kwh: float = 0.05            # stage 2: bonus for a kWh in slot 0, decaying linearly to 0 at
+                                           # horizon end (× priority × urgency of the session)
+    cost_weight: float = 1.0               # stage 2: multiplies price_per_kwh × kWh
+    peak_per_kw: float = 10.0              # stage 2: on the highest site load in the horizon, above the floor
+    # False: no shaving below the site's own power limit (the floor is raised to it). With a binding limit a
+    # lower peak only moves energy later, and cars arriving meanwhile then compete for it: measured on ACN
+    # sessions it cost 1-3 points of energy. True: shave below the limit too (demand charges under a cap).
+    shave_below_limit: bool = False
+    # Equal delivered fractions (stage 2, off by default): a concave reward on each driver's fraction of need
+    # and a max-min term. Measured on a day of ACN sessions with drivers' estimated departures, either one
+    # cost 2-5 points of energy against least-laxity-first order (spreading the limit over everyone leaves
+    # the drivers who go early with less), so the default orders by urgency instead (``early_per_kwh``).
+    fairness_segments: int = 4             # concave (piecewise) reward on each driver's fraction
+    fairness_decay: float = 0.2            # the last segment is worth (1 - decay·(K-1)/K) of the first ...
+    fairness_per_kwh: float = 0.0          # ... in units of this weight per kWh
+    fairness_min_fraction: float = 0.0     # reward per unit of the smallest delivered fraction
+    # Per-slot shares of the first ``share_slots`` slots (0 = off): least laxity first, equal drivers split
+    # (heuristics.fair_shares). A session with an unknown departure is planned its share as early as possible
+    # in stage 1; in stage 2 current up to the share earns (1 + share_premium)× the early reward, so equal
+    # drivers split a binding limit instead of one taking it all (the LP's vertex).
     share_slots: int = 8
     share_premium: float = 3.0
+    # For ranking only (urgency, shares): a session whose departure is unknown is ranked as having this much
+    # slack. Its energy is still planned to the horizon end, and its share is never shifted later.
+    unknown_slack_h: float = 1.0
+    lexicographic: bool = True
+    lex_tolerance: float = 0.0             # stage 2 may lose this share of the stage-1 value (HiGHS keeps
+                                           # its own 1e-7 feasibility tolerance on the guard row)
 
 
 @dataclass(frozen=True, slots=True)
 class SolverOptions:
-    """How ``plan()`` solves. ``time_limit_s`` is handed to HiGHS itself: set it below the caller's timeout."""
+    """How ``plan()`` solves. ``time_limit_s`` is the budget of one ``plan()`` (both stages), handed to HiGHS
+    per solve: a persistent HiGHS instance would otherwise count it against its whole life (HiGHS #1331)."""
 
     time_limit_s: float = 10.0
     cold_method: Literal["ipm", "simplex", "choose"] = "ipm"   # ipm is ~4× faster on big cold solves
@@ -215,6 +242,14 @@ class SchedulingInput:
     horizon_slots: int = 96
     weights: ObjectiveWeights = field(default_factory=ObjectiveWeights)
     first_slot_s: float | None = None
+    #: Site power (kW, at the root, all loads) already reached in the current demand-charge period: load up
+    #: to it costs no extra demand charge, so the peak term only counts what goes above it.
+    peak_floor_kw: float = 0.0
+    #: The longest time (s) until the caller plans again (its re-plan timer). Slot 0 is planned only that far;
+    #: its currents still hold to the grid boundary (safe: that is what the profile says), but a car that
+    #: can finish within this time is offered the current that finishes it, not its need spread thinly over
+    #: the whole slot. None: slot 0 is planned to the boundary.
+    replan_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.start.tzinfo is None:
@@ -262,13 +297,32 @@ class SchedulingInput:
         pos = self.slot_position(session.departure)
         return min(self.horizon_slots, max(1, math.floor(pos + 1e-9)))
 
+    @property
+    def planned_first_s(self) -> float:
+        """How long slot 0 is *planned* for: up to the grid boundary, the next re-plan (``replan_s``) or the
+        first departure inside slot 0, whichever comes first.
+
+        Slot 0's currents still hold until the boundary, but after a car leaves, its current is free for the
+        others, and the plan cannot say so within one slot. Planning slot 0 only up to that departure gives
+        every car in it the same energy per amp (a car leaving in ten minutes is not worth less than one
+        staying), and the re-plan at the departure hands out what it frees. Every car present in slot 0 is
+        plugged in for the whole of the planned part.
+        """
+        first = self.first_s if self.replan_s is None else min(self.first_s, max(1.0, self.replan_s))
+        for s in self.sessions:
+            if s.departure is not None and (s.arrival is None or s.arrival <= self.start):
+                left = (s.departure - self.start).total_seconds()
+                if 0 < left < first:
+                    first = left
+        return max(first, 1.0)
+
     def present_s(self, session: SessionSpec) -> float:
-        """Seconds of slot 0 the car is plugged in (its departure may fall inside slot 0)."""
+        """Seconds of planned slot 0 (``planned_first_s``) the car is plugged in."""
         if session.arrival is not None and session.arrival > self.start:
             return 0.0
         if session.departure is None:
-            return self.first_s
-        return max(0.0, min(self.first_s, (session.departure - self.start).total_seconds()))
+            return self.planned_first_s
+        return max(0.0, min(self.planned_first_s, (session.departure - self.start).total_seconds()))
 
     def price(self, slot: int) -> float:
         return series_value(self.price_per_kwh, slot, 0.0)

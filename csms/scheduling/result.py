@@ -108,25 +108,28 @@ def build_schedule(
     ev_rows = net.A @ x                      # R×T, planned EV load per row
     total = ev_rows + net.non_ev
     plans = []
+    energy_kwh = (x * net.kwh_et).sum(axis=1)
     for e, key in enumerate(net.session_keys):
         if key is None:
             continue
-        energy_wh = float((x[e] * net.kwh_per_a[e]).sum() * 1000.0)
+        # A car takes at most what it needs (a burst at the minimum current may offer more: it stops itself).
+        energy_wh = float(min(energy_kwh[e], net.need_kwh[e]) * 1000.0)
         plans.append(SessionPlan(
             session_key=key, evse_key=topo.evse_keys[e],
             current_a=tuple(float(v) for v in x[e]),
-            power_w=tuple(float(v) * net.kw_per_a[e] * 1000.0 for v in x[e]),
+            power_w=tuple(float(v) * net.kw_per_a[e] * net.energy_scale[e] * 1000.0 for v in x[e]),
             energy_wh=energy_wh, energy_needed_wh=float(net.need_kwh[e] * 1000.0),
         ))
     site_kw = total[3]
+    delivered = np.minimum(energy_kwh, net.need_kwh)
     terms = {
-        "delivered_kwh": float((x * net.kwh_per_a[:, None]).sum()),
-        "weighted_delivered_kwh": float(((x * net.kwh_per_a[:, None]).sum(axis=1) * net.priority).sum()),
+        "delivered_kwh": float(delivered.sum()),
+        "weighted_delivered_kwh": float((delivered * net.priority).sum()),
         "shortfall_kwh": float(sum(p.shortfall_wh for p in plans) / 1000.0),
-        "energy_cost": float((ev_rows[3] * net.price).sum() * inp.slot_h),
+        "energy_cost": float((ev_rows[3] * net.price * net.slot_h).sum()),
         "peak_kw": float(site_kw.max()) if site_kw.size else 0.0,
     }
-    terms.update(extra_terms or {})
+    terms.update({k: v for k, v in (extra_terms or {}).items() if isinstance(v, (int, float))})
     return Schedule(
         start=inp.start, slot_s=inp.slot_s, status=status, sessions=tuple(plans),
         site_power_w=tuple(float(v) * 1000.0 for v in site_kw),

@@ -4,7 +4,8 @@ Design (see docs/scheduling.md, "Re-planning"): the model is built once per ``(T
 Each ``plan()`` compiles the input to arrays, diffs them against what the solver already holds, and pushes
 changed variable bounds with ``update_variables(changed)`` plus the few mutable Params with
 ``update_parameters()``; auto-updates are off and the solution is read back only for cells that can be
-non-zero. Rolling the horizon forward is the same diff: a session's window shifts by one slot, which changes
+non-zero. Each plan solves twice (objectives.py): stage 1 for energy, stage 2 for peak, price and earliness
+under a guard that keeps the stage-1 value; both solves share one time budget. Rolling the horizon forward is the same diff: a session's window shifts by one slot, which changes
 a couple of bounds per session.
 
 ``plan()`` never raises for infeasibility or solver trouble: it returns ``heuristics.equal_share`` with
@@ -21,6 +22,7 @@ import numpy as np
 
 from csms.scheduling.heuristics import _admit_then_fill, _walk, fair_shares
 from csms.scheduling.model import SiteModel, build_model
+from csms.scheduling.objectives import LEX_OPEN
 from csms.scheduling.network import (
     Array, Network, Topology, change_kind, compile_network, highs_method, lp_bounds, lp_params, topology_of,
 )
@@ -63,27 +65,31 @@ class SitePlanner:
 
     def plan(self, inp: SchedulingInput) -> Schedule:
         """Plan ``inp``. Raises only ``InvalidInput``; any solver problem yields the fallback schedule."""
-        tick = time.perf_counter()     # diagnostics only (solve_time_s); never influences the plan
+        tick = time.perf_counter()     # diagnostics and the per-plan budget; never influences the plan itself
         net = compile_network(inp, topology_of(inp))
         if self.options.force_fallback:
             return _fallback(inp, net, "forced", tick)
         if not net.ub.any():
             return build_schedule(inp, net, np.zeros(net.ub.shape), "optimal", time.perf_counter() - tick)
         try:
-            x_lp, terms = self._solve_lp(inp, net)
+            x_lp, terms = self._solve_lp(inp, net, deadline=tick + self.options.time_limit_s)
         except Exception as exc:  # noqa: BLE001 - Pyomo/HiGHS raise assorted types (issue #2920)
             self._reset()              # the persistent state may be half-updated: rebuild next time
             return _fallback(inp, net, f"{type(exc).__name__}: {exc}", tick)
+        post = time.perf_counter()
         x = enforce_min_current(net, x_lp)
+        terms["postpass_s"] = time.perf_counter() - post
         return build_schedule(inp, net, x, "optimal", time.perf_counter() - tick, extra_terms=terms)
 
     def _reset(self) -> None:
         self._key, self._sm, self._opt, self._pushed = None, None, None, {}
 
-    def _solve_lp(self, inp: SchedulingInput, net: Network) -> tuple[Array, dict[str, float]]:
+    def _solve_lp(self, inp: SchedulingInput, net: Network, deadline: float) -> tuple[Array, dict[str, float]]:
         key = (net.topo, inp.weights)
         cold = self._sm is None or self._key != key
+        build_s = 0.0
         if cold:
+            t0 = time.perf_counter()
             self._reset()
             self._sm = build_model(net.topo, inp.weights)
             self._opt = self._factory()
@@ -91,17 +97,55 @@ class SitePlanner:
                 raise SolverUnavailable("HiGHS is not available")
             self._key = key
             self.builds += 1
+            build_s = time.perf_counter() - t0
         sm, opt = self._sm, self._opt
         assert sm is not None
+        w = inp.weights
+        two_stages = w.lexicographic and _stage2_can_cost_energy(net, w)
         changed, tightened, shares_tightened = _push_bounds(sm, net, self._pushed)
-        params_changed, need_changed = _push_params(sm, net, self._pushed)
-        method = self.options.cold_method if cold else self.options.warm_method
+        sm.m.w2.set_value(0.0 if two_stages else 1.0)
+        sm.m.lex_rhs.set_value(LEX_OPEN)
+        need_changed = _push_params(sm, net, self._pushed)
         n_cols = len(sm.i) * len(sm.i[0]) if sm.i else 0
-        kwargs: dict[str, Any] = dict(
-            load_solutions=False, raise_exception_on_nonoptimal_result=False, time_limit=self.options.time_limit_s,
-            solver_options=highs_method(method, cold, change_kind(tightened or need_changed, shares_tightened),
-                                        n_cols),
-        )
+        change = change_kind(tightened or need_changed, shares_tightened)
+        method = self.options.cold_method if cold else self.options.warm_method
+        res1 = self._run(sm, opt, cold, changed, highs_method(method, cold, change, n_cols), deadline)
+        value1 = float(res1.incumbent_objective)
+        terms = {"lp_cold": float(cold), "bounds_pushed": float(len(changed)), "build_s": build_s,
+                 "stage1_s": float(res1.timing_info.wall_time), "stage1_objective": value1}
+        if not two_stages:
+            terms["lp_objective"] = value1
+            return _read_solution(sm, net, res1), terms
+        x1 = _read_solution(sm, net, res1)
+        # Stage 2 keeps the stage-1 optimum feasible (it only adds a guard it satisfies): primal simplex.
+        sm.m.w2.set_value(1.0)
+        sm.m.lex_rhs.set_value(value1 + w.lex_tolerance * max(1.0, abs(value1)))
+        try:
+            res2 = self._run(sm, opt, False, [], highs_method(self.options.warm_method, False, "relax", n_cols),
+                             deadline, params_changed=True)
+            x = _read_solution(sm, net, res2)
+        except (Infeasible, SolverUnavailable) as exc:
+            # Numerical trouble in stage 2 only: the stage-1 plan is a correct plan, just not peak-shaved.
+            terms["stage2_failed"] = 1.0
+            terms["reason"] = 0.0
+            self._pushed.pop("p:need", None)       # force a full push next time
+            del exc
+            return x1, terms
+        terms.update(lp_objective=float(res2.incumbent_objective), stage2_s=float(res2.timing_info.wall_time),
+                     lp_solve_s=terms["stage1_s"] + float(res2.timing_info.wall_time))
+        return x, terms
+
+    def _run(self, sm: SiteModel, opt: Any, cold: bool, changed: list[Any], options: dict[str, Any],
+             deadline: float, params_changed: bool = True) -> Any:
+        """One HiGHS solve with what is left of this plan's budget. A persistent HiGHS instance compares
+        ``time_limit`` with its whole run time (HiGHS #1331, #1477), so the limit is set relative to it."""
+        remaining = max(0.05, deadline - time.perf_counter())
+        highs = getattr(opt, "_solver_model", None)
+        run_so_far = float(highs.getRunTime()) if highs is not None and not cold else 0.0
+        # output_flag off: HiGHS would otherwise print a warning for every zero coefficient an update pushes.
+        kwargs: dict[str, Any] = dict(load_solutions=False, raise_exception_on_nonoptimal_result=False,
+                                      time_limit=run_so_far + remaining,
+                                      solver_options={**options, "output_flag": False})
         if cold:
             if self.options.threads is not None:
                 kwargs["threads"] = self.options.threads
@@ -112,10 +156,23 @@ class SitePlanner:
             if params_changed:
                 opt.update_parameters()
             res = opt.solve(sm.m, auto_updates=_NO_AUTO_UPDATES, **kwargs)
-        return _read_solution(sm, net, res), {
-            "lp_objective": float(res.incumbent_objective), "lp_solve_s": float(res.timing_info.wall_time),
-            "lp_cold": float(cold), "bounds_pushed": float(len(changed)),
-        }
+        _check(res)
+        return res
+
+
+def _stage2_can_cost_energy(net: Network, w: ObjectiveWeights) -> bool:
+    """Whether a one-shot weighted solve could trade energy for stage 2's terms. Earliness and fairness
+    weights are far below the value of a kWh (≤ 1 against 100), so they never can; the peak and price terms
+    can, but only if prices differ between slots or the site's load could rise above the peak floor. When
+    neither can (a site at its limit without time-of-use prices: most plans), one solve gives the
+    lexicographic optimum and the second is skipped."""
+    if w.cost_weight > 0 and net.price.size and float(np.ptp(net.price)) > 0:
+        return True
+    if w.peak_per_kw <= 0:
+        return False
+    site = net.topo.row(0, 3)
+    most_kw = float((net.non_ev[site]).max()) + float((net.ub.max(axis=1) * net.kw_per_a).sum())
+    return most_kw > net.peak_floor_kw + 1e-6
 
 
 def plan(inp: SchedulingInput, options: SolverOptions | None = None) -> Schedule:
@@ -134,6 +191,7 @@ def _push_bounds(sm: SiteModel, net: Network, pushed: dict[str, Array]) -> tuple
     handles: dict[str, Callable[[int, int], Any]] = {
         "i": lambda a, b: sm.i[a][b], "seg": lambda a, b: sm.seg[a][b], "y": lambda a, b: sm.y[a][b],
         "bl": lambda a, b: sm.bl[b], "free": lambda a, b: sm.free[b], "fs": lambda a, b: sm.fs[a][b],
+        "peak": lambda a, b: sm.m.peak_kw,
     }
     changed: list[Any] = []
     tightened = shares_tightened = False
@@ -158,14 +216,17 @@ def _push_bounds(sm: SiteModel, net: Network, pushed: dict[str, Array]) -> tuple
     return changed, tightened, shares_tightened
 
 
-def _push_params(sm: SiteModel, net: Network, pushed: dict[str, Array]) -> tuple[bool, bool]:
-    """Push changed Params; returns (anything changed, a need changed). A need is a row coefficient, so
-    changing it can make the previous optimum infeasible."""
-    changed = need_changed = False
+def _push_params(sm: SiteModel, net: Network, pushed: dict[str, Array]) -> bool:
+    """Set changed Params (the solver picks them up in ``update_parameters``); returns whether a need or the
+    slot-0 coefficient of an active session changed: both are row coefficients, so the previous optimum may
+    be infeasible."""
     params = lp_params(net)
     was_active = pushed.get("p:prio", np.zeros(len(params["prio"]))) > 0
-    # An idle EVSE's need coefficient multiplies variables fixed at 0: changing it cannot break feasibility.
-    need_changed = bool(was_active[params["need"] != pushed.get("p:need", params["need"])].any())
+    # An idle EVSE's coefficients multiply variables fixed at 0: changing them cannot break feasibility.
+    row_changed = False
+    for name in ("need", "kwh0"):
+        old = pushed.get("p:" + name, params[name])
+        row_changed |= bool(was_active[params[name] != old].any())
     for name, new in params.items():
         old = pushed.get("p:" + name)
         if old is not None and np.array_equal(old, new):
@@ -174,11 +235,10 @@ def _push_params(sm: SiteModel, net: Network, pushed: dict[str, Array]) -> tuple
         for j in (range(len(new)) if old is None else np.nonzero(new != old)[0].tolist()):
             param[j] = float(new[j])
         pushed["p:" + name] = new.copy()
-        changed = True
-    return changed, need_changed
+    return row_changed
 
 
-def _read_solution(sm: SiteModel, net: Network, res: Any) -> Array:
+def _check(res: Any) -> None:
     from pyomo.contrib.solver.common.results import TerminationCondition
 
     tc = res.termination_condition
@@ -186,6 +246,9 @@ def _read_solution(sm: SiteModel, net: Network, res: Any) -> Array:
         if tc in (TerminationCondition.provenInfeasible, TerminationCondition.infeasibleOrUnbounded):
             raise Infeasible(str(tc))
         raise SolverUnavailable(f"HiGHS stopped: {tc}")
+
+
+def _read_solution(sm: SiteModel, net: Network, res: Any) -> Array:
     cells = np.argwhere(net.ub > 0).tolist()     # only these can be non-zero: read nothing else
     values = res.solution_loader.get_vars([sm.i[e][t] for e, t in cells])
     x = np.zeros(net.ub.shape)

@@ -228,6 +228,6 @@ def test_no_sessions_is_all_zero_without_solving(b: SimpleNamespace) -> None:
 def test_peak_weight_flattens(b: SimpleNamespace) -> None:
     need = b.kwh_per_slot(16) * 8
     inp = b.site([b.evse("A")], [b.session("s", "A", need, dep=8)], limit_a=32,
-                 weights=ObjectiveWeights(peak_per_kw=1.0))
+                 weights=ObjectiveWeights(peak_per_kw=1.0, shave_below_limit=True))
     s = plan(inp)
     assert amps(s, "s") == [16] * 8

@@ -13,7 +13,6 @@ from csms.scheduling import (
     equal_share, llf,
 )
 
-from csms.scheduling.direct import DirectPlanner
 
 T0 = datetime(2025, 6, 1, tzinfo=timezone.utc)
 SLOT_S = 900
@@ -73,7 +72,7 @@ PROPS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthC
 @PROPS
 @given(sites())
 def test_plan_never_breaks_a_hard_limit(inp: SchedulingInput) -> None:
-    for planner in (SitePlanner(), DirectPlanner()):
+    for planner in (SitePlanner(),):
         s = planner.plan(inp)
         assert s.status == "optimal", s.reason
         assert check_limits(inp, s) == []
