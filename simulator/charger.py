@@ -81,6 +81,7 @@ class _OutItem:
     future: asyncio.Future[Any]
     persistent: bool
     what: str
+    queued_at: datetime | None = None     # simulated time it was queued (for the outbox delay statistic)
 
 
 @dataclass(slots=True)
@@ -143,6 +144,7 @@ class Charger(CsmsCommandsMixin):
         self._drop = asyncio.Event()
         self._offline_until: datetime | None = None
         self._boot_reason = "PowerUp"
+        self._inflight_at: datetime | None = None      # queued_at of the outbox item being sent
 
     # ================================================================== lifecycle
     async def start(self) -> None:
@@ -298,7 +300,7 @@ class Charger(CsmsCommandsMixin):
         """Queue an outbound exchange. Non-persistent items fail with ChargerOffline when offline;
         persistent ones (transaction end) wait for the next boot."""
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._outbox.put_nowait(_OutItem(make, fut, persistent, what))
+        self._outbox.put_nowait(_OutItem(make, fut, persistent, what, self.clock.now()))
         return fut
 
     async def _outbox_worker(self) -> None:
@@ -306,6 +308,11 @@ class Charger(CsmsCommandsMixin):
         while True:
             item = await self._outbox.get()
             self._busy = True
+            if self.online and item.queued_at is not None:
+                # How long it waited behind earlier messages (simulated s). Large values mean the CSMS answers
+                # too slowly for this speed-up: it then sees every event late (see report "outbox delay").
+                self.recorder.outbox_delays_s.append((self.clock.now() - item.queued_at).total_seconds())
+            self._inflight_at = item.queued_at
             try:
                 while True:
                     if not self.online and not item.persistent:
@@ -329,6 +336,18 @@ class Charger(CsmsCommandsMixin):
                     item.future.exception()  # mark retrieved: fire-and-forget items must not warn
             finally:
                 self._busy = False
+                self._inflight_at = None
+
+    def backlog_since(self) -> datetime | None:
+        """When the oldest message the CSMS has not answered yet was queued (the one in flight, or the oldest
+        waiting); None when the outbox is empty or the charger is offline (offline messages wait for the
+        reconnection, which is not the CSMS being slow)."""
+        if not self.online:
+            return None
+        waiting = getattr(self._outbox, "_queue", None)      # asyncio.Queue's deque, oldest first
+        oldest = waiting[0].queued_at if waiting else None
+        times = [t for t in (self._inflight_at, oldest) if t is not None]
+        return min(times) if times else None
 
     def _dispatch(self, intents: list[StatusChanged]) -> None:
         """Turn station intents into queued status messages (consecutive changes collapse)."""
@@ -343,8 +362,11 @@ class Charger(CsmsCommandsMixin):
             self._notify()
 
     # ================================================================== physics
-    def _phases(self, evse: Evse) -> int:
+    def phases_in_use(self, evse: Evse) -> int:
+        """Phases the plugged-in EV draws on: min(station phases, EV phases); the station's without an EV."""
         return min(self.config.phases, evse.ev.model.phases) if evse.ev else self.config.phases
+
+    _phases = phases_in_use
 
     def _limit_at(self, evse: Evse, t: datetime) -> pf.EffectiveLimit:
         tx = evse.tx
@@ -415,7 +437,9 @@ class Charger(CsmsCommandsMixin):
 
     async def _meter_loop(self) -> None:
         while True:
-            await asyncio.sleep(max(self.config.min_real_tick_s, self.clock.real_seconds(self.meter_interval_s)))
+            # the interval in simulated time (a paused clock must not produce extra samples), but never more
+            # often than min_real_tick_s of real time
+            await asyncio.gather(self.clock.sleep(self.meter_interval_s), asyncio.sleep(self.config.min_real_tick_s))
             if not self.online:
                 continue
             self.advance()
@@ -430,7 +454,7 @@ class Charger(CsmsCommandsMixin):
         phases = self._phases(evse)
         return MeterSample(self.clock.now(), evse.meter_wh, rt.power_w,
                            amps_from_watts(rt.power_w, self.config.voltage_v, phases),
-                           round(evse.ev.soc * 100, 1) if evse.ev else None, phases)
+                           round(evse.ev.soc * 100, 1) if evse.ev else None, phases, self.config.phases)
 
     # ================================================================== driver API
     def _evse(self, evse_id: int) -> Evse:
@@ -535,8 +559,19 @@ class Charger(CsmsCommandsMixin):
         """Run ``coro`` as a task (never await a CALL inside an ``@on`` handler: the library deadlocks)."""
         task = asyncio.ensure_future(coro)
         self._tasks.append(task)
-        task.add_done_callback(lambda t: self._tasks.remove(t) if t in self._tasks else None)
+        task.add_done_callback(self._spawned_done)
         return task
+
+    def _spawned_done(self, task: asyncio.Task[Any]) -> None:
+        """A spawned task ended: forget it, and record a failure (nobody awaits it, so asyncio would only
+        log "Task exception was never retrieved")."""
+        if task in self._tasks:
+            self._tasks.remove(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None and not (self._closing and isinstance(exc, ChargerOffline | ConnectionError)):
+            self.recorder.error(self.clock.now(), "task", f"{type(exc).__name__}: {exc}")
 
     # ================================================================== observation
     def _notify(self) -> None:

@@ -68,6 +68,8 @@ class Recorder:
     statuses: list[tuple[datetime, int, str]] = field(default_factory=list)
     sessions: list[SessionRecord] = field(default_factory=list)
     keep_messages: bool = True
+    #: Simulated seconds each outbound message waited in the outbox before it was sent (while online).
+    outbox_delays_s: list[float] = field(default_factory=list)
     _pending: dict[str, str] = field(default_factory=dict)
 
     def sample(self, s: PowerSample) -> None:

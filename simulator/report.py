@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 SATISFIED_SHARE = 0.95
 WALL_CLOCK_KEYS = ("runtime", "solver")
+WALL_CLOCK_METRICS = ("solve_", "outbox_delay_")
 
 # -------------------------------------------------------------------------------------------- thresholds
 _OPS = {"<=": operator.le, ">=": operator.ge, "==": operator.eq, "!=": operator.ne, "<": operator.lt,
@@ -68,6 +69,10 @@ METRICS = {
     "bookings_failed": "bookings the CSMS refused",
     "penalties": "overstay penalties invoiced (currency units)",
     "revenue": "invoiced total (currency units)",
+    "outbox_delay_p95_s": "95th percentile of the simulated seconds a charger's message waited to be sent "
+                          "(CSMS answering too slowly for the speed-up makes every event reach it late)",
+    "outbox_delay_max_s": "largest simulated seconds a charger's message waited to be sent",
+    "log_errors": "ERROR log records during the run (simulator and, with --with-csms, the CSMS)",
     "solve_p95_s": "95th percentile planner solve time (s, wall clock)",
     "solve_max_s": "largest planner solve time (s, wall clock)",
 }
@@ -258,10 +263,19 @@ def _finish_time(rec: Recorder | None, arrival: datetime, departure: datetime) -
     return off_after
 
 
+def _percentile(xs: list[float], p: float) -> float | None:
+    if not xs:
+        return None
+    s = sorted(xs)
+    return s[min(len(s) - 1, max(0, math.ceil(p * len(s)) - 1))]
+
+
 def build_report(plan: RunPlan, summary: RunSummary, recorders: list[Recorder], *,
                  solve_times_s: list[float] | None = None, invoices: list[dict[str, Any]] | None = None,
                  bookings: dict[str, Any] | None = None, runtime: dict[str, Any] | None = None,
-                 extra_thresholds: list[str] | None = None, source: str = "") -> dict[str, Any]:
+                 extra_thresholds: list[str] | None = None, source: str = "",
+                 log_errors: list[str] | None = None) -> dict[str, Any]:
+    """``log_errors``: ERROR log lines captured during the run (None: not captured, the metric is n/a)."""
     scn = plan.scenario
     end = plan.end
     tl = site_timeline(plan, recorders, end)
@@ -308,6 +322,10 @@ def build_report(plan: RunPlan, summary: RunSummary, recorders: list[Recorder], 
             k = e.where.split(" ")[0]
             err_kinds[k] = err_kinds.get(k, 0) + 1
             err_samples.setdefault(k, f"{r.charger_id} {e.at.isoformat()} {e.where}: {e.error[:200]}")
+    delays = [d for r in recorders for d in r.outbox_delays_s]
+    p95, dmax = _percentile(delays, 0.95), max(delays, default=None)
+    outbox = {"messages": len(delays), "p50_s": _round(_percentile(delays, 0.5)), "p95_s": _round(p95),
+              "max_s": _round(dmax)}
     money = invoice_totals(invoices)
     solver: dict[str, Any] = _stats(solve_times_s) if solve_times_s is not None else {"count": "n/a"}
 
@@ -344,6 +362,9 @@ def build_report(plan: RunPlan, summary: RunSummary, recorders: list[Recorder], 
         "booted_pct": _pct(summary.booted, summary.chargers),
         "bookings_failed": (bookings or {}).get("failed", 0) if bookings and bookings.get("enabled") else 0,
         "penalties": money["penalties"], "revenue": money["revenue"],
+        "outbox_delay_p95_s": outbox["p95_s"] if delays else "n/a",
+        "outbox_delay_max_s": outbox["max_s"] if delays else "n/a",
+        "log_errors": len(log_errors) if log_errors is not None else "n/a",
         "solve_p95_s": solver.get("p95_s", "n/a"), "solve_max_s": solver.get("max_s", "n/a"),
     }
     thresholds = list(dict.fromkeys([*scn.thresholds, *(extra_thresholds or [])]))
@@ -361,7 +382,9 @@ def build_report(plan: RunPlan, summary: RunSummary, recorders: list[Recorder], 
                  "errors": summary.errors, "errors_by_kind": dict(sorted(err_kinds.items())),
                  "error_examples": dict(sorted(err_samples.items())),
                  "errors_by_charger": dict(sorted(summary.errors_by_charger.items())),
-                 "charger_limit_violations": summary.limit_violations},
+                 "charger_limit_violations": summary.limit_violations, "outbox_delay": outbox},
+        "log": {"errors": len(log_errors) if log_errors is not None else "n/a",
+                "examples": (log_errors or [])[:5]},
         "bookings": bookings or {"enabled": False},
         "billing": money,
         "metrics": metrics,
@@ -371,6 +394,10 @@ def build_report(plan: RunPlan, summary: RunSummary, recorders: list[Recorder], 
         "solver": solver,
         "runtime": runtime or {},
     }
+
+
+def _round(v: float | None) -> float | None:
+    return None if v is None else round(v, 1)
 
 
 def plan_seed(plan: RunPlan) -> int:
@@ -383,10 +410,13 @@ def deliverable_wh(*a: Any, **k: Any) -> float:
 
 
 def deterministic_view(report: dict[str, Any]) -> dict[str, Any]:
-    """The report without the wall-clock fields (runtime, solver times and the metrics derived from them)."""
+    """The report without the wall-clock fields (runtime, solver times, how long messages waited for the CSMS
+    and the metrics derived from them)."""
     out = {k: v for k, v in report.items() if k not in WALL_CLOCK_KEYS}
-    out["metrics"] = {k: v for k, v in report.get("metrics", {}).items() if not k.startswith("solve_")}
-    out["thresholds"] = [t for t in report.get("thresholds", []) if not t["metric"].startswith("solve_")]
+    out["metrics"] = {k: v for k, v in report.get("metrics", {}).items() if not k.startswith(WALL_CLOCK_METRICS)}
+    out["thresholds"] = [t for t in report.get("thresholds", []) if not t["metric"].startswith(WALL_CLOCK_METRICS)]
+    if isinstance(out.get("ocpp"), dict):
+        out["ocpp"] = {k: v for k, v in out["ocpp"].items() if k != "outbox_delay"}
     return out
 
 
@@ -432,13 +462,18 @@ def to_markdown(report: dict[str, Any], plots: list[str] | None = None) -> str:
     lines += ["## OCPP", "", f"{o['booted']}/{o['chargers']} chargers booted; {o['messages']} CALLs "
               f"({sum(o['sent'].values())} sent by chargers, {sum(o['received'].values())} from the CSMS); "
               f"{o['callerrors']} CALLERRORs; {o['errors']} recorded errors; "
-              f"{o['charger_limit_violations']} samples above a charger's own limit.", "",
+              f"{o['charger_limit_violations']} samples above a charger's own limit."
+              + _outbox_md(o.get("outbox_delay") or {}), "",
               "| action | sent | received |", "|---|---|---|"]
     for a in sorted(set(o["sent"]) | set(o["received"])):
         lines.append(f"| {a} | {o['sent'].get(a, 0)} | {o['received'].get(a, 0)} |")
     if o["errors_by_kind"]:
         lines += ["", "Errors by kind: " + ", ".join(f"{k} {v}" for k, v in o["errors_by_kind"].items()), ""]
         lines += [f"- e.g. `{v}`" for v in o.get("error_examples", {}).values()]
+    lg = report.get("log") or {}
+    if isinstance(lg.get("errors"), int) and lg["errors"]:
+        lines += ["", f"**{lg['errors']} ERROR log record(s) during the run** (the verdict does not count them):", ""]
+        lines += [f"- `{e}`" for e in lg.get("examples", [])]
     b = report["bookings"]
     lines += ["", "## Bookings", ""]
     if b.get("enabled"):
@@ -457,6 +492,14 @@ def to_markdown(report: dict[str, Any], plots: list[str] | None = None) -> str:
     if plots:
         lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
     return "\n".join(lines) + "\n"
+
+
+def _outbox_md(d: dict[str, Any]) -> str:
+    if not d.get("messages"):
+        return ""
+    return (f" Outbox delay (simulated s a message waited to be sent): p50 {_fmt(d['p50_s'])}, "
+            f"p95 {_fmt(d['p95_s'])}, max {_fmt(d['max_s'])}; delays of minutes mean the CSMS saw events late "
+            f"(lower the speed-up).")
 
 
 def write_report(report: dict[str, Any], out_dir: Path, *, plots: bool = True, plan: RunPlan | None = None,

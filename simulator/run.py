@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import importlib
 import json
+import logging
 import sys
 import threading
 import time
@@ -53,6 +55,58 @@ class StartGate:
 def gated_clock(plan: RunPlan, speedup: float) -> tuple[SimClock, StartGate]:
     gate = StartGate()
     return SimClock(plan.start, speedup, monotonic=gate), gate
+
+
+# ------------------------------------------------------------------------------------------- governor
+#: Default for runs whose clock is shared with an in-process CSMS (``--with-csms``): see :class:`Governor`.
+DEFAULT_MAX_LAG_S = 60.0
+
+
+class Governor:
+    """Keeps the simulated world from running ahead of the CSMS.
+
+    The fleet and an in-process CSMS share one accelerated clock. When the CSMS answers more slowly than the
+    speed-up allows (a busy machine, a slow handler), every charger's messages queue up and the CSMS learns of
+    arrivals, meter values and departures minutes or hours of simulated time late: it then plans for cars that
+    left and does not know the ones that came, and the report measures that artefact instead of the CSMS.
+    So while any online charger has a message that has waited more than ``max_lag_s`` simulated seconds for
+    the CSMS's answer, the shared clock is paused (both sides' time stands still), and it runs on once the
+    CSMS has caught up to ``max_lag_s / 2``. The run then takes longer in real time; the report gives the time
+    spent paused. Only for a clock shared with the CSMS: an external CSMS keeps its own time.
+    """
+
+    def __init__(self, clock: SimClock, chargers: list[Any], max_lag_s: float, poll_real_s: float = 0.01) -> None:
+        self.clock = clock
+        self.chargers = chargers
+        self.max_lag_s = max_lag_s
+        self.poll_real_s = poll_real_s
+        self.max_seen_lag_s = 0.0
+
+    def lag_s(self) -> float:
+        """Simulated seconds the oldest unanswered message of any online charger has waited."""
+        now = self.clock.now()
+        oldest = min((t for t in (cp.backlog_since() for cp in self.chargers) if t is not None), default=None)
+        return 0.0 if oldest is None else max(0.0, (now - oldest).total_seconds())
+
+    def step(self) -> None:
+        lag = self.lag_s()
+        self.max_seen_lag_s = max(self.max_seen_lag_s, lag)
+        if not self.clock.paused and lag > self.max_lag_s:
+            self.clock.pause()
+        elif self.clock.paused and lag <= self.max_lag_s / 2:
+            self.clock.resume()
+
+    async def run(self) -> None:
+        try:
+            while True:
+                self.step()
+                await asyncio.sleep(self.poll_real_s)
+        finally:
+            self.clock.resume()
+
+    def stats(self) -> dict[str, Any]:
+        return {"max_lag_s": self.max_lag_s, "pauses": self.clock.pauses,
+                "paused_real_s": round(self.clock.paused_real_s, 2)}
 
 
 # ------------------------------------------------------------------------------------------------ REST
@@ -203,8 +257,14 @@ class RunResult:
 
 async def run_plan(plan: RunPlan, *, speedup: float, url: str | None = None, api: RestClient | None = None,
                    clock: SimClock | None = None, gate: StartGate | None = None, progress: Progress | None = None,
-                   on_event: Any = None) -> RunResult:
-    """Run the fleet of ``plan`` (sessions, faults) and its bookings; return recorders and summary."""
+                   on_event: Any = None, max_lag_s: float | None = None) -> RunResult:
+    """Run the fleet of ``plan`` (sessions, faults) and its bookings; return recorders and summary.
+
+    ``clock``: a clock shared with an in-process CSMS; then a :class:`Governor` pauses it while the CSMS is more
+    than ``max_lag_s`` simulated seconds behind (default :data:`DEFAULT_MAX_LAG_S`; 0 turns it off). Without a
+    shared clock (external CSMS) there is no governor."""
+    shared = clock is not None
+    lag_limit = (DEFAULT_MAX_LAG_S if max_lag_s is None else max_lag_s) if shared else 0.0
     import ocpp.messages
 
     ocpp.messages.ASYNC_VALIDATION = False   # 2x throughput; validation still runs (see DEPENDENCIES.md)
@@ -220,6 +280,9 @@ async def run_plan(plan: RunPlan, *, speedup: float, url: str | None = None, api
     if gate is not None:
         gate.release()
     side = [asyncio.create_task(make_bookings(plan, clock, api, bookings))]
+    governor = Governor(clock, fleet.chargers, lag_limit) if lag_limit > 0 else None
+    if governor is not None:
+        side.append(asyncio.create_task(governor.run()))
     if progress is not None and progress.enabled:
         side.append(asyncio.create_task(_progress_loop(fleet, plan, progress)))
     try:
@@ -235,7 +298,8 @@ async def run_plan(plan: RunPlan, *, speedup: float, url: str | None = None, api
     if not plan.bookings:
         bookings = {"enabled": False, "note": "no bookings in this scenario"}
     return RunResult(plan, speedup, summary, [cp.recorder for cp in fleet.chargers], bookings,
-                     wall_s=round(time.perf_counter() - t0, 2))
+                     wall_s=round(time.perf_counter() - t0, 2),
+                     extra={"governor": governor.stats() if governor is not None else "off"})
 
 
 # -------------------------------------------------------------------------------------------------- CLI
@@ -258,6 +322,9 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument("--quiet", action="store_true", help="no progress line, only failures")
     p.add_argument("--events", action="store_true", help="print fleet events as JSON lines on stdout")
+    p.add_argument("--max-lag-s", type=float, default=None,
+                   help=f"with --with-csms: pause the shared clock while the CSMS is more than this many simulated "
+                        f"seconds behind the chargers' messages (default {DEFAULT_MAX_LAG_S:g}; 0 = never pause)")
 
 
 def _run_loop(coro: Any) -> Any:
@@ -282,6 +349,33 @@ def stuck_threads() -> list[str]:
     """Non-daemon threads still alive (they would block the interpreter's exit)."""
     return [t.name for t in threading.enumerate() if t is not threading.main_thread() and t.is_alive()
             and not t.daemon]
+
+
+class ErrorLog(logging.Handler):
+    """Collects ERROR log records (any logger: the simulator, asyncio, an in-process CSMS) during a run, so the
+    report can say that something failed even when every threshold passed."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            msg = record.getMessage().splitlines()[0][:200]
+        except Exception:  # noqa: BLE001 - a broken log call must not break the run
+            msg = str(record.msg)[:200]
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            msg += f" [{type(exc).__name__}: {str(exc)[:200]}]"
+        self.lines.append(f"{record.name}: {msg}")
+
+    def __enter__(self) -> ErrorLog:
+        logging.getLogger().addHandler(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.collect()     # an abandoned task that failed is reported ("never retrieved") when it is collected
+        logging.getLogger().removeHandler(self)
 
 
 def _err(msg: str) -> None:
@@ -309,31 +403,50 @@ def run_command(ns: argparse.Namespace) -> int:
     progress = Progress(enabled=False if ns.quiet else None)
     on_event = (lambda e: print(json.dumps(e, default=str), flush=True)) if ns.events else None
     t0 = time.perf_counter()
+    errlog = ErrorLog()
     try:
-        if ns.with_csms:
-            harness = importlib.import_module(HARNESS_MODULE)
-            result: RunResult = _run_loop(harness.run_with_csms(plan, speedup=speedup, progress=progress,
-                                                                on_event=on_event))
-        else:
-            api = RestClient(ns.api_url, ns.api_key) if ns.api_url else None
-
-            async def _external() -> RunResult:
-                r = await run_plan(plan, speedup=speedup, url=ns.url, api=api, progress=progress, on_event=on_event)
-                r.invoices = await fetch_invoices(api)
-                return r
-            result = _run_loop(_external())
+        with errlog:
+            result = _run(ns, plan, speedup, progress, on_event)
     except KeyboardInterrupt:
         return 130
     except ScenarioError as e:
         _err(str(e))
         return 2
+    return _finish(ns, scn, plan, result, speedup, seed, out_dir, t0, errlog.lines)
+
+
+def _run(ns: argparse.Namespace, plan: RunPlan, speedup: float, progress: Progress, on_event: Any) -> RunResult:
+    if ns.with_csms:
+        global DEFAULT_MAX_LAG_S
+        saved = DEFAULT_MAX_LAG_S
+        if getattr(ns, "max_lag_s", None) is not None:
+            DEFAULT_MAX_LAG_S = ns.max_lag_s    # the harness calls run_plan without it: it reads the default
+        try:
+            harness = importlib.import_module(HARNESS_MODULE)
+            result: RunResult = _run_loop(harness.run_with_csms(plan, speedup=speedup, progress=progress,
+                                                                on_event=on_event))
+        finally:
+            DEFAULT_MAX_LAG_S = saved
+        return result
+    api = RestClient(ns.api_url, ns.api_key) if ns.api_url else None
+
+    async def _external() -> RunResult:
+        r = await run_plan(plan, speedup=speedup, url=ns.url, api=api, progress=progress, on_event=on_event)
+        r.invoices = await fetch_invoices(api)
+        return r
+    return _run_loop(_external())
+
+
+def _finish(ns: argparse.Namespace, scn: Any, plan: RunPlan, result: RunResult, speedup: float, seed: Any,
+            out_dir: Path, t0: float, log_errors: list[str]) -> int:
     total_s = round(time.perf_counter() - t0, 2)
     runtime = {"wall_s": total_s, "fleet_wall_s": result.wall_s, "speedup": speedup,
                "simulated_h": round(plan.duration_s / 3600, 3), "csms": result.csms,
-               "realtime_factor": round(plan.duration_s / result.wall_s, 1) if result.wall_s else None}
+               "realtime_factor": round(plan.duration_s / result.wall_s, 1) if result.wall_s else None,
+               "governor": result.extra.get("governor", "off")}
     report = build_report(plan, result.summary, result.recorders, solve_times_s=result.solve_times_s,
                           invoices=result.invoices, bookings=result.bookings, runtime=runtime,
-                          extra_thresholds=ns.asserts, source=str(ns.scenario))
+                          extra_thresholds=ns.asserts, source=str(ns.scenario), log_errors=log_errors)
     write_report(report, out_dir, plots=not ns.no_plots, plan=plan, recorders=result.recorders)
     if result.invoices:  # the CSMS's own invoices, as the API returned them
         (out_dir / "invoices.json").write_text(json.dumps(result.invoices, indent=1, default=str))
@@ -345,6 +458,9 @@ def run_command(ns: argparse.Namespace) -> int:
               f"satisfied {site['satisfied_pct']} %, {report['ocpp']['messages']} OCPP calls, "
               f"{report['ocpp']['errors']} errors; {plan.duration_s / 3600:g} h simulated in {total_s} s -> {out_dir}/",
               file=sys.stderr)
+    if log_errors:
+        print(f"warning: {len(log_errors)} ERROR log record(s) during the run (report.md lists them); "
+              f"first: {log_errors[0]}", file=sys.stderr)
     status = 0
     for t in report["thresholds"]:
         if not t["ok"]:

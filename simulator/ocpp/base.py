@@ -21,14 +21,25 @@ def ts(dt: datetime) -> str:
     return dt.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+PHASE_NAMES = ("L1", "L2", "L3")
+
+
 @dataclass(frozen=True, slots=True)
 class MeterSample:
     at: datetime
     energy_wh: float
     power_w: float
-    current_a: float
+    current_a: float          # per phase the car draws on
     soc_pct: float | None
-    phases: int
+    phases: int               # phases in use: min(station phases, EV phases)
+    station_phases: int = 3   # phases the EVSE is wired to (its meter measures each)
+
+    def phase_currents(self) -> list[tuple[str, float]]:
+        """Current.Import per phase, as a real EVSE meter reports it: the car's current on the phases it
+        draws on (L1 first), 0 A on the others. This is how a CSMS learns that a one-phase car on a
+        three-phase EVSE loads one phase only (OCPP 1.6 has no other way to say it)."""
+        n = max(1, min(self.station_phases, len(PHASE_NAMES)))
+        return [(PHASE_NAMES[i], self.current_a if i < self.phases else 0.0) for i in range(n)]
 
 
 class RecordingLinkMixin:
@@ -60,6 +71,12 @@ class RecordingLinkMixin:
                 self.closed.set_result(None)
 
 
+def _consume(task: asyncio.Future[Any]) -> None:
+    """Done callback: mark a task's exception as retrieved (the caller reports it, or nobody is waiting)."""
+    if not task.cancelled():
+        task.exception()
+
+
 class AdapterBase:
     """Common behaviour of both adapters. Subclasses set ``subprotocol`` and ``_link_cls``."""
 
@@ -85,7 +102,15 @@ class AdapterBase:
         if link is None or link.closed.done():
             raise ChargerOffline(f"{self.charger.config.charger_id} is offline")
         task = asyncio.ensure_future(link.call(payload, suppress=False))
-        done, _ = await asyncio.wait({task, link.closed}, return_when=asyncio.FIRST_COMPLETED)
+        # Whoever stops waiting for it (connection lost, or this coroutine cancelled by Charger.close), the
+        # inner call's outcome is consumed here: else a send that fails on the closed socket afterwards is
+        # logged by asyncio as "Task exception was never retrieved".
+        task.add_done_callback(_consume)
+        try:
+            done, _ = await asyncio.wait({task, link.closed}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
         if task in done:
             return task.result()
         task.cancel()

@@ -24,7 +24,8 @@ V16_REASONS = {"EmergencyStop", "EVDisconnected", "HardReset", "Local", "Other",
 
 
 def sampled_values(s: MeterSample, context: str = "Sample.Periodic") -> list[dict[str, Any]]:
-    """1.6 sampledValue list (values are strings)."""
+    """1.6 sampledValue list (values are strings): energy register, power, current (phase-less: per phase
+    of the car; then per phase L1..Ln of the EVSE, 0 A on phases the car does not use) and SoC."""
     vals = [
         {"value": f"{s.energy_wh:.1f}", "context": context, "measurand": "Energy.Active.Import.Register",
          "unit": "Wh", "location": "Outlet"},
@@ -33,6 +34,8 @@ def sampled_values(s: MeterSample, context: str = "Sample.Periodic") -> list[dic
         {"value": f"{s.current_a:.2f}", "context": context, "measurand": "Current.Import", "unit": "A",
          "location": "Outlet"},
     ]
+    vals += [{"value": f"{a:.2f}", "context": context, "measurand": "Current.Import", "phase": ph, "unit": "A",
+              "location": "Outlet"} for ph, a in s.phase_currents()]
     if s.soc_pct is not None:
         vals.append({"value": f"{s.soc_pct:.1f}", "context": context, "measurand": "SoC", "unit": "Percent",
                      "location": "EV"})

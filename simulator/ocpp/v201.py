@@ -50,7 +50,8 @@ STOP_REASONS = {
 
 
 def sampled_values(s: MeterSample, context: str = "Sample.Periodic") -> list[dict[str, Any]]:
-    """2.0.1 sampledValue list (numeric values, unitOfMeasure)."""
+    """2.0.1 sampledValue list (numeric values, unitOfMeasure): energy register, power, current (phase-less:
+    per phase of the car; then per phase L1..Ln of the EVSE, 0 A on phases the car does not use) and SoC."""
     vals: list[dict[str, Any]] = [
         {"value": round(s.energy_wh, 1), "context": context, "measurand": "Energy.Active.Import.Register",
          "unit_of_measure": {"unit": "Wh"}},
@@ -59,6 +60,8 @@ def sampled_values(s: MeterSample, context: str = "Sample.Periodic") -> list[dic
         {"value": round(s.current_a, 2), "context": context, "measurand": "Current.Import",
          "unit_of_measure": {"unit": "A"}},
     ]
+    vals += [{"value": round(a, 2), "context": context, "measurand": "Current.Import", "phase": ph,
+              "unit_of_measure": {"unit": "A"}} for ph, a in s.phase_currents()]
     if s.soc_pct is not None:
         vals.append({"value": s.soc_pct, "context": context, "measurand": "SoC", "location": "EV",
                      "unit_of_measure": {"unit": "Percent"}})
@@ -317,7 +320,7 @@ class V201Adapter(AdapterBase):
             transaction_info=info, meter_value=meter, evse={"id": evse.evse_id, "connector_id": 1},
             id_token=_id_token(tx.id_token) if with_token else None,
             reservation_id=tx.reservation_id if event_type == "Started" else None,
-            number_of_phases_used=evse.ev.model.phases if evse.ev and event_type == "Started" else None))
+            number_of_phases_used=self.charger.phases_in_use(evse) if evse.ev and event_type == "Started" else None))
 
     async def start_transaction(self, evse: Evse, tx: Transaction, trigger: str) -> bool:
         begin = [{"timestamp": ts(self.now()), "sampled_value": [

@@ -50,11 +50,14 @@ async def test_full_session(csms, cp: Charger) -> None:  # type: ignore[no-untyp
     assert start["connector_id"] == 1 and start["id_tag"] == "TAG1" and start["meter_start"] == 0
     mv = meters[-1]
     assert mv["transaction_id"] == 1
-    sampled = {s["measurand"]: s for s in mv["meter_value"][0]["sampled_value"]}
+    values = mv["meter_value"][0]["sampled_value"]
+    sampled = {s["measurand"]: s for s in values if "phase" not in s}
     assert set(sampled) == {"Energy.Active.Import.Register", "Power.Active.Import", "Current.Import", "SoC"}
     assert sampled["Energy.Active.Import.Register"]["unit"] == "Wh"
     assert float(sampled["Power.Active.Import"]["value"]) == pytest.approx(11_000)
     assert float(sampled["Current.Import"]["value"]) == pytest.approx(11_000 / 690, abs=0.01)
+    per_phase = {s["phase"]: float(s["value"]) for s in values if s["measurand"] == "Current.Import" and "phase" in s}
+    assert per_phase == pytest.approx({"L1": 11_000 / 690, "L2": 11_000 / 690, "L3": 11_000 / 690}, abs=0.01)
     stop = csms.state.of("SIM16-A", "StopTransaction")[0]
     assert stop["transaction_id"] == 1 and stop["reason"] == "Local"
     assert stop["meter_stop"] == pytest.approx(cp.energy_wh, abs=1)

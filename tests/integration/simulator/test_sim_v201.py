@@ -60,10 +60,15 @@ async def test_full_session(csms, cp: Charger) -> None:  # type: ignore[no-untyp
     assert events[1]["transaction_info"]["charging_state"] == "Charging"
     periodic = [e for e in events if e["trigger_reason"] == "MeterValuePeriodic"]
     assert len(periodic) >= 3
-    sampled = {s["measurand"]: s for s in periodic[-1]["meter_value"][0]["sampled_value"]}
+    values = periodic[-1]["meter_value"][0]["sampled_value"]
+    sampled = {s["measurand"]: s for s in values if "phase" not in s}
     assert set(sampled) == {"Energy.Active.Import.Register", "Power.Active.Import", "Current.Import", "SoC"}
     assert sampled["Power.Active.Import"]["value"] == pytest.approx(7_360)
     assert sampled["Current.Import"]["value"] == pytest.approx(32, abs=0.01)
+    # per phase of the three-phase EVSE: the one-phase car loads L1 only (how a CSMS can tell its phases)
+    per_phase = {s["phase"]: s["value"] for s in values if s["measurand"] == "Current.Import" and "phase" in s}
+    assert per_phase == {"L1": pytest.approx(32, abs=0.01), "L2": 0.0, "L3": 0.0}
+    assert started["number_of_phases_used"] == 1
     assert sampled["Energy.Active.Import.Register"]["unit_of_measure"] == {"unit": "Wh"}
     assert ended["event_type"] == "Ended" and ended["trigger_reason"] == "StopAuthorized"
     assert ended["transaction_info"]["stopped_reason"] == "Local"

@@ -36,6 +36,36 @@ async def test_clock_sleep_is_scaled() -> None:
     assert (clock.now() - before).total_seconds() >= 36
 
 
+def test_paused_clock_stands_still_and_resumes_where_it_stopped() -> None:
+    t = [100.0]
+    clock = SimClock(T0, speedup=60, monotonic=lambda: t[0])
+    t[0] += 1.0
+    clock.pause()
+    clock.pause()                                   # idempotent
+    t[0] += 5.0
+    assert clock.paused and clock.now() == T0 + timedelta(minutes=1)
+    clock.resume()
+    clock.resume()
+    t[0] += 1.0
+    assert not clock.paused and clock.now() == T0 + timedelta(minutes=2)
+    assert clock.pauses == 1 and clock.paused_real_s == pytest.approx(5.0)
+
+
+async def test_clock_sleep_waits_simulated_time_across_a_pause() -> None:
+    import asyncio
+
+    clock = SimClock(T0, speedup=3600)
+    before = clock.now()
+    sleeper = asyncio.create_task(clock.sleep(72))   # 20 ms real while running
+    await asyncio.sleep(0.005)
+    clock.pause()
+    await asyncio.sleep(0.05)                        # longer than the whole sleep: it must not return
+    assert not sleeper.done()
+    clock.resume()
+    await asyncio.wait_for(sleeper, 1.0)
+    assert (clock.now() - before).total_seconds() >= 72
+
+
 def test_unit_conversions() -> None:
     assert watts_from_amps(16, 230, 3) == pytest.approx(11040)
     assert amps_from_watts(11040, 230, 3) == pytest.approx(16)

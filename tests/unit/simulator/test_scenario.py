@@ -341,6 +341,26 @@ def test_report_aggregation(tmp_path: Path) -> None:
     assert (tmp_path / "site_load.png").stat().st_size > 10_000
 
 
+def test_report_outbox_delay_and_logged_errors() -> None:
+    plan, summary, recs = _synthetic()
+    recs[0].outbox_delays_s += [1.0, 2.0, 3.0, 300.0]
+    recs[1].outbox_delays_s += [0.5]
+    rep = build_report(plan, summary, recs, log_errors=["csms.smart: re-plan failed site=s1 [RuntimeError: x]"],
+                       extra_thresholds=["log_errors<=0", "outbox_delay_p95_s<=60"])
+    assert rep["ocpp"]["outbox_delay"] == {"messages": 5, "p50_s": 2.0, "p95_s": 300.0, "max_s": 300.0}
+    assert rep["metrics"]["outbox_delay_max_s"] == 300.0 and rep["metrics"]["log_errors"] == 1
+    assert [t["ok"] for t in rep["thresholds"]][-2:] == [False, False]
+    md = to_markdown(rep)
+    assert "1 ERROR log record(s)" in md and "re-plan failed" in md and "Outbox delay" in md
+    quiet = build_report(plan, summary, [_without_delays(r) for r in recs])
+    assert quiet["metrics"]["log_errors"] == "n/a" and quiet["metrics"]["outbox_delay_p95_s"] == "n/a"
+
+
+def _without_delays(r: Recorder) -> Recorder:
+    r.outbox_delays_s = []
+    return r
+
+
 def test_invoice_totals() -> None:
     from simulator.report import invoice_totals
 
