@@ -1,7 +1,8 @@
 """End to end: the CI scenarios against the real CSMS started in-process (``--with-csms``), with reports.
 
-ci-1.6 and ci-2.0.1 must pass their thresholds (no site-limit violation, energy delivered, all chargers booted);
-an impossible threshold must make the CLI exit non-zero and name the failed threshold. About 35 s in total.
+ci-1.6 and ci-2.0.1 must pass their thresholds (no site-limit violation, drivers satisfied, all chargers booted)
+with nothing logged as an error; a missed threshold, from the scenario YAML or from --assert, must make the CLI
+exit non-zero and name it. About 45 s in total.
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ def test_ci_scenario_with_in_process_csms(scenario: str, tmp_path: Path) -> None
     assert rep["ocpp"]["received"].get("SetChargingProfile", 0) > 0        # the CSMS did smart charging
     assert rep["runtime"]["csms"] == "in-process"
     assert isinstance(rep["solver"]["count"], int) and rep["solver"]["count"] > 0
+    # what users care about: drivers got (nearly) what their stay allowed, on both protocol versions alike
+    assert rep["metrics"]["satisfied_pct"] >= 95, rep["sessions"]
+    assert any(t["metric"] == "satisfied_pct" for t in rep["thresholds"])       # the scenario asserts it too
+    assert rep["metrics"]["log_errors"] == 0, rep["log"]                         # nothing failed on the way
     assert (out / "report.md").exists() and (out / "site_load.png").exists() and (out / "energy.png").exists()
 
 
@@ -52,6 +57,27 @@ def test_impossible_threshold_fails_the_run(tmp_path: Path) -> None:
     rep = json.loads((out / "report.json").read_text())
     assert rep["passed"] is False
     assert [t["ok"] for t in rep["thresholds"] if t["threshold"] == "peak_kw>=1000"] == [False]
+
+
+def test_scenario_thresholds_fail_the_command_and_assert_adds_to_them(tmp_path: Path) -> None:
+    """A threshold in the scenario YAML that is missed makes the CLI exit 1 (not only the report say FAILED),
+    and --assert adds to the scenario's thresholds instead of replacing them."""
+    text = (ROOT / "scenarios/ci-1.6.yaml").read_text()
+    lines = [ln for ln in text.splitlines() if not ln.startswith("thresholds:")]
+    scn = tmp_path / "ci-yaml-thresholds.yaml"
+    scn.write_text("\n".join([*lines, 'thresholds: ["max_violation_kw<=0", "energy_delivered_kwh>=99999"]', ""]))
+    out = tmp_path / "report"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "simulator", "run", str(scn), "--with-csms", "--quiet", "--duration-h", "0.5",
+         "--no-plots", "--report-dir", str(out), "--assert", "booted_pct>=100"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "THRESHOLD FAILED: energy_delivered_kwh>=99999" in proc.stderr
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["passed"] is False
+    assert [(t["threshold"], t["ok"]) for t in rep["thresholds"]] == [
+        ("max_violation_kw<=0", True), ("energy_delivered_kwh>=99999", False), ("booted_pct>=100", True)]
 
 
 def test_bad_scenario_exits_2(tmp_path: Path) -> None:
