@@ -61,6 +61,14 @@ class Piecewise:
             return Piecewise((starts[0],), (after,), starts[0], after)
         return Piecewise(tuple(breaks), tuple(vals), starts[-1], after)
 
+    def since(self, start: datetime) -> "Piecewise":
+        """The same limits from `start` on (what a profile sent now must say; the past is not resent)."""
+        if start <= self.breaks[0] or start >= self.end:
+            return self
+        keep = [(b, v) for b, v in zip(self.breaks, self.values) if b > start]
+        return Piecewise((start, *(b for b, _ in keep)), (self.at(start), *(v for _, v in keep)), self.end,
+                         self.after)
+
     def at(self, when: datetime) -> float:
         if when < self.breaks[0] or when >= self.end:
             return self.after

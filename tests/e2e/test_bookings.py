@@ -1,17 +1,22 @@
 """Bookings end to end: availability, booking (site-level and a specific EVSE), overlap, grid-aware admission,
 ReserveNow at lead time reaching simulator chargers of both versions, the reserved connector refusing other
 tokens and accepting the booked one (Active -> Completed), cancellation (CancelReservation), and no-show
-expiry freeing the connector."""
+expiry freeing the connector (on a fake CSMS clock, moved past the grace by the test)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import contextlib
+from collections.abc import AsyncIterator
+
 import httpx
 import pytest
 
 from csms.app import CsmsApp
+from csms.config import Config
+from csms.domain.clock import FakeClock
 from simulator.station import TransitionError
 
 from .conftest import charger, ev, eventually, make_config, running
@@ -21,8 +26,9 @@ DRIVER = "e2e-driver-key-0123456789"
 SETUP = f"""
 api: {{enabled: true, port: 0, keys: {{ops: {{key: {KEY}, role: operator}},
                                       dana: {{key: {DRIVER}, role: driver, id_tokens: [TAG-BOOK]}}}}}}
-# A booking starting within 30 minutes is reserved at once; a no-show expires 1.2 s after its start.
-bookings: {{reserve_lead_min: 30, no_show_grace_min: 0.02, check_interval_s: 0.2}}
+# A booking starting within 30 minutes is reserved at once; a no-show expires 15 minutes after its start.
+bookings: {{reserve_lead_min: 30, no_show_grace_min: 15, check_interval_s: 30}}
+smart_charging: {{debounce_s: 0}}   # clock seconds: a fake clock stands still until the test moves it
 sites:
   - {{id: s1, grid_limit_kw: 100}}
   - {{id: small, grid_limit_kw: 11}}
@@ -58,9 +64,21 @@ def reservation_ids(cp: Any, action: str) -> list[int]:
     return [m.payload.get("reservationId", m.payload.get("id")) for m in cp.recorder.received(action)]
 
 
+@contextlib.asynccontextmanager
+async def on_fake_clock(cfg: Config) -> AsyncIterator[CsmsApp]:
+    """The CSMS on a fake clock standing at the real now (the chargers' clocks agree) until the test moves it."""
+    app = CsmsApp(cfg, clock=FakeClock(datetime.now(UTC)))
+    await app.start()
+    try:
+        yield app
+    finally:
+        await app.stop()
+
+
 @pytest.mark.parametrize("protocol", ["1.6", "2.0.1"])
 async def test_booking_lifecycle(db_url: str, protocol: str) -> None:
-    async with running(make_config(db_url, SETUP, api=True)) as app, api(app) as c, api(app, DRIVER) as drv:
+    async with on_fake_clock(make_config(db_url, SETUP, api=True)) as app, api(app) as c, \
+            api(app, DRIVER) as drv:
         # No NotifyEVChargingNeeds (2.0.1): what the EV states would take precedence over the booking's needs.
         cps = {i: charger(app, i, protocol, send_charging_needs=False) for i in ("CP-B", "CP-C", "CP-D")}
         for cp in cps.values():
@@ -68,7 +86,7 @@ async def test_booking_lifecycle(db_url: str, protocol: str) -> None:
         try:
             await _lifecycle(app, c, drv, cps["CP-B"])
             await _cancel(c, cps["CP-C"])
-            await _no_show(c, cps["CP-D"])
+            await _no_show(app, c, cps["CP-D"])
         finally:
             for cp in cps.values():
                 await cp.close()
@@ -157,13 +175,18 @@ async def _cancel(c: httpx.AsyncClient, cp: Any) -> None:
     assert (await c.delete(f"/bookings/{on_b}")).json()["status"] == "Cancelled"
 
 
-async def _no_show(c: httpx.AsyncClient, cp: Any) -> None:
-    now = datetime.now(UTC)
+async def _no_show(app: CsmsApp, c: httpx.AsyncClient, cp: Any) -> None:
+    clock = app.clock
+    assert isinstance(clock, FakeClock)
+    now = clock.now()
     r = await c.post("/bookings", json={"station_id": "CP-D", "id_token": "TAG-NOSHOW", "start": iso(now),
                                         "end": iso(now + timedelta(minutes=30))})
     assert r.status_code == 201, r.text
     b = r.json()
     assert b["status"] == "Reserved" and b["energy_kwh"] is None
+    await clock.run_for(minutes=14, seconds=50)  # within the grace: the booking loop leaves it alone
+    assert await status_of(c, b["id"]) == "Reserved"
+    await clock.run_for(seconds=40)  # past it: the next check (every 30 clock seconds) expires it
     await eventually(lambda: _status_is(c, b["id"], "Expired"), timeout=10, what="no-show expired")
     await eventually(lambda: b["id"] in reservation_ids(cp, "CancelReservation") or not cp.evses[1].reservation,
                      what="reservation gone at the charger")

@@ -66,7 +66,7 @@ async def test_site_load_never_exceeds_the_limit_and_priority_wins(sqlite_url: s
                 await cp.plug_in(ev(cp.clock, need_wh=40_000), token)
                 await cp.start_charging()
                 await asyncio.sleep(0.6)
-            await eventually(lambda: cps[1].power_w > 1.3 * max(cps[i].power_w for i in (0, 2, 3)) > 0,
+            await eventually(lambda: cps[1].power_w > max(cps[i].power_w for i in (0, 2, 3)) + 1_000,
                              what="the fleet driver gets the most")
             await asyncio.sleep(1.0)
             # An operator (or a grid signal) lowers the limit: everyone must follow at once.
@@ -147,7 +147,9 @@ async def test_capacity_a_slow_car_cannot_use_goes_to_the_others(sqlite_url: str
     """Rate feedback: a 7 kW car on a 22 kW EVSE is planned at what it draws, so the rest of the site's
     33 kW goes to the two cars that can take it (without feedback the site stays near 29 kW)."""
     async with running(make_config(sqlite_url, site(["S1", "S2", "S3"], limit_kw=33.0))) as app:
-        cps = [charger(app, "S1", "1.6"), charger(app, "S2", "2.0.1"), charger(app, "S3", "1.6")]
+        # No stated departures: the three are planned alike, only their rates differ.
+        cps = [charger(app, "S1", "1.6"), charger(app, "S2", "2.0.1", send_charging_needs=False),
+               charger(app, "S3", "1.6")]
         for cp in cps:
             await cp.connect(timeout=10)
         for cp, token, kw in zip(cps, ["PUB1", "PUB2", "PUB3"], [7_000, 22_000, 22_000]):

@@ -80,17 +80,17 @@ class ControlState:
                 # end means nothing: the TxDefault it holds applies again (unknown: counted at its maximum).
                 ctl.accepted, ctl.tx_id, ctl.uncontrolled = self.idle_profile(tx.station_id, at), None, False
             self.ended.append(tx.key)
-        if tx.ev_phases and not ended:
-            self.ev_phases[key] = tx.ev_phases
-        replan = False
-        if tx.power_w is not None and not ended:
-            self.measured[key] = (at, tx.power_w)
-            replan = self.cap_moved(key, at)
         if started or ended:
             for d in (self.ev_full, self.measured, self.caps_used, self.ev_phases):
                 d.pop(key, None)
-            if tx.ev_phases and not ended:
-                self.ev_phases[key] = tx.ev_phases
+        # The phases the car draws on, once measured, change what it can take: worth a re-plan.
+        replan = bool(tx.ev_phases) and not ended and self.ev_phases.get(key) != tx.ev_phases
+        if tx.ev_phases and not ended:
+            self.ev_phases[key] = tx.ev_phases
+        if tx.power_w is not None and not ended:
+            self.measured[key] = (at, tx.power_w)
+            replan = self.cap_moved(key, at) or replan
+        if started or ended:
             return True
         return self.note_charging_state(key, tx.charging_state) or replan
 
@@ -108,8 +108,10 @@ class ControlState:
 
     def note_needs(self, key: str) -> None:
         """The EV or driver stated a need: plan the car for it again even if it looked full. A car held at
-        0 A never reports Charging, so without this a stated need could never lift the "full" mark."""
-        self.ev_full.pop(key, None)
+        0 A never reports Charging, so without this a stated need could never lift the "full" mark; and
+        what a full car drew (nothing) says nothing about the rate it takes once it wants energy again."""
+        for d in (self.ev_full, self.measured, self.caps_used):
+            d.pop(key, None)
 
     def watts_per_amp(self, key: str) -> float:
         """Watts per amp (per phase) of the car on `key`: the phases it draws on when known (a one-phase

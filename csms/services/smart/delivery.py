@@ -80,7 +80,7 @@ class Delivery:
             if old is None:
                 phase2.append((key, new))  # never accepted: its draw is already counted as its max
                 continue
-            low = pointwise(old, new, min)
+            low = pointwise(old, new, min).since(now)
             if not same_from(low, old, now, until):
                 phase1.append((key, low))
             if not never_above(new, low, now, until):

@@ -14,6 +14,10 @@ Two passes keep cars and idle EVSEs apart: before the plan, `reserves` gives eac
 if base load and fixed draws leave room for all of them (the plan keeps that free: "never 0 A unless the
 site cannot afford it"); after the plan, `shares` hands what the sessions did not take to the idle EVSEs,
 at least their reserve. Delivery lowers TxDefaults in its first phase, before anything rises.
+
+An idle EVSE whose TxDefault we do not know yet (`controlled=False`: just connected, it may hold anything)
+shares nothing: it counts at its maximum (a fixed draw) and is first sent 0 A, the only value that is safe
+whatever the others do with their commands; once it took that, the next plan gives it its share.
 """
 
 from __future__ import annotations
@@ -36,19 +40,22 @@ class IdleEvse:
     station_id: str
     min_a: float
     max_a: float
+    controlled: bool = True  # its station's TxDefault is known (else: counted at its max, sent 0 A first)
 
 
 def reserves(inp: SchedulingInput, idle: Sequence[IdleEvse], cap_a: float | None) -> dict[str, float]:
-    """What the plan keeps free per idle EVSE: its min current where base load and fixed draws (other than
-    the idle EVSEs' own, which must not be in `inp.fixed_draws`) leave room for every idle EVSE, else 0."""
+    """What the plan keeps free per controlled idle EVSE: its min current where base load and fixed draws
+    (other than the controlled idle EVSEs' own, which must not be in `inp.fixed_draws`) leave room for every
+    one of them, else 0."""
     fair = shares(inp, idle, {}, cap_a)
-    return {e.evse_key: e.min_a if fair[e.evse_key] > 0 else 0.0 for e in idle}
+    return {e.evse_key: min(fair[e.evse_key], e.min_a) for e in idle if e.evse_key in fair}
 
 
 def shares(inp: SchedulingInput, idle: Sequence[IdleEvse], planned: Mapping[str, Sequence[float]],
            cap_a: float | None) -> dict[str, float]:
-    """Each idle EVSE's TxDefault (A per phase, to 0.1 A). `inp.fixed_draws` must not include the idle
-    EVSEs; `planned` is the planned current (A per phase, per slot) of every session, by EVSE key."""
+    """Each controlled idle EVSE's TxDefault (A per phase, to 0.1 A). `inp.fixed_draws` must not include
+    them; `planned` is the planned current (A per phase, per slot) of every session, by EVSE key."""
+    idle = [e for e in idle if e.controlled]
     if not idle:
         return {}
     tree = _Tree(inp)
@@ -74,14 +81,15 @@ def _clamp(share: float, e: IdleEvse) -> float:
     min is the min: that is what the plan kept free (`reserves`)."""
     if share <= 0 or share < e.min_a - MIN_TOLERANCE_A:
         return 0.0
-    return max(e.min_a, floor_to(share))
+    return round(max(e.min_a, floor_to(share)), 1)
 
 
 def station_defaults(idle: Iterable[IdleEvse], share: Mapping[str, float]) -> dict[str, float]:
-    """The TxDefault per station (it applies to all its EVSEs): the smallest share of its idle EVSEs."""
+    """The TxDefault per station (it applies to all its EVSEs): the smallest share of its idle EVSEs, 0 A
+    while any of them is not controlled yet."""
     out: dict[str, float] = {}
     for e in idle:
-        out[e.station_id] = min(out.get(e.station_id, math.inf), share[e.evse_key])
+        out[e.station_id] = min(out.get(e.station_id, math.inf), share.get(e.evse_key, 0.0) if e.controlled else 0.0)
     return out
 
 

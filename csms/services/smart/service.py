@@ -11,7 +11,6 @@ connected chargers as if they had just connected.
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import logging
 from collections.abc import Callable, Sequence
@@ -111,9 +110,9 @@ class SmartChargingService:
         self.live.cfg = cfg
         self.snapshots.dwell.forget()  # the quantile may have changed
         if was and not cfg.smart_charging.enabled:
-            asyncio.ensure_future(self._switched_off())
+            self.triggers.spawn(self._switched_off(), "smart-charging-off")
         elif cfg.smart_charging.enabled and not was:
-            asyncio.ensure_future(self._switched_on())
+            self.triggers.spawn(self._switched_on(), "smart-charging-on")
         for site in cfg.sites:
             self.triggers.request(site.id, debounce=False)
 

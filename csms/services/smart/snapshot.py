@@ -61,7 +61,7 @@ class Snapshot:
     site_id: str
     input: SchedulingInput
     sessions: Mapping[str, SessionInfo]  # every active session of the site, planned or not, by session key
-    idle: tuple[IdleEvse, ...] = ()  # idle EVSEs whose TxDefault we set (after the plan, idle_share.shares)
+    idle: tuple[IdleEvse, ...] = ()  # idle EVSEs whose TxDefault we set (after the plan, see idle_share)
     #: EVSEs the plan cannot command, and why: offline | refusing | unknown profile (counted as fixed draws).
     not_controlled: Mapping[str, str] = field(default_factory=dict)
 
@@ -70,8 +70,8 @@ class Snapshot:
         return {k: s.transaction_id for k, s in self.sessions.items()}
 
     def without_idle_draws(self) -> SchedulingInput:
-        """The input minus the idle EVSEs' own draws (what their shares are computed over)."""
-        keys = {e.evse_key for e in self.idle}
+        """The input minus the controlled idle EVSEs' own draws (what their shares are computed over)."""
+        keys = {e.evse_key for e in self.idle if e.controlled}
         return _replace_fixed(self.input, tuple(f for f in self.input.fixed_draws if f.evse_key not in keys))
 
 
@@ -136,17 +136,16 @@ class SnapshotBuilder:
         prices = self.prices.prices_per_slot(site.id, slot_floor(now, slot_s), slot_s, n_slots) \
             if self.prices is not None else ()
         busy = {a.evse_key for a in sessions}
-        idle = tuple(IdleEvse(e.evse_key, e.station_id, e.min_current_a, _max_a(e)) for e in evses
-                     if e.online and not e.uncontrolled and e.evse_key not in busy)
+        idle = tuple(IdleEvse(e.evse_key, e.station_id, e.min_current_a, _max_a(e), e.accepted_limit_a is not None)
+                     for e in evses if e.online and not e.uncontrolled and e.evse_key not in busy)
 
         def plan_input(reserve: Mapping[str, float]) -> SchedulingInput:
             return build_input(site, evses, sessions, now, sc, circuit_of=circuit_of,
                                external_limit_kw=external_limit_kw, price_per_kwh=prices, idle_reserve_a=reserve)
 
         inp = plan_input({})
-        if idle:
-            keys = {e.evse_key for e in idle}
-            bare = _replace_fixed(inp, tuple(f for f in inp.fixed_draws if f.evse_key not in keys))
+        if any(e.controlled for e in idle):
+            bare = Snapshot(site.id, inp, infos, idle).without_idle_draws()
             inp = plan_input(reserves(bare, idle, sc.default_profile_current_a))
         return Snapshot(site.id, inp, infos, idle, _not_controlled(evses, busy))
 

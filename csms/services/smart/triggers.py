@@ -51,17 +51,17 @@ class Triggers:
         self._ready = ready
         self._pending: dict[str, asyncio.Task[Any]] = {}  # per site: a request not yet planning
         self._waiting: set[str] = set()  # sites whose pending request still waits out its debounce
-        self._tasks: set[asyncio.Task[Any]] = set()  # timer, retries, station look-ups
+        self._tasks: set[asyncio.Task[Any]] = set()  # every task: requests (also once planning), timer, retries
         self._retries: dict[str, asyncio.Task[Any]] = {}
         self._stopped = False
 
     # --- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
-        self._spawn(self._slot_timer(), "smart-charging-timer")
+        self.spawn(self._slot_timer(), "smart-charging-timer")
 
     async def stop(self) -> None:
         self._stopped = True
-        tasks = [*self._tasks, *self._pending.values()]
+        tasks = list(self._tasks)
         for t in tasks:
             t.cancel()
         for t in tasks:
@@ -83,7 +83,7 @@ class Triggers:
             if debounce or site_id not in self._waiting:
                 return
             task.cancel()
-        self._pending[site_id] = asyncio.create_task(self._debounced(site_id, debounce), name=f"replan-{site_id}")
+        self._pending[site_id] = self.spawn(self._debounced(site_id, debounce), f"replan-{site_id}")
 
     def request_station(self, station_id: str, debounce: bool = True, *, look_up: bool = False) -> None:
         """Re-plan the station's site. `look_up`: read its site from the database (it may have moved, e.g. a
@@ -93,14 +93,14 @@ class Triggers:
             c = self.live.charger(station_id)
             site = c.site if c else None
         if site is None:
-            self._spawn(self._request_station_from_db(station_id, debounce), f"site-of-{station_id}")
+            self.spawn(self._request_station_from_db(station_id, debounce), f"site-of-{station_id}")
             return
         self.request(site, debounce)
 
     def retry_later(self, station_id: str, seconds: float) -> None:
         """Re-plan the station's site once `seconds` of clock time have passed (a refused command)."""
         if station_id not in self._retries or self._retries[station_id].done():
-            self._retries[station_id] = self._spawn(self._retry(station_id, seconds), f"retry-{station_id}")
+            self._retries[station_id] = self.spawn(self._retry(station_id, seconds), f"retry-{station_id}")
 
     async def _debounced(self, site_id: str, debounce: bool) -> None:
         if debounce:
@@ -138,7 +138,7 @@ class Triggers:
             for site in self.live.cfg.sites:
                 self.request(site.id, debounce=False)
 
-    def _spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
+    def spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
         task.set_name(name)
         self._tasks.add(task)
@@ -164,7 +164,7 @@ class Triggers:
                 self.state.note_needs(evse_key(n.station_id, n.evse.evse_id))
                 self.request_station(n.station_id, debounce=False)
             case StationReady(station_id=sid):
-                self._spawn(self._ready(sid), f"ready-{sid}")
+                self.spawn(self._ready(sid), f"ready-{sid}")
             case StationOnline(station_id=sid):
                 self.request_station(sid)
             case ExternalLimitChanged(station_id=sid, evse=evse, limit=limit, unit=unit):

@@ -116,6 +116,20 @@ def test_charging_needs(needs: dict, expected: tuple) -> None:
     assert n.evse == EvseRef(1, 1) and n.received_at == T0 and n.source == "ev"
 
 
+@pytest.mark.parametrize("transfer, phases", [("AC_single_phase", 1), ("AC_two_phase", 2), ("AC_three_phase", 3),
+                                               ("DC", None)])
+def test_charging_needs_tell_the_phases_an_ac_car_draws_on(transfer: str, phases: int | None) -> None:
+    payload = {"evseId": 1, "chargingNeeds": {"requestedEnergyTransfer": transfer}}
+    assert_valid("2.0.1", "NotifyEVChargingNeeds", payload)
+    assert td.charging_needs("CP", camel_to_snake_case(payload), T0).ev_phases == phases
+
+
+def test_transaction_event_number_of_phases_used() -> None:
+    kw = camel_to_snake_case({"eventType": "Started", "timestamp": "2026-11-27T06:00:00Z", "triggerReason": "Authorized",
+                              "seqNo": 0, "transactionInfo": {"transactionId": "T"}, "numberOfPhasesUsed": 1})
+    assert td.transaction_event("CP", kw).phases_used == 1
+
+
 def test_charging_limit() -> None:
     payload = {"evseId": 1, "chargingLimit": {"chargingLimitSource": "EMS"}, "chargingSchedule": [
         {"id": 1, "chargingRateUnit": "W", "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 7000}]}]}

@@ -60,3 +60,14 @@ def test_two_phase_change_keeps_every_mix_within_both_plans(pairs: list[tuple[li
             assert sum(p.at(at) for p in mix) <= old_sum + 1e-9
         for mix in product(*[(lo, n) for lo, n in zip(lows, news)]):  # phase 2 in flight
             assert sum(p.at(at) for p in mix) <= new_sum + 1e-9
+
+
+def test_from_breaks_follows_real_slot_starts_and_since_drops_the_past() -> None:
+    starts = [T0 + timedelta(minutes=7), T0 + timedelta(minutes=15), T0 + timedelta(minutes=30),
+              T0 + timedelta(minutes=45)]
+    p = Piecewise.from_breaks(starts, [10, 10, 16], after=6)
+    assert p.breaks == (starts[0], starts[2]) and p.values == (10, 16) and p.end == starts[3]
+    assert p.at(T0) == 6 and p.at(T0 + timedelta(minutes=20)) == 10 and p.at(starts[3]) == 6
+    later = p.since(T0 + timedelta(minutes=20))
+    assert later.breaks == (T0 + timedelta(minutes=20), starts[2]) and later.values == (10, 16)
+    assert later.end == p.end and later.after == 6

@@ -1,0 +1,306 @@
+"""Smart charging end to end: simulator chargers of both versions -> CSMS over websockets -> plan, DB and API.
+
+- Needs stated through the API re-plan at once (a long debounce would show) and change the plan, also for a
+  car the CSMS had marked full (that mark used to swallow every stated need).
+- A one-phase car on a three-phase EVSE is known as such (per-phase meter values, 2.0.1 numberOfPhasesUsed and
+  charging needs) and keeps charging at its full rate: rate feedback used to read its 32 A as 10.7 A.
+- With smart charging disabled no charging profile is ever sent, and chargers charge at their maximum.
+- The TxDefault of idle EVSEs is their share of the site, so a new car charges at once; 0 A only when the base
+  load leaves nothing.
+- An offline charger's session stays in the plan, not controlled, with the draw it is counted at.
+- A departure learned from the driver's history reaches the plan.
+- Timers run on the CSMS clock: the slot timer re-plans at grid boundaries, a refusing charger is retried
+  after 60 clock seconds (a fake clock, moved by the test).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from csms.app import CsmsApp
+from csms.config import Config
+from csms.domain.clock import FakeClock
+from csms.domain.ids import EvseRef, StationId, TransactionKey
+from csms.domain.model import Transaction
+from csms.services.plan_input import slot_floor
+from simulator.ev import EV, EVModel
+
+from .conftest import charger, ev, eventually, make_config, running
+
+KEY = "e2e-smart-key-0123456789"
+
+
+def setup(limit_kw: float, chargers: list[str], extra: str = "") -> str:
+    listed = ", ".join(f"{{id: {c}, site: s1}}" for c in chargers)
+    return f"""
+api: {{enabled: true, port: 0, keys: {{root: {{key: {KEY}, role: admin}}}}}}
+sites: [{{id: s1, grid_limit_kw: {limit_kw}}}]
+chargers: [{listed}]
+id_tokens: [{{value: TAG-A}}, {{value: TAG-B}}, {{value: TAG-C}}]
+billing: {{enabled: false}}
+{extra}
+"""
+
+
+def api(app: CsmsApp) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=f"http://127.0.0.1:{app.api_port}/api/v1", headers={"X-API-Key": KEY},
+                             timeout=10)
+
+
+@contextlib.asynccontextmanager
+async def on_fake_clock(cfg: Config) -> AsyncIterator[tuple[CsmsApp, FakeClock]]:
+    """The CSMS on a fake clock that stands at the real now (so chargers' timestamps agree) until moved."""
+    clock = FakeClock(datetime.now(UTC))
+    app = CsmsApp(cfg, clock=clock)
+    await app.start()
+    try:
+        yield app, clock
+    finally:
+        await app.stop()
+
+
+async def plan_of(c: httpx.AsyncClient) -> dict[str, Any]:
+    return (await c.get("/sites/s1/plan")).json()  # type: ignore[no-any-return]
+
+
+async def session_in_plan(c: httpx.AsyncClient, station: str) -> dict[str, Any] | None:
+    plan = await plan_of(c)
+    return next((s for s in plan.get("sessions", []) if s.get("station_id") == station), None)
+
+
+def one_phase_ev(clock: Any) -> EV:
+    return EV(EVModel(capacity_wh=60_000, max_power_w=7_360, phases=1), soc=0.2, energy_need_wh=30_000,
+              departure=clock.now() + timedelta(hours=4))
+
+
+@pytest.mark.parametrize("protocol", ["1.6", "2.0.1"])
+async def test_needs_through_the_api_replan_at_once_and_change_the_plan(sqlite_url: str, protocol: str) -> None:
+    # A debounce of 30 clock seconds on a clock that stands still: whatever is planned without moving the
+    # clock was planned at once.
+    cfg = make_config(sqlite_url, setup(44, ["CP-A"], "smart_charging: {debounce_s: 30}"), api=True)
+    async with on_fake_clock(cfg) as (app, clock), api(app) as c:
+        cp = charger(app, "CP-A", protocol, send_charging_needs=False)
+        await cp.connect(timeout=10)
+        try:
+            # The car wants almost nothing: it is full at once (SuspendedEV) and the plan gives it 0 A.
+            car = ev(cp.clock, need_wh=5)
+            await cp.plug_in(car, "TAG-A")
+            tx = await cp.start_charging()
+            await eventually(lambda: car.satisfied and cp.status.value == "SuspendedEV", what="the car full")
+            await clock.run_for(seconds=31)  # the debounced plan after start and "full"
+            mine = await eventually(lambda: session_in_plan(c, "CP-A"), what="the session planned")
+            assert mine["planned_energy_wh"] == 0 and mine["departure"] is None  # full; departure unknown
+            await eventually(lambda: cp.effective_limit_a == 0, what="the charger held at 0 A")
+
+            # The driver wants 10 kWh more within the hour (and sets the car's own target accordingly).
+            car.energy_need_wh = 20_000
+            departure = (clock.now() + timedelta(hours=1)).replace(microsecond=0)
+            r = await c.put(f"/sessions/CP-A/{tx}/needs",
+                            json={"departure_time": departure.isoformat(), "energy_kwh": 10})
+            assert r.status_code == 200, r.text
+
+            async def replanned() -> dict[str, Any] | None:
+                s = await session_in_plan(c, "CP-A")
+                return s if s and s["planned_energy_wh"] > 0 else None
+            mine = await eventually(replanned, what="a plan with the driver's needs, without moving the clock")
+            assert mine["requested_energy_wh"] == 10_000 and mine["departure_source"] == "driver"
+            assert datetime.fromisoformat(mine["departure"]) == departure
+            assert mine["current_a"][0] > 0
+            await eventually(lambda: cp.power_w > 1_000, what="the car charges again")
+        finally:
+            await cp.close()
+
+
+@pytest.mark.parametrize("protocol", ["1.6", "2.0.1"])
+async def test_a_one_phase_car_is_known_and_keeps_its_full_rate(sqlite_url: str, protocol: str) -> None:
+    async with running(make_config(sqlite_url, setup(44, ["CP-A"]), api=True)) as app, api(app) as c:
+        cp = charger(app, "CP-A", protocol)
+        await cp.connect(timeout=10)
+        try:
+            await cp.plug_in(one_phase_ev(cp.clock), "TAG-A")
+            tx = await cp.start_charging()
+
+            async def one_phase() -> dict[str, Any] | None:
+                s = await session_in_plan(c, "CP-A")
+                return s if s and s["ev_phases"] == 1 else None
+            await eventually(one_phase, what="the plan knows the car draws on one phase")
+            async with app.store.session() as s:
+                stored = await s.transaction_by_charger_id("CP-A", tx)
+            assert stored is not None and stored.ev_phases == 1
+            # Several meter values later (1 s apart), rate feedback has not throttled it: 32 A on one phase.
+            await eventually(lambda: cp.power_w > 7_000, what="full rate")
+            await asyncio.sleep(4.0)
+            assert cp.power_w > 7_000 and cp.effective_limit_a >= 31
+        finally:
+            await cp.close()
+
+
+@pytest.mark.parametrize("protocol", ["1.6", "2.0.1"])
+async def test_disabled_smart_charging_sends_no_profile(sqlite_url: str, protocol: str) -> None:
+    cfg = make_config(sqlite_url, setup(11, ["CP-A", "CP-B"], "smart_charging: {enabled: false}"), api=True)
+    async with running(cfg) as app, api(app) as c:
+        cps = [charger(app, i, protocol) for i in ("CP-A", "CP-B")]
+        for cp in cps:
+            await cp.connect(timeout=10)
+        try:
+            for cp, token in zip(cps, ["TAG-A", "TAG-B"]):
+                await cp.plug_in(ev(cp.clock), token)
+                await cp.start_charging()
+            await eventually(lambda: all(cp.power_w > 20_000 for cp in cps), what="both at their maximum")
+            await asyncio.sleep(1.5)
+            assert [cp.recorder.received("SetChargingProfile") for cp in cps] == [[], []]
+            assert (await plan_of(c)) == {"site_id": "s1", "planned": False}
+            r = await c.put("/sites/s1/limit", json={"limit_kw": 5})
+            assert r.status_code == 400 and "disabled" in r.json()["error"]["message"]
+            assert [cp.recorder.received("SetChargingProfile") for cp in cps] == [[], []]
+        finally:
+            for cp in cps:
+                await cp.close()
+
+
+async def test_tx_default_is_the_idle_evses_share_of_the_site(sqlite_url: str) -> None:
+    """22 kW for three idle three-phase EVSEs: 10.6 A each (not 0 A). A car that plugs in charges at once at
+    that; once planned, what it leaves goes to the two idle ones, at least their 6 A minimum."""
+    async with running(make_config(sqlite_url, setup(22, ["CP-A", "CP-B", "CP-C"]), api=True)) as app, \
+            api(app) as c:
+        cps = [charger(app, i, "1.6" if i != "CP-B" else "2.0.1") for i in ("CP-A", "CP-B", "CP-C")]
+        for cp in cps:
+            await cp.connect(timeout=10)
+        try:
+            await eventually(lambda: all(cp.effective_limit_a == 10.6 for cp in cps), what="TxDefault 10.6 A each")
+            plan = await plan_of(c)
+            assert plan["tx_defaults_a"] == {"CP-A": 10.6, "CP-B": 10.6, "CP-C": 10.6}
+            cp = cps[0]
+            await cp.plug_in(ev(cp.clock), "TAG-A")
+            await cp.start_charging()
+            # At once, at its TxDefault: the first power the simulator recorded for the session.
+            first = await eventually(lambda: next((x for x in cp.recorder.samples if x.power_w > 0), None),
+                                     what="the car charging")
+            assert first.power_w == pytest.approx(10.6 * 690, abs=1)
+            # Planned: it takes what the two idle EVSEs' minimum (2 x 6 A) leaves; they keep at least that.
+            await eventually(lambda: cp.power_w > 13_000, what="the car planned above its TxDefault")
+            await eventually(lambda: all(6 <= x.effective_limit_a < 10.6 for x in cps[1:]), what="idle shares")
+            total_a = cp.effective_limit_a + sum(x.effective_limit_a for x in cps[1:])
+            assert total_a * 690 <= 22_000 + 1e-6
+        finally:
+            for cp in cps:
+                await cp.close()
+
+
+async def test_tx_default_is_0_a_only_when_base_load_leaves_nothing(sqlite_url: str) -> None:
+    extra = "sites: [{id: s1, grid_limit_kw: 22, base_load: {constant_kw: 20}}]"
+    async with running(make_config(sqlite_url, setup(22, ["CP-A"]).replace(
+            "sites: [{id: s1, grid_limit_kw: 22}]", extra), api=True)) as app:
+        cp = charger(app, "CP-A", "2.0.1")
+        await cp.connect(timeout=10)
+        try:
+            await eventually(lambda: cp.recorder.received("SetChargingProfile"), what="a TxDefault")
+            assert cp.effective_limit_a == 0  # 2 kW left: less than 6 A x 690 W
+        finally:
+            await cp.close()
+
+
+async def test_an_offline_chargers_session_stays_in_the_plan_not_controlled(sqlite_url: str) -> None:
+    async with running(make_config(sqlite_url, setup(44, ["CP-A", "CP-B"]), api=True)) as app, api(app) as c:
+        cps = [charger(app, "CP-A", "1.6"), charger(app, "CP-B", "2.0.1")]
+        for cp in cps:
+            await cp.connect(timeout=10)
+        try:
+            for cp, token in zip(cps, ["TAG-A", "TAG-B"]):
+                await cp.plug_in(ev(cp.clock), token)
+                await cp.start_charging()
+            await eventually(lambda: cps[0].recorder.received("SetChargingProfile") and cps[0].power_w > 0,
+                             what="CP-A planned")
+            await cps[0].disconnect(offline_s=3600)
+            await eventually(lambda: not app.gateway.is_connected("CP-A"), what="CP-A offline")
+
+            async def counted() -> dict[str, Any] | None:
+                s = await session_in_plan(c, "CP-A")
+                return s if s and s["controlled"] is False else None
+            mine = await eventually(counted, what="CP-A's session in the plan, not controlled")
+            assert mine["not_controlled"] == "offline" and mine["transaction_id"]
+            assert mine["counted_a"] > 0 and mine["counted_w"] == pytest.approx(mine["counted_a"] * 690, abs=70)
+            other = await session_in_plan(c, "CP-B")
+            assert other is not None and other["controlled"] is True
+            # CP-B is planned within what CP-A may still draw.
+            assert other["current_a"][0] * 690 <= 44_000 - mine["counted_w"] + 100
+        finally:
+            for cp in cps:
+                await cp.close()
+
+
+async def test_a_departure_learned_from_the_drivers_history_reaches_the_plan(sqlite_url: str) -> None:
+    async with running(make_config(sqlite_url, setup(44, ["CP-A"]), api=True)) as app, api(app) as c:
+        # Six earlier stays of TAG-A: 1 h, 2 h, ... 6 h. The 20 % quantile (lower) of them is 2 h.
+        async with app.store.session() as s:
+            t0 = datetime.now(UTC) - timedelta(days=10)
+            for i in range(6):
+                start = t0 + timedelta(days=i)
+                await s.save_transaction(Transaction(
+                    TransactionKey(f"CP-A/old-{i}"), StationId("CP-A"), f"old-{i}", EvseRef(1), "TAG-A", start,
+                    ended_at=start + timedelta(hours=i + 1), energy_wh=5_000))
+        cp = charger(app, "CP-A", "1.6")
+        await cp.connect(timeout=10)
+        try:
+            await cp.plug_in(ev(cp.clock), "TAG-A")
+            await cp.start_charging()
+
+            async def learned() -> dict[str, Any] | None:
+                s = await session_in_plan(c, "CP-A")
+                return s if s and s["departure_source"] == "learned" else None
+            mine = await eventually(learned, what="the learned departure in the plan")
+            async with app.store.session() as s:
+                [tx] = await s.active_transactions("CP-A")
+            assert datetime.fromisoformat(mine["departure"]) == tx.started_at + timedelta(hours=2)
+        finally:
+            await cp.close()
+
+
+async def test_the_slot_timer_replans_at_grid_boundaries_on_the_clock(sqlite_url: str) -> None:
+    cfg = make_config(sqlite_url, setup(44, ["CP-A"], "smart_charging: {debounce_s: 0, slot_min: 15}"), api=True)
+    async with on_fake_clock(cfg) as (app, clock), api(app) as c:
+        cp = charger(app, "CP-A", "2.0.1")  # idle: no event asks for a plan, only the timer
+        await cp.connect(timeout=10)
+        try:
+            await eventually(lambda: cp.recorder.received("SetChargingProfile"), what="planned at connection")
+            await asyncio.sleep(0.5)
+            first = await plan_of(c)
+            assert datetime.fromisoformat(first["start"]) == clock.now()  # the plan starts now...
+            boundary = slot_floor(clock.now(), 900) + timedelta(seconds=900)
+            assert first["first_slot_s"] == pytest.approx((boundary - clock.now()).total_seconds(), abs=1e-3)
+            plans = app.smart.sites["s1"].plans
+            await clock.run_for(seconds=(boundary - clock.now()).total_seconds() - 1)
+            await asyncio.sleep(0.5)
+            assert app.smart.sites["s1"].plans == plans  # nothing before the boundary
+            await clock.run_for(seconds=1)
+            await eventually(lambda: app.smart.sites["s1"].plans == plans + 1, what="a re-plan at the boundary")
+            plan = await plan_of(c)
+            assert datetime.fromisoformat(plan["start"]) == boundary
+            assert plan["first_slot_s"] == 900  # ... and slot 0 runs to the next boundary
+        finally:
+            await cp.close()
+
+
+async def test_a_refusing_charger_is_retried_after_60_clock_seconds(sqlite_url: str) -> None:
+    cfg = make_config(sqlite_url, setup(44, ["CP-A"], "smart_charging: {debounce_s: 0}"), api=True)
+    async with on_fake_clock(cfg) as (app, clock):
+        cp = charger(app, "CP-A", "1.6", reject_profiles=True)
+        await cp.connect(timeout=10)
+        try:
+            await eventually(lambda: cp.recorder.received("SetChargingProfile"), what="a first attempt")
+            await asyncio.sleep(0.5)
+            tried = len(cp.recorder.received("SetChargingProfile"))
+            await clock.run_for(seconds=59)
+            await asyncio.sleep(0.5)
+            assert len(cp.recorder.received("SetChargingProfile")) == tried  # not before its time
+            await clock.run_for(seconds=1)
+            await eventually(lambda: len(cp.recorder.received("SetChargingProfile")) > tried, what="the retry")
+        finally:
+            await cp.close()
