@@ -4,7 +4,8 @@
   car the CSMS had marked full (that mark used to swallow every stated need).
 - A one-phase car on a three-phase EVSE is known as such (per-phase meter values, 2.0.1 numberOfPhasesUsed and
   charging needs) and keeps charging at its full rate: rate feedback used to read its 32 A as 10.7 A.
-- With smart charging disabled no charging profile is ever sent, and chargers charge at their maximum.
+- With smart charging disabled no charging profile is ever sent, and chargers charge at their maximum;
+  switching it off by a config reload takes back the profiles already sent, switching it on takes control.
 - The TxDefault of idle EVSEs is their share of the site, so a new car charges at once; 0 A only when the base
   load leaves nothing.
 - An offline charger's session stays in the plan, not controlled, with the draw it is counted at.
@@ -19,13 +20,14 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from csms.app import CsmsApp
-from csms.config import Config
+from csms.config import Config, load_config
 from csms.domain.clock import FakeClock
 from csms.domain.ids import EvseRef, StationId, TransactionKey
 from csms.domain.model import Transaction
@@ -304,3 +306,43 @@ async def test_a_refusing_charger_is_retried_after_60_clock_seconds(sqlite_url: 
             await eventually(lambda: len(cp.recorder.received("SetChargingProfile")) > tried, what="the retry")
         finally:
             await cp.close()
+
+
+@pytest.mark.parametrize("protocol", ["1.6", "2.0.1"])
+async def test_switching_smart_charging_off_by_reload_takes_the_profiles_back(tmp_path: Path, sqlite_url: str,
+                                                                              protocol: str) -> None:
+    def config(enabled: bool) -> str:
+        return f"""
+server: {{port: 0, heartbeat_interval_s: 60}}
+api: {{enabled: false}}
+database: {{url: "{sqlite_url}"}}
+smart_charging: {{debounce_s: 0.1, enabled: {str(enabled).lower()}}}
+sites: [{{id: s1, grid_limit_kw: 11}}]
+chargers: [{{id: CP-A, site: s1}}]
+id_tokens: [{{value: TAG-A}}]
+"""
+    path = tmp_path / "config.yaml"
+    path.write_text(config(True))
+    app = CsmsApp(load_config(path), config_path=path)
+    await app.start()
+    cp = charger(app, "CP-A", protocol)
+    try:
+        await cp.connect(timeout=10)
+        await cp.plug_in(ev(cp.clock), "TAG-A")
+        await cp.start_charging()
+        await eventually(lambda: 0 < cp.power_w <= 11_000 + 1, what="held within the 11 kW site")
+        path.write_text(config(False))
+        assert await app.reload()
+        await eventually(lambda: cp.power_w > 20_000, what="the car at the charger's maximum: profiles cleared")
+        cleared = {m.payload.get("id", m.payload.get("chargingProfileId")) for m in cp.recorder.received(
+            "ClearChargingProfile")}
+        assert cleared == {1, 1001}  # our TxDefault and the EVSE's TxProfile
+        sent = len(cp.recorder.received("SetChargingProfile"))
+        await asyncio.sleep(1.0)
+        assert len(cp.recorder.received("SetChargingProfile")) == sent  # off means off
+        path.write_text(config(True))
+        assert await app.reload()
+        await eventually(lambda: 0 < cp.power_w <= 11_000 + 1, what="back under control once switched on")
+    finally:
+        await cp.close()
+        await app.stop()

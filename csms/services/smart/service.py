@@ -131,7 +131,8 @@ class SmartChargingService:
 
     async def station_ready(self, station_id: str) -> None:
         """A station connected (booted, or came back): it may hold any profile, so everything on it counts
-        at its maximum until it accepts ours; the re-plan sends its TxDefault (a decrease) at once."""
+        at its maximum until it accepts ours. The re-plan at once sends it a 0 A TxDefault (and probes its
+        sessions), the next one its share of the site (see idle_share)."""
         if not self.live.enabled:
             return
         c = self.cfg.charger(station_id)
