@@ -3,7 +3,9 @@
 Safety accounting lives here. At every instant each EVSE could draw the most its accepted profiles
 allow, so an EVSE the optimizer does not control right now enters the plan as a *fixed draw*:
 - offline, or its last profile was rejected: what it last accepted, or its maximum if it never did;
-- online without a session: its TxDefaultProfile limit (a car may plug in at any moment);
+- online without a session: what the plan keeps free for it (a car may plug in at any moment), its
+  maximum while its TxDefaultProfile is unknown; the TxDefault sent after the plan is its share of what
+  the plan leaves, at least that reserve (smart/idle_share.py);
 The optimizer subtracts fixed draws from every limit on their path, so the sum of what every charger
 could draw stays within every limit.
 """

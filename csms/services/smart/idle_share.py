@@ -26,6 +26,8 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from csms.scheduling import PerSlot, SchedulingInput
 
 from ..limits import floor_to
@@ -59,19 +61,23 @@ def shares(inp: SchedulingInput, idle: Sequence[IdleEvse], planned: Mapping[str,
     if not idle:
         return {}
     tree = _Tree(inp)
-    room = {c: _headroom(inp, tree, c, planned) for c in tree.names}
-    keys = {e.evse_key for e in idle}
+    room = _room(inp, tree, planned)
+    # Per limit: how many idle EVSEs below it draw on each phase, and their watts per amp together.
+    count: dict[tuple[str, int], int] = {}
+    wpa: dict[str, float] = {}
+    for e in idle:
+        spec = tree.evses[e.evse_key]
+        for c in tree.path(e.evse_key):
+            wpa[c] = wpa.get(c, 0.0) + spec.watts_per_amp
+            for p in spec.phases:
+                count[c, p] = count.get((c, p), 0) + 1
     out: dict[str, float] = {}
     for e in idle:
         spec = tree.evses[e.evse_key]
         share = min(e.max_a, math.inf if cap_a is None else cap_a)
         for c in tree.path(e.evse_key):
-            below = [tree.evses[k] for k in tree.members[c] if k in keys]
             amps, watts = room[c]
-            for p in spec.phases:
-                k_p = sum(1 for x in below if p in x.phases)
-                share = min(share, min(amps[p]) / k_p)
-            share = min(share, min(watts) / sum(x.watts_per_amp for x in below))
+            share = min(share, watts / wpa[c], *(amps[p] / count[c, p] for p in spec.phases))
         out[e.evse_key] = _clamp(share, e)
     return out
 
@@ -119,32 +125,37 @@ class _Tree:
         return self.up(self._owner.get(evse_key))
 
 
-def _headroom(inp: SchedulingInput, tree: _Tree, name: str, planned: Mapping[str, Sequence[float]]
-              ) -> tuple[dict[int, list[float]], list[float]]:
-    """Per phase (A) and in power (W), per slot: the limit of circuit `name` minus base load, fixed draws and
-    planned sessions below it (infinite where it has no such limit)."""
-    c = tree.circuits[name]
+def _room(inp: SchedulingInput, tree: _Tree, planned: Mapping[str, Sequence[float]]
+          ) -> dict[str, tuple[dict[int, float], float]]:
+    """Per circuit, the least headroom over the slots: per phase (A) and in power (W), its limit minus base
+    load, fixed draws and planned sessions below it (infinite where it has no such limit)."""
     n = inp.horizon_slots
-    amps = {p: [c.current_limit_a(t) for t in range(n)] for p in PHASES}
-    watts = [c.power_limit_w(t) for t in range(n)]
-    for b in inp.base_loads:
-        if name in tree.up(b.circuit):  # a load on this circuit or one below it
-            for t in range(n):
-                for p in PHASES:
-                    a = b.current_a(p, t)
-                    amps[p][t] -= a
-                    watts[t] -= a * b.voltage_v
-    members = set(tree.members[name])
-    draws = [(f.evse_key, [max(0.0, _at(f.current_a, t)) for t in range(n)])
-             for f in inp.fixed_draws if f.evse_key in members]
-    draws += [(k, [max(0.0, a) for a in list(v)[:n]]) for k, v in planned.items() if k in members]
-    for key, series in draws:
-        spec = tree.evses[key]
-        for t, a in enumerate(series):
-            for p in spec.phases:
-                amps[p][t] -= a
-            watts[t] -= a * spec.watts_per_amp
-    return amps, watts
+    keys = list(tree.evses)
+    row = {k: i for i, k in enumerate(keys)}
+    draw = np.zeros((len(keys), n))  # A per phase, per EVSE and slot
+    for f in inp.fixed_draws:
+        if f.evse_key in row:
+            draw[row[f.evse_key]] += np.maximum(0.0, [_at(f.current_a, t) for t in range(n)])
+    for k, v in planned.items():
+        if k in row:
+            series = np.maximum(0.0, np.asarray(list(v)[:n], dtype=float))
+            draw[row[k], : len(series)] += series
+    on = {p: np.array([p in tree.evses[k].phases for k in keys]) for p in PHASES}
+    watts_per_amp = np.array([tree.evses[k].watts_per_amp for k in keys])
+    out: dict[str, tuple[dict[int, float], float]] = {}
+    for name in tree.names:
+        c = tree.circuits[name]
+        below = np.zeros(len(keys), dtype=bool)
+        below[[row[k] for k in tree.members[name]]] = True
+        base = [b for b in inp.base_loads if name in tree.up(b.circuit)]  # loads on it or below it
+        base_a = {p: np.array([sum(b.current_a(p, t) for b in base) for t in range(n)]) for p in PHASES}
+        base_w = np.array([sum(b.current_a(p, t) * b.voltage_v for b in base for p in PHASES) for t in range(n)])
+        limit_a = np.array([c.current_limit_a(t) for t in range(n)])
+        limit_w = np.array([c.power_limit_w(t) for t in range(n)])
+        amps = {p: float((limit_a - base_a[p] - draw[below & on[p]].sum(axis=0)).min()) for p in PHASES}
+        watts = float((limit_w - base_w - (draw[below] * watts_per_amp[below, None]).sum(axis=0)).min())
+        out[name] = (amps, watts)
+    return out
 
 
 def _at(values: PerSlot, slot: int) -> float:
