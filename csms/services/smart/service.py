@@ -12,6 +12,7 @@ connected chargers as if they had just connected.
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -148,6 +149,8 @@ class SmartChargingService:
             await self.planning.wait_overrun(st)
             snap = await self.snapshots.build(site, st.external_limit_kw)
             schedule = await self.planning.solve(st, snap.input)
+            if not self.live.enabled:
+                return None  # switched off while it solved: send nothing
             planned = {p.evse_key: p.current_a for p in schedule.sessions}
             idle = shares(snap.without_idle_draws(), snap.idle, planned,
                           self.cfg.smart_charging.default_profile_current_a)
@@ -170,8 +173,11 @@ class SmartChargingService:
                 log.exception("plan listener failed site=%s", site_id)
 
     async def _switched_off(self) -> None:
-        stations = {*self.state.tx_default_a, *(station_of(k) for k in self.state.evses)}
-        await self.delivery.release(sorted(stations))
+        async with contextlib.AsyncExitStack() as held:
+            for site_id in sorted(self.planning.sites):  # a plan being delivered finishes first
+                await held.enter_async_context(self.planning.sites[site_id].lock)
+            stations = {*self.state.tx_default_a, *(station_of(k) for k in self.state.evses)}
+            await self.delivery.release(sorted(stations))
         log.info("smart charging switched off: profiles taken back")
 
     async def _switched_on(self) -> None:
