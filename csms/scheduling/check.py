@@ -28,7 +28,10 @@ def check_limits(
     """Every violated hard limit of ``schedule`` against ``inp`` (empty list = all limits hold)."""
     out: list[Violation] = []
     planned = _session_checks(inp, schedule, out, tol_a, tol_wh)
-    _circuit_checks(inp, planned, out, tol_a, tol_w)
+    # A car measured on one phase of a multi-phase EVSE draws on the EVSE's first conductor only.
+    drawn = {s.evse_key: evse.phases[:1] for s in inp.sessions for evse in inp.evses
+             if evse.evse_key == s.evse_key and s.ev_phases == 1}
+    _circuit_checks(inp, planned, drawn, out, tol_a, tol_w)
     return out
 
 
@@ -76,7 +79,8 @@ def _session_checks(
 
 
 def _circuit_checks(
-    inp: SchedulingInput, planned: dict[str, list[float]], out: list[Violation], tol_a: float, tol_w: float
+    inp: SchedulingInput, planned: dict[str, list[float]], drawn: dict[str, tuple[int, ...]], out: list[Violation],
+    tol_a: float, tol_w: float,
 ) -> None:
     evses = {e.evse_key: e for e in inp.evses}
     parent = {c.name: c.parent for c in inp.circuits}
@@ -101,9 +105,10 @@ def _circuit_checks(
             base_w = sum(b.current_a(p, t) * b.voltage_v for b in loads for p in PHASES)
             for k in members:
                 ev = evses[k]
+                phases = drawn.get(k, ev.phases)
                 amps = planned.get(k, [0.0] * inp.horizon_slots)[t]
-                plan_w += amps * ev.voltage_v * len(ev.phases)
-                for p in ev.phases:
+                plan_w += amps * ev.voltage_v * len(phases)
+                for p in phases:
                     plan_a[p] += amps
             for f in fixed:
                 ev, amps = evses[f.evse_key], max(0.0, series_value(f.current_a, t, 0.0))

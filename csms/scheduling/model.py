@@ -15,6 +15,9 @@ coefficient held in a mutable Param:
 ``q[e]``               time-discounted current of EVSE e (its early-charging reward, see objectives.py)
 ``r[e]``               time-discounted current up to the fair shares of the first S slots
 ``fs[e,s]`` (A)        part of i[e,s] up to the session's fair share of slot s < S (ub = the share)
+``i1[j,t]`` (A)        the one-phase mode of multi-phase EVSE j: loads its first conductor and V × 1 of power;
+                       bounds select i or i1 per session (a car measured on one phase), so a one-phase car
+                       is counted at what it draws without any coefficient changing
 =====================  ===========================================================================
 
 Energy is counted in the EVSE's units (its phases, whole slots); slot 0 runs from now to the next grid
@@ -56,6 +59,7 @@ class SiteModel:
     bl: list[VarData]            # [t]
     free: list[VarData]          # [e]
     fs: list[list[VarData]]      # [e][s], s < share_slots
+    i1: list[list[VarData]]      # [j][t], j over topo.multi_phase: the one-phase mode of multi-phase EVSEs
 
 
 def build_model(topo: Topology, weights: ObjectiveWeights) -> SiteModel:
@@ -68,6 +72,10 @@ def build_model(topo: Topology, weights: ObjectiveWeights) -> SiteModel:
     m.premium = weights.share_premium
     m.slot_h = topo.slot_s / 3600.0
     m.kwh_per_a = [v * len(p) * m.slot_h / 1000.0 for v, p in zip(topo.evse_voltage_v, topo.evse_phases)]
+    m.multi = list(topo.multi_phase)
+    m.J = pyo.RangeSet(0, len(m.multi) - 1)                         # may be empty (all one-phase EVSEs)
+    m.j_of = {e: j for j, e in enumerate(m.multi)}
+    m.kwh1 = [m.kwh_per_a[e] / len(topo.evse_phases[e]) for e in m.multi]
     m.site_power_row = topo.row(0, 3)
     m.decay = weights.fairness_decay
     add_variables(m)
@@ -88,6 +96,7 @@ def build_model(topo: Topology, weights: ObjectiveWeights) -> SiteModel:
         bl=[m.bl[t] for t in m.T],
         free=[m.free[e] for e in m.E],
         fs=[[m.fs[e, s] for s in m.S] for e in m.E],
+        i1=[[m.i1[j, t] for t in m.T] for j in m.J],
     )
 
 
@@ -99,6 +108,7 @@ def share_slot_count(topo: Topology, weights: ObjectiveWeights) -> int:
 def add_variables(m: Any) -> None:
     # Plain numeric bounds, never Params: Params in bounds make every re-solve push every bound.
     m.i = pyo.Var(m.E, m.T, bounds=(0.0, 0.0))
+    m.i1 = pyo.Var(m.J, m.T, bounds=(0.0, 0.0))
     m.seg = pyo.Var(m.E, m.K, bounds=(0.0, 0.0))
     m.y = pyo.Var(m.R, m.T, bounds=(None, None))
     m.bl = pyo.Var(m.T, bounds=(0.0, 0.0))
@@ -116,6 +126,7 @@ def add_parameters(m: Any) -> None:
     m.early_w = pyo.Param(m.E, mutable=True, initialize=0.0)     # priority/(1 + laxity), 0 if idle (obj.)
     m.unknown_w = pyo.Param(m.E, mutable=True, initialize=0.0)   # priority if the departure is unknown, else 0
     m.kwh0 = pyo.Param(m.E, mutable=True, initialize=1.0)        # kWh/A in slot 0 (EVSE units; row coef)
+    m.kwh0_1 = pyo.Param(m.J, mutable=True, initialize=1.0)      # the same for the one-phase columns
     m.price_h = pyo.Param(m.T, mutable=True, initialize=0.0)     # price_per_kwh × slot hours (objective)
     m.w2 = pyo.Param(mutable=True, initialize=0.0)               # 0: stage 1, 1: stage 2 (objective)
     m.lex_rhs = pyo.Param(mutable=True, initialize=LEX_OPEN)     # stage-1 value to hold in stage 2
@@ -125,8 +136,11 @@ def add_energy_balance(m: Any) -> None:
     """energy[e]: need[e]·Σ_k seg[e,k] = kwh0[e]·i[e,0] + Σ_{t≥1} kWh/A · i[e,t]. With seg ≤ 1/K this caps
     delivery at the need."""
     def rule(m: Any, e: int) -> Any:
-        delivered = m.kwh0[e] * m.i[e, 0] + pyo.quicksum(m.kwh_per_a[e] * m.i[e, t] for t in m.T if t > 0)
-        return m.need[e] * pyo.quicksum(m.seg[e, k] for k in m.K) == delivered
+        terms = [m.kwh0[e] * m.i[e, 0]] + [m.kwh_per_a[e] * m.i[e, t] for t in m.T if t > 0]
+        j = m.j_of.get(e)
+        if j is not None:
+            terms += [m.kwh0_1[j] * m.i1[j, 0]] + [m.kwh1[j] * m.i1[j, t] for t in m.T if t > 0]
+        return m.need[e] * pyo.quicksum(m.seg[e, k] for k in m.K) == pyo.quicksum(terms)
     m.energy = pyo.Constraint(m.E, rule=rule)
 
 
@@ -146,8 +160,11 @@ def add_circuit_flows(m: Any, topo: Topology) -> None:
         c, kind = divmod(r, len(ROW_KINDS))
         if kind < 3:   # phase rows: an EVSE loads phase L(kind+1) only if wired to it
             terms = [m.i[e, t] for e in own[c] if kind + 1 in topo.evse_phases[e]]
+            # ... and a one-phase car only its first conductor
+            terms += [m.i1[m.j_of[e], t] for e in own[c] if e in m.j_of and topo.evse_phases[e][0] == kind + 1]
         else:
             terms = [kw_per_a[e] * m.i[e, t] for e in own[c]]
+            terms += [topo.evse_voltage_v[e] / 1000.0 * m.i1[m.j_of[e], t] for e in own[c] if e in m.j_of]
         terms += [m.y[topo.row(ch, kind), t] for ch in children[c]]
         if not terms:
             return m.y[r, t] == 0.0
@@ -167,7 +184,10 @@ def add_fairness_rows(m: Any) -> None:
 
 def add_share_rows(m: Any) -> None:
     """share[e,s]: fs[e,s] ≤ i[e,s] (with fs ≤ fair share as a bound, fs = min(i, share) at the optimum)."""
-    m.share = pyo.Constraint(m.E, m.S, rule=lambda m, e, s: m.fs[e, s] <= m.i[e, s])
+    def rule(m: Any, e: int, s: int) -> Any:
+        j = m.j_of.get(e)
+        return m.fs[e, s] <= (m.i[e, s] if j is None else m.i[e, s] + m.i1[j, s])
+    m.share = pyo.Constraint(m.E, m.S, rule=rule)
 
 
 def add_early_rows(m: Any) -> None:
@@ -179,6 +199,17 @@ def add_early_rows(m: Any) -> None:
         c = early_coefficient(m.kwh_per_a[e], e, t, n_t)
         return c if t > 0 else (c / m.kwh_per_a[e]) * m.kwh0[e]
 
-    m.early = pyo.Constraint(m.E, rule=lambda m, e: m.q[e] == pyo.quicksum(coef(e, t) * m.i[e, t] for t in m.T))
+    def coef1(e: int, j: int, t: int) -> Any:
+        c = early_coefficient(m.kwh1[j], e, t, n_t)
+        return c if t > 0 else (c / m.kwh1[j]) * m.kwh0_1[j]
+
+    def early(m: Any, e: int) -> Any:
+        terms = [coef(e, t) * m.i[e, t] for t in m.T]
+        j = m.j_of.get(e)
+        if j is not None:
+            terms += [coef1(e, j, t) * m.i1[j, t] for t in m.T]
+        return m.q[e] == pyo.quicksum(terms)
+
+    m.early = pyo.Constraint(m.E, rule=early)
     m.bonus = pyo.Constraint(
         m.E, rule=lambda m, e: m.r[e] == pyo.quicksum(coef(e, s) * m.fs[e, s] for s in m.S))

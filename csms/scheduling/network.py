@@ -42,6 +42,12 @@ class Topology:
     def row(self, circuit: int, kind: int) -> int:
         return circuit * len(ROW_KINDS) + kind
 
+    @property
+    def multi_phase(self) -> tuple[int, ...]:
+        """EVSEs wired to more than one phase: each gets a second, one-phase column block in the LP, used when
+        the car on it charges on one phase (selected by bounds, so no coefficient ever changes)."""
+        return tuple(e for e, p in enumerate(self.evse_phases) if len(p) > 1)
+
 
 def topology_of(inp: SchedulingInput) -> Topology:
     """Validate the site tree and return its structural key (raises ``InvalidInput``)."""
@@ -104,11 +110,12 @@ class Network:
     """Dense per-input arrays. E = EVSEs, R = 4·circuits, T = slots. Currents are amps per phase."""
 
     topo: Topology
-    A: Array                 # R×E  contribution of 1 A at EVSE e to row r (A for phase rows, kW for power)
+    A: Array                 # R×E  contribution of 1 A at EVSE e to row r (A for phase rows, kW for power), as
+                             #      the car on it draws: a one-phase car on a three-phase EVSE loads one phase
     limit: Array             # R×T  raw limit (inf = none)
     non_ev: Array            # R×T  base load + fixed draws in the subtree (same units)
     kwh_per_a: Array         # E    kWh 1 A at the EVSE's phases delivers in a whole slot (the LP's coefficient)
-    kw_per_a: Array          # E
+    kw_per_a: Array          # E    kW per amp as the car draws (its phases)
     ub: Array                # E×T  allowed current (0 outside the session window / fixed / no session)
     min_a: Array             # E
     need_kwh: Array          # E    remaining need (0 without a session)
@@ -122,7 +129,9 @@ class Network:
     kwh_et: Array            # E×T  kWh the car really takes from 1 A in slot t: its own phases, and in slot 0
                              #      only the seconds it is still plugged in
     known_departure: NDArray[np.bool_]   # E  the session's departure was stated (else: unknown, risk-averse)
-    energy_scale: Array      # E    car's kWh per amp / EVSE's (1/3 for a one-phase car on a three-phase EVSE)
+    one_phase: NDArray[np.bool_]   # E  a one-phase car on a multi-phase EVSE (the LP's one-phase columns)
+    energy_scale: Array      # E    car's kWh per amp / kWh per amp counted in A (2/3 for a two-phase car on a
+                             #      three-phase EVSE, which is still counted on all three phases: safe)
     present_frac: Array      # E    seconds of slot 0 the car is plugged in / a whole slot (≤ 1)
     peak_floor_kw: float = 0.0   # site power already reached in this demand period: staying under it is free
     unknown_slack_slots: float = 4.0   # the slack an unknown departure is ranked with (urgency only)
@@ -167,29 +176,51 @@ def compile_network(inp: SchedulingInput, topo: Topology | None = None) -> Netwo
     n_e, n_t, n_c = len(topo.evse_keys), topo.horizon_slots, len(topo.circuit_names)
     evse_index = {k: i for i, k in enumerate(topo.evse_keys)}
     ancestors = _ancestors(topo)
-    a_mat = np.zeros((n_c * 4, n_e))
-    kw_per_a = np.array([e.watts_per_amp / 1000.0 for e in inp.evses])
-    for e, spec in enumerate(inp.evses):
-        for c in ancestors[topo.evse_circuit[e]]:
-            for p in spec.phases:
-                a_mat[topo.row(c, p - 1), e] = 1.0
-            a_mat[topo.row(c, 3), e] = kw_per_a[e]
+    wired_a = _incidence(inp, topo, ancestors, one_phase=np.zeros(n_e, dtype=bool))
+    wired_kw = np.array([e.watts_per_amp / 1000.0 for e in inp.evses])
     limit = _limits(inp, topo)
     fixed_a = np.zeros((n_e, n_t))
     for fd in inp.fixed_draws:
         if fd.evse_key not in evse_index:
             raise InvalidInput(f"fixed draw on unknown EVSE {fd.evse_key}")
         fixed_a[evse_index[fd.evse_key]] = [max(0.0, series_value(fd.current_a, t, 0.0)) for t in range(n_t)]
-    non_ev = a_mat @ fixed_a + _base_loads(inp, topo, ancestors)
+    # A fixed draw is an unknown car: counted on every wired phase.
+    non_ev = wired_a @ fixed_a + _base_loads(inp, topo, ancestors)
     slot_h = np.array([inp.slot_duration_s(t) / 3600.0 for t in range(n_t)])
     slot_h[0] = inp.planned_first_s / 3600.0
-    net_fields = _sessions(inp, topo, evse_index, fixed_a, kw_per_a, slot_h)
+    one_phase = _one_phase(inp, topo, evse_index)
+    kw_per_a = np.where(one_phase, wired_kw / np.array([len(p) for p in topo.evse_phases]), wired_kw)
+    net_fields = _sessions(inp, topo, evse_index, fixed_a, kw_per_a, slot_h, one_phase)
     return Network(
-        topo=topo, A=a_mat, limit=limit, non_ev=non_ev, kwh_per_a=kw_per_a * inp.slot_h, kw_per_a=kw_per_a,
+        topo=topo, A=_incidence(inp, topo, ancestors, one_phase), limit=limit, non_ev=non_ev,
+        kwh_per_a=wired_kw * inp.slot_h, kw_per_a=kw_per_a, one_phase=one_phase,
         fixed_a=fixed_a, price=np.array([inp.price(t) for t in range(n_t)]), slot_h=slot_h,
         peak_floor_kw=_peak_floor_kw(inp, limit, topo),
         unknown_slack_slots=inp.weights.unknown_slack_h * 3600.0 / inp.slot_s, **net_fields,
     )
+
+
+def _one_phase(inp: SchedulingInput, topo: Topology, evse_index: dict[str, int]) -> NDArray[np.bool_]:
+    out = np.zeros(len(topo.evse_keys), dtype=bool)
+    for s in inp.sessions:
+        e = evse_index.get(s.evse_key)
+        if e is not None and s.ev_phases == 1 and len(topo.evse_phases[e]) > 1:
+            out[e] = True
+    return out
+
+
+def _incidence(inp: SchedulingInput, topo: Topology, ancestors: list[list[int]],
+               one_phase: NDArray[np.bool_]) -> Array:
+    """R×E: what 1 A at each EVSE adds to each row. A one-phase car charges on the EVSE's first conductor
+    (``phases[0]``, which encodes the rotation), so it loads that phase and V × 1 of power."""
+    a_mat = np.zeros((len(topo.circuit_names) * 4, len(topo.evse_keys)))
+    for e, spec in enumerate(inp.evses):
+        phases = spec.phases[:1] if one_phase[e] else spec.phases
+        for c in ancestors[topo.evse_circuit[e]]:
+            for p in phases:
+                a_mat[topo.row(c, p - 1), e] = 1.0
+            a_mat[topo.row(c, 3), e] = spec.voltage_v * len(phases) / 1000.0
+    return a_mat
 
 
 def _peak_floor_kw(inp: SchedulingInput, limit: Array, topo: Topology) -> float:
@@ -246,7 +277,7 @@ def _base_loads(inp: SchedulingInput, topo: Topology, ancestors: list[list[int]]
 
 def _sessions(
     inp: SchedulingInput, topo: Topology, evse_index: dict[str, int], fixed_a: Array, kw_per_a: Array,
-    slot_h: Array,
+    slot_h: Array, one_phase: NDArray[np.bool_],
 ) -> dict[str, object]:
     n_e, n_t = len(topo.evse_keys), topo.horizon_slots
     ub, need, prio = np.zeros((n_e, n_t)), np.zeros(n_e), np.zeros(n_e)
@@ -269,7 +300,7 @@ def _sessions(
         arrival[e], departure[e], need[e], prio[e] = a, max(a, d), s.energy_needed_wh / 1000.0, s.priority
         known[e] = s.departure is not None
         wired = len(inp.evses[e].phases)
-        scale[e] = min(wired, s.ev_phases) / wired if s.ev_phases else 1.0
+        scale[e] = 1.0 if one_phase[e] or not s.ev_phases else min(wired, s.ev_phases) / wired
         present[e] = inp.present_s(s) / inp.slot_s
         amps = inp.evses[e].max_current_a if s.max_current_a is None else min(s.max_current_a, inp.evses[e].max_current_a)
         # An EV that cannot take the minimum can never be offered a legal current: plan it nothing.
@@ -291,8 +322,11 @@ def lp_bounds(net: Network, k_count: int, shares: Array) -> dict[str, tuple[Arra
     active = net.ub.any(axis=1)
     site_kw = net.non_ev[net.topo.row(0, 3)][None, :]
     seg_ub = np.repeat(np.where(active, 1.0 / k_count, 0.0)[:, None], k_count, axis=1)
+    multi = list(net.topo.multi_phase)
+    ub1 = np.where(net.one_phase[multi][:, None], net.ub[multi], 0.0) if multi else np.zeros((0, net.ub.shape[1]))
     return {
-        "i": (np.zeros(net.ub.shape), net.ub),
+        "i": (np.zeros(net.ub.shape), np.where(net.one_phase[:, None], 0.0, net.ub)),
+        "i1": (np.zeros(ub1.shape), ub1),
         "seg": (np.zeros(seg_ub.shape), seg_ub),
         "y": (np.full(net.cap.shape, -np.inf), net.cap),
         "bl": (site_kw, site_kw),
@@ -313,13 +347,18 @@ def lp_params(net: Network) -> dict[str, Array]:
     """
     active = net.ub.any(axis=1)
     whole_kwh = net.kwh_per_a
+    multi = list(net.topo.multi_phase)
+    whole_kwh1 = np.array([whole_kwh[e] / len(net.topo.evse_phases[e]) for e in multi])
+    active1 = (active & net.one_phase)[multi] if multi else np.zeros(0, dtype=bool)
+    present1 = net.present_frac[multi] if multi else np.zeros(0)
     return {
+        "kwh0_1": np.where(active1 & (present1 > 0), whole_kwh1 * present1, whole_kwh1),
         "early_w": net.early_weight,
         "unknown_w": np.where(active & ~net.known_departure, net.priority, 0.0),
         "prio": np.where(active, net.priority, 0.0),
         "need": np.where(active, net.feasible_need_kwh / net.energy_scale, 1.0),
         # A car not plugged in during slot 0 has its current there bounded to 0: keep the coefficient non-zero.
-        "kwh0": np.where(active & (net.present_frac > 0), whole_kwh * net.present_frac, whole_kwh),
+        "kwh0": np.where(active & ~net.one_phase & (net.present_frac > 0), whole_kwh * net.present_frac, whole_kwh),
         "price_h": net.price * net.slot_h,
     }
 

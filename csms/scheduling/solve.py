@@ -191,7 +191,7 @@ def _push_bounds(sm: SiteModel, net: Network, pushed: dict[str, Array]) -> tuple
     handles: dict[str, Callable[[int, int], Any]] = {
         "i": lambda a, b: sm.i[a][b], "seg": lambda a, b: sm.seg[a][b], "y": lambda a, b: sm.y[a][b],
         "bl": lambda a, b: sm.bl[b], "free": lambda a, b: sm.free[b], "fs": lambda a, b: sm.fs[a][b],
-        "peak": lambda a, b: sm.m.peak_kw,
+        "peak": lambda a, b: sm.m.peak_kw, "i1": lambda a, b: sm.i1[a][b],
     }
     changed: list[Any] = []
     tightened = shares_tightened = False
@@ -227,6 +227,8 @@ def _push_params(sm: SiteModel, net: Network, pushed: dict[str, Array]) -> bool:
     for name in ("need", "kwh0"):
         old = pushed.get("p:" + name, params[name])
         row_changed |= bool(was_active[params[name] != old].any())
+    old1 = pushed.get("p:kwh0_1", params["kwh0_1"])
+    row_changed |= bool((params["kwh0_1"] != old1).any())
     for name, new in params.items():
         old = pushed.get("p:" + name)
         if old is not None and np.array_equal(old, new):
@@ -250,8 +252,10 @@ def _check(res: Any) -> None:
 
 def _read_solution(sm: SiteModel, net: Network, res: Any) -> Array:
     cells = np.argwhere(net.ub > 0).tolist()     # only these can be non-zero: read nothing else
-    values = res.solution_loader.get_vars([sm.i[e][t] for e, t in cells])
+    j_of = {e: j for j, e in enumerate(net.topo.multi_phase)}
+    var = [sm.i1[j_of[e]][t] if net.one_phase[e] else sm.i[e][t] for e, t in cells]
+    values = res.solution_loader.get_vars(var)
     x = np.zeros(net.ub.shape)
-    for e, t in cells:
-        x[e, t] = values[sm.i[e][t]]
+    for (e, t), v in zip(cells, var):
+        x[e, t] = values[v]
     return x

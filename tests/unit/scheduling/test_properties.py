@@ -51,10 +51,12 @@ def sites(draw: st.DrawFn) -> SchedulingInput:
     for i, k in enumerate(keys):
         if draw(st.booleans()):
             arr = draw(st.integers(0, horizon))
+            dep = draw(st.one_of(st.none(), st.integers(arr, horizon + 2).map(at),
+                                 st.integers(1, 899).map(lambda s: T0 + timedelta(seconds=s))))
             sessions.append(SessionSpec(
-                f"s{i}", k, draw(st.floats(0.0, 40_000.0)), departure=at(draw(st.integers(arr, horizon + 2))),
+                f"s{i}", k, draw(st.floats(0.0, 40_000.0)), departure=dep,
                 arrival=None if arr == 0 else at(arr), max_current_a=draw(st.sampled_from([None, 7.0, 13.0, 40.0])),
-                priority=draw(st.sampled_from([0.5, 1.0, 3.0])),
+                priority=draw(st.sampled_from([0.5, 1.0, 3.0])), ev_phases=draw(st.sampled_from([None, None, 1, 2])),
             ))
     fixed = tuple(FixedDraw(k, draw(st.sampled_from([0.0, 6.0, 16.0, 32.0])))
                   for k in keys if draw(st.integers(0, 4)) == 0)
@@ -63,7 +65,10 @@ def sites(draw: st.DrawFn) -> SchedulingInput:
                  for _ in range(draw(st.integers(0, 2))))
     prices = tuple(draw(st.lists(st.sampled_from([0.1, 0.2, 0.5]), max_size=horizon)))
     return SchedulingInput(start=T0, circuits=circuits, evses=evses, sessions=tuple(sessions), fixed_draws=fixed,
-                           base_loads=base, price_per_kwh=prices, slot_s=SLOT_S, horizon_slots=horizon)
+                           base_loads=base, price_per_kwh=prices, slot_s=SLOT_S, horizon_slots=horizon,
+                           first_slot_s=draw(st.sampled_from([None, 60.0, 450.0])),
+                           replan_s=draw(st.sampled_from([None, 300.0])),
+                           peak_floor_kw=draw(st.sampled_from([0.0, 20.0])))
 
 
 PROPS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

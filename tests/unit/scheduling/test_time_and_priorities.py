@@ -165,10 +165,26 @@ def test_one_phase_car_on_a_three_phase_evse(b: SimpleNamespace) -> None:
     three = plan(SchedulingInput(b.T0, (site,), (evse,), (SessionSpec("s", "A", need),), horizon_slots=8))
     one = plan(SchedulingInput(b.T0, (site,), (evse,), (SessionSpec("s", "A", need, ev_phases=1),),
                                horizon_slots=8))
-    assert one.session("s").current_a[:3] == (32.0, 32.0, 0.0)                   # two whole slots at 32 A
+    assert one.session("s").current_a[:3] == pytest.approx((32.0, 32.0, 0.0))     # two whole slots at 32 A
     assert sum(three.session("s").current_a) < 32.0                               # what 3 phases would need
     assert one.session("s").energy_wh == pytest.approx(need)
     assert one.session("s").power_w[0] == pytest.approx(32 * V)
+    assert one.site_power_w[0] == pytest.approx(32 * V)        # the site's kW row counts what it draws
+    assert one.site_current_a[0] == pytest.approx((32.0, 0.0, 0.0))
+
+
+def test_one_phase_cars_leave_the_kw_limit_to_others(b: SimpleNamespace) -> None:
+    """A 22 kW site, three-phase EVSEs, two one-phase cars and a three-phase one, equal drivers: they split the
+    limit at 19.2 A each (19.2 A × 230 V × (1 + 1 + 3) = 22 kW). Counting the one-phase cars at three phases
+    would have left 12.8 A each and 8.8 kW unused (office: a regression found in review)."""
+    evses = [EvseSpec(k, 32.0, 6.0, (1, 2, 3), V) for k in "ABC"]
+    site = CircuitSpec("site", max_power_w=22_080, evse_keys=("A", "B", "C"))
+    sessions = (SessionSpec("a", "A", 30_000, ev_phases=1), SessionSpec("b", "B", 30_000, ev_phases=1),
+                SessionSpec("c", "C", 30_000))
+    s = plan(SchedulingInput(b.T0, (site,), tuple(evses), sessions, horizon_slots=8))
+    assert s.site_power_w[0] == pytest.approx(22_080, abs=30)
+    assert [s.current_limit_a(k, 0) for k in "abc"] == pytest.approx([19.2] * 3, abs=0.1)
+    assert check_limits(SchedulingInput(b.T0, (site,), tuple(evses), sessions, horizon_slots=8), s) == []
 
 
 # --- post-pass and solver -----------------------------------------------------------------------------------
