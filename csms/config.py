@@ -189,15 +189,28 @@ class SmartChargingConfig(_Strict):
     #: Bursts of events (arrivals, meter values) within this window cause one re-plan.
     debounce_s: float = Field(1.0, ge=0)
     solver_time_limit_s: float = Field(5.0, gt=0)
-    #: Objective weights, in currency-equivalent units (docs/scheduling.md). What matters is the order:
-    #: delivered energy >> price >> earliness, so unmet energy costs most and earliness only breaks ties.
+    #: Re-plan at least this often (clock seconds), besides every event and every slot boundary. Slot 0 is
+    #: planned only this far, so a car that can finish sooner is offered the current that finishes it.
+    replan_interval_s: float = Field(300.0, ge=10)
+    #: The plan is lexicographic (docs/scheduling.md): the most priority-weighted energy first, then a lower
+    #: site peak, then price, then earliness. Weights order the terms within the second stage.
     delivered_per_kwh: float = Field(100.0, ge=0)
     early_per_kwh: float = Field(0.05, ge=0)
     cost_weight: float = Field(1.0, ge=0)
-    peak_per_kw: float = Field(0.0, ge=0)
-    fairness_min_fraction: float = Field(1.0, ge=0)
-    #: Fair per-slot shares in the first `share_slots` slots (0: off), weighted `share_premium` x the
-    #: early-charging reward: equal drivers split a binding limit instead of one taking it all.
+    #: Peak shaving (valley filling) above the highest site load reached this month; 0 turns it off.
+    peak_per_kw: float = Field(10.0, ge=0)
+    #: false: no shaving below the site's own limit (with a binding limit a lower peak only moves energy
+    #: later, and cars arriving meanwhile then compete for it). true: shave below it too.
+    shave_below_limit: bool = False
+    #: A session whose departure is unknown is ranked (least laxity first) as having this much slack.
+    unknown_slack_h: float = Field(1.0, ge=0)
+    #: Equal delivered fractions (concave reward, and max-min). Off by default: with drivers' estimated
+    #: departures it cost 2-5 points of energy on real sessions (docs/scheduling.md).
+    fairness_per_kwh: float = Field(0.0, ge=0)
+    fairness_min_fraction: float = Field(0.0, ge=0)
+    #: Shares of the first `share_slots` slots (0: off), least laxity first with equal drivers splitting;
+    #: current within its share earns `share_premium` x more early reward: equal drivers split a binding
+    #: limit instead of one taking it all. A session with an unknown departure gets its share first.
     share_slots: int = Field(8, ge=0)
     share_premium: float = Field(3.0, ge=0)
     #: Upper bound (A per phase) on the TxDefaultProfile of idle EVSEs. Their TxDefault is their safe share

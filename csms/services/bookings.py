@@ -209,9 +209,10 @@ class BookingService:
         # the idle allowance); a booking further ahead does not inherit today's outages.
         used = {key, *(e.evse_key for e in extra)}
         fixed = tuple(f for f in inp.fixed_draws if f.evse_key not in used) if near else ()
+        # A what-if is not re-planned every few minutes: slot 0 counts to its boundary (no replan_s).
         what_if = replace(inp, start=plan_start, first_slot_s=first_slot_s, horizon_slots=n,
                           circuits=circuits, base_loads=limits.base_loads(edges), sessions=(*sessions, *extra, new),
-                          fixed_draws=fixed, price_per_kwh=())
+                          fixed_draws=fixed, price_per_kwh=(), replan_s=None)
         schedule = await (self.smart.solver.run(plan, what_if) if self.smart is not None
                           else asyncio.to_thread(plan, what_if))
         return schedule.session("booking-new").energy_wh

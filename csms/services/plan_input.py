@@ -83,7 +83,8 @@ def slot_floor(t: datetime, slot_s: int) -> datetime:
 def weights_of(cfg: SmartChargingConfig) -> ObjectiveWeights:
     return ObjectiveWeights(
         delivered_per_kwh=cfg.delivered_per_kwh, early_per_kwh=cfg.early_per_kwh, cost_weight=cfg.cost_weight,
-        peak_per_kw=cfg.peak_per_kw, fairness_min_fraction=cfg.fairness_min_fraction,
+        peak_per_kw=cfg.peak_per_kw, shave_below_limit=cfg.shave_below_limit, unknown_slack_h=cfg.unknown_slack_h,
+        fairness_per_kwh=cfg.fairness_per_kwh, fairness_min_fraction=cfg.fairness_min_fraction,
         share_slots=cfg.share_slots, share_premium=cfg.share_premium,
     )
 
@@ -99,10 +100,12 @@ def build_input(
     external_limit_kw: float | None = None,
     price_per_kwh: tuple[float, ...] = (),
     idle_reserve_a: Mapping[str, float] | None = None,
+    peak_floor_kw: float = 0.0,
 ) -> SchedulingInput:
     """`circuit_of` maps a station id to the circuit it hangs from (None: directly under the site).
     `idle_reserve_a`: what the plan keeps free for each idle EVSE under our control (EVSE key -> A per
-    phase; absent: nothing), see smart.idle_share.
+    phase; absent: nothing), see smart.idle_share. `peak_floor_kw`: the highest site load this demand period,
+    under which the plan's peak term costs nothing.
 
     The plan starts `now`. Slots sit on a fixed grid (multiples of `slot_min` since the epoch, see
     `slot_floor`): slot 0 runs from now to the next boundary (`first_slot_s`), later slots are whole, so
@@ -151,7 +154,7 @@ def build_input(
     return SchedulingInput(
         start=now, circuits=tuple(circuits), evses=tuple(specs), sessions=tuple(planned), fixed_draws=tuple(fixed),
         base_loads=base, price_per_kwh=price_per_kwh, slot_s=slot_s, horizon_slots=n, weights=weights_of(cfg),
-        first_slot_s=first_slot_s,
+        first_slot_s=first_slot_s, replan_s=cfg.replan_interval_s, peak_floor_kw=peak_floor_kw,
     )
 
 

@@ -266,7 +266,8 @@ async def test_a_departure_learned_from_the_drivers_history_reaches_the_plan(sql
 
 
 async def test_the_slot_timer_replans_at_grid_boundaries_on_the_clock(sqlite_url: str) -> None:
-    cfg = make_config(sqlite_url, setup(44, ["CP-A"], "smart_charging: {debounce_s: 0, slot_min: 15}"), api=True)
+    cfg = make_config(sqlite_url, setup(44, ["CP-A"], "smart_charging: {debounce_s: 0, slot_min: 15, "
+                                                      "replan_interval_s: 3600}"), api=True)
     async with on_fake_clock(cfg) as (app, clock), api(app) as c:
         cp = charger(app, "CP-A", "2.0.1")  # idle: no event asks for a plan, only the timer
         await cp.connect(timeout=10)
@@ -286,6 +287,24 @@ async def test_the_slot_timer_replans_at_grid_boundaries_on_the_clock(sqlite_url
             plan = await plan_of(c)
             assert datetime.fromisoformat(plan["start"]) == boundary
             assert plan["first_slot_s"] == 900  # ... and slot 0 runs to the next boundary
+        finally:
+            await cp.close()
+
+
+async def test_the_timer_also_replans_every_replan_interval(sqlite_url: str) -> None:
+    """Between boundaries a re-plan comes at least every replan_interval_s, so slot 0 (planned only that far)
+    never outlives the plan that sent it."""
+    cfg = make_config(sqlite_url, setup(44, ["CP-A"], "smart_charging: {debounce_s: 0, slot_min: 60, "
+                                                      "replan_interval_s: 120}"), api=True)
+    async with on_fake_clock(cfg) as (app, clock), api(app) as c:
+        cp = charger(app, "CP-A", "2.0.1")
+        await cp.connect(timeout=10)
+        try:
+            await eventually(lambda: cp.recorder.received("SetChargingProfile"), what="planned at connection")
+            await asyncio.sleep(0.5)
+            plans = app.smart.sites["s1"].plans
+            await clock.run_for(seconds=121)
+            await eventually(lambda: app.smart.sites["s1"].plans > plans, what="a re-plan within the interval")
         finally:
             await cp.close()
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from csms.config import SiteConfig
 from csms.domain.clock import Clock
@@ -110,6 +111,18 @@ class SnapshotBuilder:
         self.prices = prices
         self.bookings = bookings
         self.dwell = dwell or DwellHistory()
+        #: Per site: (demand period, highest measured EV load in it, kW). Kept in memory: after a restart the
+        #: floor starts again from what is measured, which only makes the plan shave more, never overload.
+        self._peak_kw: dict[str, tuple[str, float]] = {}
+
+    def period_peak_kw(self, site: SiteConfig, now: datetime, load_kw: float) -> float:
+        """The highest EV load measured at ``site`` this calendar month (site time), including ``load_kw``
+        now: the plan's peak term costs nothing below it (demand charges are per month)."""
+        period = now.astimezone(ZoneInfo(site.timezone)).strftime("%Y-%m")
+        seen_period, seen_kw = self._peak_kw.get(site.id, (period, 0.0))
+        peak = max(load_kw, seen_kw if seen_period == period else 0.0)
+        self._peak_kw[site.id] = (period, peak)
+        return peak
 
     async def build(self, site: SiteConfig, external_limit_kw: float | None) -> Snapshot:
         now = self.clock.now()
@@ -139,9 +152,12 @@ class SnapshotBuilder:
         idle = tuple(IdleEvse(e.evse_key, e.station_id, e.min_current_a, _max_a(e), e.accepted_limit_a is not None)
                      for e in evses if e.online and not e.uncontrolled and e.evse_key not in busy)
 
+        floor_kw = self.period_peak_kw(site, now, sum(t.power_w or 0.0 for t in txs) / 1000.0)
+
         def plan_input(reserve: Mapping[str, float]) -> SchedulingInput:
             return build_input(site, evses, sessions, now, sc, circuit_of=circuit_of,
-                               external_limit_kw=external_limit_kw, price_per_kwh=prices, idle_reserve_a=reserve)
+                               external_limit_kw=external_limit_kw, price_per_kwh=prices, idle_reserve_a=reserve,
+                               peak_floor_kw=floor_kw)
 
         inp = plan_input({})
         if any(e.controlled for e in idle):

@@ -127,12 +127,14 @@ class Triggers:
             self.request(st.site_id, debounce)
 
     async def _slot_timer(self) -> None:
-        """Re-plan every site at each boundary of the slot grid: slot 0 ends there, and the horizon moves."""
+        """Re-plan every site at each boundary of the slot grid (slot 0 ends there, and the horizon moves) and
+        at least every ``replan_interval_s`` in between (the plan's slot 0 is planned only that far)."""
         last: datetime | None = None
         while True:
             slot_s = self.live.slot_s
             now = self.clock.now() if last is None else max(self.clock.now(), last)
             boundary = slot_floor(now, slot_s) + timedelta(seconds=slot_s)
+            boundary = min(boundary, now + timedelta(seconds=self.live.sc.replan_interval_s))
             await self.clock.sleep((boundary - self.clock.now()).total_seconds())
             last = boundary
             for site in self.live.cfg.sites:
