@@ -204,6 +204,10 @@ class SmartChargingConfig(_Strict):
     shave_below_limit: bool = False
     #: A session whose departure is unknown is ranked (least laxity first) as having this much slack.
     unknown_slack_h: float = Field(1.0, ge=0)
+    #: A stated departure is planned this much earlier: this share of the time left, at most the cap
+    #: (drivers leave early; the energy planned in the margin would be lost with them).
+    departure_margin_pct: float = Field(15.0, ge=0, le=50)
+    departure_margin_max_min: float = Field(30.0, ge=0)
     #: Equal delivered fractions (concave reward, and max-min). Off by default: with drivers' estimated
     #: departures it cost 2-5 points of energy on real sessions (docs/scheduling.md).
     fairness_per_kwh: float = Field(0.0, ge=0)

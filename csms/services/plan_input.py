@@ -148,7 +148,7 @@ def build_input(
         need = 0.0 if s.ev_full else _remaining_need_wh(s, site, max_a * e.voltage_v * len(e.phases))
         planned.append(SessionSpec(
             session_key=s.session_key, evse_key=e.evse_key, energy_needed_wh=need,
-            departure=_known_departure(s, now), max_current_a=s.ev_max_current_a, priority=s.priority,
+            departure=_known_departure(s, now, cfg), max_current_a=s.ev_max_current_a, priority=s.priority,
             ev_phases=min(s.ev_phases, len(e.phases)) if s.ev_phases else None,
         ))
     return SchedulingInput(
@@ -158,11 +158,17 @@ def build_input(
     )
 
 
-def _known_departure(s: ActiveSession, now: datetime) -> datetime | None:
-    """The departure the plan may rely on, exactly as known (the planner plans a departure inside slot 0
-    for the seconds left). None: unknown, planned risk-averse (as early as limits and fairness allow). A
-    stated departure that has passed with the car still plugged in is no longer known either."""
-    return s.departure if s.departure is not None and s.departure > now else None
+def _known_departure(s: ActiveSession, now: datetime, cfg: SmartChargingConfig) -> datetime | None:
+    """The departure the plan may rely on: the stated one less a margin (``departure_margin_pct`` of the time
+    left, at most ``departure_margin_max_min``), because drivers leave early: a quarter of the ACN drivers
+    left more than 15 minutes before the departure they had entered. None: unknown, planned risk-averse (as
+    early as limits and fairness allow). A stated departure that has passed with the car still plugged in is
+    no longer known either."""
+    if s.departure is None or s.departure <= now:
+        return None
+    left_s = (s.departure - now).total_seconds()
+    margin_s = min(left_s * cfg.departure_margin_pct / 100.0, cfg.departure_margin_max_min * 60.0)
+    return s.departure - timedelta(seconds=margin_s)
 
 
 def _remaining_need_wh(s: ActiveSession, site: SiteConfig, evse_max_w: float) -> float:
