@@ -68,7 +68,13 @@ def test_the_plan_starts_now_on_the_slot_grid_and_keeps_departures_exact() -> No
     assert inp.slot_start(1) == datetime(2026, 11, 27, 7, 15, tzinfo=UTC)
     assert inp.slot_start(2) == datetime(2026, 11, 27, 7, 30, tzinfo=UTC)
     deps = {s.session_key: s.departure for s in inp.sessions}
-    assert deps == {"A/1": leaving.departure, "B/1": later.departure}  # exactly as known, never rounded
+    # Never rounded to the grid; planned with the margin for early leavers: 15 % of the time left, <= 30 min.
+    assert deps == {"A/1": leaving.departure - (leaving.departure - now) * 0.15,
+                    "B/1": later.departure - timedelta(minutes=30)}
+    exact = build_input(site, [evse("A"), evse("B")], [leaving, later], now,
+                        SmartChargingConfig(departure_margin_pct=0), circuit_of={})
+    assert {s.session_key: s.departure for s in exact.sessions} == {"A/1": leaving.departure,
+                                                                     "B/1": later.departure}
     sch = SitePlanner().plan(inp)
     assert sch.slot_start(1) == inp.slot_start(1)
     assert sch.current_limit_a("A/1", 0) > 0  # leaving within slot 0, it still charges for the seconds left
