@@ -70,7 +70,7 @@ def test_the_plan_starts_now_on_the_slot_grid_and_keeps_departures_exact() -> No
     deps = {s.session_key: s.departure for s in inp.sessions}
     # Never rounded to the grid; planned with the margin for early leavers: 15 % of the time left, <= 30 min.
     assert deps == {"A/1": leaving.departure - (leaving.departure - now) * 0.15,
-                    "B/1": later.departure - timedelta(minutes=30)}
+                    "B/1": later.departure - min((later.departure - now) * 0.15, timedelta(minutes=30))}
     exact = build_input(site, [evse("A"), evse("B")], [leaving, later], now,
                         SmartChargingConfig(departure_margin_pct=0), circuit_of={})
     assert {s.session_key: s.departure for s in exact.sessions} == {"A/1": leaving.departure,
