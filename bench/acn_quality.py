@@ -16,8 +16,8 @@ called every period (``max_recompute = 1``):
   EVSE minimum (``min_pilot``): each car first gets 6 A (in order of remaining time, while the cap allows),
   then the sorted order fills up to 32 A. Without it they offer 0..6 A, which the 6 A EVSE rejects.
 - ``ours``: ``OursAlgorithm``, a ``BaseAlgorithm`` that keeps one ``csms.scheduling.SitePlanner`` for the run
-  and, at every call, plans a 24 h horizon on the 15-minute grid (slot 0 = now .. next quarter hour) and
-  returns slot 0's current.
+  and, at every call, plans a 24 h horizon on the 15-minute grid (slot 0 = now .. next quarter hour, planned
+  up to the next call) with the run's peak so far as the peak floor, and returns slot 0's current.
 - ``offline``: the hindsight LP (``offline_lp``): real arrivals, real departures, real requests, per-period
   rates in [0, 32] A (no 6 A minimum: a relaxation), maximising energy under the cap; solved with highspy.
   Also the offline **minimum peak** (``offline_min_peak``): one LP minimising the constant cap at which every
@@ -165,7 +165,10 @@ class OursAlgorithm(BaseAlgorithm):
     """Our ``SitePlanner`` as an acnportal algorithm (one persistent planner for the whole run).
 
     Each call plans ``SchedulingInput(start=now, slot_s=900, first_slot_s=seconds to the next quarter hour,
-    horizon_slots=96)`` with one ``EvseSpec`` per EVSE (max/min pilot and voltage read from the interface:
+    horizon_slots=96, replan_s=300, peak_floor_kw=highest site power of this run so far)`` (the last two as
+    the live service passes them since b192d3a: slot 0 planned up to the next call, the demand period's
+    peak as the floor of the peak term; here the peak is what the returned rates could draw, an upper bound
+    of the measured one) with one ``EvseSpec`` per EVSE (max/min pilot and voltage read from the interface:
     32 A, 6 A, 208 V, single phase), one root circuit ``site`` capped at ``cap_kw`` (None: no cap) and one
     ``SessionSpec`` per active session (remaining demand, ``known_departure``), and returns slot 0's current.
     A planned current acnportal's EVSE would reject (not 0 and outside [6, 32] A +- 1e-3) is recorded in
@@ -181,6 +184,7 @@ class OursAlgorithm(BaseAlgorithm):
         self.fallbacks: Counter[str] = Counter()
         self.bad_rates: list[tuple[int, str, float]] = []
         self._site: tuple[tuple[EvseSpec, ...], CircuitSpec] | None = None
+        self.peak_kw = 0.0
 
     def _infrastructure(self) -> tuple[tuple[EvseSpec, ...], CircuitSpec]:
         if self._site is None:
@@ -205,8 +209,11 @@ class OursAlgorithm(BaseAlgorithm):
             SessionSpec(s.session_id, s.station_id, energy_needed_wh=s.remaining_demand * 1000,
                         departure=now + (known_departure(s.estimated_departure, t) - t) * period)
             for s in active_sessions)
+        # As the live service does: slot 0 is planned as far as the next call (one period), and the peak term
+        # only counts load above the highest site power this run has drawn so far (its demand period).
         return SchedulingInput(start=now, circuits=(site,), evses=evses, sessions=sessions, slot_s=SLOT_S,
-                               first_slot_s=first_slot_s, horizon_slots=HORIZON_SLOTS)
+                               first_slot_s=first_slot_s, horizon_slots=HORIZON_SLOTS,
+                               replan_s=period.total_seconds(), peak_floor_kw=self.peak_kw)
 
     def schedule(self, active_sessions: list[SessionInfo]) -> dict[str, list[float]]:
         if not active_sessions:
@@ -218,14 +225,18 @@ class OursAlgorithm(BaseAlgorithm):
         if sched.status != "optimal":
             self.fallbacks[str(sched.reason)] += 1
         out = {}
+        power_kw = 0.0
         for s in active_sessions:
             rate = sched.current_limit_a(s.session_id, 0)
+            power_kw += min(rate, MAX_A) * VOLTAGE / 1000.0
             if abs(rate) <= 1e-3:
                 rate = 0.0
             elif not MIN_A - 1e-3 <= rate <= MAX_A + 1e-3:
                 self.bad_rates.append((self.interface.current_time, s.session_id, rate))
                 rate = 0.0 if rate < MIN_A else MAX_A
             out[s.station_id] = [rate]
+        # What the cars could draw under these rates: an upper bound of the site's power this period.
+        self.peak_kw = max(self.peak_kw, power_kw)
         return out
 
 
@@ -238,7 +249,7 @@ class Tracked(BaseAlgorithm):
         self.inner, self.label, self.log, self.days = inner, label, log, days
         self.max_recompute = inner.max_recompute
         self.call_s: list[float] = []
-        self.wanted_kw: dict[int, float] = {}      # period -> what the cars could take (see Row.unused_periods)
+        self.wanted_kw: dict[int, float] = {}      # period -> what cars could take (Row.unused_periods)
         self._day = 0
 
     def register_interface(self, interface: Interface) -> None:
@@ -288,10 +299,13 @@ class Row:
     violations: int
     wall_s: float
     max_excess_kw: float = 0.0              # largest site power above the cap (0 if never above)
-    # Sessions left > 0.1 kWh short of what was deliverable before both their actual and estimated departure
-    # (min(request, 32 A over that time)): uncapped, no online algorithm has an excuse for these.
-    short_in_known_stay: int = 0
-    short_in_known_stay_kwh: float = 0.0
+    # Sessions > 0.1 kWh short of min(request, 32 A from arrival to the earlier of the actual and estimated
+    # departure), split by whether the car stayed until its estimate (uncapped, no online algorithm has an
+    # excuse for those) or left before it (lost by waiting for a departure that did not come).
+    short_stayed: int = 0
+    short_stayed_kwh: float = 0.0
+    short_left_early: int = 0
+    short_left_early_kwh: float = 0.0
     # Periods in which the site drew more than one minimum current (6 A, 1.25 kW) less than the cars could
     # take (each up to 32 A or its remaining demand; cars with less than one period at 6 A left, 0.104 kWh,
     # not counted) and the cap allowed: charging deferred or capacity left idle.
@@ -334,10 +348,17 @@ def score(algorithm: str, cap_kw: float | None, sessions: Sequence[AcnSession], 
     row = Row(algorithm, cap_kw, got, req, 100 * got / req, 100 * served / len(sessions),
               float(max(power_kw, default=0.0)), 0, wall_s, power_kw=[float(p) for p in power_kw])
     row.rescore(cap_kw)
-    gaps = [known_stay_kwh(s) - delivered[s.session_id] for s in sessions]
-    row.short_in_known_stay = int(sum(g > SERVED_KWH for g in gaps))
-    row.short_in_known_stay_kwh = float(sum(g for g in gaps if g > SERVED_KWH))
-    row.near_misses = int(sum(SERVED_KWH <= s.requested_kwh - delivered[s.session_id] <= 1.0 for s in sessions))
+    for s in sessions:
+        gap = known_stay_kwh(s) - delivered[s.session_id]
+        if gap > SERVED_KWH:
+            if s.departure >= s.est_departure:
+                row.short_stayed += 1
+                row.short_stayed_kwh += float(gap)
+            else:
+                row.short_left_early += 1
+                row.short_left_early_kwh += float(gap)
+    row.near_misses = int(sum(SERVED_KWH <= s.requested_kwh - delivered[s.session_id] <= 1.0
+                              for s in sessions))
     return row
 
 
@@ -591,10 +612,11 @@ def planner_fingerprint() -> str:
             return ""
         return done.stdout.strip()
 
+    bench = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
     head = git("rev-parse", "--short", "HEAD") or "?"
     changed = git("status", "--porcelain", "--", "csms/scheduling")
     dirty = " + uncommitted csms/scheduling changes" if changed else ""
-    return f"git {head}{dirty}, csms/scheduling sha256 {digest}"
+    return f"git {head}{dirty}, csms/scheduling sha256 {digest}, bench/acn_quality.py sha256 {bench}"
 
 
 def _cap_str(cap: float | None) -> str:
@@ -613,7 +635,8 @@ def _line(r: Row) -> str:
     extra = ""
     if r.algorithm == "ours":
         extra = (f"  plan {_ms(r.plan_mean_ms)}/{_ms(r.plan_p95_ms)}/{_ms(r.plan_max_ms)} ms "
-                 f"(mean/p95/max), {r.calls} calls, fallbacks {sum(r.fallbacks.values())}, bad rates {r.bad_rates}")
+                 f"(mean/p95/max), {r.calls} calls, fallbacks {sum(r.fallbacks.values())}, "
+                 f"bad rates {r.bad_rates}")
     return (f"{_cap_str(r.cap_kw):>8} {r.algorithm:<12} energy {r.energy_pct:6.2f} %  "
             f"served {r.served_pct:5.1f} %  peak {r.peak_kw:6.2f} kW  viol {r.violations:4d}  "
             f"({r.wall_s:.0f} s){extra}")
@@ -636,16 +659,19 @@ def markdown(rep: Report) -> str:
     online = [r for r in rep.rows if r.algorithm in ("llf", "edf", "ours")]
     if online:
         lines += ["", "Diagnostics: *unused* = periods in which the site drew more than one minimum "
-                  "current (1.25 kW) less than the plugged-in cars could take (each up to 32 A or its remaining "
-                  "demand, if that exceeds one period at 6 A) and the cap allowed (kWh: that room); *short in known stay* = sessions > 0.1 kWh short of min(request, 32 A until the "
-                  "earlier of actual and estimated departure); *near misses* = sessions 0.1..1 kWh short of "
-                  "their request.",
-                  "", "| cap | algorithm | unused periods (kWh) | short in known stay (kWh) | near misses |",
-                  "|---|---|---:|---:|---:|"]
+                  "current (1.25 kW) less than the plugged-in cars could take (each up to 32 A or its "
+                  "remaining demand, if over one period at 6 A) and the cap allowed (kWh: that room). "
+                  "*Short* = "
+                  "sessions > 0.1 kWh short of min(request, 32 A from arrival to the earlier of actual and "
+                  "estimated departure), split into cars that stayed until their estimate (uncapped, nothing "
+                  "excuses these) and cars that left before it. *Near misses* = sessions 0.1..1 kWh short of "
+                  "their request.", "",
+                  "| cap | algorithm | unused periods (kWh) | short, stayed (kWh) | short, left early (kWh) "
+                  "| near misses |", "|---|---|---:|---:|---:|---:|"]
         for r in online:
             lines.append(f"| {_cap_str(r.cap_kw)} | {NAMES[r.algorithm]} | {r.unused_periods} "
-                         f"({r.unused_kwh:.1f}) | {r.short_in_known_stay} "
-                         f"({r.short_in_known_stay_kwh:.1f}) | {r.near_misses} |")
+                         f"({r.unused_kwh:.1f}) | {r.short_stayed} ({r.short_stayed_kwh:.1f}) | "
+                         f"{r.short_left_early} ({r.short_left_early_kwh:.1f}) | {r.near_misses} |")
     lines += ["", f"Wall time {rep.wall_s / 60:.1f} min; planner: {rep.planner or '?'}."]
     if rep.command:
         lines += ["", f"`{rep.command}`"]
