@@ -73,6 +73,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from acn_data import DEFAULT_START, AcnSession, load, stations  # noqa: E402
 
+from csms.config import SmartChargingConfig  # noqa: E402
+from csms.services.plan_input import planning_departure  # noqa: E402
 from csms.scheduling import CircuitSpec, EvseSpec, SchedulingInput, SessionSpec, SitePlanner  # noqa: E402
 
 try:
@@ -205,9 +207,12 @@ class OursAlgorithm(BaseAlgorithm):
         period = timedelta(minutes=self.interface.period)
         into_slot = (now - datetime(1970, 1, 1, tzinfo=timezone.utc)) % timedelta(seconds=SLOT_S)
         first_slot_s = SLOT_S - into_slot.total_seconds()          # in (0, 900]
+        # The same policy as the live service: a stated departure is planned with the early-leaver margin.
+        sc = SmartChargingConfig()
         sessions = tuple(
             SessionSpec(s.session_id, s.station_id, energy_needed_wh=s.remaining_demand * 1000,
-                        departure=now + (known_departure(s.estimated_departure, t) - t) * period)
+                        departure=planning_departure(now + (known_departure(s.estimated_departure, t) - t) * period,
+                                                     now, sc.departure_margin_pct, sc.departure_margin_max_min))
             for s in active_sessions)
         # As the live service does: slot 0 is planned as far as the next call (one period), and the peak term
         # only counts load above the highest site power this run has drawn so far (its demand period).

@@ -53,6 +53,13 @@ def unknown_departure_earliness(m: Model) -> Any:
     return -pyo.quicksum(m.unknown_w[e] * m.r[e] for e in m.E)
 
 
+def sessions_completed(m: Model) -> Any:
+    """−Σ priority·(delivered fraction of the feasible need): the LP relaxation of "how many drivers leave with
+    all they asked for". With the energy fixed by stage 1, it hands a scarce limit to the needs it can
+    complete (a kWh is a larger fraction of a small need) instead of leaving many drivers a little short."""
+    return -pyo.quicksum(m.prio[e] * m.seg[e, k] for e in m.E for k in m.K)
+
+
 def min_delivered_fraction(m: Model) -> Any:
     """−z where z ≤ every active driver's delivered fraction: a linear max-min tie-break between equals."""
     return -m.z
@@ -107,8 +114,9 @@ def stage1_expr(m: Model, w: ObjectiveWeights) -> Any:
 def stage2_expr(m: Model, w: ObjectiveWeights) -> Any:
     """Stage 2: a lower peak above the floor, then price, then fair fractions and earliness (the weights set
     that order)."""
-    terms = [(w.peak_per_kw, peak_load), (w.cost_weight, energy_cost), (w.fairness_per_kwh, fair_fractions),
-             (w.fairness_min_fraction, min_delivered_fraction), (w.early_per_kwh, early_charging)]
+    terms = [(w.peak_per_kw, peak_load), (w.cost_weight, energy_cost), (w.completed_per_session, sessions_completed),
+             (w.fairness_per_kwh, fair_fractions), (w.fairness_min_fraction, min_delivered_fraction),
+             (w.early_per_kwh, early_charging)]
     return pyo.quicksum(weight * fn(m) for weight, fn in terms if weight != 0.0)
 
 

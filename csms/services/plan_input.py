@@ -159,16 +159,20 @@ def build_input(
 
 
 def _known_departure(s: ActiveSession, now: datetime, cfg: SmartChargingConfig) -> datetime | None:
-    """The departure the plan may rely on: the stated one less a margin (``departure_margin_pct`` of the time
-    left, at most ``departure_margin_max_min``), because drivers leave early: a quarter of the ACN drivers
-    left more than 15 minutes before the departure they had entered. None: unknown, planned risk-averse (as
-    early as limits and fairness allow). A stated departure that has passed with the car still plugged in is
-    no longer known either."""
+    """The departure the plan may rely on (``planning_departure``). None: unknown, planned risk-averse (as early
+    as limits and fairness allow). A stated departure that has passed with the car still plugged in is no
+    longer known either."""
     if s.departure is None or s.departure <= now:
         return None
-    left_s = (s.departure - now).total_seconds()
-    margin_s = min(left_s * cfg.departure_margin_pct / 100.0, cfg.departure_margin_max_min * 60.0)
-    return s.departure - timedelta(seconds=margin_s)
+    return planning_departure(s.departure, now, cfg.departure_margin_pct, cfg.departure_margin_max_min)
+
+
+def planning_departure(stated: datetime, now: datetime, margin_pct: float, margin_max_min: float) -> datetime:
+    """A stated departure less a margin: ``margin_pct`` of the time left, at most ``margin_max_min``. Drivers
+    leave early (a quarter of the ACN drivers left more than 15 minutes before the departure they had
+    entered), and energy planned in the margin would leave with them."""
+    left_s = max(0.0, (stated - now).total_seconds())
+    return stated - timedelta(seconds=min(left_s * margin_pct / 100.0, margin_max_min * 60.0))
 
 
 def _remaining_need_wh(s: ActiveSession, site: SiteConfig, evse_max_w: float) -> float:
