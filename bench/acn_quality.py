@@ -120,6 +120,11 @@ class MinPilotDeadbandEVSE(acnsim.DeadbandEVSE):
         return self.deadband_end
 
 
+#: What online schedulers are told as departure: the driver's estimate (realistic, default) or the actual
+#: departure ("departures known", as in the issue's first table). Set by --departures.
+DEPARTURES = "estimated"
+
+
 def known_departure(estimated_departure: int, now: int) -> int:
     """Departure an online scheduler may assume (periods): the estimate, or the next period once it passed."""
     return max(estimated_departure, now + 1)
@@ -137,7 +142,8 @@ class KnownInterface(Interface):
         now = self.current_time
         out = []
         for ev in self._active_evs:
-            dep = known_departure(ev.estimated_departure, now)
+            told = ev.departure if DEPARTURES == "actual" else ev.estimated_departure
+            dep = known_departure(told, now)
             out.append(SessionInfo(ev.station_id, ev.session_id, ev.requested_energy, ev.energy_delivered,
                                    ev.arrival, dep, dep, now))
         return out
@@ -710,7 +716,11 @@ def main(argv: Sequence[str] | None = None) -> Report:
     ap.add_argument("--algorithms", default=",".join(ALGORITHMS), help="subset of %(default)s")
     ap.add_argument("--markdown", type=Path, help="write the tables as Markdown here")
     ap.add_argument("--json", type=Path, help="write all numbers as JSON here")
+    ap.add_argument("--departures", choices=("estimated", "actual"), default="estimated",
+                    help="what LLF, EDF and ours are told: the driver's estimate (default) or the actual departure")
     args = ap.parse_args(argv)
+    global DEPARTURES
+    DEPARTURES = args.departures
     algorithms = [a.strip().lower() for a in args.algorithms.split(",")]
     if set(algorithms) - set(ALGORITHMS):
         ap.error(f"unknown algorithms {sorted(set(algorithms) - set(ALGORITHMS))}")
@@ -725,7 +735,7 @@ def main(argv: Sequence[str] | None = None) -> Report:
     rep.planner = planner
     rep.command = (f".venv/bin/python bench/acn_quality.py --site {args.site} --start {args.start} "
                    f"--days {args.days} --caps {','.join('none' if c is None else f'{c:g}' for c in caps)} "
-                   f"--algorithms {','.join(algorithms)}")
+                   f"--algorithms {','.join(algorithms)} --departures {args.departures}")
     print()
     print(markdown(rep))
     for name, ok, why in rep.targets:

@@ -179,7 +179,7 @@ class ObjectiveWeights:
     early_per_kwh: float = 0.05            # stage 2: bonus for a kWh in slot 0, decaying linearly to 0 at
                                            # horizon end (× priority × urgency of the session)
     cost_weight: float = 1.0               # stage 2: multiplies price_per_kwh × kWh
-    completed_per_session: float = 1.0     # stage 2: per driver's delivered fraction (completes small needs)
+    completed_per_session: float = 5.0     # stage 2: per driver's delivered fraction (completes small needs)
     peak_per_kw: float = 10.0              # stage 2: on the highest site load in the horizon, above the floor
     # False: no shaving below the site's own power limit (the floor is raised to it). With a binding limit a
     # lower peak only moves energy later, and cars arriving meanwhile then compete for it: measured on ACN
