@@ -101,7 +101,7 @@ def build_model(topo: Topology, weights: ObjectiveWeights) -> SiteModel:
 
 
 def share_slot_count(topo: Topology, weights: ObjectiveWeights) -> int:
-    """S: how many leading slots carry per-slot fair-share columns (shared with the highspy backend)."""
+    """S: how many leading slots carry per-slot share columns."""
     return max(0, min(int(weights.share_slots), topo.horizon_slots))
 
 

@@ -110,10 +110,10 @@ class SitePlanner:
         change = change_kind(tightened or need_changed, shares_tightened)
         method = self.options.cold_method if cold else self.options.warm_method
         res1 = self._run(sm, opt, cold, changed, highs_method(method, cold, change, n_cols), deadline)
-        value1 = float(res1.incumbent_objective)
+        value1 = _objective(res1)
         terms = {"lp_cold": float(cold), "bounds_pushed": float(len(changed)), "build_s": build_s,
-                 "stage1_s": float(res1.timing_info.wall_time), "stage1_objective": value1}
-        if not two_stages:
+                 "stage1_s": _seconds(res1), "stage1_objective": value1}
+        if not two_stages or value1 != value1:     # NaN: no incumbent objective, nothing to hold in stage 2
             terms["lp_objective"] = value1
             return _read_solution(sm, net, res1), terms
         x1 = _read_solution(sm, net, res1)
@@ -131,8 +131,8 @@ class SitePlanner:
             self._pushed.pop("p:need", None)       # force a full push next time
             del exc
             return x1, terms
-        terms.update(lp_objective=float(res2.incumbent_objective), stage2_s=float(res2.timing_info.wall_time),
-                     lp_solve_s=terms["stage1_s"] + float(res2.timing_info.wall_time))
+        terms.update(lp_objective=_objective(res2), stage2_s=_seconds(res2),
+                     lp_solve_s=terms["stage1_s"] + _seconds(res2))
         return x, terms
 
     def _run(self, sm: SiteModel, opt: Any, cold: bool, changed: list[Any], options: dict[str, Any],
@@ -238,6 +238,19 @@ def _push_params(sm: SiteModel, net: Network, pushed: dict[str, Array]) -> bool:
             param[j] = float(new[j])
         pushed["p:" + name] = new.copy()
     return row_changed
+
+
+def _objective(res: Any) -> float:
+    """The incumbent objective, NaN when the solver reports none (seen in the office scenario, 5 plans a day:
+    the plan was then the fallback). Without it there is no stage-1 value to hold, so the caller keeps the
+    stage-1 plan and skips stage 2."""
+    value = res.incumbent_objective
+    return float("nan") if value is None else float(value)
+
+
+def _seconds(res: Any) -> float:
+    wall = getattr(res.timing_info, "wall_time", None)
+    return 0.0 if wall is None else float(wall)
 
 
 def _check(res: Any) -> None:
