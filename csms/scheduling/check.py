@@ -29,8 +29,9 @@ def check_limits(
     out: list[Violation] = []
     planned = _session_checks(inp, schedule, out, tol_a, tol_wh)
     # A car measured on one phase of a multi-phase EVSE draws on the EVSE's first conductor only.
-    drawn = {s.evse_key: evse.phases[:1] for s in inp.sessions for evse in inp.evses
-             if evse.evse_key == s.evse_key and s.ev_phases == 1}
+    phases = {e.evse_key: e.phases for e in inp.evses}
+    drawn = {s.evse_key: phases[s.evse_key][:1] for s in inp.sessions
+             if s.ev_phases == 1 and s.evse_key in phases}
     _circuit_checks(inp, planned, drawn, out, tol_a, tol_w)
     return out
 
@@ -42,6 +43,7 @@ def _session_checks(
     evses = {e.evse_key: e for e in inp.evses}
     sessions = {s.session_key: s for s in inp.sessions}
     fixed = {f.evse_key for f in inp.fixed_draws}
+    planned_first_s = inp.planned_first_s
     planned: dict[str, list[float]] = {}
     for plan in schedule.sessions:
         s = sessions.get(plan.session_key)
@@ -58,7 +60,7 @@ def _session_checks(
         for t, amps in enumerate(plan.current_a[: inp.horizon_slots]):
             if abs(amps) <= tol_a:
                 continue
-            seconds = inp.present_s(s) if t == 0 else inp.slot_duration_s(t)
+            seconds = inp.present_s(s, planned_first_s) if t == 0 else inp.slot_duration_s(t)
             before_last_wh = energy_wh
             energy_wh += amps * ev.voltage_v * car_phases * seconds / 3600.0
             burst_wh = max(burst_wh, ev.min_current_a * ev.voltage_v * car_phases * seconds / 3600.0)

@@ -282,7 +282,8 @@ def _sessions(
     n_e, n_t = len(topo.evse_keys), topo.horizon_slots
     ub, need, prio = np.zeros((n_e, n_t)), np.zeros(n_e), np.zeros(n_e)
     known = np.zeros(n_e, dtype=bool)
-    scale, present = np.ones(n_e), np.full(n_e, inp.planned_first_s / inp.slot_s)
+    first_s = inp.planned_first_s                      # walks every session: once per plan
+    scale, present = np.ones(n_e), np.full(n_e, first_s / inp.slot_s)
     arrival, departure = np.zeros(n_e, dtype=np.int64), np.zeros(n_e, dtype=np.int64)
     keys: list[str | None] = [None] * n_e
     min_a = np.array([e.min_current_a for e in inp.evses])
@@ -301,7 +302,7 @@ def _sessions(
         known[e] = s.departure is not None
         wired = len(inp.evses[e].phases)
         scale[e] = 1.0 if one_phase[e] or not s.ev_phases else min(wired, s.ev_phases) / wired
-        present[e] = inp.present_s(s) / inp.slot_s
+        present[e] = inp.present_s(s, first_s) / inp.slot_s
         amps = inp.evses[e].max_current_a if s.max_current_a is None else min(s.max_current_a, inp.evses[e].max_current_a)
         # An EV that cannot take the minimum can never be offered a legal current: plan it nothing.
         if e not in fixed and amps >= min_a[e] and need[e] > 0:

@@ -317,13 +317,15 @@ class SchedulingInput:
                     first = left
         return max(first, 1.0)
 
-    def present_s(self, session: SessionSpec) -> float:
-        """Seconds of planned slot 0 (``planned_first_s``) the car is plugged in."""
+    def present_s(self, session: SessionSpec, planned_first_s: float | None = None) -> float:
+        """Seconds of planned slot 0 (``planned_first_s``, which callers looping over sessions compute once
+        and pass: it walks every session) the car is plugged in."""
+        first = self.planned_first_s if planned_first_s is None else planned_first_s
         if session.arrival is not None and session.arrival > self.start:
             return 0.0
         if session.departure is None:
-            return self.planned_first_s
-        return max(0.0, min(self.planned_first_s, (session.departure - self.start).total_seconds()))
+            return first
+        return max(0.0, min(first, (session.departure - self.start).total_seconds()))
 
     def price(self, slot: int) -> float:
         return series_value(self.price_per_kwh, slot, 0.0)

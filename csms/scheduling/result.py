@@ -129,7 +129,7 @@ def build_schedule(
         "energy_cost": float((ev_rows[3] * net.price * net.slot_h).sum()),
         "peak_kw": float(site_kw.max()) if site_kw.size else 0.0,
     }
-    terms.update({k: v for k, v in (extra_terms or {}).items() if isinstance(v, (int, float))})
+    terms.update(extra_terms or {})
     return Schedule(
         start=inp.start, slot_s=inp.slot_s, status=status, sessions=tuple(plans),
         site_power_w=tuple(float(v) * 1000.0 for v in site_kw),

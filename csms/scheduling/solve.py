@@ -124,12 +124,10 @@ class SitePlanner:
             res2 = self._run(sm, opt, False, [], highs_method(self.options.warm_method, False, "relax", n_cols),
                              deadline, params_changed=True)
             x = _read_solution(sm, net, res2)
-        except (Infeasible, SolverUnavailable) as exc:
-            # Numerical trouble in stage 2 only: the stage-1 plan is a correct plan, just not peak-shaved.
+        except (Infeasible, SolverUnavailable):
+            # Numerical trouble in stage 2 only: the stage-1 plan is a correct plan, just not peak-shaved. The
+            # next plan sets the stage switch and the guard afresh.
             terms["stage2_failed"] = 1.0
-            terms["reason"] = 0.0
-            self._pushed.pop("p:need", None)       # force a full push next time
-            del exc
             return x1, terms
         terms.update(lp_objective=_objective(res2), stage2_s=_seconds(res2),
                      lp_solve_s=terms["stage1_s"] + _seconds(res2))
