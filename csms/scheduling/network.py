@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 from csms.scheduling.problem import PHASES, CircuitSpec, InvalidInput, SchedulingInput, series_value
 
 ROW_KINDS: tuple[str, ...] = ("L1", "L2", "L3", "power")
+MET_KWH = 1e-3   # a remaining need below this (1 Wh) counts as delivered
 Array = NDArray[np.float64]
 
 
@@ -305,7 +306,9 @@ def _sessions(
         present[e] = inp.present_s(s, first_s) / inp.slot_s
         amps = inp.evses[e].max_current_a if s.max_current_a is None else min(s.max_current_a, inp.evses[e].max_current_a)
         # An EV that cannot take the minimum can never be offered a legal current: plan it nothing.
-        if e not in fixed and amps >= min_a[e] and need[e] > 0:
+        # A need under 1 Wh is met: planning it would offer a current (a burst, or more to finish sooner)
+        # for nothing.
+        if e not in fixed and amps >= min_a[e] and need[e] >= MET_KWH:
             ub[e, a:d] = amps
         if present[e] <= 0:
             ub[e, 0] = 0.0

@@ -229,3 +229,13 @@ def test_plan_time_is_recorded(b: SimpleNamespace) -> None:
     evses, site = one_phase_site(b, 2, 10.0)
     s = plan(inp_of(b, evses, site, [SessionSpec("a", "A", 5_000, departure=b.at(6))]))
     assert s.solve_time_s > 0 and "postpass_s" in s.objective_terms and "stage1_s" in s.objective_terms
+
+
+def test_a_need_under_one_wh_is_met_not_planned(b: SimpleNamespace) -> None:
+    """Found by the property test on a fresh clone: a 0.01 Wh need was offered a burst and then the EVSE's max
+    to finish sooner (575 Wh planned for 0.01 Wh)."""
+    evses, site = one_phase_site(b, 1, None)
+    inp = inp_of(b, evses, site, [SessionSpec("s", "A", 0.01)], peak_floor_kw=20.0, horizon=3)
+    s = plan(inp)
+    assert s.session("s").current_a == (0.0, 0.0, 0.0)
+    assert check_limits(inp, s) == []
