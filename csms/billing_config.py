@@ -88,6 +88,15 @@ class DemandTierConfig(_Strict):
     from_utilisation: Decimal = Field(ge=0)
     multiplier: Decimal = Field(ge=0)
 
+    @field_validator("from_utilisation")
+    @classmethod
+    def _fraction(cls, v: Decimal) -> Decimal:
+        # Utilisation is load / limit, at most 1: a percentage typed here would never apply.
+        if v > 1:
+            raise ValueError(f"is a fraction of the site's limit (0.5 for 50 %), not a percentage: {v} would "
+                             f"never be reached; write {v / 100} for {v} %")
+        return v
+
     def to_tier(self) -> DemandTier:
         return DemandTier(self.name, self.from_utilisation, self.multiplier)
 

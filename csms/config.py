@@ -9,13 +9,19 @@ Environment overrides (applied after the file is read):
 - CSMS_CHARGER_PASSWORD_<ID> -> chargers[id].password (ID upper-cased, '-' and '.' as '_')
 - CSMS_API_KEY_<NAME>        -> api.keys[name].key
 - CSMS_MQTT_URL              -> mqtt.url (and enables MQTT)
+- CSMS_HOST                  -> server.host and api.host (python -m csms --host)
+- CSMS_OCPP_PORT             -> server.port (--port)
+- CSMS_API_PORT              -> api.port (--api-port)
 - ${VAR} anywhere in a string value is replaced by the environment variable VAR (an unset one is an error).
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
+import types
+import typing
 from datetime import datetime, time
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -37,6 +43,19 @@ class _Strict(BaseModel):
 
 
 IDENT = r"^[^:/\s]{1,48}$"
+#: Above this a "kW" value is taken for watts typed as kW (100000 kW = 100 MW is no charging site's connection).
+MAX_SITE_KW = 20_000.0
+#: Below this a charger's max_power_w is taken for kW typed as watts (no EVSE is limited to under 500 W).
+MIN_CHARGER_POWER_W = 500.0
+
+
+def _kw(value: float | None, key: str = "") -> float | None:
+    """Refuse a kW value that is watts typed as kW, naming the likely intent."""
+    if value is not None and value > MAX_SITE_KW:
+        raise ValueError(f"{key}{value:g} kW is {value / 1000:g} MW, above any site connection "
+                         f"({MAX_SITE_KW:g} kW); the value looks like watts: write {value / 1000:g} for "
+                         f"{value / 1000:g} kW")
+    return value
 
 
 class OcppServerConfig(_Strict):
@@ -100,6 +119,12 @@ class ChargerConfig(_Strict):
 
     @model_validator(mode="after")
     def _rotation(self) -> "ChargerConfig":
+        if self.min_current_a > self.max_current_a:
+            raise ValueError(f"min_current_a ({self.min_current_a:g} A) is above max_current_a "
+                             f"({self.max_current_a:g} A)")
+        if self.max_power_w is not None and self.max_power_w < MIN_CHARGER_POWER_W:
+            raise ValueError(f"max_power_w: {self.max_power_w:g} W is less than any charger draws; the value "
+                             f"looks like kW: write {self.max_power_w * 1000:g} for {self.max_power_w:g} kW")
         if len(set(self.phase_rotation)) != len(self.phase_rotation):
             raise ValueError("phase_rotation must not repeat a phase")
         if len(self.phase_rotation) < self.phases:
@@ -118,6 +143,7 @@ class LimitWindow(_Strict):
     limit_kw: float = Field(ge=0)
 
     _t = field_validator("start", "end", mode="before")(classmethod(lambda cls, v: time_of_day(v)))
+    _w = field_validator("limit_kw")(classmethod(lambda cls, v: _kw(v)))
 
     @property
     def window(self) -> DailyWindow:
@@ -138,6 +164,8 @@ class CircuitConfig(_Strict):
     max_power_kw: float | None = Field(None, gt=0)
     chargers: list[str] = []
 
+    _w = field_validator("max_power_kw")(classmethod(lambda cls, v: _kw(v)))
+
 
 class SiteConfig(_Strict):
     id: Annotated[str, Field(pattern=IDENT)]
@@ -152,6 +180,8 @@ class SiteConfig(_Strict):
     #: Energy assumed for sessions whose EV and driver state none (their departure stays unknown, see
     #: smart_charging.learned_dwell).
     default_energy_kwh: float = Field(20.0, gt=0)
+
+    _w = field_validator("grid_limit_kw")(classmethod(lambda cls, v: _kw(v)))
 
     @model_validator(mode="after")
     def _limit(self) -> "SiteConfig":
@@ -276,6 +306,9 @@ class Config(_Strict):
 
     @model_validator(mode="after")
     def _references(self) -> "Config":
+        if self.api.enabled and self.api.port != 0 and self.api.port == self.server.port:
+            raise ValueError(f"api.port: {self.api.port} is also server.port (the OCPP endpoint); give the REST "
+                             f"API its own port (default 8000)")
         _unique("chargers", [c.id for c in self.chargers])
         _unique("sites", [s.id for s in self.sites])
         _unique("groups", [g.name for g in self.groups])
@@ -358,6 +391,12 @@ def _apply_env(raw: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
         raw.setdefault("database", {})["url"] = env["CSMS_DATABASE_URL"]
     if "CSMS_MQTT_URL" in env:
         raw.setdefault("mqtt", {}).update(url=env["CSMS_MQTT_URL"], enabled=True)
+    if env.get("CSMS_HOST"):
+        raw.setdefault("server", {})["host"] = env["CSMS_HOST"]
+        raw.setdefault("api", {})["host"] = env["CSMS_HOST"]
+    for var, section in (("CSMS_OCPP_PORT", "server"), ("CSMS_API_PORT", "api")):
+        if env.get(var):
+            raw.setdefault(section, {})["port"] = env[var]   # a string; the schema reads it as a number
     for c in raw.get("chargers") or []:
         if isinstance(c, dict) and "id" in c:
             pw = env.get(f"CSMS_CHARGER_PASSWORD_{_env_key(str(c['id']))}")
@@ -371,22 +410,90 @@ def _apply_env(raw: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
     return raw
 
 
-def format_validation_error(err: ValidationError) -> str:
-    """'chargers[2].max_current_a: Input should be greater than 0' - one line per problem."""
+def format_validation_error(err: ValidationError, model: type[BaseModel] | None = None) -> str:
+    """'chargers[2].max_current_a: Input should be greater than 0' - one line per problem. With the model
+    the input was validated against, an unknown key names the closest valid one."""
     lines = []
     for e in err.errors():
         loc = ""
         for part in e["loc"]:
             loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
         msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden" and model is not None:
+            msg = _unknown_key(model, e["loc"])
         lines.append(f"{loc}: {msg}" if loc else msg)
     return "; ".join(lines)
+
+
+def _unknown_key(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
+    valid = _keys_at(model, loc[:-1])
+    if valid is None:
+        return "unknown key"
+    close = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.6)
+    if close:
+        return f"unknown key; did you mean {close[0]!r}?"
+    return f"unknown key (valid keys: {', '.join(sorted(valid))})"
+
+
+def _keys_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | None:
+    """The field names of the model found at `loc` (list indexes and dict keys walked through)."""
+    tp: Any = model
+    for part in loc:
+        tp = _unwrap(tp, part)
+        if tp is None:
+            return None
+    tp = _unwrap(tp, None)
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return list(tp.model_fields)
+    return None
+
+
+def _unwrap(tp: Any, part: Any) -> Any:
+    """One step down the annotation `tp` along `part` (None: just strip Optional/Annotated/containers)."""
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        return _unwrap(typing.get_args(tp)[0], part)
+    if origin in (typing.Union, types.UnionType):
+        models = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _unwrap(models[0], part) if len(models) == 1 else None
+    if origin is list:
+        return typing.get_args(tp)[0] if isinstance(part, int) else (tp if part is None else None)
+    if origin is dict:
+        return typing.get_args(tp)[1] if part is not None else tp
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        if part is None:
+            return tp
+        f = tp.model_fields.get(str(part))
+        return None if f is None else f.annotation
+    return None
+
+
+class _DuplicateKey(yaml.YAMLError):
+    pass
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML where a key repeated in one mapping is an error: plain YAML keeps the last one silently, so a
+    section pasted twice would lose the first half of an operator's edit."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise _DuplicateKey(f"line {line}: {key}: duplicate key (first at line {seen[key]}); "
+                                    f"YAML would silently keep only the last one")
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
 
 
 def parse_config(text: str, env: dict[str, str] | None = None, source: str = "config") -> Config:
     """Parse and validate YAML text. Raises ConfigError naming the key and the problem."""
     try:
-        raw = yaml.safe_load(text) or {}
+        raw = yaml.load(text, Loader=_UniqueKeyLoader) or {}  # noqa: S506 - a SafeLoader subclass
+    except _DuplicateKey as e:
+        raise ConfigError(f"{source}: {e}") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{source}: not valid YAML: {e}") from None
     if not isinstance(raw, dict):
@@ -396,7 +503,7 @@ def parse_config(text: str, env: dict[str, str] | None = None, source: str = "co
     try:
         return Config.model_validate(raw)
     except ValidationError as e:
-        raise ConfigError(f"{source}: {format_validation_error(e)}") from None
+        raise ConfigError(f"{source}: {format_validation_error(e, Config)}") from None
 
 
 def load_config(path: Path, env: dict[str, str] | None = None) -> Config:

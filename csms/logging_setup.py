@@ -1,6 +1,6 @@
 """One structured line per event: `ts level logger message` as text, or one JSON object per line.
 
-The `ocpp` library logs every frame at INFO; it is held at WARNING, and our adapter logs frames at
+The `ocpp` library logs every frame at INFO; it (and alembic's per-start chatter) is held at WARNING, and our adapter logs frames at
 DEBUG on `csms.ocpp.frames` only when logging.frames is on.
 """
 
@@ -39,5 +39,8 @@ def setup_logging(cfg: LoggingConfig) -> None:
     logging.getLogger("ocpp").setLevel(logging.WARNING)
     logging.getLogger("websockets").setLevel(logging.WARNING)
     logging.getLogger("pyomo").setLevel(logging.WARNING)
+    # Alembic says "Context impl SQLiteImpl." and each step at INFO at every start; our own
+    # "database migrated" line is enough.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     logging.getLogger("csms.ocpp.frames").setLevel(logging.DEBUG if cfg.frames else logging.WARNING)
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)

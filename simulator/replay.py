@@ -1,4 +1,4 @@
-"""Replay of real charging sessions in the ACN-Data CSV format (as in ``../shared/data/acn/``).
+"""Replay of real charging sessions in the ACN-Data CSV format (as in ``scenarios/data/acn/``).
 
 Columns: ``arrival, departure, requested_energy (kWh), delivered_energy (kWh), station_id, session_id,
 estimated_departure, claimed``; timestamps ISO 8601 with a UTC offset; ``.csv`` or ``.csv.gz``.
@@ -24,8 +24,9 @@ from zoneinfo import ZoneInfo
 if TYPE_CHECKING:
     from simulator.scenario import Replay, Scenario
 
-#: Where the shared data lives relative to the repository root (override with --data-dir).
-DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "acn"
+#: The ACN week the shipped replay scenario needs is in the repository, so it runs from a fresh clone;
+#: --data-dir points elsewhere (e.g. at the full four-month files).
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1] / "scenarios" / "data" / "acn"
 
 REQUIRED = ("arrival", "departure", "requested_energy (kWh)", "delivered_energy (kWh)", "station_id",
             "estimated_departure")
@@ -91,7 +92,7 @@ def parse_acn(lines: Iterable[str]) -> list[AcnSession]:
 def read_acn(path: Path) -> list[AcnSession]:
     if not path.exists():
         raise ReplayError(f"replay data {path} not found: put the ACN CSV there or pass --data-dir DIR "
-                          f"(the shared data is expected at ../shared/data/acn/ relative to the repository)")
+                          f"(default: scenarios/data/acn/ in the repository)")
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as fh:  # type: ignore[operator]
         return parse_acn(io.TextIOWrapper(fh, encoding="utf-8", newline=""))

@@ -205,24 +205,58 @@ async def fetch_invoices(api: RestClient | None) -> list[dict[str, Any]] | None:
 
 # ------------------------------------------------------------------------------------------- progress
 class Progress:
-    """A single ``\\r`` status line on stderr (only when it is a TTY, unless forced)."""
+    """Run progress on stderr with an ETA. On a terminal one ``\\r`` status line; otherwise (CI logs, pipes)
+    a full line every ``every_pct`` percent, so a long run shows it is alive without flooding the log."""
 
-    def __init__(self, stream: TextIO | None = None, *, enabled: bool | None = None) -> None:
+    def __init__(self, stream: TextIO | None = None, *, enabled: bool = True, tty: bool | None = None,
+                 every_pct: float = 5.0, monotonic: Any = time.monotonic) -> None:
         self.stream = stream or sys.stderr
-        self.enabled = self.stream.isatty() if enabled is None else enabled
+        self.enabled = enabled
+        self.tty = self.stream.isatty() if tty is None else tty
+        self.every_pct = every_pct
+        self._monotonic = monotonic
+        self._t0: float | None = None
+        self._next_pct = every_pct
         self._len = 0
 
-    def show(self, text: str) -> None:
-        if self.enabled:
-            pad = max(0, self._len - len(text))
-            self.stream.write("\r" + text + " " * pad)
-            self.stream.flush()
-            self._len = len(text)
+    def eta_s(self, frac: float) -> float | None:
+        """Real seconds left at the average pace so far (None until there is a pace)."""
+        if self._t0 is None or frac <= 0:
+            return None
+        return (self._monotonic() - self._t0) * (1 - frac) / frac
+
+    def show(self, text: str, frac: float) -> None:
+        if not self.enabled:
+            return
+        if self._t0 is None:
+            self._t0 = self._monotonic()
+        eta = self.eta_s(frac)
+        line = f"{frac * 100:5.1f}% {text} | ETA {_duration(eta)}"
+        if self.tty:
+            pad = max(0, self._len - len(line))
+            self.stream.write("\r" + line + " " * pad)
+            self._len = len(line)
+        elif frac * 100 >= self._next_pct or frac >= 1:
+            self.stream.write(line + "\n")
+            while self._next_pct <= frac * 100:
+                self._next_pct += self.every_pct
+            if frac >= 1:
+                self._next_pct = float("inf")
+        else:
+            return
+        self.stream.flush()
 
     def done(self) -> None:
-        if self.enabled and self._len:
+        if self.enabled and self.tty and self._len:
             self.stream.write("\n")
             self.stream.flush()
+
+
+def _duration(s: float | None) -> str:
+    if s is None:
+        return "?"
+    s = int(round(s))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
 async def _progress_loop(fleet: Fleet, plan: RunPlan, progress: Progress) -> None:
@@ -230,13 +264,13 @@ async def _progress_loop(fleet: Fleet, plan: RunPlan, progress: Progress) -> Non
     while True:
         now = fleet.clock.now()
         frac = min(1.0, max(0.0, (now - plan.start).total_seconds() / total))
-        bar = "#" * int(frac * 24) + "-" * (24 - int(frac * 24))
         kw = sum(cp.total_power_w for cp in fleet.chargers) / 1000
         charging = sum(1 for cp in fleet.chargers if cp.total_power_w > 0)
         online = sum(cp.online for cp in fleet.chargers)
         errs = sum(len(cp.recorder.errors) for cp in fleet.chargers)
-        progress.show(f"[{bar}] {frac * 100:5.1f}% {now:%Y-%m-%d %H:%M} | online {online}/{len(fleet.chargers)} | "
-                      f"charging {charging} {kw:7.1f} kW | sessions {len(fleet.results)} | errors {errs}")
+        bar = "#" * int(frac * 24) + "-" * (24 - int(frac * 24))
+        progress.show(f"[{bar}] {now:%Y-%m-%d %H:%M} | online {online}/{len(fleet.chargers)} | "
+                      f"charging {charging} {kw:7.1f} kW | sessions {len(fleet.results)} | errors {errs}", frac)
         await asyncio.sleep(0.25)
 
 
@@ -315,12 +349,13 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
     p.add_argument("--speedup", type=float, default=None, help="override the scenario's time acceleration")
     p.add_argument("--duration-h", type=float, default=None, help="override the simulated duration (hours)")
-    p.add_argument("--data-dir", default=None, help="directory of replay CSVs (default ../shared/data/acn)")
+    p.add_argument("--data-dir", default=None, help="directory of replay CSVs (default scenarios/data/acn)")
     p.add_argument("--report-dir", default=None, help="where to write the report (default reports/<scenario>-<seed>/)")
     p.add_argument("--assert", dest="asserts", action="append", default=[], metavar="EXPR",
                    help="threshold like 'satisfied_pct>=95' (repeatable; added to the scenario's)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
-    p.add_argument("--quiet", action="store_true", help="no progress line, only failures")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress (by default a status line on a terminal, else a line every 5 %%), only failures")
     p.add_argument("--events", action="store_true", help="print fleet events as JSON lines on stdout")
     p.add_argument("--max-lag-s", type=float, default=None,
                    help=f"with --with-csms: pause the shared clock while the CSMS is more than this many simulated "
@@ -400,7 +435,7 @@ def run_command(ns: argparse.Namespace) -> int:
     speedup = ns.speedup or scn.speedup
     seed = plan.stats["seed"]
     out_dir = Path(ns.report_dir or f"reports/{scn.name}-{seed}")
-    progress = Progress(enabled=False if ns.quiet else None)
+    progress = Progress(enabled=not ns.quiet)
     on_event = (lambda e: print(json.dumps(e, default=str), flush=True)) if ns.events else None
     t0 = time.perf_counter()
     errlog = ErrorLog()

@@ -19,8 +19,13 @@ MQTT_URL = os.environ.get("CSMS_TEST_MQTT_URL")
 REQUIRE = os.environ.get("CSMS_REQUIRE_SERVICES") == "1"
 
 
+EXAMPLES = {"CSMS_TEST_POSTGRES_URL": "postgresql+asyncpg://postgres@127.0.0.1:5432/test",
+            "CSMS_TEST_MQTT_URL": "mqtt://127.0.0.1:1883"}
+
+
 def _missing(what: str, var: str) -> None:
-    msg = f"{what} not configured: set {var} to run these tests"
+    # pytest -rs (in addopts) lists this reason at the end of every run: it must say how to enable the tests.
+    msg = f"{what} not configured: set {var} (e.g. {var}={EXAMPLES[var]}) to run these tests"
     if REQUIRE:
         pytest.fail(msg + " (CSMS_REQUIRE_SERVICES=1 makes them mandatory)")
     pytest.skip(msg)

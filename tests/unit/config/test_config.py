@@ -26,7 +26,7 @@ def test_empty_config_uses_defaults() -> None:
     "text, fragment",
     [
         ("server: {port: -1}", "server.port: Input should be greater than or equal to 0"),
-        ("server: {prot: 1}", "server.prot: Extra inputs are not permitted"),
+        ("server: {prot: 1}", "server.prot: unknown key"),
         ("chargers: [{id: A, max_current_a: 0}]", "chargers[0].max_current_a: Input should be greater than 0"),
         ("chargers: [{id: 'a:b'}]", "chargers[0].id: String should match pattern"),
         ("chargers: [{id: A, site: nowhere}]", "chargers[0].site: unknown site 'nowhere'"),
@@ -55,3 +55,51 @@ def test_environment_overrides() -> None:
     assert cfg.chargers[0].password == "s3cret"
     assert cfg.chargers[1].password == "from-var"
     assert cfg.mqtt.enabled and cfg.mqtt.url == "mqtt://broker:1884"
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        # watts typed as kW, kW typed as watts
+        ("sites: [{id: s, grid_limit_kw: 100000}]",
+         "sites[0].grid_limit_kw: 100000 kW is 100 MW, above any site connection (20000 kW); the value looks "
+         "like watts: write 100 for 100 kW"),
+        ("sites: [{id: s, grid_limit_kw: 50, circuits: [{name: a, max_power_kw: 22000}]}]",
+         "sites[0].circuits[0].max_power_kw: 22000 kW is 22 MW"),
+        ("sites: [{id: s, grid_limit_kw: 50, limit_schedule: [{start: '17:00', end: '20:00', limit_kw: 40000}]}]",
+         "sites[0].limit_schedule[0].limit_kw: 40000 kW"),
+        ("chargers: [{id: A, max_power_w: 22}]", "chargers[0]: max_power_w: 22 W is less than any charger draws; "
+                                                  "the value looks like kW: write 22000 for 22 kW"),
+        ("server: {port: 9000}\napi: {port: 9000}", "api.port: 9000 is also server.port (the OCPP endpoint)"),
+        ("chargers: [{id: A, min_current_a: 40, max_current_a: 32}]",
+         "chargers[0]: min_current_a (40 A) is above max_current_a (32 A)"),
+        ("sites: [{id: s, grid_limit_kw: 50}]\nsites: [{id: t, grid_limit_kw: 60}]",
+         "config: line 2: sites: duplicate key (first at line 1)"),
+        ("sites:\n  - id: s\n    grid_limit_kw: 50\n    grid_limit_kw: 60\n",
+         "line 4: grid_limit_kw: duplicate key (first at line 3)"),
+        # typos name the closest valid key, at any depth (lists, dicts of keys)
+        ("server: {prot: 1}", "server.prot: unknown key; did you mean 'port'?"),
+        ("sites: [{id: s, grid_limt_kw: 5}]", "sites[0].grid_limt_kw: unknown key; did you mean 'grid_limit_kw'?"),
+        ("api: {keys: {ops: {key: abcdefghijklmnopq, rol: admin}}}", "api.keys.ops.rol: unknown key; did you "
+                                                                       "mean 'role'?"),
+        ("smart_charging: {horizon: 5}", "smart_charging.horizon: unknown key; did you mean 'horizon_h'?"),
+        ("mqtt: {zzz: 1}", "mqtt.zzz: unknown key (valid keys: buffer_messages, client_id, enabled"),
+        ("billing: {tariff: {demand_tiers: [{name: a, from_utilisation: 0, multiplier: 1}, "
+         "{name: b, from_utilisation: 50, multiplier: 2}]}}",
+         "billing.tariff.demand_tiers[1].from_utilisation: is a fraction of the site's limit (0.5 for 50 %), not a "
+         "percentage: 50 would never be reached; write 0.5 for 50 %"),
+    ],
+)
+def test_likely_mistakes_get_a_message_naming_the_key(text: str, fragment: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        parse_config(text, env={})
+    assert fragment in str(e.value)
+
+
+def test_ports_and_host_from_the_environment() -> None:
+    cfg = parse_config("", env={"CSMS_HOST": "0.0.0.0", "CSMS_OCPP_PORT": "9100", "CSMS_API_PORT": "8100"})
+    assert (cfg.server.host, cfg.server.port, cfg.api.host, cfg.api.port) == ("0.0.0.0", 9100, "0.0.0.0", 8100)
+    with pytest.raises(ConfigError, match="api.port: 9100 is also server.port"):
+        parse_config("", env={"CSMS_OCPP_PORT": "9100", "CSMS_API_PORT": "9100"})
+    with pytest.raises(ConfigError, match="server.port: Input should be a valid integer"):
+        parse_config("", env={"CSMS_OCPP_PORT": "nine"})

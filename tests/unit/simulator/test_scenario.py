@@ -368,3 +368,38 @@ def test_invoice_totals() -> None:
                                                          {"kind": "overstay", "amount": "3.00"}]},
            {"total": {"amount": "1.00", "currency": "EUR"}, "lines": []}]
     assert invoice_totals(inv) == {"invoices": 2, "revenue": 10.08, "penalties": 3.0, "currency": "EUR"}
+
+
+def test_shipped_replay_week_runs_from_a_fresh_clone() -> None:
+    """The replay scenario's week ships in scenarios/data/acn/: no --data-dir needed."""
+    root = Path(__file__).resolve().parents[3]
+    scn = load_scenario(root / "scenarios" / "replay-caltech-week.yaml")
+    plan = expand(scn)
+    assert plan.stats["replay_rows"] == 129
+    assert plan.stats["sessions"] >= 120
+    assert (root / "scenarios" / "data" / "acn" / "LICENSE-CC-BY-4.0.txt").exists()
+
+
+def test_progress_lines_without_a_terminal_every_few_percent_with_eta() -> None:
+    from simulator.run import Progress
+
+    out, now = io.StringIO(), [0.0]
+    p = Progress(out, tty=False, every_pct=5, monotonic=lambda: now[0])
+    for i in range(101):
+        now[0] = i * 2.0          # 2 s per percent: 200 s in all
+        p.show("state", i / 100)
+    p.done()
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 20                                     # 5, 10, ..., 100 %
+    assert lines[0] == "  5.0% state | ETA 3m10s"                # 10 s for 5 %: 190 s left
+    assert lines[-1] == "100.0% state | ETA 0m00s"
+    assert "\r" not in out.getvalue()
+    tty = io.StringIO()
+    p = Progress(tty, tty=True, monotonic=lambda: 0.0)
+    p.show("a", 0.0)
+    p.show("b", 0.5)
+    p.done()
+    assert tty.getvalue().startswith("\r  0.0% a | ETA ?") and tty.getvalue().endswith("\n")
+    quiet = io.StringIO()
+    Progress(quiet, enabled=False, tty=False).show("x", 1.0)
+    assert quiet.getvalue() == ""
