@@ -10,7 +10,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from csms.domain import transactions
 from csms.domain.clock import Clock
@@ -48,12 +48,18 @@ from csms.domain.ports import BootReply, StationAccess
 from .bus import EventBus
 
 log = logging.getLogger("csms.charging")
+T = TypeVar("T")
 
 
 class StorePort(Protocol):
-    """The store as services see it: `async with store.session() as s` is one database transaction."""
+    """The store as services see it: `async with store.session() as s` is one database transaction;
+    `await store.write(work)` runs `work(s)` in a transaction shared with other writes (group commit)
+    and returns its result once committed. Charger messages write through `write`: their answers wait
+    for the commit, but not for each other's."""
 
     def session(self) -> Any: ...
+
+    async def write(self, work: Callable[[Any], Awaitable[T]]) -> T: ...
 
 
 RunningCost = Callable[[Transaction], Awaitable[float | None]]
@@ -86,19 +92,21 @@ class ChargingService:
     async def connected(self, station_id: str, protocol: str) -> None:
         now = self.clock.now()
         self._protocol[station_id] = protocol
-        async with self.store.session() as s:
+
+        async def work(s: Any) -> None:
             if await s.station(station_id) is None:
                 # Only reachable with allow_unknown_chargers: registered, Pending until an operator accepts.
                 await s.upsert_station(station_id, registration=RegistrationStatus.PENDING.value)
             await s.set_online(station_id, True, now, protocol)
+
+        await self.store.write(work)
         log.info("station connected station=%s protocol=%s", station_id, protocol)
         self.bus.publish(StationOnline(station_id, True, now))
 
     async def disconnected(self, station_id: str) -> None:
         now = self.clock.now()
         self._last_seen.pop(station_id, None)
-        async with self.store.session() as s:
-            await s.set_online(station_id, False, now)
+        await self.store.write(lambda s: s.set_online(station_id, False, now))
         log.info("station disconnected station=%s", station_id)
         self.bus.publish(StationOnline(station_id, False, now))
 
@@ -112,13 +120,13 @@ class ChargingService:
         if not self._last_seen:
             return
         seen, self._last_seen = self._last_seen, {}
-        async with self.store.session() as s:
-            await s.touch(seen)
+        await self.store.write(lambda s: s.touch(seen))
 
     # --- core messages --------------------------------------------------------------------------
     async def booted(self, station_id: str, info: StationInfo, reason: str | None) -> BootReply:
         now = self.clock.now()
-        async with self.store.session() as s:
+
+        async def work(s: Any) -> RegistrationStatus:
             st = await s.station(station_id)
             if st is None:
                 if not self.allow_unknown_chargers:
@@ -128,6 +136,9 @@ class ChargingService:
             else:
                 registration = st.registration
             await s.record_boot(station_id, info, self._protocol.get(station_id), now)
+            return registration
+
+        registration = await self.store.write(work)
         log.info("boot station=%s vendor=%s model=%s serial=%s firmware=%s reason=%s status=%s", station_id,
                  info.vendor, info.model, info.serial_number, info.firmware_version, reason, registration.value)
         return BootReply(registration, self.heartbeat_interval_s)
@@ -141,12 +152,14 @@ class ChargingService:
         self, station_id: str, evse: EvseRef | None, status: ConnectorStatus, at: datetime,
         error_code: str | None, charging_state: ChargingState | None = None,
     ) -> None:
-        async with self.store.session() as s:
+        async def work(s: Any) -> None:
             await s.record_status(station_id, evse, status, at, error_code, charging_state)
             if evse is not None and charging_state is not None:
                 tx = await s.active_transaction_on(station_id, evse.evse_id)
                 if tx is not None and tx.charging_state != charging_state:
                     await s.save_transaction(replace(tx, charging_state=charging_state))
+
+        await self.store.write(work)
         log.info("status station=%s evse=%s status=%s charging_state=%s error=%s", station_id,
                  evse.evse_id if evse else 0, status.value, charging_state.value if charging_state else None,
                  error_code)
@@ -166,9 +179,11 @@ class ChargingService:
 
     # --- transactions ---------------------------------------------------------------------------
     async def transaction(self, event: TxEvent) -> TxReply:
-        async with self.store.session() as s:
+        async def work(s: Any) -> tuple[AuthorizationResult | None, Transaction, transactions.TxOutcome | None]:
             auth = await self._authorize(s, event.id_token) if event.id_token else None
-            tx, outcome = await self._apply_tx(s, event, auth)
+            return (auth, *await self._apply_tx(s, event, auth))
+
+        auth, tx, outcome = await self.store.write(work)
         if outcome is not None and outcome.changed:
             t = outcome.transaction
             log.info("transaction %s station=%s tx=%s evse=%s token=%s energy_wh=%.0f", event.kind.value.lower(),
@@ -224,19 +239,21 @@ class ChargingService:
             await self.transaction(TxEvent(TxEventKind.UPDATED, StationId(station_id), samples[-1].at if samples
                                            else self.clock.now(), charger_tx_id, evse, samples=samples))
             return
-        tx_key = None
-        async with self.store.session() as s:
+
+        async def work(s: Any) -> None:
+            tx_key = None
             if evse is not None:
                 tx = await s.active_transaction_on(station_id, evse.evse_id)
                 tx_key = tx.key if tx else None
             await s.add_samples(station_id, evse.evse_id if evse else None, tx_key, samples)
+
+        await self.store.write(work)
         for smp in samples:
             self.bus.publish(MeterSampled(station_id, evse, smp.get(Measurand.POWER_IMPORT_W),
                                           smp.get(Measurand.ENERGY_IMPORT_WH), smp.at))
 
     async def charging_needs(self, needs: ChargingNeeds) -> None:
-        async with self.store.session() as s:
-            await s.add_charging_needs(needs)
+        await self.store.write(lambda s: s.add_charging_needs(needs))
         log.info("charging needs station=%s evse=%s energy_wh=%s departure=%s source=%s", needs.station_id,
                  needs.evse.evse_id, needs.energy_amount_wh, needs.departure_time, needs.source)
         self.bus.publish(ChargingNeedsChanged(needs))
@@ -245,15 +262,14 @@ class ChargingService:
         self, station_id: str, evse: EvseRef | None, source: str, limit: float | None, unit: RateUnit | None
     ) -> None:
         now = self.clock.now()
-        async with self.store.session() as s:
-            await s.add_station_event(station_id, "ChargingLimit", {
-                "evse_id": evse.evse_id if evse else None, "source": source, "limit": limit,
-                "unit": unit.value if unit else None}, now)
+        detail = {"evse_id": evse.evse_id if evse else None, "source": source, "limit": limit,
+                  "unit": unit.value if unit else None}
+        await self.store.write(lambda s: s.add_station_event(station_id, "ChargingLimit", detail, now))
         self.bus.publish(ExternalLimitChanged(station_id, evse, source, limit, unit, now))
 
     async def notice(self, station_id: str, kind: str, detail: dict[str, object]) -> None:
-        async with self.store.session() as s:
-            await s.add_station_event(station_id, kind, _jsonable(detail), self.clock.now())
+        detail_json, now = _jsonable(detail), self.clock.now()
+        await self.store.write(lambda s: s.add_station_event(station_id, kind, detail_json, now))
         log.info("notice station=%s kind=%s", station_id, kind)
 
 

@@ -11,12 +11,12 @@ so that everything a charger message changes is committed together, before the c
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from csms.domain.enums import (
@@ -38,6 +38,7 @@ from csms.domain.model import (
     Transaction,
 )
 
+from .group_commit import GroupCommit
 from .tables import (
     BookingRow,
     ChargingNeedsRow,
@@ -52,6 +53,8 @@ from .tables import (
     TransactionRow,
 )
 from .tables import BillingSessionRow, InvoiceRow, SiteLoadRow
+
+T = TypeVar("T")
 
 
 def _station(r: StationRow) -> Station:
@@ -230,8 +233,10 @@ class StoreSession(BookingRepo):
         await self.s.execute(update(StationRow).where(StationRow.id == station_id).values(**values))
 
     async def touch(self, last_seen: dict[str, datetime]) -> None:
-        for sid, at in last_seen.items():
-            await self.s.execute(update(StationRow).where(StationRow.id == sid).values(last_seen=at))
+        if last_seen:  # one executemany, not a statement per station; a station deleted meanwhile is skipped
+            q = update(StationRow.__table__).where(StationRow.__table__.c.id == bindparam("sid")).values(
+                last_seen=bindparam("at"))
+            await self.s.execute(q, [{"sid": sid, "at": at} for sid, at in last_seen.items()])
 
     async def mark_all_offline(self) -> None:
         await self.s.execute(update(StationRow).values(online=False))
@@ -532,11 +537,17 @@ class StoreSession(BookingRepo):
 
 
 class Store:
-    """Owns the sessionmaker. `session()` is one unit of work."""
+    """Owns the sessionmaker. `session()` is one database transaction; `write(work)` runs `work(session)`
+    in a transaction shared with the other writes queued meanwhile (group commit, see group_commit.py)
+    and returns once it is committed: the charger message path writes through it."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._maker = async_sessionmaker(engine, expire_on_commit=False)
+        self.group_commit: GroupCommit[StoreSession] = GroupCommit(self.session)
+
+    async def write(self, work: Callable[[StoreSession], Awaitable[T]]) -> T:
+        return await self.group_commit.write(work)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[StoreSession]:
