@@ -20,6 +20,7 @@ from typing import Any
 import uvicorn
 
 from csms.api.app import create_app
+from csms.api.metrics import Metrics
 from csms.config import Config, ConfigError, load_config
 from csms.domain.clock import AcceleratedClock, Clock, SystemClock
 from csms.ocpp.registry import ConnectionRegistry
@@ -78,7 +79,7 @@ class CsmsApp:
         self.smart: Any = None
         self.billing: Any = None
         self.bookings: Any = None
-        self.metrics: Any = None
+        self.metrics = Metrics()
         self.reloads = 0
         self._reload_lock = asyncio.Lock()
         self.site_load_w: dict[str, float] = {}
@@ -96,12 +97,13 @@ class CsmsApp:
             self.store, self.bus, self.clock, heartbeat_interval_s=cfg.server.heartbeat_interval_s,
             allow_unknown_chargers=cfg.server.allow_unknown_chargers,
         )
-        self.ocpp = OcppServer(cfg.server, self.charging, self.charging, self.clock)
+        self.ocpp = OcppServer(cfg.server, self.charging, self.charging, self.clock, observer=self.metrics)
         self.gateway: ConnectionRegistry = self.ocpp.registry
         await self.ocpp.start()
         self.ocpp_port = self.ocpp.port
         self._stoppers.append(self.ocpp.stop)
         self._tasks.append(asyncio.create_task(self._flush_loop(), name="flush-last-seen"))
+        self._tasks.append(asyncio.create_task(self.metrics.probe_loop(), name="loop-lag-probe"))
         self.solver = SolverThread()
         self._stoppers.append(self.solver.shutdown)
         # The ports smart charging plans with exist before it: the external site caps (billing reads them
@@ -118,6 +120,7 @@ class CsmsApp:
             cfg, self.store, self.bus, self.gateway, self.clock, prices=self.billing, bookings=open_bookings,
             listeners=[self.telemetry] if self.telemetry is not None else [], overrides=overrides,
             solver=self.solver)
+        self.smart.planning.solve_times_s = self.metrics.plan_times()  # plan times also go to the histogram
         await self.smart.start()
         self._stoppers.append(self.smart.stop)
         self.bookings = BookingService(cfg, self.store, self.bus, self.gateway, self.clock, self.smart,

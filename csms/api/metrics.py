@@ -1,28 +1,93 @@
-"""Prometheus metrics at /metrics, collected at scrape time from the running services.
+"""Prometheus metrics at /metrics.
 
-A per-app CollectorRegistry (no module-level state): services keep plain counters and the collector
-reads them, so no service imports prometheus_client.
+A per-app CollectorRegistry (no module-level state). Latencies are histograms updated where things
+happen: `Metrics` is the OCPP adapter's observer (csms.ocpp.observe), is fed each plan's time and
+probes the event loop. Gauges of current state (connections, plans per site, site load, database
+commits) are read at scrape time by `CsmsCollector`. No service imports prometheus_client.
 """
 
 from __future__ import annotations
 
+import asyncio
+import collections
 from collections.abc import Iterator
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 SOLVE_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 PROTOCOLS = ("ocpp1.6", "ocpp2.0.1")
 CALL_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0)
+MESSAGE_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+LAG_BUCKETS_S = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+LAG_PROBE_S = 0.1
 
 
-def _histogram(name: str, doc: str, values: list[float], buckets: tuple[float, ...]) -> HistogramMetricFamily:
-    counts = [sum(1 for v in values if v <= b) for b in buckets]
-    h = HistogramMetricFamily(name, doc)
-    h.add_metric([], [(str(b), c) for b, c in zip(buckets, counts)] + [("+Inf", len(values))], sum(values))
-    return h
+class Metrics:
+    """The app's registry and the metrics updated as things happen."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        r = self.registry
+        self.messages = Histogram(
+            "csms_ocpp_message_seconds", "Charger CALLs: time from taking one up to sending its answer (incl. "
+            "the database commit), by action; _count is the number of messages", ["protocol", "action"],
+            buckets=MESSAGE_BUCKETS_S, registry=r)
+        self.call_errors = Counter("csms_ocpp_callerrors", "CALLERRORs sent to chargers, by action and kind",
+                                   ["protocol", "action", "error"], registry=r)
+        self.requests = Histogram(
+            "csms_ocpp_call_latency_seconds", "Round trip of CSMS-initiated CALLs, by action and result "
+            "(answered, or the command status: Timeout, Offline, Error)", ["protocol", "action", "result"],
+            buckets=CALL_BUCKETS_S, registry=r)
+        self.plan_seconds = Histogram("csms_plan_solve_seconds", "Wall time of each site plan (solve + fallback)",
+                                      buckets=SOLVE_BUCKETS_S, registry=r)
+        self.loop_lag = Histogram(
+            "csms_event_loop_lag_seconds", f"How late a {LAG_PROBE_S} s timer fires: time the event loop "
+            "could not run (planner holding the GIL, long callbacks)", buckets=LAG_BUCKETS_S, registry=r)
+        self.loop_lag_max = Gauge("csms_event_loop_lag_max_seconds", "Largest event loop lag since start",
+                                  registry=r)
+        self._children: dict[tuple[str, str], Any] = {}
+        self._lag_max = 0.0
+
+    # --- csms.ocpp.observe.OcppObserver ----------------------------------------------------------
+    def handled(self, protocol: str, action: str, seconds: float, error: str | None) -> None:
+        child = self._children.get((protocol, action))
+        if child is None:  # labels() costs a lock and a tuple per call: cached per label pair
+            child = self._children[(protocol, action)] = self.messages.labels(protocol, action)
+        child.observe(seconds)
+        if error is not None:
+            self.call_errors.labels(protocol, action, error).inc()
+
+    def requested(self, protocol: str, action: str, seconds: float, result: str) -> None:
+        self.requests.labels(protocol, action, result).observe(seconds)
+
+    # --- plans and the event loop ----------------------------------------------------------------
+    def plan_times(self, maxlen: int = 10_000) -> collections.deque[float]:
+        """A deque for the planner's solve times (it appends to one) that also feeds the histogram."""
+        return _ObservedDeque(self.plan_seconds.observe, maxlen=maxlen)
+
+    async def probe_loop(self, every_s: float = LAG_PROBE_S) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            t = loop.time()
+            await asyncio.sleep(every_s)
+            lag = max(0.0, loop.time() - t - every_s)
+            self.loop_lag.observe(lag)
+            if lag > self._lag_max:
+                self._lag_max = lag
+                self.loop_lag_max.set(lag)
+
+
+class _ObservedDeque(collections.deque):  # type: ignore[type-arg]
+    def __init__(self, observe: Any, maxlen: int) -> None:
+        super().__init__(maxlen=maxlen)
+        self._observe = observe
+
+    def append(self, x: float) -> None:
+        super().append(x)
+        self._observe(x)
 
 
 class CsmsCollector:
@@ -31,7 +96,6 @@ class CsmsCollector:
 
     def collect(self) -> Iterator[Metric]:
         ctx = self.ctx
-        stats = getattr(ctx.gateway, "stats", None)
         conn = GaugeMetricFamily("csms_connected_chargers", "Chargers connected now, by protocol", labels=["protocol"])
         by_proto: dict[str, int] = {p: 0 for p in PROTOCOLS}  # both always present: a 0 is a value to alert on
         gw = ctx.gateway
@@ -41,18 +105,14 @@ class CsmsCollector:
         for proto, n in sorted(by_proto.items()):
             conn.add_metric([proto], n)
         yield conn
-        if stats is not None:
-            msgs = CounterMetricFamily("csms_ocpp_messages", "OCPP messages received, by action",
-                                       labels=["action", "direction"])
-            for (action, direction), n in sorted(stats.messages.items()):
-                msgs.add_metric([action, direction], n)
-            yield msgs
-            yield _histogram("csms_ocpp_call_latency_seconds", "Round trip of CSMS-initiated CALLs",
-                             list(stats.call_latencies_s), CALL_BUCKETS_S)
+        gc = getattr(getattr(ctx, "store", None), "group_commit", None)
+        if gc is not None:
+            yield CounterMetricFamily("csms_db_commits", "Database transactions of the charger message path",
+                                      value=gc.commits)
+            yield CounterMetricFamily("csms_db_commit_units", "Charger messages (units of work) in them: "
+                                      "units / commits is the mean group-commit batch", value=gc.units)
         smart = ctx.smart
         if smart is not None:
-            yield _histogram("csms_plan_solve_seconds", "Wall time of each site plan (solve + fallback)",
-                             list(smart.solve_times_s), SOLVE_BUCKETS_S)
             plans = CounterMetricFamily("csms_plans", "Plans computed, by site and status", labels=["site", "status"])
             limit = GaugeMetricFamily("csms_site_planned_load_watts", "Planned site load in the current slot",
                                       labels=["site"])
@@ -76,7 +136,8 @@ class CsmsCollector:
 
 
 def make_router(ctx: Any) -> APIRouter:
-    registry = CollectorRegistry(auto_describe=False)
+    metrics = getattr(ctx, "metrics", None)
+    registry = metrics.registry if isinstance(metrics, Metrics) else Metrics().registry
     registry.register(CsmsCollector(ctx))  # type: ignore[arg-type]
     router = APIRouter(tags=["meta"])
 

@@ -26,6 +26,7 @@ import inspect
 import json
 import logging
 import re
+import time
 import uuid
 from collections.abc import Coroutine
 from decimal import Decimal
@@ -47,6 +48,7 @@ from csms.domain.model import Capabilities, CommandResult
 from csms.domain.ports import ChargerEvents
 from csms.ocpp import errors as oe
 from csms.ocpp import schemas
+from csms.ocpp.observe import NULL_OBSERVER, OcppObserver
 
 log = logging.getLogger("csms.ocpp")
 frames = logging.getLogger("csms.ocpp.frames")
@@ -111,11 +113,12 @@ class OcppConnection(ChargePoint):
 
     def __init__(
         self, station_id: str, connection: Any, *, events: ChargerEvents, clock: Clock,
-        response_timeout_s: float, inbox_size: int = 64,
+        response_timeout_s: float, inbox_size: int = 64, observer: OcppObserver = NULL_OBSERVER,
     ) -> None:
         super().__init__(station_id, connection, response_timeout_s, logger=log)
         self.events = events
         self.clock = clock
+        self.observer = observer
         self.capabilities: Capabilities | None = None
         self._inbox: asyncio.Queue[tuple[str, str, dict[str, Any]] | None] = asyncio.Queue(inbox_size)
         self._pending: tuple[str, asyncio.Future[Any]] | None = None
@@ -211,6 +214,7 @@ class OcppConnection(ChargePoint):
                 log.exception("dispatch failed station=%s", self.id)
 
     async def _dispatch(self, uid: str, action: str, payload: dict[str, Any]) -> None:
+        t0 = time.perf_counter()
         handlers = self.route_map.get(action) or {}
         on = handlers.get("_on_action")
         kwargs: dict[str, Any] = {}
@@ -231,8 +235,10 @@ class OcppConnection(ChargePoint):
         except Exception as e:  # noqa: BLE001 - mapped to a CALLERROR in one place
             fault = oe.from_exception(e, action, self.id)
             await self._send_frame(oe.call_error_frame(uid, fault, self._ocpp_version))
+            self.observer.handled(self.protocol, self._label(action), time.perf_counter() - t0, fault.kind)
             return
         await self._send_frame([3, uid, body])
+        self.observer.handled(self.protocol, self._label(action), time.perf_counter() - t0, None)
         after = handlers.get("_after_action")
         if after is not None:
             res = after(**kwargs)
@@ -264,8 +270,23 @@ class OcppConnection(ChargePoint):
         except ConnectionClosed:
             log.info("answer not sent, connection closed station=%s", self.id)
 
+    def _label(self, action: str) -> str:
+        """The action as a metric label: a charger cannot create label values with made-up names."""
+        return action if action in self._actions else "other"
+
     # --- CSMS-initiated requests -----------------------------------------------------------------
     async def request(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """`_request`, timed for the observer."""
+        t0, result = time.perf_counter(), "answered"
+        try:
+            return await self._request(action, payload)
+        except CommandFailed as e:
+            result = str(e.result.status)
+            raise
+        finally:
+            self.observer.requested(self.protocol, self._label(action), time.perf_counter() - t0, result)
+
+    async def _request(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
         """Send a CALL (camelCase payload, validated against this version's schema) and return the
         charger's answer payload, validated too.
 

@@ -44,6 +44,7 @@ from csms.domain.ports import ChargerEvents, StationDirectory
 from csms.ocpp.auth import BasicAuthChecker
 from csms.ocpp.common import identity_from_path
 from csms.ocpp.connection import OcppConnection
+from csms.ocpp.observe import NULL_OBSERVER, OcppObserver
 from csms.ocpp.registry import ConnectionRegistry
 from csms.ocpp.v16.handlers import V16ChargePoint
 from csms.ocpp.v201.handlers import V201ChargePoint
@@ -67,11 +68,13 @@ class OcppServer:
             BootNotification before events.ready is called anyway.
         compression: websockets permessage-deflate ("deflate") or None. Off by default: OCPP frames
             are small and deflate costs ~40-60 KiB of zlib state per connection.
+        observer: told about every message handled and every request sent (metrics).
     """
 
     def __init__(
         self, cfg: OcppServerConfig, events: ChargerEvents, directory: StationDirectory, clock: Clock, *,
         registry: ConnectionRegistry | None = None, ready_grace_s: float = 1.0, compression: str | None = None,
+        observer: OcppObserver = NULL_OBSERVER,
     ) -> None:
         self.cfg = cfg
         self.events = events
@@ -80,6 +83,7 @@ class OcppServer:
         self.registry = registry if registry is not None else ConnectionRegistry()
         self.ready_grace_s = ready_grace_s
         self.compression = compression
+        self.observer = observer
         self.port: int | None = None
         self._server: Server | None = None
         self._auth = BasicAuthChecker()
@@ -161,7 +165,7 @@ class OcppServer:
         _, ident = identity_from_path(ws.request.path if ws.request else "", self.cfg.path_prefix)
         proto = ws.subprotocol or ""
         conn = ADAPTERS[proto](ident, ws, events=self.events, clock=self.clock,
-                               response_timeout_s=self.cfg.response_timeout_s)
+                               response_timeout_s=self.cfg.response_timeout_s, observer=self.observer)
         old = self.registry.register(ident, conn)
         log.info("connected station=%s protocol=%s remote=%s replaced=%s", ident, proto, _remote(ws),
                  old is not None)

@@ -188,6 +188,19 @@ async def test_metrics_openapi_and_docs(sqlite_url: str) -> None:
             count = sample(r.text, "csms_plan_solve_seconds_count")
             assert count is not None and count >= 1
             assert sample(r.text, "csms_plan_solve_seconds_bucket", le="+Inf") == count
+            # Histograms updated as messages are handled: every charger CALL, by action and protocol.
+            boots = sample(r.text, "csms_ocpp_message_seconds_count", protocol="ocpp1.6", action="BootNotification")
+            assert boots is not None and boots >= 1
+            assert sample(r.text, "csms_ocpp_message_seconds_count", protocol="ocpp2.0.1",
+                          action="BootNotification") >= 1
+            assert sample(r.text, "csms_ocpp_message_seconds_bucket", protocol="ocpp1.6", action="BootNotification",
+                          le="+Inf") == boots
+            answered = sample(r.text, "csms_ocpp_call_latency_seconds_count", protocol="ocpp1.6",
+                              action="GetConfiguration", result="answered")
+            assert answered is not None and answered >= 1  # the capabilities query at connect
+            assert sample(r.text, "csms_event_loop_lag_seconds_count") >= 1
+            assert sample(r.text, "csms_db_commits_total") >= 1
+            assert sample(r.text, "csms_db_commit_units_total") >= sample(r.text, "csms_db_commits_total")
             await cps[0].close()
             await eventually(lambda: not app.gateway.is_connected("CP-1"), what="CP-1 gone")
             r = await c.get("/metrics")
