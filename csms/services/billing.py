@@ -230,8 +230,10 @@ class BillingService:
         await self._maybe_finalise(track, now)
 
     async def _save(self, track: SessionTrack) -> None:
-        async with self.store.session() as s:
-            await s.save_billing_session({**track.to_fields(), "updated_at": self.clock.now()})
+        # Through the charger path's group commit: on SQLite a write transaction of its own, once per
+        # meter value, contended with it for the database's single write lock (issue 10).
+        fields = {**track.to_fields(), "updated_at": self.clock.now()}
+        await self.store.write(lambda s: s.save_billing_session(fields))
 
     async def _on_tick(self, now: datetime) -> None:
         confirm = timedelta(seconds=self.bc.charging_finished_confirm_s)
