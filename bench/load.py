@@ -444,7 +444,8 @@ async def run_against_csms(args: argparse.Namespace, workdir: Path) -> dict[str,
     log = workdir / "csms.log"
     with log.open("wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "csms", "--config", str(cfg_path)], cwd=workdir,
-                                stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                                stdout=out, stderr=subprocess.STDOUT,
+                                env={**os.environ, "PYTHONPATH": str(args.csms_root or ROOT)})
     try:
         await wait_port(ocpp_port, proc, 120, log)
         print(f"csms pid {proc.pid} on ws://127.0.0.1:{ocpp_port}/ocpp ({db_url.split(':')[0]}), "
@@ -571,6 +572,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-bare", action="store_true", help="skip the bare websockets responder run")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--json", type=Path, help="write the figures here")
+    p.add_argument("--csms-root", type=Path, help="run the CSMS from this checkout (A/B against another commit)")
     p.add_argument("--pid-file", help="write the CSMS pid here (to attach a profiler)")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (config, log, database)")
     p.add_argument("--max-p99-ms", type=float, help="fail (exit 1) if the CSMS p99 over all messages exceeds this")
