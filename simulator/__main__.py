@@ -46,6 +46,8 @@ def _add_fleet_args(p: argparse.ArgumentParser) -> None:
                    help="each charger's first EV arrives within this many simulated seconds")
     p.add_argument("--mean-dwell-s", type=float, default=4 * 3600)
     p.add_argument("--mean-energy-wh", type=float, default=20_000)
+    p.add_argument("--idle-chargers", type=int, default=0,
+                   help="the last N chargers get no cars: they stay Available (e.g. to book one)")
     p.add_argument("--reject-profiles", action="store_true", help="fault: reject every charging profile")
     p.add_argument("--quiet", action="store_true", help="print only the summary")
     p.add_argument("--summary-json", default=None, help="also write the summary to this file")
@@ -75,7 +77,7 @@ def fleet_config(ns: argparse.Namespace) -> FleetConfig:
     return FleetConfig(
         url=ns.url, chargers=ns.chargers, protocol=ns.protocol, id_prefix=ns.id_prefix, seed=ns.seed,
         speedup=ns.speedup, duration_s=ns.duration_s, start=start, password=ns.password,
-        id_token=ns.id_token, charger_template=template,
+        id_token=ns.id_token, charger_template=template, idle_chargers=ns.idle_chargers,
         arrivals=ArrivalConfig(mean_gap_s=ns.mean_gap_s, mean_dwell_s=ns.mean_dwell_s,
                                mean_energy_wh=ns.mean_energy_wh, first_arrival_max_s=ns.first_arrival_max_s))
 

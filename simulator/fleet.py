@@ -50,6 +50,7 @@ class FleetConfig:
     password: str | None = None
     id_token: str | None = None             # one token for every session (default: per-charger tokens)
     arrivals: ArrivalConfig = field(default_factory=ArrivalConfig)
+    idle_chargers: int = 0                  # the last N chargers get no cars (free for a booking, a test)
     charger_template: dict[str, Any] = field(default_factory=dict)   # ChargerConfig overrides
     charger_configs: list[ChargerConfig] | None = None               # explicit, overrides the above
     sessions: list[list[SessionPlan]] | None = None                  # explicit (e.g. CSV replay)
@@ -135,6 +136,9 @@ class Fleet:
         self.chargers = [Charger(c, self.clock) for c in config.build_charger_configs()]
         self.sessions = config.sessions if config.sessions is not None else plan_sessions(
             config.arrivals, config.seed, start, config.duration_s, len(self.chargers))
+        if config.idle_chargers > 0:
+            keep = max(0, len(self.sessions) - config.idle_chargers)
+            self.sessions = [ss if i < keep else [] for i, ss in enumerate(self.sessions)]
         if config.id_token:
             self.sessions = [[replace(s, id_token=config.id_token) for s in ss] for ss in self.sessions]
         self.results: list[SessionResult] = []

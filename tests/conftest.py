@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -24,7 +25,7 @@ EXAMPLES = {"CSMS_TEST_POSTGRES_URL": "postgresql+asyncpg://postgres@127.0.0.1:5
 
 
 def _missing(what: str, var: str) -> None:
-    # pytest -rs (in addopts) lists this reason at the end of every run: it must say how to enable the tests.
+    # The run's summary lists this reason (pytest_terminal_summary below): it must say how to enable them.
     msg = f"{what} not configured: set {var} (e.g. {var}={EXAMPLES[var]}) to run these tests"
     if REQUIRE:
         pytest.fail(msg + " (CSMS_REQUIRE_SERVICES=1 makes them mandatory)")
@@ -84,3 +85,16 @@ def mqtt_url() -> str:
     if not MQTT_URL:
         _missing("MQTT broker", "CSMS_TEST_MQTT_URL")
     return MQTT_URL  # type: ignore[return-value]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """End every run with the skipped tests counted by reason, each reason saying how to enable them
+    (pytest -rs would print one line per test: dozens of the same PostgreSQL line)."""
+    reasons: Counter[str] = Counter()
+    for rep in terminalreporter.stats.get("skipped", []):
+        if isinstance(rep.longrepr, tuple):
+            reasons[str(rep.longrepr[2]).removeprefix("Skipped: ")] += 1
+    if reasons:
+        terminalreporter.write_sep("-", "skipped tests, and how to run them")
+        for reason, n in reasons.most_common():
+            terminalreporter.write_line(f"{n:4d} skipped: {reason}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+from fastapi import Query
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 
@@ -88,19 +89,52 @@ class SessionOut(BaseModel):
     soc_pct: float | None
     charging_state: str | None
     stop_reason: str | None
-    cost_so_far: float | None = None
+    #: Total so far incl. tax, a decimal string in `currency` (null without billing).
+    cost_so_far: str | None = None
+    currency: str | None = None
     overstay: dict[str, Any] | None = None
 
 
 class Page(BaseModel):
+    """Every list the API answers is a page: `next_offset` is null on the last one."""
+
     items: list[Any]
     offset: int
     limit: int
     next_offset: int | None
 
+    @classmethod
+    def of(cls, rows: list[Any], offset: int, limit: int) -> "Page":
+        """A page from `rows` fetched with `limit + 1` from `offset` (the extra row says there is more)."""
+        return cls(items=rows[:limit], offset=offset, limit=limit,
+                   next_offset=offset + limit if len(rows) > limit else None)
+
+    @classmethod
+    def slice(cls, rows: list[Any], offset: int, limit: int) -> "Page":
+        """A page of a list held in full (stations, sites, tokens: bounded by the configuration)."""
+        return cls.of(rows[offset:offset + limit + 1], offset, limit)
+
+
+#: Query parameters of every paged list.
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="rows to skip")]
+Limit = Annotated[int, Query(ge=1, le=1000, description="rows per page (at most 1000)")]
+
+
+def money(value: Any, currency: str) -> str | None:
+    """An amount as an exact decimal string in the currency's minor units ('12.30'): money is never a float
+    in the API. Accepts Decimal, str or the float of a live estimate."""
+    if value is None:
+        return None
+    from decimal import Decimal
+
+    from csms.billing.money import minor_units
+
+    return str(Decimal(str(value)).quantize(Decimal(1).scaleb(-minor_units(currency))))
+
 
 class IdTokenIn(_In):
-    value: str = Field(min_length=1, max_length=36)
+    #: The path names the token; repeating it here is allowed (it must then match).
+    value: str | None = Field(None, min_length=1, max_length=36)
     type: str = "ISO14443"
     status: Literal["Accepted", "Blocked", "Expired", "Invalid"] = "Accepted"
     expires_at: UtcDateTime | None = None

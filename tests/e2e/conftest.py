@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import yaml
 
 from csms.app import CsmsApp
 from csms.config import Config, parse_config
@@ -28,14 +29,15 @@ def free_port() -> int:
 
 
 def make_config(db_url: str, extra: str = "", *, ocpp_port: int = 0, api: bool = False) -> Config:
-    text = f"""
+    base = f"""
 server: {{port: {ocpp_port}, heartbeat_interval_s: 60}}
 api: {{enabled: {str(api).lower()}, port: 0}}
 database: {{url: "{db_url}"}}
 smart_charging: {{debounce_s: 0.1}}
-{extra}
 """
-    return parse_config(text, env={})
+    # A section in `extra` replaces the base's (config files refuse a repeated key, so merge here).
+    merged = {**yaml.safe_load(base), **(yaml.safe_load(extra) or {})}
+    return parse_config(yaml.safe_dump(merged), env={})
 
 
 @contextlib.asynccontextmanager

@@ -191,7 +191,7 @@ async def _no_show(app: CsmsApp, c: httpx.AsyncClient, cp: Any) -> None:
     await eventually(lambda: b["id"] in reservation_ids(cp, "CancelReservation") or not cp.evses[1].reservation,
                      what="reservation gone at the charger")
     await eventually(lambda: _connector_is(c, "CP-D", "Available"), what="CP-D Available again")
-    listed = (await c.get("/bookings", params={"status": "Expired"})).json()
+    listed = (await c.get("/bookings", params={"status": "Expired"})).json()["items"]
     assert [x["id"] for x in listed] == [b["id"]]
 
 
@@ -221,7 +221,7 @@ async def test_admission_control(sqlite_url: str) -> None:
         assert r.status_code == 409, r.text
         msg = r.json()["error"]["message"]
         assert "40.0 kWh" in msg and "guarantee 22.0 kWh" in msg and "accept_partial" in msg
-        assert (await c.get("/bookings")).json() == []
+        assert (await c.get("/bookings")).json()["items"] == []
 
         r = await c.post("/bookings", json={"site_id": "small", "id_token": "TAG-BOOK", "energy_kwh": 40,
                                             "accept_partial": True, **window})

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi import APIRouter, HTTPException, Path
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from csms.api.auth import Caller, OperatorOrDriver, ViewerOrDriver
 from csms.api.deps import ApiContext, Ctx
-from csms.api.schemas import MAX_EVSE_ID, MAX_OFFSET, MAX_ROW_ID, UtcDateTime
+from csms.api.schemas import MAX_EVSE_ID, MAX_ROW_ID, Limit, Offset, Page, UtcDateTime
 from csms.domain.errors import InvalidRequest, UnknownBooking
 from csms.domain.model import Booking
 
@@ -91,16 +91,17 @@ async def create_booking(body: BookingIn, ctx: Ctx, caller: OperatorOrDriver) ->
     return _out(b)
 
 
-@router.get("/bookings", response_model=list[BookingOut])
+@router.get("/bookings", response_model=Page, summary="Bookings by start (a page of BookingOut)")
 async def list_bookings(ctx: Ctx, caller: ViewerOrDriver, site_id: str | None = None,
                         status: Literal["Confirmed", "Reserved", "Active", "Completed", "Cancelled", "Expired"]
                         | None = None, station_id: str | None = None,
-                        offset: int = Query(0, ge=0, le=MAX_OFFSET), limit: int = Query(100, ge=1, le=1000)) -> list[BookingOut]:
+                        offset: Offset = 0, limit: Limit = 100) -> Page:
     _svc(ctx)
     async with ctx.store.session() as s:
         items = await s.bookings(site_id=site_id, station_id=station_id, statuses=[status] if status else None,
-                                 id_tokens=caller.id_tokens if caller.is_driver else None, offset=offset, limit=limit)
-    return [_out(b) for b in items]
+                                 id_tokens=caller.id_tokens if caller.is_driver else None, offset=offset,
+                                 limit=limit + 1)
+    return Page.of([_out(b) for b in items], offset, limit)
 
 
 @router.get("/bookings/{booking_id}", response_model=BookingOut)

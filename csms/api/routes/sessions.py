@@ -14,7 +14,7 @@ from fastapi.responses import StreamingResponse
 
 from csms.api.auth import Caller, OperatorOrDriver, ViewerOrDriver
 from csms.api.deps import ApiContext, Ctx
-from csms.api.schemas import MAX_OFFSET, ChargingNeedsIn, Page, SessionOut, UtcDateTime
+from csms.api.schemas import MAX_OFFSET, ChargingNeedsIn, Page, SessionOut, UtcDateTime, money
 from csms.domain.errors import InvalidRequest, UnknownTransaction
 from csms.domain.model import Transaction
 
@@ -22,16 +22,17 @@ router = APIRouter(prefix="/sessions", tags=["sessions"])
 
 
 async def session_out(ctx: ApiContext, t: Transaction) -> SessionOut:
-    cost = overstay = None
+    cost = overstay = currency = None
     if ctx.billing is not None:
-        cost = await ctx.billing.cost_so_far(t)
+        currency = ctx.cfg.billing.currency
+        cost = money(await ctx.billing.cost_so_far(t), currency)
         overstay = ctx.billing.overstay_view(t)
     return SessionOut(
         key=t.key, station_id=t.station_id, transaction_id=t.charger_tx_id, evse_id=t.evse.evse_id,
         connector_id=t.evse.connector_id, id_token=t.id_token, group=t.group, started_at=t.started_at,
         ended_at=t.ended_at, active=t.active, energy_wh=t.energy_wh, power_w=t.power_w, soc_pct=t.soc_pct,
         charging_state=t.charging_state.value if t.charging_state else None, stop_reason=t.stop_reason,
-        cost_so_far=cost, overstay=overstay,
+        cost_so_far=cost, currency=currency, overstay=overstay,
     )
 
 

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from csms.api.auth import Operator, Viewer
 from csms.api.deps import ApiContext, Ctx
+from csms.api.schemas import Limit, Offset, Page
 from csms.domain.errors import InvalidRequest, UnknownSite
 from csms.services.site_status import current_load
 
@@ -29,12 +30,15 @@ def _site(ctx: ApiContext, site_id: str) -> Any:
 
 async def site_load(ctx: ApiContext, site_id: str) -> dict[str, Any]:
     _site(ctx, site_id)
-    return await current_load(ctx.cfg, ctx.store, ctx.smart, site_id, now=ctx.clock.now())
+    now = ctx.clock.now()
+    # `at`: the CSMS clock's now (a simulated one in a scenario run), for clients that chart the load
+    return {**await current_load(ctx.cfg, ctx.store, ctx.smart, site_id, now=now), "at": now}
 
 
-@router.get("", summary="Sites with their current load against the limit")
-async def list_sites(ctx: Ctx, _: Viewer) -> list[dict[str, Any]]:
-    return [await site_load(ctx, s.id) for s in ctx.cfg.sites]
+@router.get("", response_model=Page, summary="Sites with their current load against the limit (a page)")
+async def list_sites(ctx: Ctx, _: Viewer, offset: Offset = 0, limit: Limit = 100) -> Page:
+    sites = ctx.cfg.sites[offset:offset + limit + 1]
+    return Page.of([await site_load(ctx, s.id) for s in sites], offset, limit)
 
 
 @router.get("/{site_id}", summary="Current load, limit and headroom of a site and its circuits")

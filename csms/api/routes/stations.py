@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Response
 
 from csms.api.auth import Admin, Viewer
 from csms.api.deps import Ctx
-from csms.api.schemas import ConnectorOut, StationIn, StationOut, StationPatch
+from csms.api.schemas import ConnectorOut, Limit, Offset, Page, StationIn, StationOut, StationPatch
 from csms.domain.errors import Conflict, InvalidRequest, UnknownStation
 from csms.domain.passwords import hash_password
 
@@ -29,15 +29,17 @@ def _station_out(st, connectors) -> StationOut:  # type: ignore[no-untyped-def]
     )
 
 
-@router.get("", response_model=list[StationOut], summary="All stations with online state and connector status")
-async def list_stations(ctx: Ctx, _: Viewer, site_id: str | None = None) -> list[StationOut]:
+@router.get("", response_model=Page, summary="Stations with online state and connector status (a page of StationOut)")
+async def list_stations(ctx: Ctx, _: Viewer, site_id: str | None = None, offset: Offset = 0,
+                        limit: Limit = 100) -> Page:
     async with ctx.store.session() as s:
         stations = await s.stations()
         conns = await s.connectors()
     by_station: dict[str, list] = {}  # type: ignore[type-arg]
     for c in conns:
         by_station.setdefault(c.station_id, []).append(c)
-    return [_station_out(st, by_station.get(st.id, [])) for st in stations if site_id in (None, st.site_id)]
+    rows = [st for st in stations if site_id in (None, st.site_id)][offset:offset + limit + 1]
+    return Page.of([_station_out(st, by_station.get(st.id, [])) for st in rows], offset, limit)
 
 
 @router.get("/{station_id}", response_model=StationOut)

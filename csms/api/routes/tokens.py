@@ -6,7 +6,7 @@ from fastapi import APIRouter, HTTPException, Response
 
 from csms.api.auth import Admin, Viewer
 from csms.api.deps import Ctx
-from csms.api.schemas import GroupIn, IdTokenIn, IdTokenOut
+from csms.api.schemas import GroupIn, IdTokenIn, IdTokenOut, Limit, Offset, Page
 from csms.domain.enums import AuthorizationStatus
 from csms.domain.errors import Conflict, InvalidRequest, UnknownIdToken
 from csms.domain.model import IdToken
@@ -18,20 +18,22 @@ def _out(t: IdToken) -> IdTokenOut:
     return IdTokenOut(value=t.value, type=t.type, status=t.status.value, expires_at=t.expires_at, group=t.group)
 
 
-@router.get("/id-tokens", response_model=list[IdTokenOut])
-async def list_tokens(ctx: Ctx, _: Viewer) -> list[IdTokenOut]:
+@router.get("/id-tokens", response_model=Page, summary="Id tokens (a page of IdTokenOut)")
+async def list_tokens(ctx: Ctx, _: Viewer, offset: Offset = 0, limit: Limit = 100) -> Page:
     async with ctx.store.session() as s:
-        return [_out(t) for t in await s.id_tokens()]
+        return Page.slice([_out(t) for t in await s.id_tokens()], offset, limit)
 
 
 @router.put("/id-tokens/{value}", response_model=IdTokenOut, summary="Create or replace an id token")
 async def put_token(value: str, body: IdTokenIn, ctx: Ctx, _: Admin) -> IdTokenOut:
-    if body.value != value:
-        raise InvalidRequest("value: must equal the token in the path")
+    if body.value is not None and body.value != value:
+        raise InvalidRequest("value: must equal the token in the path (or be left out)")
+    if not 1 <= len(value) <= 36:
+        raise InvalidRequest("value: an id token has 1 to 36 characters")
     async with ctx.store.session() as s:
         if body.group is not None and body.group not in await s.groups():
             raise InvalidRequest(f"group: unknown group {body.group!r}")
-        t = IdToken(body.value, body.type, AuthorizationStatus(body.status), body.expires_at, body.group)
+        t = IdToken(value, body.type, AuthorizationStatus(body.status), body.expires_at, body.group)
         await s.upsert_id_token(t)
     return _out(t)
 
@@ -44,10 +46,11 @@ async def delete_token(value: str, ctx: Ctx, _: Admin) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/groups")
-async def list_groups(ctx: Ctx, _: Viewer) -> list[dict[str, object]]:
+@router.get("/groups", response_model=Page, summary="Driver groups (a page of {name, priority})")
+async def list_groups(ctx: Ctx, _: Viewer, offset: Offset = 0, limit: Limit = 100) -> Page:
     async with ctx.store.session() as s:
-        return [{"name": n, "priority": p} for n, p in sorted((await s.groups()).items())]
+        rows = [{"name": n, "priority": p} for n, p in sorted((await s.groups()).items())]
+    return Page.slice(rows, offset, limit)
 
 
 @router.put("/groups/{name}")

@@ -98,8 +98,8 @@ async def test_driver_sees_only_its_own_sessions_and_bookings(app: CsmsApp) -> N
         r = await admin.post("/api/v1/bookings", json={"site_id": "s1", "id_token": "TAG-X", **window})
         assert r.status_code == 201, r.text
         theirs = r.json()["id"]
-        assert [b["id"] for b in (await drv.get("/api/v1/bookings")).json()] == [mine]
-        assert {b["id"] for b in (await admin.get("/api/v1/bookings")).json()} == {mine, theirs}
+        assert [b["id"] for b in (await drv.get("/api/v1/bookings")).json()["items"]] == [mine]
+        assert {b["id"] for b in (await admin.get("/api/v1/bookings")).json()["items"]} == {mine, theirs}
         r = await drv.get(f"/api/v1/bookings/{theirs}")
         assert r.status_code == 404 and error_of(r)["code"] == "unknown_booking"
         assert (await drv.delete(f"/api/v1/bookings/{theirs}")).status_code == 404

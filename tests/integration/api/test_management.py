@@ -37,8 +37,17 @@ async def test_station_crud_and_accepting_a_pending_charger(db_url: str) -> None
             "CP-NEW", "s2", "Accepted", 16, 1, False)
         r = await c.post("/api/v1/stations", json={"id": "CP-NEW", "site_id": "s2"})
         assert r.status_code == 409 and "CP-NEW" in error_of(r)["message"]
-        assert "CP-NEW" in [s["id"] for s in (await c.get("/api/v1/stations", params={"site_id": "s2"})).json()]
-        assert "CP-NEW" not in [s["id"] for s in (await c.get("/api/v1/stations", params={"site_id": "s1"})).json()]
+        assert "CP-NEW" in [s["id"] for s in (await c.get("/api/v1/stations", params={"site_id": "s2"})).json()["items"]]
+        assert "CP-NEW" not in [s["id"] for s in (await c.get("/api/v1/stations", params={"site_id": "s1"})).json()["items"]]
+        # every list is a page: {items, offset, limit, next_offset}, next_offset null on the last page
+        first = (await c.get("/api/v1/stations", params={"limit": 1})).json()
+        assert len(first["items"]) == 1 and first["next_offset"] == 1 and first["limit"] == 1
+        rest = (await c.get("/api/v1/stations", params={"offset": 1, "limit": 1000})).json()
+        assert rest["next_offset"] is None and first["items"][0]["id"] not in [x["id"] for x in rest["items"]]
+        for path in ("/api/v1/sites", "/api/v1/groups", "/api/v1/id-tokens", "/api/v1/bookings",
+                     "/api/v1/sessions", "/api/v1/invoices"):
+            page = (await c.get(path)).json()
+            assert set(page) == {"items", "offset", "limit", "next_offset"}, path
 
         # An unknown charger is registered Pending; the operator accepts it through the API.
         cp = sim(app, "CP-STRANGER", "2.0.1")
@@ -75,7 +84,9 @@ async def test_tokens_and_groups_are_persisted_across_a_restart(db_url: str) -> 
         r = await c.put("/api/v1/id-tokens/NEW-1", json={"value": "NEW-1", "group": "vip",
                                                           "expires_at": expires.isoformat()})
         assert r.status_code == 200, r.text
-        assert (await c.put("/api/v1/id-tokens/NEW-2", json={"value": "NEW-2", "status": "Blocked"})).status_code == 200
+        # the path names the token: the body need not repeat it
+        r = await c.put("/api/v1/id-tokens/NEW-2", json={"status": "Blocked"})
+        assert r.status_code == 200 and r.json()["value"] == "NEW-2" and r.json()["status"] == "Blocked"
         assert (await c.put("/api/v1/id-tokens/GONE", json={"value": "GONE"})).status_code == 200
         assert (await c.delete("/api/v1/id-tokens/GONE")).status_code == 204
         assert (await c.put("/api/v1/groups/tmp", json={"name": "tmp"})).status_code == 200
@@ -86,9 +97,9 @@ async def test_tokens_and_groups_are_persisted_across_a_restart(db_url: str) -> 
         assert (await app.charging.authorize("CP-1", "NEW-1")).status.value == "Accepted"
         assert (await app.charging.authorize("CP-1", "NEW-2")).status.value == "Blocked"
     async with running(cfg) as app, client(app, VIEWER_KEY) as c:
-        groups = {g["name"]: g["priority"] for g in (await c.get("/api/v1/groups")).json()}
+        groups = {g["name"]: g["priority"] for g in (await c.get("/api/v1/groups")).json()["items"]}
         assert groups == {"fleet": 2, "vip": 5}
-        tokens = {t["value"]: t for t in (await c.get("/api/v1/id-tokens")).json()}
+        tokens = {t["value"]: t for t in (await c.get("/api/v1/id-tokens")).json()["items"]}
         assert set(tokens) == {"TAG-D", "TAG-X", "NEW-1", "NEW-2"}
         assert tokens["NEW-1"]["group"] == "vip"
         assert datetime.fromisoformat(tokens["NEW-1"]["expires_at"]) == expires

@@ -98,5 +98,5 @@ async def test_sessions_api_shows_live_cost_and_overstay(core: Core, api: httpx.
     await core.billing.drain()
     core.clock.t = at + timedelta(minutes=30)
     s = (await api.get("/sessions/CP2/live", headers=DRIVER)).json()
-    assert s["cost_so_far"] == pytest.approx(((0.50 + 1.50) * 1.19), abs=0.01)  # session fee + 15 min overstay
+    assert s["cost_so_far"] == "2.38" and s["currency"] == "EUR"  # (session fee 0.50 + 15 min overstay 1.50) x 1.19
     assert s["overstay"]["phase"] == "overstaying" and s["overstay"]["minutes"] == 15

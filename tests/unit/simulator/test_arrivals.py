@@ -43,3 +43,11 @@ def test_hourly_weights_restrict_arrivals() -> None:
 def test_fixed_tokens_cycle() -> None:
     plans = plan_sessions(ArrivalConfig(id_tokens=("A", "B")), 1, T0, 86400, 2)
     assert {s.id_token for ss in plans for s in ss} <= {"A", "B"}
+
+
+def test_idle_chargers_get_no_cars() -> None:
+    from simulator.fleet import Fleet, FleetConfig
+
+    cfg = ArrivalConfig(mean_gap_s=300, first_arrival_max_s=20)
+    fleet = Fleet(FleetConfig(chargers=3, idle_chargers=1, start=T0, duration_s=3600, arrivals=cfg))
+    assert [len(s) > 0 for s in fleet.sessions] == [True, True, False]
