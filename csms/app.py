@@ -178,8 +178,10 @@ class CsmsApp:
         if not cfg.keys:
             log.warning("REST API has no keys configured: every caller is admin (listening on %s)", cfg.host)
         self.api = create_app(self)
+        # An open live-events stream (the dashboard) would hold a graceful shutdown forever: the streams end
+        # when `stopping` is set, and whatever is left is cut after a few seconds.
         server = EmbeddedServer(uvicorn.Config(self.api, host=cfg.host, port=cfg.port, log_level="warning",
-                                               lifespan="off"))
+                                               lifespan="off", timeout_graceful_shutdown=3))
         task = asyncio.create_task(server.serve(), name="rest-api")
         while not server.started:
             if task.done():
@@ -189,6 +191,7 @@ class CsmsApp:
         self.api_port = server.servers[0].sockets[0].getsockname()[1]
 
         async def stop_api() -> None:
+            self.api.state.stopping = True
             server.should_exit = True
             await task
 

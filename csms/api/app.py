@@ -1,12 +1,12 @@
-"""create_app(ctx) -> FastAPI. Routes under /api/v1, OpenAPI at /docs, metrics at /metrics."""
+"""create_app(ctx) -> FastAPI. Routes under /api/v1, the dashboard at /, OpenAPI at /docs, metrics at /metrics."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
-from . import errors, metrics
+from . import dashboard, errors, metrics
 from .deps import ApiContext
-from .routes import billing, bookings, commands, sessions, sites, stations, tokens
+from .routes import billing, bookings, commands, live, sessions, sites, stations, tokens
 
 
 def create_app(ctx: ApiContext, extra_routers: tuple = ()) -> FastAPI:  # type: ignore[type-arg]
@@ -14,13 +14,16 @@ def create_app(ctx: ApiContext, extra_routers: tuple = ()) -> FastAPI:  # type: 
         title="gridcharge CSMS",
         version="1",
         description="Operator and scheduling API of an OCPP 1.6J/2.0.1 central system with smart charging.",
+        docs_url=None,  # dashboard.install serves /docs from local files (no CDN)
     )
     app.state.ctx = ctx
     errors.install(app)
-    for r in (stations.router, sessions.router, commands.router, tokens.router, sites.router, bookings.router, billing.router, *extra_routers):
+    for r in (stations.router, sessions.router, commands.router, tokens.router, sites.router, bookings.router,
+              billing.router, live.router, *extra_routers):
         app.include_router(r, prefix="/api/v1")
 
     app.include_router(metrics.make_router(ctx))
+    dashboard.install(app)
 
     @app.get("/healthz", tags=["meta"])
     async def healthz() -> dict[str, str]:

@@ -21,6 +21,7 @@ class ApiContext(Protocol):
     billing: Any  # csms.services.billing.BillingService | None
     bookings: Any  # csms.services.bookings.BookingService | None
     metrics: Any
+    bus: Any  # csms.services.bus.EventBus: the live events stream subscribes to it
 
 
 def get_ctx(request: Request) -> ApiContext:

@@ -1,0 +1,215 @@
+"""The dashboard in a real browser: headless Debian chromium driven by Selenium (chromium-driver) against the
+whole CSMS and simulator chargers of both versions over real websockets.
+
+Selenium calls block, and the CSMS runs in the test's event loop: every browser call goes through a worker
+thread (`B`), so the CSMS keeps serving while the browser waits. Screenshots go to reports/dashboard/ (a CI
+artefact). Without chromium and chromedriver the tests skip, naming the packages; .ci/run installs them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from csms.app import CsmsApp
+from csms.config import parse_config
+from simulator.charger import Charger, ChargerConfig
+from simulator.clock import SimClock
+from simulator.ev import EV, EVModel
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / "reports" / "dashboard"
+OPS_KEY = "browser-operator-key-0123456789"
+VIEW_KEY = "browser-viewer-key-0123456789"
+
+
+def _browser_missing() -> str | None:
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        return "selenium not installed (the test extra: ./scripts/test installs it)"
+    for exe in ("chromium", "chromedriver"):
+        if shutil.which(exe) is None:
+            return (f"{exe} not found: apt-get install chromium chromium-driver (Debian's headless browser; "
+                    f".ci/run installs it)")
+    return None
+
+
+MISSING = _browser_missing()
+if MISSING and os.environ.get("CSMS_REQUIRE_SERVICES") == "1":
+    pytest.fail(MISSING + " (CSMS_REQUIRE_SERVICES=1 makes the browser tests mandatory)", pytrace=False)
+pytestmark = pytest.mark.skipif(MISSING is not None, reason=MISSING or "")
+
+CONFIG = f"""
+server: {{port: 0, heartbeat_interval_s: 60}}
+api: {{port: 0, keys: {{ops: {{key: {OPS_KEY}, role: operator}}, look: {{key: {VIEW_KEY}, role: viewer}}}}}}
+database: {{url: "sqlite+aiosqlite:///{{db}}"}}
+smart_charging: {{debounce_s: 0.1}}
+bookings: {{reserve_lead_min: 30}}
+sites: [{{id: depot, grid_limit_kw: 30}}]
+chargers:
+  - {{id: CP-16, site: depot, max_current_a: 32}}
+  - {{id: CP-201, site: depot, max_current_a: 32}}
+id_tokens: [{{value: TAG-1}}, {{value: FLEET-9}}]
+"""
+
+
+class B:
+    """A Selenium Chrome driver whose every call runs in a worker thread."""
+
+    def __init__(self, driver: Any) -> None:
+        self.d = driver
+
+    async def __call__(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.to_thread(fn, *args)
+
+    async def js(self, script: str, *args: Any) -> Any:
+        return await asyncio.to_thread(self.d.execute_script, script, *args)
+
+    async def until(self, script: str, timeout_s: float = 20.0, what: str = "") -> Any:
+        """Poll a JS expression until it is truthy (the page updates itself: no reloads here)."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while True:
+            value = await self.js(f"return ({script});")
+            if value:
+                return value
+            if asyncio.get_running_loop().time() > deadline:
+                err = await self.js("const e = document.querySelector('#error'); return e && !e.hidden ? "
+                                    "e.textContent : ''")
+                logs = await asyncio.to_thread(self.d.get_log, "browser")
+                raise AssertionError(f"timed out waiting for {what or script}; the page says: {err!r}; "
+                                     f"console: {[x.get('message') for x in logs][-5:]}")
+            await asyncio.sleep(0.2)
+
+    async def shot(self, name: str) -> Path:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        path = SHOTS / f"{name}.png"
+        await asyncio.to_thread(self.d.save_screenshot, str(path))
+        return path
+
+
+def _chrome() -> Any:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    # The machine's network is closed: without the background-networking switches chromium keeps trying
+    # Google's hosts. --no-sandbox because CI runs as root.
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--disable-quic", "--window-size=1400,1700"):
+        opts.add_argument(arg)
+    return webdriver.Chrome(options=opts, service=Service(shutil.which("chromedriver")))
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[B]:
+    driver = await asyncio.to_thread(_chrome)
+    try:
+        yield B(driver)
+    finally:
+        await asyncio.to_thread(driver.quit)
+
+
+@pytest.fixture
+async def csms(tmp_path: Path) -> AsyncIterator[CsmsApp]:
+    app = CsmsApp(parse_config(CONFIG.replace("{db}", str(tmp_path / "csms.db")), env={}))
+    await app.start()
+    try:
+        yield app
+    finally:
+        await app.stop()
+
+
+def sim(app: CsmsApp, ident: str, protocol: str) -> Charger:
+    url = f"ws://127.0.0.1:{app.ocpp_port}{app.cfg.server.path_prefix}"
+    return Charger(ChargerConfig(ident, url=url, protocol=protocol, meter_interval_s=1), SimClock(speedup=1))
+
+
+async def open_page(b: B, app: CsmsApp, key: str) -> None:
+    await b(b.d.get, f"http://127.0.0.1:{app.api_port}/")
+    await b.until("document.querySelector('#login') && !document.querySelector('#login').hidden", what="login form")
+    await b.js("document.querySelector('#key').value = arguments[0];"
+               "document.querySelector('#login').requestSubmit();", key)
+    await b.until("!document.querySelector('#app').hidden", what="the dashboard after login")
+    await b.until("document.querySelector('#live').textContent === 'live'", what="the live events stream")
+
+
+async def test_dashboard_live_session_chart_booking_and_viewer(csms: CsmsApp, browser: B) -> None:
+    app, b = csms, browser
+    cp16, cp201 = sim(app, "CP-16", "1.6"), sim(app, "CP-201", "2.0.1")
+    await cp16.start()
+    await cp201.start()
+    try:
+        await open_page(b, app, OPS_KEY)
+        # the page loads: both stations online, connectors colour-coded by status
+        await b.until("document.querySelectorAll('#stations tr[data-station] td.online').length === 2",
+                      what="both stations online")
+        assert await b.js("return document.querySelector('#who').textContent") == "ops · operator"
+        # the chart shows the limit (30 kW, grid_limit_kw) and the measured load
+        await b.until("document.querySelector('#chart path.limit').getAttribute('d').length > 10", what="limit line")
+        label = await b.js("return document.querySelector('#chart .limit-label').textContent")
+        assert "30.0 kW" in label and "grid_limit_kw" in label
+        assert await b.js("return document.querySelector('#chart path.measured') !== null")
+
+        # a car plugs in: its session appears without a reload, and the chart draws the forecast
+        await cp16.plug_in(EV(EVModel(capacity_wh=60_000, max_power_w=11_000, phases=3), soc=0.3,
+                              energy_need_wh=20_000), "TAG-1")
+        await cp16.start_charging()
+        await b.until("[...document.querySelectorAll('#sessions tr[data-session]')].some(r => "
+                      "r.textContent.includes('CP-16') && r.textContent.includes('TAG-1'))",
+                      timeout_s=30, what="the new session in the table")
+        await b.until("Number(document.querySelector('#chart').dataset.slots) > 0 && "
+                      "document.querySelector('#chart path.forecast').getAttribute('d').length > 10",
+                      timeout_s=30, what="the forecast line")
+        await b.until("[...document.querySelectorAll('#sessions tr[data-session] td')].some(td => "
+                      "/kW$/.test(td.textContent) && td.textContent !== '0.0 kW')", timeout_s=30,
+                      what="the session's power")
+        await b.shot("operator")
+
+        # a booking made in the page reaches the 2.0.1 charger as ReserveNow; the timeline shows it
+        await b.js("const f = document.querySelector('#booking-form');"
+                   "f.dispatchEvent(new FocusEvent('focusin'));"
+                   "document.querySelector('#b-station').value = 'CP-201|1';"
+                   "document.querySelector('#b-token').value = 'FLEET-9';"
+                   "document.querySelector('#b-kwh').value = '5';"
+                   "f.requestSubmit();")
+        for _ in range(100):
+            if cp201.recorder.received("ReserveNow"):
+                break
+            await asyncio.sleep(0.2)
+        assert cp201.recorder.received("ReserveNow"), "ReserveNow never reached the charger"
+        await b.until("document.querySelectorAll('#timeline rect.booking').length === 1", what="timeline bar")
+        await b.until("[...document.querySelectorAll('#stations tr[data-station=\"CP-201\"] .st')].some("
+                      "s => s.dataset.status === 'Reserved')", timeout_s=20, what="the connector Reserved")
+        await b.shot("booking")
+
+        # a viewer sees everything and can press no operator button
+        await b.js("document.querySelector('#logout').click()")
+        await open_page(b, app, VIEW_KEY)
+        await b.until("document.querySelectorAll('#sessions tr[data-session]').length === 1", what="viewer's sessions")
+        buttons = await b.js("return [...document.querySelectorAll('button[data-role=\"operator\"]')]"
+                             ".map(x => [x.dataset.action || x.textContent, x.disabled])")
+        assert len(buttons) >= 6 and all(disabled for _, disabled in buttons), buttons
+        assert await b.js("return document.querySelector('#who').textContent") == "look · viewer"
+        await b.shot("viewer")
+    finally:
+        await cp16.close()
+        await cp201.close()
+
+
+async def test_swagger_ui_is_served_locally(csms: CsmsApp, browser: B) -> None:
+    """/docs renders from the package's files: no request leaves 127.0.0.1 (the machine is offline)."""
+    b = browser
+    await b(b.d.get, f"http://127.0.0.1:{csms.api_port}/docs")
+    await b.until("document.querySelectorAll('.opblock').length > 20", what="Swagger UI's operations")
+    sources = await b.js("return [...document.querySelectorAll('script[src], link[href]')]"
+                         ".map(e => e.src || e.href)")
+    assert sources and all(s.startswith(f"http://127.0.0.1:{csms.api_port}/") for s in sources), sources
