@@ -114,6 +114,8 @@ def test_no_operation_answers_5xx(csms: CsmsThread) -> None:
         return out
 
     for op in operations:
+        if op.path == "/api/v1/events":
+            continue  # a stream that never ends by design (tests/integration/api/test_live.py)
         for mode, known in [(m, k) for m in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
                             for k in variants(op)]:
             @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
