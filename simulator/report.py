@@ -544,21 +544,28 @@ def plot_report(report: dict[str, Any], plan: RunPlan, recorders: list[Recorder]
     fig, ax = plt.subplots(figsize=(13, 5.5), dpi=110)
     ids = sorted(tl.per_charger_kw, key=lambda c: -sum(tl.per_charger_kw[c]))
     cmap = plt.get_cmap("tab20")
-    layers = [[tl.base_kw[i] for i in idx]] + [[tl.per_charger_kw[c][i] for i in idx] for c in ids]
-    colors = ["#bdbdbd"] + [cmap(k % 20) for k in range(len(ids))]
-    labels = ["base load"] + (ids if len(ids) <= 12 else [ids[0]] + ["_"] * (len(ids) - 1))
+    layers = [[tl.base_kw[i] for i in idx]]
+    colors: list[Any] = ["#bdbdbd"]
+    labels = ["base load"]
+    if len(ids) <= 12:  # one colour per charger can still be told apart
+        layers += [[tl.per_charger_kw[c][i] for i in idx] for c in ids]
+        colors += [cmap(k % 20) for k in range(len(ids))]
+        labels += ids
+    else:  # more colours than an eye separates: one layer per OCPP version
+        proto = {c.charger_id: c.protocol for c in plan.charger_configs}
+        for k, version in enumerate(sorted({proto.get(c, "?") for c in ids})):
+            members = [c for c in ids if proto.get(c, "?") == version]
+            layers.append([sum(tl.per_charger_kw[c][i] for c in members) for i in idx])
+            colors.append(["#4c78a8", "#72b7b2", "#f58518"][k % 3])
+            labels.append(f"OCPP {version} chargers ({len(members)})")
     ax.stackplot(xs, *layers, colors=colors, labels=labels, step="post", linewidth=0)
     ax.step(xs, [tl.limit_kw[i] for i in idx], where="post", color="#d62728", lw=2, label="grid limit")
     ax.step(xs, [tl.load_kw(i) for i in idx], where="post", color="black", lw=0.7, label="site load")
     ax.axhline(site["peak_kw"], color="black", ls=":", lw=1)
     ax.annotate(f"peak {site['peak_kw']:.1f} kW", xy=(0.005, site["peak_kw"]), xycoords=("axes fraction", "data"),
                 va="bottom", fontsize=9)
-    if len(ids) > 12:
-        handles, lbls = ax.get_legend_handles_labels()
-        lbls = [("chargers (one colour each)" if lbl == ids[0] else lbl) for lbl in lbls]
-        ax.legend(handles, lbls, loc="upper right", fontsize=9, framealpha=0.9)
-    else:
-        ax.legend(loc="upper right", fontsize=8, ncol=2, framealpha=0.9)
+    ax.legend(loc="upper right", fontsize=8 if len(ids) <= 12 else 9, ncol=2 if len(ids) <= 12 else 1,
+              framealpha=0.9)
     v = site["violations"]
     ax.set_title(f"{scn.name}: site '{scn.site.id}' load against the limit — {len(ids)} chargers, "
                  f"{v['count']} violations (max {v['max_excess_kw']:.2f} kW)", fontsize=11)

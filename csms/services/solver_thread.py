@@ -19,13 +19,23 @@ T = TypeVar("T")
 class SolverThread:
     def __init__(self) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="planner")
+        self._closed = False
 
     def submit(self, fn: Callable[..., T], *args: object) -> "asyncio.Future[T]":
-        return asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        """The solve as a future. After shutdown the future is cancelled: a plan requested while the CSMS
+        stops ends quietly, instead of "cannot schedule new futures after shutdown" from the pool and a
+        "Task exception was never retrieved" at exit."""
+        loop = asyncio.get_running_loop()
+        if self._closed:
+            fut: asyncio.Future[T] = loop.create_future()
+            fut.cancel()
+            return fut
+        return loop.run_in_executor(self._pool, fn, *args)
 
     async def run(self, fn: Callable[..., T], *args: object) -> T:
         return await self.submit(fn, *args)
 
     def shutdown(self) -> None:
         # Do not wait: a solve in progress ends at its own HiGHS time limit.
+        self._closed = True
         self._pool.shutdown(wait=False, cancel_futures=True)

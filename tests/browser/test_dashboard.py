@@ -213,3 +213,38 @@ async def test_swagger_ui_is_served_locally(csms: CsmsApp, browser: B) -> None:
     sources = await b.js("return [...document.querySelectorAll('script[src], link[href]')]"
                          ".map(e => e.src || e.href)")
     assert sources and all(s.startswith(f"http://127.0.0.1:{csms.api_port}/") for s in sources), sources
+
+
+async def test_a_simulated_day_on_the_dashboard(browser: B, tmp_path: Path) -> None:
+    """A day of the CI fleet at 1800x with the page open from the start: the chart fills with measured load
+    under the limit and the forecast, live. Its screenshot (reports/dashboard/day.png) is the README's."""
+    from csms.sim_harness import SharedClock, build_config
+    from simulator.run import gated_clock, run_plan
+    from simulator.scenario import expand, load_scenario
+
+    scn = load_scenario(ROOT / "scenarios" / "ci-1.6.yaml").model_copy(update={"duration_h": 24})
+    plan = expand(scn)
+    speedup = 1800.0
+    clock, gate = gated_clock(plan, speedup)
+    app = CsmsApp(build_config(plan, speedup=speedup, db_path=tmp_path / "csms.db"), clock=SharedClock(clock))
+    await app.start()
+    try:
+        # the simulated clock stands still until the fleet starts: the page opens at the day's start
+        await open_page_without_key(browser, app)
+        result = await run_plan(plan, speedup=speedup, url=f"ws://127.0.0.1:{app.ocpp_port}/ocpp", clock=clock,
+                                gate=gate)
+        assert result.summary.booted == 4
+        points = int(await browser.js("return Number(document.querySelector('#chart').dataset.points)"))
+        assert points > 30, points      # measured samples pushed through the day, no reloads
+        await browser.until("document.querySelector('#chart path.forecast') !== null", what="forecast")
+        await browser.shot("day")
+    finally:
+        await app.stop()
+
+
+async def open_page_without_key(b: B, app: CsmsApp) -> None:
+    """An API without keys (the embedded default): everyone is admin, no login form."""
+    await b(b.d.get, f"http://127.0.0.1:{app.api_port}/")
+    await b.until("!document.querySelector('#app').hidden", what="the dashboard")
+    await b.until("document.querySelector('#live').textContent === 'live'", what="the live events stream")
+    assert await b.js("return document.querySelector('#login').hidden")

@@ -328,7 +328,8 @@ function drawChart(site) {
     g.append(svg("line", { x1: L, x2: W - R, y1: yy, y2: yy, stroke: "#e3e7eb" }));
     g.append(svg("text", { x: L - 6, y: yy + 4, "text-anchor": "end", "font-size": 11, fill: "#69737d" }, `${k * step} kW`));
   }
-  for (let t = Math.ceil(t0 / 3600e3) * 3600e3; t <= t1; t += 3600e3) {
+  const hours = [1, 2, 3, 6, 12, 24].find((h) => (t1 - t0) / (h * 3600e3) <= 12) || 24;
+  for (let t = Math.ceil(t0 / (hours * 3600e3)) * hours * 3600e3; t <= t1; t += hours * 3600e3) {
     g.append(svg("line", { x1: x(t), x2: x(t), y1: T, y2: H - B, stroke: "#eef1f4" }));
     g.append(svg("text", { x: x(t), y: H - 8, "text-anchor": "middle", "font-size": 11, fill: "#69737d" }, hhmm(t)));
   }
@@ -455,6 +456,11 @@ function onEvent(block) {
   const type = /^event: (.*)$/m.exec(block)?.[1];
   if (type === "tick") schedule(["site"]);
   else if (type === "change") schedule(["site", "stations", "bookings"]);
+  // invoices are written as sessions end (and finalised later): re-read them now and then, not per event
+  if (type && Date.now() - (onEvent.invoicesAt || 0) > 10e3) {
+    onEvent.invoicesAt = Date.now();
+    loadInvoices().catch(showError);
+  }
 }
 
 const enc = encodeURIComponent;
