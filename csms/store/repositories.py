@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -55,6 +56,7 @@ from .tables import (
 from .tables import BillingSessionRow, InvoiceRow, SiteLoadRow
 
 T = TypeVar("T")
+_T = TransactionRow.__table__
 
 
 def _station(r: StationRow) -> Station:
@@ -73,7 +75,8 @@ def _station(r: StationRow) -> Station:
     )
 
 
-def _tx(r: TransactionRow) -> Transaction:
+def _tx(r: Any) -> Transaction:
+    """A transactions row (Core Row or ORM object) as the domain value."""
     return Transaction(
         key=TransactionKey(r.key),
         station_id=StationId(r.station_id),
@@ -276,66 +279,67 @@ class StoreSession(BookingRepo):
                      charging_state=r.charging_state, error_code=r.error_code, at=r.at) for r in rows]
 
     # --- transactions -----------------------------------------------------------------------------
-    async def transaction(self, key: str) -> Transaction | None:
-        r = await self.s.scalar(select(TransactionRow).where(TransactionRow.key == key))
+    # Core statements on the table, no ORM objects: these run for nearly every charger message, where
+    # ORM instances, identity-map bookkeeping and flushes cost more than the SQL (issue 10 profile).
+    # Every read and write of transactions here is Core, so no stale ORM copy can exist in a session.
+    async def _one_tx(self, q: Any) -> Transaction | None:
+        r = (await self.s.execute(q)).first()
         return _tx(r) if r else None
+
+    async def transaction(self, key: str) -> Transaction | None:
+        return await self._one_tx(select(_T).where(_T.c.key == key))
 
     async def transaction_by_charger_id(self, station_id: str, charger_tx_id: str) -> Transaction | None:
-        r = await self.s.scalar(select(TransactionRow).where(
-            TransactionRow.station_id == station_id, TransactionRow.charger_tx_id == charger_tx_id))
-        return _tx(r) if r else None
+        return await self._one_tx(select(_T).where(_T.c.station_id == station_id,
+                                                   _T.c.charger_tx_id == charger_tx_id))
 
     async def transaction_by_fingerprint(self, fingerprint: str) -> Transaction | None:
-        r = await self.s.scalar(select(TransactionRow).where(TransactionRow.start_fingerprint == fingerprint))
-        return _tx(r) if r else None
+        return await self._one_tx(select(_T).where(_T.c.start_fingerprint == fingerprint))
 
     async def active_transactions(self, station_id: str | None = None) -> list[Transaction]:
-        q = select(TransactionRow).where(TransactionRow.ended_at.is_(None)).order_by(TransactionRow.id)
+        q = select(_T).where(_T.c.ended_at.is_(None)).order_by(_T.c.id)
         if station_id is not None:
-            q = q.where(TransactionRow.station_id == station_id)
-        return [_tx(r) for r in (await self.s.scalars(q)).all()]
+            q = q.where(_T.c.station_id == station_id)
+        return [_tx(r) for r in (await self.s.execute(q)).all()]
 
     async def active_transaction_on(self, station_id: str, evse_id: int) -> Transaction | None:
-        r = await self.s.scalar(select(TransactionRow).where(
-            TransactionRow.station_id == station_id, TransactionRow.evse_id == evse_id,
-            TransactionRow.ended_at.is_(None)).order_by(TransactionRow.id.desc()).limit(1))
-        return _tx(r) if r else None
+        return await self._one_tx(select(_T).where(
+            _T.c.station_id == station_id, _T.c.evse_id == evse_id,
+            _T.c.ended_at.is_(None)).order_by(_T.c.id.desc()).limit(1))
 
     async def transactions(
         self, *, since: datetime | None = None, until: datetime | None = None, station_id: str | None = None,
         id_tokens: Iterable[str] | None = None, offset: int = 0, limit: int = 100,
     ) -> list[Transaction]:
-        q = select(TransactionRow).order_by(TransactionRow.started_at.desc(), TransactionRow.id.desc())
+        q = select(_T).order_by(_T.c.started_at.desc(), _T.c.id.desc())
         if since is not None:
-            q = q.where(TransactionRow.started_at >= since)
+            q = q.where(_T.c.started_at >= since)
         if until is not None:
-            q = q.where(TransactionRow.started_at < until)
+            q = q.where(_T.c.started_at < until)
         if station_id is not None:
-            q = q.where(TransactionRow.station_id == station_id)
+            q = q.where(_T.c.station_id == station_id)
         if id_tokens is not None:
-            q = q.where(TransactionRow.id_token.in_(list(id_tokens)))
-        rows = (await self.s.scalars(q.offset(offset).limit(limit))).all()
+            q = q.where(_T.c.id_token.in_(list(id_tokens)))
+        rows = (await self.s.execute(q.offset(offset).limit(limit))).all()
         return [_tx(r) for r in rows]
 
     async def insert_v16_transaction(self, tx: Transaction, fingerprint: str) -> Transaction:
         """Insert a 1.6 transaction; its transactionId is our row id, known only after the insert."""
         fields = _tx_fields(tx)
         fields["charger_tx_id"] = f"pending-{fingerprint}"[:64]
-        row = TransactionRow(key=f"pending/{fingerprint}"[:100], start_fingerprint=fingerprint, **fields)
-        self.s.add(row)
-        await self.s.flush()
-        row.charger_tx_id = str(row.id)
-        row.key = transaction_key(tx.station_id, row.charger_tx_id)
-        await self.s.flush()
-        return _tx(row)
+        res = await self.s.execute(insert(_T).values(key=f"pending/{fingerprint}"[:100],
+                                                     start_fingerprint=fingerprint, **fields))
+        row_id = res.inserted_primary_key[0]
+        charger_tx_id = str(row_id)
+        key = transaction_key(tx.station_id, charger_tx_id)
+        await self.s.execute(update(_T).where(_T.c.id == row_id).values(charger_tx_id=charger_tx_id, key=key))
+        return replace(tx, key=TransactionKey(key), charger_tx_id=charger_tx_id)
 
     async def save_transaction(self, tx: Transaction) -> None:
-        r = await self.s.scalar(select(TransactionRow).where(TransactionRow.key == tx.key))
-        if r is None:
-            self.s.add(TransactionRow(key=tx.key, **_tx_fields(tx)))
-        else:
-            for k, v in _tx_fields(tx).items():
-                setattr(r, k, v)
+        fields = _tx_fields(tx)
+        res = await self.s.execute(update(_T).where(_T.c.key == tx.key).values(**fields))
+        if not res.rowcount:
+            await self.s.execute(insert(_T).values(key=tx.key, **fields))
 
     async def seq_seen(self, tx_key: str, seq_no: int) -> bool:
         n = await self.s.scalar(select(func.count()).select_from(TransactionMessageRow).where(
@@ -353,8 +357,8 @@ class StoreSession(BookingRepo):
                  phase=v.phase, value=v.value, context=v.context)
             for s in samples for v in s.values
         ]
-        if rows:  # one executemany: ORM objects per sampled value cost more than the insert itself
-            await self.s.execute(insert(MeterSampleRow), rows)
+        if rows:  # one Core executemany: ORM objects (or the ORM bulk path) cost more than the insert itself
+            await self.s.execute(insert(MeterSampleRow.__table__), rows)
 
     async def samples(self, tx_key: str) -> list[dict[str, Any]]:
         rows = (await self.s.scalars(select(MeterSampleRow).where(MeterSampleRow.tx_key == tx_key)
@@ -530,10 +534,9 @@ class StoreSession(BookingRepo):
 
     async def ended_transactions_without_invoice(self, since: datetime) -> list[Transaction]:
         """Transactions ended at or after `since` that have no invoice (for billing's start-up catch-up)."""
-        q = (select(TransactionRow).where(TransactionRow.ended_at >= since,
-                                          TransactionRow.key.not_in(select(InvoiceRow.tx_key)))
-             .order_by(TransactionRow.ended_at))
-        return [_tx(r) for r in (await self.s.scalars(q)).all()]
+        q = (select(_T).where(_T.c.ended_at >= since, _T.c.key.not_in(select(InvoiceRow.tx_key)))
+             .order_by(_T.c.ended_at))
+        return [_tx(r) for r in (await self.s.execute(q)).all()]
 
 
 class Store:
