@@ -113,7 +113,7 @@ class CsmsApp:
         open_bookings = OpenBookings(self.store, self.clock)
         if cfg.billing.enabled:
             self.billing = BillingService(cfg, self.store, self.bus, self.clock, external_limits=overrides)
-            self.charging.running_cost = self.billing.cost_so_far
+            self.charging.cost_query = self.billing.live_cost
             self.billing.booking_end_fn = lambda tx: open_bookings.booking_end(tx.station_id, tx.id_token)
         self._make_telemetry()
         self.smart = SmartChargingService(

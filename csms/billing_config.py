@@ -233,6 +233,9 @@ class BillingConfig(_Strict):
     utilisation_bucket_s: int = Field(300, ge=10, le=3600)
     #: How often overstay phases and timeouts are re-evaluated (seconds of CSMS time).
     tick_s: float = Field(15.0, gt=0)
+    #: How often (seconds of CSMS time) billing compares the store with what it tracks: ended transactions
+    #: without an invoice, running ones it does not follow, and repairs them (also once at start).
+    reconcile_interval_s: float = Field(300.0, gt=0)
     #: Energy beyond max power × duration × this factor is an impossible jump (clamped, flagged).
     meter_tolerance: Decimal = Field(Decimal("1.10"), ge=1)
 

@@ -126,6 +126,9 @@ class CsmsCollector:
             yield plans
             yield limit
             yield cap
+        billing = getattr(ctx, "billing", None)
+        if billing is not None and hasattr(billing, "status"):
+            yield from _billing_metrics(billing.status())
         load = getattr(ctx, "site_load_w", None)
         if load:
             g = GaugeMetricFamily("csms_site_measured_load_watts", "Measured site load (sum of session power)",
@@ -133,6 +136,25 @@ class CsmsCollector:
             for site_id, w in sorted(load.items()):
                 g.add_metric([site_id], w)
             yield g
+
+
+def _billing_metrics(st: dict[str, Any]) -> Iterator[Metric]:
+    """Exactly-once billing: what is owed an invoice (as of the last reconciliation) and what was repaired."""
+    for name, key, doc in (
+            ("csms_billing_uninvoiced_ended", "uninvoiced_ended",
+             "Ended transactions without an invoice yet (most wait for the unplug)"),
+            ("csms_billing_overdue", "overdue",
+             "Ended transactions without an invoice past the bound (finalize_after_h + reconcile interval)"),
+            ("csms_billing_open_sessions", "open_sessions", "Sessions billing follows"),
+            ("csms_billing_queued_events", "queued_events", "Events waiting for the billing worker")):
+        yield GaugeMetricFamily(name, doc, value=st[key])
+    repairs = CounterMetricFamily("csms_billing_repairs", "Sessions completed by reconciliation, by kind",
+                                  labels=["kind"])
+    for kind, n in sorted(st["repairs"].items()):
+        repairs.add_metric([kind], n)
+    yield repairs
+    yield CounterMetricFamily("csms_billing_invoices", "Invoices created by this process",
+                              value=st["invoices_created"])
 
 
 def make_router(ctx: Any) -> APIRouter:

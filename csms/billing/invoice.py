@@ -60,6 +60,9 @@ class OverstayInputs:
 
     `charging_finished_at` None means "derive it": the end of the last metered interval that
     delivered energy (no energy at all: None, so no overstay is billed on an inference from no data).
+    With `derive_finished=False` None means "not finished": a caller that observed the session (the
+    billing service) says so, since an EV held at 0 A by a charging plan also stops drawing energy and
+    that is not the driver's idle time.
     """
 
     policy: OverstayPolicy
@@ -67,6 +70,7 @@ class OverstayInputs:
     stated_departure: datetime | None = None
     charging_finished_at: datetime | None = None
     busy_intervals: BusyIntervals | None = None
+    derive_finished: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +235,7 @@ def _assess(
     inputs: OverstayInputs, group: str | None, intervals: Sequence[MeteredInterval], unplugged: datetime
 ) -> OverstayAssessment:
     finished = inputs.charging_finished_at
-    if finished is None:
+    if finished is None and inputs.derive_finished:
         finished = max((iv.end for iv in intervals if iv.energy_wh > 0), default=None)
     return assess_overstay(
         inputs.policy,

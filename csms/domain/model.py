@@ -150,7 +150,7 @@ class TxReply:
     transaction_key: TransactionKey | None
     charger_tx_id: str | None  # the id the charger must use (1.6 transactionId)
     authorization: AuthorizationResult | None = None
-    total_cost: float | None = None  # running cost so far, for 2.0.1 chargers that display it
+    total_cost: float | None = None  # cost if it ended now (2.0.1 totalCost; filled by that adapter)
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,7 +62,7 @@ class StorePort(Protocol):
     async def write(self, work: Callable[[Any], Awaitable[T]]) -> T: ...
 
 
-RunningCost = Callable[[Transaction], Awaitable[float | None]]
+CostQuery = Callable[[Transaction], Awaitable[float | None]]
 
 
 class ChargingService:
@@ -75,8 +75,9 @@ class ChargingService:
         self.clock = clock
         self.heartbeat_interval_s = heartbeat_interval_s
         self.allow_unknown_chargers = allow_unknown_chargers
-        #: Set by the billing service: the cost so far, sent to 2.0.1 chargers as totalCost.
-        self.running_cost: RunningCost | None = None
+        #: Set to billing's live cost (the invoice if the session ended now): asked by the 2.0.1 adapter
+        #: for totalCost through `live_cost`, never on the message path of a version that has no use for it.
+        self.cost_query: CostQuery | None = None
         # Heartbeats only move last_seen: kept in memory and flushed periodically, so that thousands
         # of idle chargers do not each cost a database write every interval.
         self._last_seen: dict[str, datetime] = {}
@@ -189,8 +190,15 @@ class ChargingService:
             log.info("transaction %s station=%s tx=%s evse=%s token=%s energy_wh=%.0f", event.kind.value.lower(),
                      t.station_id, t.charger_tx_id, t.evse.evse_id, t.id_token, t.energy_wh)
             self.bus.publish(TransactionChanged(t, outcome.started, outcome.ended, event.at))
-        cost = await self.running_cost(tx) if self.running_cost is not None else None
-        return TxReply(tx.key, tx.charger_tx_id, auth, cost)
+        return TxReply(tx.key, tx.charger_tx_id, auth)
+
+    async def live_cost(self, tx_key: str) -> float | None:
+        """What the session would cost if it ended now, incl. tax (its invoice total once invoiced)."""
+        if self.cost_query is None:
+            return None
+        async with self.store.session() as s:
+            tx = await s.transaction(tx_key)
+        return None if tx is None else await self.cost_query(tx)
 
     async def _apply_tx(
         self, s: Any, ev: TxEvent, auth: AuthorizationResult | None

@@ -102,3 +102,9 @@ async def revenue(ctx: Ctx, _: Viewer, since: datetime | None = None, until: dat
                   site_id: str | None = None) -> dict[str, Any]:
     _window(since, until)
     return await _billing(ctx).revenue(since, until, site_id)  # type: ignore[no-any-return]
+
+
+@router.get("/billing/status",
+            summary="Exactly-once bookkeeping: ended sessions not invoiced yet, repairs by reconciliation")
+async def billing_status(ctx: Ctx, _: Viewer) -> dict[str, Any]:
+    return _billing(ctx).status()  # type: ignore[no-any-return]

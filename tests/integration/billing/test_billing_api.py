@@ -10,8 +10,11 @@ from datetime import timedelta
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from prometheus_client.parser import text_string_to_metric_families
 
 from csms.api.app import create_app
+from csms.api.metrics import make_router
 from csms.api.routes import billing as billing_routes
 from csms.domain.enums import ChargingState, TxEventKind
 from csms.domain.ids import EvseRef, StationId
@@ -100,3 +103,24 @@ async def test_sessions_api_shows_live_cost_and_overstay(core: Core, api: httpx.
     s = (await api.get("/sessions/CP2/live", headers=DRIVER)).json()
     assert s["cost_so_far"] == "2.38" and s["currency"] == "EUR"  # (session fee 0.50 + 15 min overstay 1.50) x 1.19
     assert s["overstay"]["phase"] == "overstaying" and s["overstay"]["minutes"] == 15
+
+
+async def test_billing_status_and_metrics_show_the_gap(core: Core, api: httpx.AsyncClient) -> None:
+    at = T0 + timedelta(days=3)
+    core.clock.t = at
+    await core.charging.transaction(TxEvent(TxEventKind.STARTED, StationId("CP2"), at, "gap", EvseRef(1), "TAG2",
+                                            seq_no=0, charging_state=ChargingState.CHARGING))
+    core.clock.t = at + timedelta(minutes=30)
+    await core.charging.transaction(TxEvent(TxEventKind.ENDED, StationId("CP2"), core.clock.t, "gap", EvseRef(1),
+                                            seq_no=1, stop_reason="Local"))  # ended, still plugged in
+    await core.billing.reconcile()
+    st = (await api.get("/billing/status", headers=ADMIN)).json()
+    assert st["uninvoiced_ended"] == 1 and st["overdue"] == 0 and st["open_sessions"] == 1
+    assert set(st["repairs"]) == {"untracked_ended", "missing_end", "untracked_active", "missing_unplug"}
+    assert (await api.get("/billing/status", headers=DRIVER)).status_code == 403
+    app = FastAPI()
+    app.include_router(make_router(core))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        text = (await c.get("/metrics")).text
+    values = {s.name: s.value for fam in text_string_to_metric_families(text) for s in fam.samples}
+    assert values["csms_billing_uninvoiced_ended"] == 1 and values["csms_billing_overdue"] == 0

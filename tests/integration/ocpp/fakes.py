@@ -12,7 +12,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 
 from csms.domain.enums import AuthorizationStatus, RegistrationStatus
-from csms.domain.ids import EvseRef
+from csms.domain.ids import EvseRef, TransactionKey
 from csms.domain.model import AuthorizationResult, ChargingNeeds, StationInfo, TxEvent, TxReply
 from csms.domain.ports import BootReply, StationAccess
 
@@ -88,7 +88,11 @@ class RecordingEvents:
         auth = None
         if event.id_token:
             auth = AuthorizationResult(self.tokens.get(event.id_token, AuthorizationStatus.ACCEPTED))
-        return TxReply(None, tx_id, auth, self.total_cost)
+        return TxReply(TransactionKey(f"{event.station_id}/{tx_id}"), tx_id, auth)  # the cost: live_cost
+
+    async def live_cost(self, tx_key: str) -> float | None:
+        self._record("live_cost", tx_key)
+        return self.total_cost
 
     async def meter_values(self, station_id: str, evse: EvseRef | None, charger_tx_id: str | None,
                            samples: Any) -> None:

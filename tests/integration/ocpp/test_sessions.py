@@ -59,6 +59,7 @@ async def test_v16_session(env: Env) -> None:
     assert txs[2].samples[0].get(Measurand.ENERGY_IMPORT_WH) == 12000.0
     (_, evse0, tx_id, samples), = ev.named("meter_values")
     assert evse0 is None and tx_id is None and samples[0].get(Measurand.VOLTAGE_V) == 230.0
+    assert ev.named("live_cost") == []  # 1.6 has no totalCost: billing is never asked on its path
 
 
 async def test_v201_session(env: Env) -> None:
@@ -94,6 +95,7 @@ async def test_v201_session(env: Env) -> None:
         event_type="Ended", timestamp=TS, trigger_reason="EVCommunicationLost", seq_no=2, offline=True,
         transaction_info={"transactionId": "T-1", "stoppedReason": "EVDisconnected"}), suppress=False)
     assert ended.total_cost == 4.2
+    assert [a[0] for a in ev.named("live_cost")] == ["CP2/T-1"] * 3  # asked by the 2.0.1 adapter
 
     txs = [a[0] for a in ev.named("transaction")]
     assert [(t.kind, t.seq_no) for t in txs] == [(TxEventKind.STARTED, 0), (TxEventKind.UPDATED, 1),

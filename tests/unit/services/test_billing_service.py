@@ -72,7 +72,7 @@ class Harness:
     async def new_billing(self) -> BillingService:
         """(Re)start billing on the same database, as a CSMS restart would."""
         self.billing = BillingService(self.cfg, self.store, self.bus, self.clock, billing=self.bc)
-        self.charging.running_cost = self.billing.cost_so_far
+        self.charging.cost_query = self.billing.live_cost
         await self.billing.start()
         await self.billing.drain()
         return self.billing
@@ -188,11 +188,12 @@ async def test_v201_transaction_ends_at_unplug_bills_exactly_30_minutes(harness)
         await h.billing.tick(h.at(80))
         view = h.billing.overstay_view(await _tx(h, "CP1/t-1"))
         assert view is not None and view["phase"] == "overstaying" and view["minutes"] == 10
-        ended = await h.v201(TxEventKind.ENDED, 100, "t-1", 21, wh=17000.0, reason="EVDisconnected")
+        await h.v201(TxEventKind.ENDED, 100, "t-1", 21, wh=17000.0, reason="EVDisconnected")
+        ended_cost = await h.charging.live_cost("CP1/t-1")  # what the 2.0.1 adapter answers the Ended with
         await h.status(100, ConnectorStatus.AVAILABLE)
         [inv] = await h.invoices()
     assert running == 3.60
-    assert ended.total_cost is not None  # the 2.0.1 totalCost hook answers
+    assert ended_cost == float(inv["total"])  # the final totalCost is the invoice
     assert inv["overstay_minutes"] == 30 and inv["total"] == "6.60" and inv["energy_wh"] == "12000.000"
 
 
@@ -411,3 +412,123 @@ async def test_csms_pause_after_the_stated_need_is_delivered_counts_as_finished(
         [inv] = await h.invoices()
     assert inv["overstay"]["allotted_end"] == (T0 + timedelta(minutes=30)).isoformat()
     assert inv["overstay_minutes"] == 30
+
+
+# --- exactly once: timers never bury events, reconciliation repairs what the worker missed --------------
+async def test_timer_ticks_never_pile_up_behind_a_busy_worker(harness) -> None:  # type: ignore[no-untyped-def]
+    """The office scenario's lost invoices: at 1800x, a tick every 8 ms of real time was queued whether or not
+    the last one was handled, the queue grew to thousands and the run ended with the ends still queued. Here
+    an hour of 15-s ticks passes while the worker is busy with the store: at most one tick (and one
+    reconciliation) may wait, and the session's events still get through."""
+    async with harness({"overstay": OVERSTAY, "tick_s": 15, "reconcile_interval_s": 60}) as h:
+        await h.v201(TxEventKind.STARTED, 0, "t-q", 0, wh=0.0, w=11000.0, cs=ChargingState.CHARGING)
+        most = 0
+        for _ in range(240):
+            await h.clock.run_for(seconds=15)
+            most = max(most, h.billing._queue.qsize())
+        await h.v201(TxEventKind.ENDED, 61, "t-q", 1, wh=11000.0, reason="EVDisconnected")
+        [inv] = await h.invoices()
+    assert most <= 2
+    assert inv["energy_wh"] == "11000.000"
+
+
+async def _lose_events(h: Harness) -> Any:
+    """Billing stops hearing the bus (as when the worker fails on every event during a store outage);
+    returns a function that reconnects it."""
+    h.billing._unsubscribe()
+    return lambda: h.bus.subscribe(h.billing._on_event)
+
+
+async def test_reconciliation_completes_an_end_and_an_unplug_billing_never_saw(harness) -> None:  # type: ignore[no-untyped-def]
+    async with harness() as h:
+        tx = await v16_session_full_at_60(h)
+        reconnect = await _lose_events(h)
+        await h.v16_stop(100, tx, 13000.0)
+        await h.status(100.5, ConnectorStatus.AVAILABLE)
+        reconnect()
+        assert await h.invoices() == []
+        await h.billing.reconcile()
+        [inv] = await h.invoices()
+        await h.billing.reconcile()  # a second pass finds nothing to do and bills nothing twice
+        assert len(await h.invoices()) == 1
+        status = h.billing.status()
+    assert inv["overstay_minutes"] == 30 and inv["total"] == "6.60" and inv["reason"] == "unplugged"
+    assert status["repairs"]["missing_end"] == 1 and status["uninvoiced_ended"] == 0
+
+
+async def test_reconciliation_tracks_a_transaction_billing_never_heard_of(harness) -> None:  # type: ignore[no-untyped-def]
+    async with harness() as h:
+        reconnect = await _lose_events(h)
+        await h.v201(TxEventKind.STARTED, 0, "t-u", 0, wh=0.0, w=11000.0, cs=ChargingState.CHARGING)
+        await h.v201(TxEventKind.UPDATED, 30, "t-u", 1, wh=5500.0, w=11000.0)
+        reconnect()
+        await h.billing.reconcile()
+        assert h.billing.status()["repairs"]["untracked_active"] == 1
+        await h.v201(TxEventKind.ENDED, 60, "t-u", 2, wh=11000.0, reason="EVDisconnected")
+        [inv] = await h.invoices()
+        reconnect = await _lose_events(h)
+        await h.v201(TxEventKind.STARTED, 70, "t-v", 0, wh=0.0, w=11000.0, cs=ChargingState.CHARGING)
+        await h.v201(TxEventKind.ENDED, 130, "t-v", 1, wh=11000.0, reason="EVDisconnected")
+        reconnect()
+        await h.billing.reconcile()
+        invs = await h.invoices()
+        status = h.billing.status()
+    assert inv["energy_wh"] == "11000.000"
+    assert len(invs) == 2 and status["repairs"]["untracked_ended"] == 1 and status["uninvoiced_ended"] == 0
+
+
+async def test_reconciliation_runs_on_its_timer(harness) -> None:  # type: ignore[no-untyped-def]
+    async with harness({"reconcile_interval_s": 300}) as h:
+        reconnect = await _lose_events(h)
+        await h.v201(TxEventKind.STARTED, 0, "t-t", 0, wh=0.0, w=11000.0, cs=ChargingState.CHARGING)
+        await h.v201(TxEventKind.ENDED, 60, "t-t", 1, wh=11000.0, reason="EVDisconnected")
+        reconnect()
+        assert await h.invoices() == []
+        await h.clock.run_for(seconds=301)
+        await h.settle()
+        [inv] = await h.invoices()
+    assert inv["energy_wh"] == "11000.000"
+
+
+async def test_gap_counts_ended_transactions_waiting_for_an_invoice(harness) -> None:  # type: ignore[no-untyped-def]
+    async with harness() as h:
+        tx = await v16_session_full_at_60(h)
+        await h.v16_stop(100, tx, 13000.0)  # ended, the bay not yet free: owed an invoice, not overdue
+        await h.billing.reconcile()
+        waiting = h.billing.status()
+        await h.status(101, ConnectorStatus.AVAILABLE)
+        await h.billing.reconcile()
+        done = h.billing.status()
+    assert (waiting["uninvoiced_ended"], waiting["overdue"]) == (1, 0)
+    assert (done["uninvoiced_ended"], done["overdue"]) == (0, 0)
+
+
+# --- one price path: the live cost is the invoice as if the session ended now ---------------------------
+async def test_live_cost_of_a_car_held_at_0_a_by_the_plan_carries_no_overstay(harness) -> None:  # type: ignore[no-untyped-def]
+    """UX-0001: held at 0 A by the planner, the live cost grew 0.95 -> 3.33 (the overstay cap inferred from
+    the meter) while no overstay was ever billed. The live figure is the invoice as if it ended now."""
+    async with harness({"overstay": {**OVERSTAY, "cap": "2.00"}, "tariff": {"tax_rate": "0.19"}}) as h:
+        await h.v201(TxEventKind.STARTED, 0, "t-h", 0, wh=0.0, w=11000.0, cs=ChargingState.CHARGING)
+        await h.v201(TxEventKind.UPDATED, 30, "t-h", 1, wh=5500.0, w=0.0, cs=ChargingState.SUSPENDED_EVSE)
+        costs = []
+        for i, m in enumerate((45, 60, 90, 120), start=2):
+            await h.v201(TxEventKind.UPDATED, m, "t-h", i, wh=5500.0, w=0.0)
+            costs.append(await h.charging.live_cost("CP1/t-h"))
+        await h.v201(TxEventKind.ENDED, 130, "t-h", 9, wh=5500.0, reason="EVDisconnected")
+        final = await h.charging.live_cost("CP1/t-h")
+        [inv] = await h.invoices()
+    assert costs == [1.96] * 4  # 5.5 kWh x 0.30 x 1.19
+    assert inv["overstay_minutes"] == 0 and final == float(inv["total"]) == 1.96
+
+
+async def test_live_cost_follows_the_invoice_while_overstaying(harness) -> None:  # type: ignore[no-untyped-def]
+    async with harness() as h:
+        await h.v201(TxEventKind.STARTED, 0, "t-o", 0, wh=0.0, w=12000.0, cs=ChargingState.CHARGING)
+        await h.v201(TxEventKind.UPDATED, 60, "t-o", 1, wh=12000.0, w=0.0, cs=ChargingState.SUSPENDED_EV)
+        await h.v201(TxEventKind.UPDATED, 85, "t-o", 2, wh=12000.0, w=0.0)
+        at_85 = await h.charging.live_cost("CP1/t-o")  # 15 min past the 10-min grace
+        await h.v201(TxEventKind.ENDED, 100, "t-o", 3, wh=12000.0, reason="EVDisconnected")
+        final = await h.charging.live_cost("CP1/t-o")
+        [inv] = await h.invoices()
+    assert at_85 == 3.60 + 1.50
+    assert final == float(inv["total"]) == 6.60

@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from csms.billing_config import BillingConfig
+from csms.domain.ids import transaction_key
 
 
 def revenue_report(rows: list[dict[str, Any]], since: datetime | None, until: datetime | None,
@@ -81,3 +82,31 @@ def invoice_out(row: dict[str, Any]) -> dict[str, Any]:
         "tax": row["tax"], "total": row["total"], "overstay_minutes": row["overstay_minutes"],
         "overstay_fee": row["overstay_fee"], "overstay": data.get("overstay"), "anomalies": row["anomalies"],
     }
+
+
+class BillingQueries:
+    """Read side for the API: stored invoices, revenue over a period, the configured tariffs."""
+
+    def __init__(self, store: Any, bc: BillingConfig) -> None:
+        self.store = store
+        self.bc = bc
+
+    async def invoice_for(self, station_id: str, charger_tx_id: str) -> dict[str, Any] | None:
+        async with self.store.session() as s:
+            row = await s.invoice(transaction_key(station_id, charger_tx_id))
+        return invoice_out(row) if row else None
+
+    async def list_invoices(self, **filters: Any) -> list[dict[str, Any]]:
+        async with self.store.session() as s:
+            return [invoice_out(r) for r in await s.invoices(**filters)]
+
+    async def revenue(self, since: datetime | None, until: datetime | None, site_id: str | None = None
+                      ) -> dict[str, Any]:
+        """Energy and revenue of the sessions that ended in [since, until), exact decimals as strings."""
+        async with self.store.session() as s:
+            rows = await s.invoices(since=since, until=until, site_id=site_id, limit=None)
+        return revenue_report(rows, since, until, site_id, self.bc.currency)
+
+    def tariffs_view(self) -> dict[str, Any]:
+        """The configured tariffs (per group, effective values) and the overstay policy, readable."""
+        return tariffs_view(self.bc)

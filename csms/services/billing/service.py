@@ -1,0 +1,542 @@
+"""Billing service: follows each session on the bus, tracks overstay, and invoices every transaction once.
+
+    billing = BillingService(cfg, store, bus, clock)     # subscribes at once; events queue until start()
+    await billing.start()                                # reloads open sessions, reconciles, starts tasks
+    smart.price_fn = billing.prices_per_slot             # optimizer cost term
+    billing.booking_end_fn = lambda tx: bookings.booking_end(tx.station_id, tx.id_token)
+    cost = await billing.live_cost(tx)                   # 2.0.1 totalCost (the adapter asks; nobody else)
+
+Events are handled in order by one worker task (a bus subscriber must not block). Timer work (overstay
+phases, timeouts, site-load buckets, reconciliation) goes through the same queue, but at most one of each
+kind is ever waiting: a timer that fires faster than the worker keeps up (an accelerated clock, a slow
+store, many sessions) must not bury the chargers' events under thousands of ticks. That backlog is what
+lost every invoice after 08:24 of the office scenario: the run ended with 2,800 items queued.
+
+Everything billing needs to survive a restart is persisted per transaction (billing_sessions); what the
+worker never saw (a crash with events queued, a store outage while handling one) is found again in the
+store by the reconciliation pass (`reconcile.py`). The invoice is unique per transaction key, so replays,
+repairs and restarts can never bill twice. Pricing is the pure `csms.billing` library (invoicer.py);
+the pure tracking rules are in `state.py`. See docs/billing.md, "Service".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import inspect
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from csms.billing import prices_per_slot as tariff_prices_per_slot
+from csms.billing_config import BillingConfig, parse_billing
+from csms.config import Config
+from csms.domain.clock import Clock
+from csms.domain.enums import ChargingState, ConnectorStatus
+from csms.domain.events import (
+    ChargingNeedsChanged,
+    DomainEvent,
+    MeterSampled,
+    OverstayChanged,
+    StatusChanged,
+    TransactionChanged,
+)
+from csms.domain.model import ChargingNeeds, Transaction
+
+from ..bus import EventBus
+from ..charging import StorePort
+from ..site_limits import ExternalLimits, NoExternalLimits
+from .invoicer import Invoicer
+from .overstay import OverstayTracker, busy_intervals
+from .reconcile import KINDS, Gap, Repair, gap, plan_repairs
+from .reports import BillingQueries
+from .site_load import SiteLoadMeter, StationInfo
+from .state import SessionTrack
+
+log = logging.getLogger("csms.billing")
+
+BookingEndFn = Callable[[Transaction], datetime | None | Awaitable[datetime | None]]
+#: Charging needs sent this long before the transaction started (ISO 15118 before authorisation) still count.
+NEEDS_BEFORE_START = timedelta(minutes=10)
+#: Ended transactions older than this are not looked for by reconciliation (a store's whole history
+#: would be scanned otherwise); the unplug timeout plus a day, at least a week.
+RECONCILE_LOOKBACK_MIN = timedelta(days=7)
+COST_REFRESH = timedelta(seconds=60)  # clock time between recomputations of a live cost
+COST_REFRESH_REAL_S = 1.0  # and real time, for accelerated clocks
+STOP_DRAIN_S = 5.0  # real seconds a clean stop waits for queued events
+ENDED_COST_WAIT_S = 2.0  # real seconds the answer to an Ended event waits for the worker
+
+
+@dataclass(frozen=True, slots=True)
+class _Tick:
+    now: datetime | None = None  # None (the timer): the clock when handled, however long it waited
+
+
+@dataclass(frozen=True, slots=True)
+class _Reconcile:
+    pass
+
+
+class BillingService:
+    def __init__(self, cfg: Config, store: StorePort, bus: EventBus, clock: Clock, *,
+                 billing: BillingConfig | None = None, external_limits: ExternalLimits | None = None) -> None:
+        self.cfg = cfg
+        self.bc = billing or parse_billing(getattr(cfg, "billing", None))
+        self.store = store
+        self.bus = bus
+        self.clock = clock
+        #: The external cap on a site (operator, grid signal): utilisation is measured against the same
+        #: limit the plan works with (services.site_limits).
+        self.external_limits: ExternalLimits = external_limits or NoExternalLimits()
+        self.infos = StationInfo(store)
+        self.meter = SiteLoadMeter(cfg, store, clock, self.infos, self.bc.utilisation_bucket_s,
+                                   self.external_limits)
+        self.invoicer = Invoicer(cfg, self.bc, store, self.infos, self.meter)
+        self.overstay = OverstayTracker(bus, self.bc.currency, self.bc.overstay_policy())
+        self.queries = BillingQueries(store, self.bc)
+        #: Set by the bookings service: the end of the booking a transaction belongs to.
+        self.booking_end_fn: BookingEndFn | None = None
+        self._tracks: dict[str, SessionTrack] = {}  # open (not invoiced) sessions
+        self._txs: dict[str, Transaction] = {}
+        self._by_evse: dict[tuple[str, int], str] = {}
+        self._booking_end: dict[str, datetime | None] = {}
+        self._cost_cache: dict[str, tuple[datetime, float, float]] = {}  # tx key -> (at, monotonic, cost)
+        self._queue: asyncio.Queue[DomainEvent | _Tick | _Reconcile] = asyncio.Queue()
+        self._pending: set[type] = set()  # timer items waiting in the queue (at most one of each kind)
+        self._tasks: list[asyncio.Task[Any]] = []
+        #: Repairs made by reconciliation, by kind (docs/billing.md, "Exactly once"), and the last gap.
+        self.repairs: dict[str, int] = dict.fromkeys(KINDS, 0)
+        self.gap = Gap(0, 0, None)
+        self.invoices_created = 0
+        self._unsubscribe = bus.subscribe(self._on_event) if self.bc.enabled else (lambda: None)
+
+    @property
+    def policy(self) -> Any:
+        return self.invoicer.policy
+
+    @property
+    def on_overstay(self) -> list[Callable[[OverstayChanged], None]]:
+        """Called with every OverstayChanged (also published on the bus)."""
+        return self.overstay.listeners
+
+    # --- lifecycle ------------------------------------------------------------------------------
+    async def start(self) -> None:
+        if not self.bc.enabled:
+            return
+        await self._reload()
+        await self._reconcile(self.clock.now())
+        self._tasks = [asyncio.create_task(self._worker(), name="billing-worker"),
+                       asyncio.create_task(self._timer(_Tick, lambda: self.bc.tick_s), name="billing-timer"),
+                       asyncio.create_task(self._timer(_Reconcile, lambda: self.bc.reconcile_interval_s),
+                                           name="billing-reconcile")]
+        self._enqueue_timer(_Tick)
+
+    async def stop(self) -> None:
+        self._unsubscribe()
+        # A clean stop handles what is queued (bounded); whatever is left is found by the next start's
+        # reconciliation, as after a crash.
+        if self._tasks and not self._tasks[0].done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._queue.join(), STOP_DRAIN_S)
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        self._tasks = []
+        if self._queue.qsize():
+            log.warning("billing stopped with %d events not handled (reconciled at next start)",
+                        self._queue.qsize())
+
+    def reconfigure(self, cfg: Config, billing: BillingConfig | None = None) -> None:
+        """Config reload: new tariffs and policy apply to invoices finalised from now on."""
+        self.cfg = cfg
+        self.bc = billing or parse_billing(getattr(cfg, "billing", None))
+        self.meter.cfg = cfg
+        self.invoicer.configure(cfg, self.bc)
+        self.overstay.policy = self.invoicer.policy
+        self.overstay.currency = self.bc.currency
+        self.queries.bc = self.bc
+        self.infos.forget()
+
+    async def drain(self) -> None:
+        """Wait until every event published so far has been handled (tests, shutdown)."""
+        await self._queue.join()
+
+    async def tick(self, now: datetime | None = None) -> None:
+        """Re-evaluate overstay phases and timeouts now (the timer does this every billing.tick_s)."""
+        self._queue.put_nowait(_Tick(now or self.clock.now()))
+        await self.drain()
+
+    async def reconcile(self) -> None:
+        """Run a reconciliation pass now (the timer does this every billing.reconcile_interval_s)."""
+        self._queue.put_nowait(_Reconcile())
+        await self.drain()
+
+    def _on_event(self, ev: DomainEvent) -> None:
+        if isinstance(ev, TransactionChanged | StatusChanged | MeterSampled | ChargingNeedsChanged):
+            self._queue.put_nowait(ev)
+
+    def _enqueue_timer(self, kind: type) -> None:
+        if kind in self._pending:
+            return  # one is still waiting: a second would only repeat it
+        self._pending.add(kind)
+        self._queue.put_nowait(kind())
+
+    async def _timer(self, kind: type, interval_s: Callable[[], float]) -> None:
+        while True:
+            await self.clock.sleep(interval_s())
+            self._enqueue_timer(kind)
+
+    async def _worker(self) -> None:
+        while True:
+            item = await self._queue.get()
+            try:
+                self._pending.discard(type(item))
+                await self._handle(item)
+            except Exception:  # noqa: BLE001 - one bad event must not stop billing (reconciliation repairs)
+                log.exception("billing failed on %s", type(item).__name__)
+            finally:
+                self._queue.task_done()
+
+    async def _handle(self, item: DomainEvent | _Tick | _Reconcile) -> None:
+        match item:
+            case TransactionChanged(transaction=tx, ended=ended, at=at):
+                await self._on_tx(tx, ended, at)
+            case StatusChanged(station_id=sid, evse=evse, status=status, charging_state=cs, at=at) if evse:
+                freed = status is ConnectorStatus.AVAILABLE
+                await self.meter.set_power(sid, evse.evse_id, 0.0 if freed else None, at)
+                key = self._by_evse.get((sid, evse.evse_id))
+                if key is not None and key in self._tracks:
+                    track = self._tracks[key]
+                    track.on_status(status, cs, at)
+                    await self._after_change(track)
+            case MeterSampled(station_id=sid, evse=evse, power_w=p, at=at) if evse and p is not None:
+                await self.meter.set_power(sid, evse.evse_id, p, at)
+            case ChargingNeedsChanged(needs=n):
+                key = self._by_evse.get((n.station_id, n.evse.evse_id))
+                if key is not None and key in self._tracks:
+                    _apply_needs(self._tracks[key], n)
+                    await self._save(self._tracks[key])
+            case _Tick(now=now):
+                await self._on_tick(now or self.clock.now())
+            case _Reconcile():
+                await self._reconcile(self.clock.now())
+
+    # --- session tracking -----------------------------------------------------------------------
+    async def _on_tx(self, tx: Transaction, ended: bool, at: datetime) -> None:
+        track = await self._track(tx)
+        await self.meter.set_power(tx.station_id, tx.evse.evse_id, 0.0 if ended else tx.power_w, at)
+        if track is None:
+            return  # already invoiced: a late or replayed message changes nothing
+        self._txs[tx.key] = tx
+        track.delivered_wh = tx.energy_wh
+        track.occupied(at)
+        if ended or tx.ended_at is not None:
+            track.on_ended(tx.ended_at or at, tx.stop_reason)
+        else:
+            track.on_reading(tx.charging_state, tx.power_w, at, self.bc.charging_finished_power_w,
+                             timedelta(seconds=self.bc.charging_finished_confirm_s))
+        await self._refresh_booking_end(tx)
+        await self._after_change(track)
+
+    async def _track(self, tx: Transaction) -> SessionTrack | None:
+        """The open track of `tx`, loaded or created; None once the transaction is invoiced."""
+        track = self._tracks.get(tx.key)
+        if track is not None:
+            return track
+        async with self.store.session() as s:
+            row = await s.billing_session(tx.key)
+            if row is None and await s.invoice(tx.key) is not None:
+                return None
+            info = await self.infos.get(tx.station_id, s)
+            needs = await s.latest_charging_needs(tx.station_id, tx.evse.evse_id,
+                                                  tx.started_at - NEEDS_BEFORE_START)
+        if row is not None and row["finalised"]:
+            return None
+        track = SessionTrack.from_fields(row) if row else SessionTrack.for_tx(tx, info.get("site_id"))
+        if needs is not None:
+            _apply_needs(track, needs)
+        self._open(track, tx)
+        return track
+
+    def _open(self, track: SessionTrack, tx: Transaction | None) -> None:
+        self._tracks[track.tx_key] = track
+        if tx is not None:
+            self._txs[track.tx_key] = tx
+        current = self._tracks.get(self._by_evse.get((track.station_id, track.evse_id), ""))
+        if current is None or current.started_at <= track.started_at:
+            self._by_evse[(track.station_id, track.evse_id)] = track.tx_key
+
+    async def _after_change(self, track: SessionTrack) -> None:
+        now = self.clock.now()
+        await self._save(track)
+        if track.unplugged_at is not None and track.overstay_phase != "ok":
+            self._overstay_ended(track, track.unplugged_at)
+            await self._save(track)
+        await self._maybe_finalise(track, now)
+
+    async def _save(self, track: SessionTrack) -> None:
+        # Through the charger path's group commit: on SQLite a write transaction of its own, once per
+        # meter value, contended with it for the database's single write lock (issue 10).
+        fields = {**track.to_fields(), "updated_at": self.clock.now()}
+        await self.store.write(lambda s: s.save_billing_session(fields))
+
+    async def _on_tick(self, now: datetime) -> None:
+        confirm = timedelta(seconds=self.bc.charging_finished_confirm_s)
+        await self.meter.advance(now)
+        if self.policy is not None and self.policy.only_when_busy:
+            await self._refresh_busy(now)
+        for track in list(self._tracks.values()):
+            before = (track.charging_finished_at, track.low_power_since)
+            track.confirm_low_power(now, confirm)
+            changed = (track.charging_finished_at, track.low_power_since) != before
+            tx = self._txs.get(track.tx_key)
+            if tx is not None:
+                await self._refresh_booking_end(tx)
+            changed |= self.overstay.update_phase(track, now, tx.group if tx else None,
+                                                  self._booking_end.get(track.tx_key))
+            if changed:
+                await self._save(track)
+            await self._maybe_finalise(track, now)
+
+    def _overstay_ended(self, track: SessionTrack, at: datetime) -> None:
+        tx = self._txs.get(track.tx_key)
+        self.overstay.ended(track, at, tx.group if tx else None, self._booking_end.get(track.tx_key))
+
+    async def _refresh_booking_end(self, tx: Transaction) -> None:
+        if self.booking_end_fn is None:
+            return
+        try:
+            res = self.booking_end_fn(tx)
+            end = await res if inspect.isawaitable(res) else res
+            if end is not None:  # keep the last known end: a completed booking may no longer be listed
+                self._booking_end[tx.key] = end  # type: ignore[assignment]
+        except Exception:  # noqa: BLE001 - no booking information: the policy falls back
+            log.exception("booking_end_fn failed tx=%s", tx.key)
+
+    async def _refresh_busy(self, now: datetime) -> None:
+        sites = {t.site_id for t in self._tracks.values() if t.site_id and t.unplugged_at is None}
+        for site_id in sites:
+            since = min(t.started_at for t in self._tracks.values() if t.site_id == site_id)
+            async with self.store.session() as s:
+                self.overstay.busy[site_id] = await busy_intervals(s, site_id, since, now, self.policy)
+
+    # --- invoices -------------------------------------------------------------------------------
+    async def _maybe_finalise(self, track: SessionTrack, now: datetime) -> None:
+        due = track.finalisation(now, timedelta(hours=self.bc.finalize_after_h))
+        if due is None:
+            return
+        session_end, reason = due
+        tx = await self._tx(track.tx_key)
+        if tx is None:
+            return
+        if track.overstay_phase != "ok":  # e.g. the unplug was only learnt at a restart's catch-up
+            self._overstay_ended(track, session_end)
+        await self._refresh_booking_end(tx)
+        # The track is marked finalised only once the invoice is committed: a failed write leaves it
+        # open, and the next event, tick or reconciliation tries again.
+        _, created = await self.invoicer.finalise(tx, track, session_end, reason, now,
+                                                  self._booking_end.get(tx.key))
+        track.finalised = True
+        self.invoices_created += created
+        self._forget(track)
+
+    def _forget(self, track: SessionTrack) -> None:
+        self._tracks.pop(track.tx_key, None)
+        self._txs.pop(track.tx_key, None)
+        self._booking_end.pop(track.tx_key, None)
+        self._cost_cache.pop(track.tx_key, None)
+        if self._by_evse.get((track.station_id, track.evse_id)) == track.tx_key:
+            del self._by_evse[(track.station_id, track.evse_id)]
+
+    async def _tx(self, key: str) -> Transaction | None:
+        async with self.store.session() as s:
+            tx = await s.transaction(key)
+        if tx is not None:
+            self._txs[key] = tx
+        return tx or self._txs.get(key)
+
+    # --- what the API and the other services call -----------------------------------------------
+    async def live_cost(self, tx: Transaction) -> float | None:
+        """Total incl. tax of the invoice `tx` would get if its session ended now (its invoice once
+        invoiced): the 2.0.1 `totalCost`. None when billing is off or fails; never raises into the OCPP
+        path. The answer to an Ended event is priced fresh, so that it equals the invoice."""
+        if not self.bc.enabled:
+            return None
+        try:
+            return await self._live_cost(tx)
+        except Exception:  # noqa: BLE001 - a display figure must never break a charger's message
+            log.exception("running cost failed tx=%s", tx.key)
+            return None
+
+    #: The sessions API (and older callers) ask the same question.
+    cost_so_far = live_cost
+
+    async def _live_cost(self, tx: Transaction) -> float | None:
+        if tx.ended_at is not None:
+            # The answer to an Ended event: let the worker apply what is queued first (bounded), so the
+            # figure is priced from the same track as the invoice, or is the invoice itself.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._queue.join(), ENDED_COST_WAIT_S)
+        track = self._tracks.get(tx.key)
+        if track is None:
+            total = await self.invoicer.stored_total(tx.key)
+            if total is not None:
+                return float(total)
+            track = SessionTrack.for_tx(tx, (await self.infos.get(tx.station_id)).get("site_id"))
+        if tx.ended_at is not None and track.ended_at is None:
+            track = _copy_ended(track, tx)
+        now = self.clock.now()
+        cached = self._cost_cache.get(tx.key)
+        real = time.monotonic()
+        fast = self.clock.speedup() > 1.0
+        # Pricing reads every sample of the session: recomputing it on every meter value made each
+        # message cost O(samples so far). A live estimate a minute old is good enough for a display;
+        # the answer to the end is always priced afresh.
+        if tx.ended_at is None and cached is not None and (
+                now - cached[0] < COST_REFRESH or fast and real - cached[1] < COST_REFRESH_REAL_S):
+            return cached[2]
+        invoice = await self.invoicer.cost_as_if_ended(tx, track, now, self._booking_end.get(tx.key))
+        value = float(invoice.total.amount)
+        self._cost_cache[tx.key] = (now, real, value)
+        if len(self._cost_cache) > 10_000:
+            self._cost_cache.pop(next(iter(self._cost_cache)))
+        return value
+
+    def overstay_view(self, tx: Transaction) -> dict[str, Any] | None:
+        """Live overstay of an open session: phase, minutes and fee so far (None without a policy)."""
+        track = self._tracks.get(tx.key)
+        if track is None:
+            return None
+        return self.overstay.view(track, self.clock.now(), tx.group, self._booking_end.get(tx.key))
+
+    def prices_per_slot(self, site_id: str, start: datetime, slot_s: int, n: int) -> tuple[float, ...]:
+        """Energy price per kWh (excl. tax) per slot for the optimizer: TOU only. Demand tiers are left
+        out: the plan itself causes the utilisation, and the optimizer has its own peak term."""
+        book = self.invoicer.book(site_id)
+        return tuple(float(p) for p in tariff_prices_per_slot(book.default, start, slot_s, n))
+
+    async def invoice_for(self, station_id: str, charger_tx_id: str) -> dict[str, Any] | None:
+        return await self.queries.invoice_for(station_id, charger_tx_id)
+
+    async def list_invoices(self, **filters: Any) -> list[dict[str, Any]]:
+        return await self.queries.list_invoices(**filters)
+
+    async def revenue(self, since: datetime | None, until: datetime | None, site_id: str | None = None
+                      ) -> dict[str, Any]:
+        return await self.queries.revenue(since, until, site_id)
+
+    def tariffs_view(self) -> dict[str, Any]:
+        return self.queries.tariffs_view()
+
+    def status(self) -> dict[str, Any]:
+        """Exactly-once bookkeeping (API and /metrics): open sessions, what is not invoiced yet as of the
+        last reconciliation, repairs made, events waiting."""
+        return {
+            "open_sessions": len(self._tracks), "uninvoiced_ended": self.gap.uninvoiced_ended,
+            "overdue": self.gap.overdue, "oldest_uninvoiced_ended_at": self.gap.oldest_ended_at,
+            "repairs": dict(self.repairs), "invoices_created": self.invoices_created,
+            "queued_events": self._queue.qsize(),
+        }
+
+    # --- restart and reconciliation -------------------------------------------------------------
+    async def _reload(self) -> None:
+        """Reload the open sessions, catch up with the connector statuses stored meanwhile, and rebuild
+        the site load from the running transactions."""
+        now = self.clock.now()
+        async with self.store.session() as s:
+            rows = await s.open_billing_sessions()
+            active = await s.active_transactions()
+            for row in rows:
+                self._open(SessionTrack.from_fields(row), await s.transaction(row["tx_key"]))
+            for track in self._tracks.values():
+                await self._catch_up(s, track, now)
+        for tx in active:
+            await self.meter.set_power(tx.station_id, tx.evse.evse_id, tx.power_w or 0.0, now)
+        for track in list(self._tracks.values()):
+            await self._save(track)
+        log.info("billing started open_sessions=%d", len(self._tracks))
+
+    async def _reconcile(self, now: datetime) -> None:
+        """Compare the store with the tracked sessions and complete what billing missed (reconcile.py)."""
+        timeout = timedelta(hours=self.bc.finalize_after_h)
+        since = now - max(timeout + timedelta(days=1), RECONCILE_LOOKBACK_MIN)
+        async with self.store.session() as s:
+            ended = await s.ended_transactions_without_invoice(since)
+            active = await s.active_transactions()
+        repairs = plan_repairs(self._tracks, ended, active)
+        for r in repairs:
+            await self._repair(r, now)
+        # Ended sessions waiting for their unplug: a lost StatusNotification is in the status history.
+        for track in [t for t in self._tracks.values() if t.ended_at is not None and t.unplugged_at is None]:
+            async with self.store.session() as s:
+                await self._catch_up(s, track, now)
+            if track.unplugged_at is not None:
+                self._count("missing_unplug", track.tx_key)
+            await self._after_change(track)
+        for track in list(self._tracks.values()):
+            await self._maybe_finalise(track, now)
+        async with self.store.session() as s:
+            ended = await s.ended_transactions_without_invoice(since)
+        # The bound: the unplug timeout, plus one reconciliation interval and one tick to notice it.
+        self.gap = gap(ended, now, timeout + timedelta(seconds=self.bc.reconcile_interval_s + self.bc.tick_s))
+        if self.gap.overdue:
+            log.warning("billing: %d ended transactions without an invoice past the bound (oldest ended %s)",
+                        self.gap.overdue, self.gap.oldest_ended_at)
+
+    async def _repair(self, r: Repair, now: datetime) -> None:
+        tx = r.tx
+        if r.kind == "missing_end":
+            track = self._tracks[tx.key]
+            self._txs[tx.key] = tx
+        else:
+            opened = await self._track(tx)
+            if opened is None:
+                return  # invoiced meanwhile (an active transaction closed by the unplug timeout)
+            track = opened
+        async with self.store.session() as s:
+            await self._catch_up(s, track, now)
+        self._count(r.kind, tx.key)
+        await self._after_change(track)
+
+    def _count(self, kind: str, tx_key: str) -> None:
+        self.repairs[kind] = self.repairs.get(kind, 0) + 1
+        log.warning("billing repair kind=%s tx=%s", kind, tx_key)
+
+    async def _catch_up(self, s: Any, track: SessionTrack, now: datetime) -> None:
+        """Bring a track up to what the store holds: the transaction's end and energy, the latest
+        charging needs, and the connector statuses since the session started."""
+        tx = self._txs.get(track.tx_key)
+        if tx is not None:
+            track.delivered_wh = tx.energy_wh
+            if tx.ended_at is not None and track.ended_at is None:
+                track.on_ended(tx.ended_at, tx.stop_reason)
+        needs = await s.latest_charging_needs(track.station_id, track.evse_id,
+                                              track.started_at - NEEDS_BEFORE_START)
+        if needs is not None:
+            _apply_needs(track, needs)
+        # until: a day ahead, so a status stamped by a charger clock slightly ahead of ours is included.
+        for r in await s.status_changes([track.station_id], track.started_at, now + timedelta(days=1)):
+            if r["evse_id"] == track.evse_id and r["at"] >= track.started_at:
+                cs = r["charging_state"]
+                track.on_status(ConnectorStatus(r["status"]), ChargingState(cs) if cs else None, r["at"])
+
+
+def _copy_ended(track: SessionTrack, tx: Transaction) -> SessionTrack:
+    """The track as it will be once the worker has applied the end of `tx` (the Ended answer is priced
+    before the worker sees the event)."""
+    t = copy.copy(track)
+    t.on_ended(tx.ended_at or tx.started_at, tx.stop_reason)
+    return t
+
+
+def _apply_needs(track: SessionTrack, n: ChargingNeeds) -> None:
+    if n.departure_time is not None:
+        track.stated_departure = n.departure_time
+    if n.energy_amount_wh is not None:
+        track.energy_need_wh = n.energy_amount_wh
