@@ -23,7 +23,16 @@ from pydantic import ValidationError
 from csms.app import CsmsApp
 from csms.config import Config, format_validation_error
 from simulator.clock import SimClock
-from simulator.run import Progress, RestClient, RunResult, fetch_invoices, gated_clock, run_plan
+from simulator.run import (
+    Progress,
+    RestClient,
+    RunResult,
+    ended_sessions,
+    fetch_invoices,
+    fetch_revenue,
+    gated_clock,
+    run_plan,
+)
 from simulator.scenario import RunPlan, ScenarioError
 
 
@@ -107,7 +116,8 @@ async def run_with_csms(plan: RunPlan, *, speedup: float, progress: Progress | N
             api = RestClient(f"http://127.0.0.1:{app.api_port}") if app.api_port else None
             result = await run_plan(plan, speedup=speedup, url=url, api=api, clock=clock, gate=gate,
                                     progress=progress, on_event=on_event)
-            result.invoices = await fetch_invoices(api)
+            result.invoices = await fetch_invoices(api, ended_sessions(result.recorders))
+            result.revenue_report = await fetch_revenue(api)
             smart = getattr(app, "smart", None)
             result.solve_times_s = list(getattr(smart, "solve_times_s", []) or []) if smart is not None else None
             result.csms = "in-process"

@@ -26,6 +26,7 @@ import operator
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -69,6 +70,11 @@ METRICS = {
     "bookings_failed": "bookings the CSMS refused",
     "penalties": "overstay penalties invoiced (currency units)",
     "revenue": "invoiced total (currency units)",
+    "invoices": "invoices the CSMS's API lists after the run",
+    "ended_sessions": "transactions the chargers ended during the run",
+    "invoiced_pct": "ended transactions with an invoice (%): exactly-once billing wants 100",
+    "duplicate_invoices": "invoices beyond the first for one transaction (exactly-once billing wants 0)",
+    "revenue_diff": "|CSMS revenue report total - sum of the invoices' totals| (currency units, exact)",
     "outbox_delay_p95_s": "95th percentile of the simulated seconds a charger's message waited to be sent "
                           "(CSMS answering too slowly for the speed-up makes every event reach it late)",
     "outbox_delay_max_s": "largest simulated seconds a charger's message waited to be sent",
@@ -247,6 +253,34 @@ def invoice_totals(invoices: list[dict[str, Any]] | None) -> dict[str, Any]:
             "currency": currency}
 
 
+def _decimal(v: Any) -> Decimal | None:
+    try:
+        return Decimal(str(v["amount"] if isinstance(v, dict) else v))
+    except (TypeError, ValueError, KeyError, ArithmeticError):
+        return None
+
+
+def billing_check(invoices: list[dict[str, Any]] | None, ended: set[tuple[str, str]],
+                  revenue_report: dict[str, Any] | None) -> dict[str, Any]:
+    """Exactly-once billing as the report sees it: each transaction a charger ended has an invoice (matched by
+    station and transaction id), none has two, and the CSMS's revenue report adds up to its invoices
+    (exact decimals). n/a without the CSMS's API."""
+    if invoices is None:
+        return {"ended_sessions": len(ended), "invoiced_sessions": "n/a", "invoiced_pct": "n/a",
+                "duplicate_invoices": "n/a", "revenue_diff": "n/a", "not_invoiced": []}
+    keys = [(str(i.get("station_id")), str(i.get("transaction_id"))) for i in invoices]
+    invoiced = ended & set(keys)
+    total = sum((_decimal(i.get("total")) or Decimal(0) for i in invoices), Decimal(0))
+    reported = _decimal((revenue_report or {}).get("total")) if revenue_report else None
+    return {
+        "ended_sessions": len(ended), "invoiced_sessions": len(invoiced),
+        "invoiced_pct": _pct(len(invoiced), len(ended)) if ended else 100.0,
+        "duplicate_invoices": len(keys) - len(set(keys)),
+        "revenue_diff": float(abs(reported - total)) if reported is not None else "n/a",
+        "not_invoiced": [f"{c}/{t}" for c, t in sorted(ended - invoiced)][:20],
+    }
+
+
 def _finish_time(rec: Recorder | None, arrival: datetime, departure: datetime) -> datetime | None:
     """When the EV stopped drawing power (the start of the last zero-power run inside the stay)."""
     if rec is None:
@@ -272,6 +306,7 @@ def _percentile(xs: list[float], p: float) -> float | None:
 
 def build_report(plan: RunPlan, summary: RunSummary, recorders: list[Recorder], *,
                  solve_times_s: list[float] | None = None, invoices: list[dict[str, Any]] | None = None,
+                 revenue_report: dict[str, Any] | None = None,
                  bookings: dict[str, Any] | None = None, runtime: dict[str, Any] | None = None,
                  extra_thresholds: list[str] | None = None, source: str = "",
                  log_errors: list[str] | None = None) -> dict[str, Any]:
@@ -327,6 +362,8 @@ def build_report(plan: RunPlan, summary: RunSummary, recorders: list[Recorder], 
     outbox = {"messages": len(delays), "p50_s": _round(_percentile(delays, 0.5)), "p95_s": _round(p95),
               "max_s": _round(dmax)}
     money = invoice_totals(invoices)
+    ended = {(r.charger_id, s.transaction_id) for r in recorders for s in r.sessions if s.stopped_at is not None}
+    money.update(billing_check(invoices, ended, revenue_report))
     solver: dict[str, Any] = _stats(solve_times_s) if solve_times_s is not None else {"count": "n/a"}
 
     site = {
@@ -362,6 +399,9 @@ def build_report(plan: RunPlan, summary: RunSummary, recorders: list[Recorder], 
         "booted_pct": _pct(summary.booted, summary.chargers),
         "bookings_failed": (bookings or {}).get("failed", 0) if bookings and bookings.get("enabled") else 0,
         "penalties": money["penalties"], "revenue": money["revenue"],
+        "invoices": money["invoices"], "ended_sessions": money["ended_sessions"],
+        "invoiced_pct": money["invoiced_pct"], "duplicate_invoices": money["duplicate_invoices"],
+        "revenue_diff": money["revenue_diff"],
         "outbox_delay_p95_s": outbox["p95_s"] if delays else "n/a",
         "outbox_delay_max_s": outbox["max_s"] if delays else "n/a",
         "log_errors": len(log_errors) if log_errors is not None else "n/a",
@@ -446,6 +486,7 @@ def to_markdown(report: dict[str, Any], plots: list[str] | None = None) -> str:
     for sid, s in report["sites"].items():
         v, e, n = s["violations"], s["energy"], s["sessions"]
         cur = f" {s['currency']}" if s.get("currency") else ""
+        bl = report.get("billing") or {}
         lines += [f"## Site `{sid}`", "", "| | |", "|---|---|",
                   f"| grid limit | {_fmt(s['grid_limit_kw'])} kW (lowest scheduled {_fmt(s['min_limit_kw'])} kW) |",
                   f"| peak load (base + chargers) | {_fmt(s['peak_kw'])} kW at {s['peak_at']} |",
@@ -457,7 +498,11 @@ def to_markdown(report: dict[str, Any], plots: list[str] | None = None) -> str:
                   f"| sessions arrived / started / open at end / failed / turned away / booked | {n['arrived']} / {n['started']} / {n['open']} / {n['failed']} / {n['turned_away']} / {n['booked']} |",
                   f"| overstay past stated departure | {_fmt(s['overstay_min'])} min |",
                   f"| idle after charging | {_fmt(s['idle_min'])} min |",
-                  f"| penalties / revenue | {_fmt(s['penalties'])}{cur} / {_fmt(s['revenue'])}{cur} |", ""]
+                  f"| penalties / revenue | {_fmt(s['penalties'])}{cur} / {_fmt(s['revenue'])}{cur} |",
+                  f"| invoices / ended sessions / invoiced | {_fmt(bl.get('invoices'))} / "
+                  f"{_fmt(bl.get('ended_sessions'))} / {_fmt(bl.get('invoiced_pct'))} % |", ""]
+    if bl.get("not_invoiced"):
+        lines += ["Ended without an invoice: " + ", ".join(f"`{k}`" for k in bl["not_invoiced"]), ""]
     o = report["ocpp"]
     lines += ["## OCPP", "", f"{o['booted']}/{o['chargers']} chargers booted; {o['messages']} CALLs "
               f"({sum(o['sent'].values())} sent by chargers, {sum(o['received'].values())} from the CSMS); "

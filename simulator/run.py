@@ -180,8 +180,42 @@ async def _post_booking(api: RestClient, plan: RunPlan, b: BookingPlan) -> tuple
         return 0, str(e)
 
 
-async def fetch_invoices(api: RestClient | None) -> list[dict[str, Any]] | None:
-    """GET /api/v1/invoices (all pages); None when the endpoint or the API is missing."""
+#: Real seconds the runner waits after the run for the CSMS to invoice every session the chargers ended (the
+#: CSMS invoices at the unplug; a clean CSMS needs well under a second).
+INVOICE_WAIT_S = 30.0
+
+
+def ended_sessions(recorders: list[Recorder]) -> set[tuple[str, str]]:
+    """(charger, transaction id) of every transaction a charger ended during the run."""
+    return {(r.charger_id, s.transaction_id) for r in recorders for s in r.sessions if s.stopped_at is not None}
+
+
+async def fetch_invoices(api: RestClient | None, wait_for: set[tuple[str, str]] | None = None,
+                         timeout_s: float = INVOICE_WAIT_S) -> list[dict[str, Any]] | None:
+    """GET /api/v1/invoices (all pages); None when the endpoint or the API is missing. With `wait_for`,
+    polls (at most `timeout_s` real seconds) until each of those (charger, transaction) has an invoice."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        out = await _fetch_invoices(api)
+        if out is None or not wait_for or time.monotonic() >= deadline:
+            return out
+        if wait_for <= {(str(i.get("station_id")), str(i.get("transaction_id"))) for i in out}:
+            return out
+        await asyncio.sleep(0.5)
+
+
+async def fetch_revenue(api: RestClient | None) -> dict[str, Any] | None:
+    """GET /api/v1/reports/revenue over all time: the CSMS's own total, to compare with its invoices."""
+    if api is None:
+        return None
+    try:
+        status, body = await api.request("GET", "/api/v1/reports/revenue")
+    except (OSError, urllib.error.URLError, ValueError):
+        return None
+    return body if status == 200 and isinstance(body, dict) else None
+
+
+async def _fetch_invoices(api: RestClient | None) -> list[dict[str, Any]] | None:
     if api is None:
         return None
     out: list[dict[str, Any]] = []
@@ -283,6 +317,7 @@ class RunResult:
     recorders: list[Recorder]
     bookings: dict[str, Any]
     invoices: list[dict[str, Any]] | None = None
+    revenue_report: dict[str, Any] | None = None
     solve_times_s: list[float] | None = None
     wall_s: float = 0.0
     csms: str = "external"
@@ -467,7 +502,8 @@ def _run(ns: argparse.Namespace, plan: RunPlan, speedup: float, progress: Progre
 
     async def _external() -> RunResult:
         r = await run_plan(plan, speedup=speedup, url=ns.url, api=api, progress=progress, on_event=on_event)
-        r.invoices = await fetch_invoices(api)
+        r.invoices = await fetch_invoices(api, ended_sessions(r.recorders))
+        r.revenue_report = await fetch_revenue(api)
         return r
     return _run_loop(_external())
 
@@ -480,7 +516,8 @@ def _finish(ns: argparse.Namespace, scn: Any, plan: RunPlan, result: RunResult, 
                "realtime_factor": round(plan.duration_s / result.wall_s, 1) if result.wall_s else None,
                "governor": result.extra.get("governor", "off")}
     report = build_report(plan, result.summary, result.recorders, solve_times_s=result.solve_times_s,
-                          invoices=result.invoices, bookings=result.bookings, runtime=runtime,
+                          invoices=result.invoices, revenue_report=result.revenue_report,
+                          bookings=result.bookings, runtime=runtime,
                           extra_thresholds=ns.asserts, source=str(ns.scenario), log_errors=log_errors)
     write_report(report, out_dir, plots=not ns.no_plots, plan=plan, recorders=result.recorders)
     if result.invoices:  # the CSMS's own invoices, as the API returned them

@@ -193,3 +193,133 @@ async def test_kill_9_loses_nothing_acknowledged(tmp_path: Path) -> None:
                                 f"stored, e.g. {sorted(missing)[:5]}"
         total_acked += acked_now
     assert total_acked >= 100, f"too few messages ({total_acked}) to say anything about group commit"
+
+
+class SessionCharger(Charger):
+    """Runs short sessions back to back (start, three meter values, end) and remembers which ends the CSMS
+    acknowledged. 1.6: StopTransaction, then StatusNotification Available (the unplug); 2.0.1: Ended with
+    EVDisconnected. Like a real charger, it resends an end that was not acknowledged after a reconnect, and
+    reports its connector's status after each boot."""
+
+    def __init__(self, ident: str, v16: bool) -> None:
+        super().__init__(ident, v16)
+        self.ended: set[str] = set()  # transaction ids whose end was acknowledged
+        self.ending = False  # an end sent, not yet acknowledged
+        self.sessions = itertools.count(1)
+        self.last = False  # finish the current session, then return
+
+    async def run(self, url: str) -> None:
+        proto = "ocpp1.6" if self.v16 else "ocpp2.0.1"
+        with contextlib.suppress(ConnectionClosed, OSError, TimeoutError):
+            async with connect(f"{url}/{self.ident}", subprotocols=[proto], open_timeout=10) as ws:  # type: ignore[list-item]
+                if self.v16:
+                    await self.call(ws, "BootNotification", {"chargePointVendor": "K", "chargePointModel": "9"})
+                else:
+                    await self.call(ws, "BootNotification", {"reason": "PowerUp",
+                                                             "chargingStation": {"vendorName": "K", "model": "9"}})
+                if self.ending:
+                    await self._end(ws)
+                if self.v16 and self.tx_id is None:
+                    await self._status(ws, "Available")
+                while True:
+                    if self.tx_id is None:
+                        if self.last:
+                            return
+                        await self._start_session(ws)
+                    for _ in range(3):
+                        self.energy_wh += 100
+                        await self._meter(ws, self.energy_wh)
+                    self.ending = True
+                    await self._end(ws)
+
+    async def _status(self, ws: Any, status: str) -> None:
+        await self.call(ws, "StatusNotification", {"connectorId": 1, "errorCode": "NoError", "status": status,
+                                                   "timestamp": _now()})
+
+    async def _start_session(self, ws: Any) -> None:
+        if self.v16:
+            await self._status(ws, "Preparing")
+            ans = await self.call(ws, "StartTransaction", {"connectorId": 1, "idTag": "K9",
+                                                           "meterStart": self.energy_wh, "timestamp": _now()})
+            self.tx_id = ans["transactionId"]
+        else:
+            tx = f"{self.ident}-s{next(self.sessions)}"
+            await self.call(ws, "TransactionEvent", self._event("Started", tx, self.energy_wh))
+            self.tx_id = tx
+
+    async def _end(self, ws: Any) -> None:
+        if self.v16:
+            await self.call(ws, "StopTransaction", {"transactionId": self.tx_id, "meterStop": self.energy_wh,
+                                                    "timestamp": _now(), "reason": "Local"})
+        else:
+            ev = self._event("Ended", self.tx_id, self.energy_wh)
+            ev["transactionInfo"]["stoppedReason"] = "EVDisconnected"
+            await self.call(ws, "TransactionEvent", ev)
+        self.ended.add(str(self.tx_id))
+        self.tx_id, self.ending = None, False
+        if self.v16:
+            await self._status(ws, "Available")  # the unplug (lost with a kill: resent after the next boot)
+
+
+def _billing(db: Path) -> tuple[set[str], list[str]]:
+    """Ended transaction keys, and the transaction key of every invoice (duplicates kept)."""
+    con = sqlite3.connect(db)
+    try:
+        ended = {f"{sid}/{tx}" for sid, tx in con.execute(
+            "SELECT station_id, charger_tx_id FROM transactions WHERE ended_at IS NOT NULL")}
+        invoiced = [k for (k,) in con.execute("SELECT tx_key FROM invoices")]
+    finally:
+        con.close()
+    return ended, invoiced
+
+
+@pytest.mark.slow
+async def test_kill_9_bills_every_ended_session_exactly_once(tmp_path: Path) -> None:
+    """Sessions start and end back to back while the CSMS is killed with SIGKILL three times (wherever it is:
+    between a transaction's commit and billing seeing it, with billing's queue full, mid-invoice). After a
+    last clean run in which every charger finishes its session, each ended transaction has exactly one
+    invoice: the restarts' reconciliation completes what the killed processes never billed."""
+    port = _free_port()
+    cfg = _config(tmp_path, port)
+    db = tmp_path / "crash.db"
+    chargers = [SessionCharger(f"K-{i}", v16=i % 2 == 0) for i in range(CHARGERS)]
+    rng = random.Random(11)
+    for kill in range(4):
+        last = kill == 3
+        proc = subprocess.Popen([sys.executable, "-m", "csms", "--config", str(cfg)], cwd=tmp_path,
+                                env={**os.environ, "PYTHONPATH": str(ROOT)},
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            await _wait_port(port, proc)
+            for c in chargers:
+                c.last = last
+            tasks = [asyncio.create_task(c.run(f"ws://127.0.0.1:{port}/ocpp")) for c in chargers]
+            if last:  # every charger finishes its session; billing invoices at the unplug
+                await asyncio.wait(tasks, timeout=30)
+                deadline = time.monotonic() + 20
+                while time.monotonic() < deadline:
+                    ended, invoiced = _billing(db)
+                    if ended and ended <= set(invoiced):
+                        break
+                    await asyncio.sleep(0.2)
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(30)
+            else:
+                await asyncio.sleep(rng.uniform(1.5, 3.0))
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+                await asyncio.wait(tasks, timeout=15)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    ended, invoiced = _billing(db)
+    acked = {f"{c.ident}/{t}" for c in chargers for t in c.ended}
+    assert all(c.tx_id is None for c in chargers), "a charger did not finish its last session"
+    assert len(acked) >= 3 * CHARGERS, f"too few sessions ({len(acked)}) to say anything"
+    assert acked <= ended, f"acknowledged ends not stored: {sorted(acked - ended)[:5]}"
+    dup = sorted({k for k in invoiced if invoiced.count(k) > 1})
+    assert not dup, f"invoiced twice: {dup[:5]}"
+    missing = sorted(ended - set(invoiced))
+    assert not missing, f"{len(missing)} of {len(ended)} ended transactions without an invoice, e.g. {missing[:5]}"
+    assert set(invoiced) <= ended

@@ -37,6 +37,9 @@ def test_ci_scenario_with_in_process_csms(scenario: str, tmp_path: Path) -> None
     assert rep["ocpp"]["charger_limit_violations"] == 0
     assert rep["ocpp"]["received"].get("SetChargingProfile", 0) > 0        # the CSMS did smart charging
     assert rep["runtime"]["csms"] == "in-process"
+    m = rep["metrics"]  # exactly-once billing: every ended session has its one invoice
+    assert m["ended_sessions"] > 0 and m["invoiced_pct"] == 100 and m["invoices"] == m["ended_sessions"]
+    assert m["duplicate_invoices"] == 0 and m["revenue_diff"] == 0
     assert isinstance(rep["solver"]["count"], int) and rep["solver"]["count"] > 0
     # what users care about: drivers got (nearly) what their stay allowed, on both protocol versions alike
     assert rep["metrics"]["satisfied_pct"] >= 95, rep["sessions"]

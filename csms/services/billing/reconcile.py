@@ -12,7 +12,9 @@ which every charger message is committed to before it is answered, is the truth.
   after the end but billing never saw it.
 
 and the service completes each one through the same rules as live events, so that every ended transaction
-gets its one invoice within `finalize_after_h` (the unplug timeout) + one reconciliation interval.
+gets its one invoice within `finalize_after_h` (the unplug timeout) + two reconciliation intervals (a
+discrepancy is repaired when two consecutive passes see it: a transaction is committed before its event
+reaches billing, so one pass alone may see an event on its way).
 """
 
 from __future__ import annotations

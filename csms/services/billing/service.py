@@ -68,6 +68,7 @@ RECONCILE_LOOKBACK_MIN = timedelta(days=7)
 COST_REFRESH = timedelta(seconds=60)  # clock time between recomputations of a live cost
 COST_REFRESH_REAL_S = 1.0  # and real time, for accelerated clocks
 STOP_DRAIN_S = 5.0  # real seconds a clean stop waits for queued events
+RECONCILE_MIN_REAL_S = 2.0  # on an accelerated clock, real seconds between timer-driven passes
 ENDED_COST_WAIT_S = 2.0  # real seconds the answer to an Ended event waits for the worker
 
 
@@ -78,7 +79,14 @@ class _Tick:
 
 @dataclass(frozen=True, slots=True)
 class _Reconcile:
-    pass
+    forced: bool = False  # asked for (start, tests, API) rather than the timer
+
+
+@dataclass(frozen=True, slots=True)
+class _Barrier:
+    """Resolved when the worker reaches it: everything queued before it has been handled."""
+
+    reached: asyncio.Future[None]
 
 
 class BillingService:
@@ -105,12 +113,15 @@ class BillingService:
         self._by_evse: dict[tuple[str, int], str] = {}
         self._booking_end: dict[str, datetime | None] = {}
         self._cost_cache: dict[str, tuple[datetime, float, float]] = {}  # tx key -> (at, monotonic, cost)
-        self._queue: asyncio.Queue[DomainEvent | _Tick | _Reconcile] = asyncio.Queue()
+        self._queue: asyncio.Queue[DomainEvent | _Tick | _Reconcile | _Barrier] = asyncio.Queue()
         self._pending: set[type] = set()  # timer items waiting in the queue (at most one of each kind)
         self._tasks: list[asyncio.Task[Any]] = []
         #: Repairs made by reconciliation, by kind (docs/billing.md, "Exactly once"), and the last gap.
         self.repairs: dict[str, int] = dict.fromkeys(KINDS, 0)
         self.gap = Gap(0, 0, None)
+        self._suspects: set[tuple[str, str]] = set()  # (kind, tx key) found by the last pass
+        self._waiting: set[str] = set()  # ended sessions waiting for their unplug at the last pass
+        self._reconciled_real = 0.0
         self.invoices_created = 0
         self._unsubscribe = bus.subscribe(self._on_event) if self.bc.enabled else (lambda: None)
 
@@ -128,7 +139,7 @@ class BillingService:
         if not self.bc.enabled:
             return
         await self._reload()
-        await self._reconcile(self.clock.now())
+        await self._reconcile(self.clock.now(), at_start=True)
         self._tasks = [asyncio.create_task(self._worker(), name="billing-worker"),
                        asyncio.create_task(self._timer(_Tick, lambda: self.bc.tick_s), name="billing-timer"),
                        asyncio.create_task(self._timer(_Reconcile, lambda: self.bc.reconcile_interval_s),
@@ -174,7 +185,7 @@ class BillingService:
 
     async def reconcile(self) -> None:
         """Run a reconciliation pass now (the timer does this every billing.reconcile_interval_s)."""
-        self._queue.put_nowait(_Reconcile())
+        self._queue.put_nowait(_Reconcile(forced=True))
         await self.drain()
 
     def _on_event(self, ev: DomainEvent) -> None:
@@ -203,7 +214,7 @@ class BillingService:
             finally:
                 self._queue.task_done()
 
-    async def _handle(self, item: DomainEvent | _Tick | _Reconcile) -> None:
+    async def _handle(self, item: DomainEvent | _Tick | _Reconcile | _Barrier) -> None:
         match item:
             case TransactionChanged(transaction=tx, ended=ended, at=at):
                 await self._on_tx(tx, ended, at)
@@ -224,8 +235,16 @@ class BillingService:
                     await self._save(self._tracks[key])
             case _Tick(now=now):
                 await self._on_tick(now or self.clock.now())
-            case _Reconcile():
-                await self._reconcile(self.clock.now())
+            case _Reconcile(forced=forced):
+                # On an accelerated clock (the scenarios: 300 clock-s is 0.17 real s at 1800x) a pass at most
+                # every RECONCILE_MIN_REAL_S: it reads the store, and nothing is gained by doing it faster.
+                fast = self.clock.speedup() > 1.0
+                if forced or not fast or time.monotonic() - self._reconciled_real >= RECONCILE_MIN_REAL_S:
+                    self._reconciled_real = time.monotonic()
+                    await self._reconcile(self.clock.now())
+            case _Barrier(reached=fut):
+                if not fut.done():
+                    fut.set_result(None)
 
     # --- session tracking -----------------------------------------------------------------------
     async def _on_tx(self, tx: Transaction, ended: bool, at: datetime) -> None:
@@ -379,10 +398,9 @@ class BillingService:
 
     async def _live_cost(self, tx: Transaction) -> float | None:
         if tx.ended_at is not None:
-            # The answer to an Ended event: let the worker apply what is queued first (bounded), so the
-            # figure is priced from the same track as the invoice, or is the invoice itself.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._queue.join(), ENDED_COST_WAIT_S)
+            # The answer to an Ended event: let the worker apply what was queued before it (bounded), so
+            # the figure is priced from the same track as the invoice, or is the invoice itself.
+            await self._caught_up(ENDED_COST_WAIT_S)
         track = self._tracks.get(tx.key)
         if track is None:
             total = await self.invoicer.stored_total(tx.key)
@@ -407,6 +425,14 @@ class BillingService:
         if len(self._cost_cache) > 10_000:
             self._cost_cache.pop(next(iter(self._cost_cache)))
         return value
+
+    async def _caught_up(self, timeout_s: float) -> None:
+        if not self._tasks or self._tasks[0].done():
+            return
+        reached: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Barrier(reached))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(reached), timeout_s)
 
     def overstay_view(self, tx: Transaction) -> dict[str, Any] | None:
         """Live overstay of an open session: phase, minutes and fee so far (None without a policy)."""
@@ -462,29 +488,40 @@ class BillingService:
             await self._save(track)
         log.info("billing started open_sessions=%d", len(self._tracks))
 
-    async def _reconcile(self, now: datetime) -> None:
-        """Compare the store with the tracked sessions and complete what billing missed (reconcile.py)."""
+    async def _reconcile(self, now: datetime, *, at_start: bool = False) -> None:
+        """Compare the store with the tracked sessions and complete what billing missed (reconcile.py).
+
+        A transaction is committed before its event is published, so a pass can see one whose event is on
+        its way: a discrepancy is only repaired when the previous pass saw it too (at start, nothing is on
+        its way, so at once). A repair thus comes at most two intervals after the miss."""
         timeout = timedelta(hours=self.bc.finalize_after_h)
         since = now - max(timeout + timedelta(days=1), RECONCILE_LOOKBACK_MIN)
         async with self.store.session() as s:
             ended = await s.ended_transactions_without_invoice(since)
             active = await s.active_transactions()
-        repairs = plan_repairs(self._tracks, ended, active)
-        for r in repairs:
+        found = {(r.kind, r.tx.key): r for r in plan_repairs(self._tracks, ended, active)}
+        waiting = {k for k, t in self._tracks.items() if t.ended_at is not None and t.unplugged_at is None}
+        due = found if at_start else {k: r for k, r in found.items() if k in self._suspects}
+        check = waiting if at_start else waiting & self._waiting
+        self._suspects, self._waiting = set(found), waiting
+        for r in due.values():
             await self._repair(r, now)
         # Ended sessions waiting for their unplug: a lost StatusNotification is in the status history.
-        for track in [t for t in self._tracks.values() if t.ended_at is not None and t.unplugged_at is None]:
+        for key in check:
+            track = self._tracks.get(key)
+            if track is None or track.unplugged_at is not None:
+                continue
             async with self.store.session() as s:
                 await self._catch_up(s, track, now)
             if track.unplugged_at is not None:
                 self._count("missing_unplug", track.tx_key)
-            await self._after_change(track)
+                await self._after_change(track)
         for track in list(self._tracks.values()):
             await self._maybe_finalise(track, now)
         async with self.store.session() as s:
             ended = await s.ended_transactions_without_invoice(since)
-        # The bound: the unplug timeout, plus one reconciliation interval and one tick to notice it.
-        self.gap = gap(ended, now, timeout + timedelta(seconds=self.bc.reconcile_interval_s + self.bc.tick_s))
+        # The bound: the unplug timeout, plus two reconciliation intervals and one tick to notice it.
+        self.gap = gap(ended, now, timeout + timedelta(seconds=2 * self.bc.reconcile_interval_s + self.bc.tick_s))
         if self.gap.overdue:
             log.warning("billing: %d ended transactions without an invoice past the bound (oldest ended %s)",
                         self.gap.overdue, self.gap.oldest_ended_at)

@@ -403,3 +403,19 @@ def test_progress_lines_without_a_terminal_every_few_percent_with_eta() -> None:
     quiet = io.StringIO()
     Progress(quiet, enabled=False, tty=False).show("x", 1.0)
     assert quiet.getvalue() == ""
+
+
+def test_billing_check_matches_invoices_to_ended_transactions() -> None:
+    from simulator.report import billing_check
+
+    ended = {("CP-1", "1"), ("CP-2", "t-2"), ("CP-3", "3")}
+    inv = [{"station_id": "CP-1", "transaction_id": "1", "total": "1.10"},
+           {"station_id": "CP-2", "transaction_id": "t-2", "total": "2.205"},
+           {"station_id": "CP-2", "transaction_id": "t-2", "total": "2.205"}]   # billed twice
+    got = billing_check(inv, ended, {"total": "5.51"})
+    assert (got["ended_sessions"], got["invoiced_sessions"], got["invoiced_pct"]) == (3, 2, 66.67)
+    assert got["duplicate_invoices"] == 1 and got["not_invoiced"] == ["CP-3/3"]
+    assert got["revenue_diff"] == 0.0  # exact decimals: 1.10 + 2.205 + 2.205
+    assert billing_check(inv, ended, {"total": "5.50"})["revenue_diff"] == 0.01
+    assert billing_check(None, ended, None)["invoiced_pct"] == "n/a"
+    assert billing_check([], set(), None)["invoiced_pct"] == 100.0
