@@ -71,6 +71,9 @@ class OverstayInputs:
     charging_finished_at: datetime | None = None
     busy_intervals: BusyIntervals | None = None
     derive_finished: bool = True
+    #: Overstay stops counting here (the connector was made unavailable or faulted after the car was done:
+    #: nobody else could have used the bay from then on); None: at the unplug.
+    counted_until: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +137,8 @@ def price_session(
     lines += _fee_lines(tariff, intervals, end - start)
     assessment = None
     if overstay is not None:
-        assessment = _assess(overstay, group, intervals, end)
+        until = end if overstay.counted_until is None else max(session_start, min(end, overstay.counted_until))
+        assessment = _assess(overstay, group, intervals, until)
         lines += _overstay_lines(assessment, tariff.currency)
     subtotal = sum((line.amount for line in lines), Money.zero(tariff.currency)).rounded()
     tax = (subtotal * tariff.tax_rate).rounded()

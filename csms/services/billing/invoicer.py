@@ -61,7 +61,7 @@ class Invoicer:
             overstay = OverstayInputs(self.policy, booking_end=booking_end, stated_departure=track.stated_departure,
                                       charging_finished_at=track.charging_finished_at, busy_intervals=busy,
                                       # what billing saw decides, not an inference from the meter
-                                      derive_finished=False)
+                                      derive_finished=False, counted_until=track.overstay_counted_until)
         return price_session(metered.intervals, self.book(site_id), tx.group, session_start=tx.started_at,
                              session_end=end, utilisation=self.meter.utilisation(site_id, rows), overstay=overstay,
                              anomalies=metered.anomalies)

@@ -50,6 +50,8 @@ class OverstayTracker:
         if self.policy is None:
             return None
         at = min(now, track.unplugged_at) if track.unplugged_at else now
+        if track.overstay_counted_until is not None:
+            at = max(track.started_at, min(at, track.overstay_counted_until))
         busy = self.busy.get(track.site_id or "", []) if self.policy.only_when_busy else None
         return overstay_state(at, self.policy, group=group, booking_end=booking_end,
                               stated_departure=track.stated_departure,

@@ -28,6 +28,14 @@ from csms.domain.enums import ChargingState, ConnectorStatus, Measurand
 from csms.domain.model import MeterSample, SampledValue, Transaction
 
 NOT_DRAWING = frozenset({ChargingState.SUSPENDED_EV, ChargingState.EV_CONNECTED, ChargingState.IDLE})
+#: Stop reasons (1.6 Reason, 2.0.1 stoppedReason) that are the driver's or the car's doing: a transaction
+#: ended so, still plugged in, makes the car "finished" (idle time from then on is the driver's). Any other
+#: reason (Remote: an operator; faults, resets, power loss, emergency stop, DeAuthorized, Other, ...) does
+#: not; a missing reason is 1.6's default, Local. docs/billing.md, "Overstay is the driver's".
+DRIVER_STOP_REASONS = frozenset({None, "Local", "EVDisconnected", "StoppedByEV", "SOCLimitReached",
+                                 "EnergyLimitReached", "TimeLimitReached"})
+#: Connector states that take the bay out of service: not the driver's doing.
+OUT_OF_SERVICE = frozenset({ConnectorStatus.FAULTED, ConnectorStatus.UNAVAILABLE})
 BUSY_STATUSES = frozenset({ConnectorStatus.OCCUPIED.value, ConnectorStatus.RESERVED.value})
 OVERSTAYING = "overstaying"
 
@@ -53,6 +61,12 @@ class SessionTrack:
     # Not persisted (rebuilt from the transaction and the stored charging needs):
     energy_need_wh: float | None = field(default=None, metadata={"persist": False})
     delivered_wh: float = field(default=0.0, metadata={"persist": False})
+    # Rebuilt from the connector status history at start (not persisted):
+    #: A fault or an unavailable connector interrupted charging: until the car draws again, nothing that
+    #: follows (not drawing, the end) makes it "finished".
+    held: bool = field(default=False, metadata={"persist": False})
+    #: The bay went out of service after the car was done: overstay counts up to here, not to the unplug.
+    overstay_counted_until: datetime | None = field(default=None, metadata={"persist": False})
 
     @classmethod
     def for_tx(cls, tx: Transaction, site_id: str | None) -> SessionTrack:
@@ -79,6 +93,7 @@ class SessionTrack:
     # --- what the EV does ---------------------------------------------------------------------------
     def drawing(self) -> None:
         self.drew_power = True
+        self.held = False
         self.low_power_since = None
         # A car that resumes before the overstay started was not full; once billing minutes, a top-up
         # by the car's battery management does not reset the meter.
@@ -87,7 +102,7 @@ class SessionTrack:
 
     def not_drawing(self, at: datetime) -> None:
         self.low_power_since = None
-        if self.drew_power and self.charging_finished_at is None:
+        if self.drew_power and self.charging_finished_at is None and not self.held:
             self.charging_finished_at = at
 
     def on_state(self, state: ChargingState | None, at: datetime) -> None:
@@ -115,6 +130,8 @@ class SessionTrack:
         """A power reading while the transaction runs (state as last reported)."""
         if threshold_w <= 0 or state in NOT_DRAWING or state is ChargingState.SUSPENDED_EVSE:
             return
+        if self.held and power_w < threshold_w:
+            return  # out of service, not the car
         if power_w >= threshold_w:
             self.drawing()
             return
@@ -145,14 +162,21 @@ class SessionTrack:
             self.unplugged(at)
             return
         self.occupied(at)
+        if status in OUT_OF_SERVICE:
+            if self.charging_finished_at is None:
+                self.held, self.low_power_since = True, None
+            elif self.overstay_counted_until is None or at < self.overstay_counted_until:
+                self.overstay_counted_until = at
+            return
         if self.ended_at is None:
             self.on_state(charging_state, at)
 
     def on_ended(self, ended_at: datetime, stop_reason: str | None) -> None:
         self.ended_at = self.ended_at or ended_at
         self.occupied(ended_at)
-        if self.drew_power and self.charging_finished_at is None:
-            self.charging_finished_at = ended_at  # the EV cannot draw after the transaction ended
+        if (self.drew_power and self.charging_finished_at is None and not self.held
+                and stop_reason in DRIVER_STOP_REASONS):
+            self.charging_finished_at = ended_at  # the EV cannot draw after the driver ended it
         self.low_power_since = None
         if stop_reason == "EVDisconnected":
             self.unplugged(ended_at)

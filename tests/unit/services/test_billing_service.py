@@ -536,3 +536,77 @@ async def test_live_cost_follows_the_invoice_while_overstaying(harness) -> None:
         [inv] = await h.invoices()
     assert at_85 == 3.60 + 1.50
     assert final == float(inv["total"]) == 6.60
+
+
+# --- overstay is the driver's -----------------------------------------------------------------------------
+async def test_operator_remote_stop_is_not_the_car_being_done(harness) -> None:  # type: ignore[no-untyped-def]
+    """Issue 11: a remote stop counted as "charging finished" and billed the driver's walk back to the car."""
+    async with harness() as h:
+        await h.status(0, ConnectorStatus.OCCUPIED, ChargingState.EV_CONNECTED)
+        tx = await h.v16_start(0, 1000.0)
+        await h.status(0, ConnectorStatus.OCCUPIED, ChargingState.CHARGING)
+        await h.v16_meter(30, tx, 7000.0, 12000.0)
+        await h.v16_stop(40, tx, 9000.0, reason="Remote")  # an operator stops it, the car still charging
+        await h.status(40, ConnectorStatus.OCCUPIED, ChargingState.EV_CONNECTED)  # Finishing
+        await h.status(100, ConnectorStatus.AVAILABLE)  # the driver comes back an hour later
+        [inv] = await h.invoices()
+    assert inv["overstay_minutes"] == 0 and "overstay" not in {ln["kind"] for ln in inv["lines"]}
+
+
+async def test_remote_stop_after_the_car_was_full_leaves_the_drivers_overstay(harness) -> None:  # type: ignore[no-untyped-def]
+    async with harness() as h:
+        tx = await v16_session_full_at_60(h)  # full at 60: from then on the idle time is the driver's
+        await h.v16_stop(90, tx, 13000.0, reason="Remote")
+        await h.status(110, ConnectorStatus.AVAILABLE)
+        [inv] = await h.invoices()
+    assert inv["overstay_minutes"] == 40  # 110 - (60 + 10 grace)
+
+
+async def test_a_fault_while_charging_is_not_overstay(harness) -> None:  # type: ignore[no-untyped-def]
+    async with harness() as h:
+        await h.status(0, ConnectorStatus.OCCUPIED, ChargingState.EV_CONNECTED)
+        tx = await h.v16_start(0, 0.0)
+        await h.status(0, ConnectorStatus.OCCUPIED, ChargingState.CHARGING)
+        await h.v16_meter(30, tx, 6000.0, 12000.0)
+        await h.status(31, ConnectorStatus.FAULTED)              # the charger fails ...
+        await h.v16_meter(36, tx, 6000.0, 0.0)                     # ... no power (not the car being full)
+        await h.status(40, ConnectorStatus.OCCUPIED, ChargingState.SUSPENDED_EV)  # back, the car idle
+        await h.v16_stop(45, tx, 6000.0, reason="Other")
+        await h.billing.tick(h.at(90))
+        await h.status(100, ConnectorStatus.AVAILABLE)
+        [inv] = await h.invoices()
+    assert inv["overstay_minutes"] == 0 and inv["energy_wh"] == "6000.000"
+
+
+async def test_a_fault_then_charging_again_then_full_counts_from_the_real_finish(harness) -> None:  # type: ignore[no-untyped-def]
+    async with harness() as h:
+        await h.v201(TxEventKind.STARTED, 0, "t-f", 0, wh=0.0, w=12000.0, cs=ChargingState.CHARGING)
+        await h.status(20, ConnectorStatus.FAULTED)
+        await h.v201(TxEventKind.UPDATED, 25, "t-f", 1, wh=4000.0, w=0.0)  # below threshold: ignored
+        await h.v201(TxEventKind.UPDATED, 30, "t-f", 2, wh=4000.0, w=12000.0, cs=ChargingState.CHARGING)
+        await h.v201(TxEventKind.UPDATED, 60, "t-f", 3, wh=10000.0, w=0.0, cs=ChargingState.SUSPENDED_EV)
+        await h.v201(TxEventKind.ENDED, 100, "t-f", 4, wh=10000.0, reason="EVDisconnected")
+        [inv] = await h.invoices()
+    assert inv["overstay_minutes"] == 30  # 100 - (60 + 10)
+
+
+async def test_an_unavailable_connector_stops_the_overstay_count(harness) -> None:  # type: ignore[no-untyped-def]
+    async with harness() as h:
+        tx = await v16_session_full_at_60(h)
+        await h.status(85, ConnectorStatus.UNAVAILABLE)  # the operator takes the bay out of service
+        await h.v16_stop(130, tx, 13000.0)
+        await h.status(140, ConnectorStatus.AVAILABLE)
+        [inv] = await h.invoices()
+    assert inv["overstay_minutes"] == 15  # 85 - (60 + 10), not 140 - 70
+
+
+async def test_held_at_0_a_by_the_plan_then_unplugged_is_not_overstay(harness) -> None:  # type: ignore[no-untyped-def]
+    async with harness() as h:
+        await h.v201(TxEventKind.STARTED, 0, "t-p", 0, wh=0.0, w=11000.0, cs=ChargingState.CHARGING)
+        await h.v201(TxEventKind.UPDATED, 20, "t-p", 1, wh=3700.0, w=0.0, cs=ChargingState.SUSPENDED_EVSE)
+        await h.billing.tick(h.at(100))
+        await h.v201(TxEventKind.UPDATED, 110, "t-p", 2, wh=3700.0, w=0.0)
+        await h.billing.tick(h.at(150))
+        await h.v201(TxEventKind.ENDED, 160, "t-p", 3, wh=3700.0, reason="EVDisconnected")
+        [inv] = await h.invoices()
+    assert inv["overstay_minutes"] == 0 and [e.phase for e in h.overstay_events()] == []
