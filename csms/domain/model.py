@@ -102,7 +102,10 @@ class MeterSample:
 
     def get(self, measurand: Measurand, phase: str | None = None) -> float | None:
         """The value of a measurand (the phase-less one if present, else the sum over phases for W/A/Wh)."""
-        matches = [v for v in self.values if v.measurand is measurand and v.location in (None, "Outlet")]
+        # SoC is the car's: chargers report it at location EV (the spec's default for it), which a filter on
+        # the outlet dropped, so SoC was null everywhere although every sample carried it.
+        where = (None, "Outlet", "EV") if measurand is Measurand.SOC_PCT else (None, "Outlet")
+        matches = [v for v in self.values if v.measurand is measurand and v.location in where]
         exact = [v.value for v in matches if v.phase == phase]
         if exact:
             return exact[0]

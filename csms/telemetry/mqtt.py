@@ -34,6 +34,7 @@ from urllib.parse import unquote, urlsplit
 import aiomqtt
 
 from csms.config import MqttConfig
+from csms.domain.errors import DomainError
 from csms.domain.events import DomainEvent
 
 from . import topics
@@ -398,6 +399,9 @@ class MqttTelemetry:
             return
         try:
             await self._on_limit_set(site_id, limit_kw)
-        except Exception:  # e.g. an unknown site: log it, keep receiving
+        except (DomainError, LookupError) as e:  # an unknown site: the sender's mistake, one line
+            self.limit_set_rejected += 1
+            log.warning("mqtt site-limit command refused on %s: %s: %s", topic, type(e).__name__, e or site_id)
+        except Exception:  # a bug in the handler: log it with its traceback, keep receiving
             self.limit_set_rejected += 1
             log.exception("mqtt site-limit command handler failed site=%s limit_kw=%s", site_id, limit_kw)

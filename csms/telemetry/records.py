@@ -25,6 +25,7 @@ from csms.domain.events import (
     DomainEvent,
     ExternalLimitChanged,
     MeterSampled,
+    OverstayChanged,
     StationOnline,
     StationReady,
     StatusChanged,
@@ -123,9 +124,20 @@ def event_records(event: DomainEvent) -> list[TelemetryRecord]:
                            event.at)]
         case TransactionChanged():
             return _transaction_records(event)
+        case OverstayChanged():
+            return [_overstay_record(event)] if event.phase in _OVERSTAY_KINDS else []
         case StationReady() | ChargingNeedsChanged() | ExternalLimitChanged():
             return []
     return []  # an event type added later: no telemetry until it is mapped here
+
+
+_OVERSTAY_KINDS = {"warning": OVERSTAY_WARNING, "started": OVERSTAY_STARTED, "ended": OVERSTAY_ENDED}
+
+
+def _overstay_record(ev: OverstayChanged) -> TelemetryRecord:
+    """Billing's overstay phase change as a session event: minutes and fee (decimal string) so far."""
+    return session_event_record(ev.tx_key, _OVERSTAY_KINDS[ev.phase], {
+        "evse_id": ev.evse_id, "minutes": ev.minutes, "fee": ev.fee, "currency": ev.currency}, ev.at)
 
 
 def station_status_record(station_id: str, online: bool, at: datetime) -> TelemetryRecord:

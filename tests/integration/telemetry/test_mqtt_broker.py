@@ -216,7 +216,10 @@ async def test_limit_set_calls_the_callback(
     assert t.connected  # nothing of this broke the connection loop
     text = caplog.text
     assert "invalid payload" in text and 'missing "limit_kw"' in text and "not JSON" in text
-    assert "handler failed site=boom" in text
+    # an unknown site is the sender's mistake: one WARNING line, no traceback
+    refused = [r for r in caplog.records if "refused" in r.getMessage()]
+    assert len(refused) == 1 and refused[0].levelname == "WARNING" and refused[0].exc_info is None
+    assert "site/boom/limit/set" in refused[0].getMessage() and "unknown site 'boom'" in refused[0].getMessage()
 
 
 async def test_buffered_before_connect_is_delivered_in_order(

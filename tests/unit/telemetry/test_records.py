@@ -311,3 +311,18 @@ def test_parse_limit_set_valid(payload: bytes | str, kw: float | None) -> None:
 def test_parse_limit_set_invalid(payload: bytes) -> None:
     with pytest.raises(InvalidLimit):
         parse_limit_set(payload)
+
+
+def test_overstay_changes_are_session_events() -> None:
+    from csms.domain.events import OverstayChanged
+
+    at = datetime(2025, 3, 1, 9, 45, tzinfo=UTC)
+    kinds = []
+    for phase in ("warning", "started", "ended"):
+        [rec] = records.event_records(OverstayChanged("CP01/42", "CP01", 1, phase, 12, "1.20", "EUR", at))
+        assert rec.topic == "session/CP01%2F42/event"
+        kinds.append(rec.payload["event"])
+        assert rec.payload["minutes"] == 12 and rec.payload["fee"] == "1.20" and rec.payload["currency"] == "EUR"
+        assert rec.payload["station_id"] == "CP01" and rec.payload["evse_id"] == 1
+    assert kinds == ["overstay_warning", "overstay_started", "overstay_ended"]
+    assert records.event_records(OverstayChanged("CP01/42", "CP01", 1, "other", 0, "0", "EUR", at)) == []
