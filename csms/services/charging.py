@@ -225,6 +225,9 @@ class ChargingService:
             tx = transactions.new_transaction(ev, key, ev.charger_tx_id, group)
             created = True
         seen = ev.seq_no is not None and await s.seq_seen(tx.key, ev.seq_no)
+        if (not created and ev.seq_no is None and ev.kind is TxEventKind.UPDATED and ev.samples
+                and await s.samples_stored(tx.key, ev.samples)):
+            seen = True  # 1.6 MeterValues replayed (no seqNo; resent after a reconnect): changes nothing
         outcome = transactions.apply(tx, ev, seen)
         if created:
             outcome = transactions.TxOutcome(outcome.transaction, True, started=True, ended=outcome.ended)

@@ -358,7 +358,21 @@ class StoreSession(BookingRepo):
             for s in samples for v in s.values
         ]
         if rows:  # one Core executemany: ORM objects (or the ORM bulk path) cost more than the insert itself
-            await self.s.execute(insert(MeterSampleRow.__table__), rows)
+            # A value already stored under the natural key (tx, instant, measurand, phase; unique index
+            # uq_samples_natural) is a replay: skipped, not an error.
+            stmt = _insert_ignoring_duplicates(self.s.get_bind().dialect.name, MeterSampleRow.__table__)
+            await self.s.execute(stmt, rows)
+
+    async def samples_stored(self, tx_key: str, samples: Iterable[MeterSample]) -> bool:
+        """Whether every value of `samples` is already stored for `tx_key` (a replayed MeterValues)."""
+        want = {(s.at, v.measurand.value, v.phase or "") for s in samples for v in s.values}
+        if not want:
+            return False
+        t = MeterSampleRow.__table__
+        rows = await self.s.execute(select(t.c.at, t.c.measurand, t.c.phase).where(
+            t.c.tx_key == tx_key, t.c.at.in_({at for at, _, _ in want})))
+        have = {(at, m, p or "") for at, m, p in rows}
+        return want <= have
 
     async def samples(self, tx_key: str) -> list[dict[str, Any]]:
         rows = (await self.s.scalars(select(MeterSampleRow).where(MeterSampleRow.tx_key == tx_key)
@@ -557,3 +571,12 @@ class Store:
         async with self._maker() as s:
             async with s.begin():
                 yield StoreSession(s)
+
+
+def _insert_ignoring_duplicates(dialect: str, table: Any) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING in the store's dialect (SQLite and PostgreSQL both have it)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+        return pg_insert(table).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+    return sqlite_insert(table).on_conflict_do_nothing()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, UniqueConstraint, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -140,6 +140,11 @@ class MeterSampleRow(Base):
     value: Mapped[float] = mapped_column(Float)
     context: Mapped[str | None] = mapped_column(String(24))
     __table_args__ = (Index("ix_samples_tx", "tx_key", "at"), Index("ix_samples_station_at", "station_id", "at"))
+
+
+#: The natural key of a transaction's sample (migration 0005_samples): a replayed MeterValues is not stored twice.
+Index("uq_samples_natural", MeterSampleRow.tx_key, MeterSampleRow.at, MeterSampleRow.measurand,
+      func.coalesce(MeterSampleRow.phase, ""), unique=True)
 
 
 class GroupRow(Base):
