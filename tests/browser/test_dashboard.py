@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+from datetime import UTC, datetime, timedelta
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,11 @@ chargers:
   - {{id: CP-16, site: depot, max_current_a: 32}}
   - {{id: CP-201, site: depot, max_current_a: 32}}
 id_tokens: [{{value: TAG-1}}, {{value: FLEET-9}}]
+billing:
+  tariff:
+    energy_price_per_kwh: 0.30
+    tou_windows: [{{days: all, start: "{{tou_start}}", end: "{{tou_end}}", price_per_kwh: 0.45, name: peak}}]
+    demand_tiers: [{{name: base, from_utilisation: 0, multiplier: 1}}, {{name: busy, from_utilisation: 0.5, multiplier: 1.2}}]
 """
 
 
@@ -120,7 +126,11 @@ async def browser() -> AsyncIterator[B]:
 
 @pytest.fixture
 async def csms(tmp_path: Path) -> AsyncIterator[CsmsApp]:
-    app = CsmsApp(parse_config(CONFIG.replace("{db}", str(tmp_path / "csms.db")), env={}))
+    # a TOU window from the next full hour for two hours: inside the chart's window whenever the test runs
+    start = datetime.now(UTC) + timedelta(hours=1)
+    text = (CONFIG.replace("{db}", str(tmp_path / "csms.db")).replace("{tou_start}", f"{start:%H}:00")
+            .replace("{tou_end}", f"{start + timedelta(hours=2):%H}:00"))
+    app = CsmsApp(parse_config(text, env={}))
     await app.start()
     try:
         yield app
@@ -158,6 +168,10 @@ async def test_dashboard_live_session_chart_booking_and_viewer(csms: CsmsApp, br
         label = await b.js("return document.querySelector('#chart .limit-label').textContent")
         assert "30.0 kW" in label and "grid_limit_kw" in label
         assert await b.js("return document.querySelector('#chart path.measured') !== null")
+        # the prices behind it: the TOU window as a strip, the demand tier from 50 % as a dashed line
+        await b.until("document.querySelectorAll('#chart rect.tou').length === 1", what="the TOU strip")
+        assert "peak 0.45/kWh" in await b.js("return document.querySelector('#chart').textContent")
+        assert await b.js("return document.querySelectorAll('#chart line.tier').length") == 1
 
         # a car plugs in: its session appears without a reload, and the chart draws the forecast
         await cp16.plug_in(EV(EVModel(capacity_wh=60_000, max_power_w=11_000, phases=3), soc=0.3,
@@ -191,10 +205,26 @@ async def test_dashboard_live_session_chart_booking_and_viewer(csms: CsmsApp, br
                       "s => s.dataset.status === 'Reserved')", timeout_s=20, what="the connector Reserved")
         await b.shot("booking")
 
+        # operator actions: a site limit (the chart's limit follows), a remote stop reaching the 1.6 charger
+        await b.js("document.querySelector('#limit-kw').value = '20';"
+                   "document.querySelector('#limit-form').requestSubmit();")
+        await b.until("document.querySelector('#chart .limit-label').textContent.includes('limit 20.0 kW')",
+                      what="the 20 kW external limit on the chart")
+        await b.js("document.querySelector('#sessions button[data-action=\"stop\"]').click()")
+        for _ in range(100):
+            if cp16.recorder.received("RemoteStopTransaction"):
+                break
+            await asyncio.sleep(0.2)
+        assert cp16.recorder.received("RemoteStopTransaction"), "the Stop button's command never reached the charger"
+        await b.js("document.querySelector('#limit-clear').click()")
+        await b.until("document.querySelector('#chart .limit-label').textContent.includes('30.0 kW')",
+                      what="the limit cleared")
+
         # a viewer sees everything and can press no operator button
         await b.js("document.querySelector('#logout').click()")
         await open_page(b, app, VIEW_KEY)
-        await b.until("document.querySelectorAll('#sessions tr[data-session]').length === 1", what="viewer's sessions")
+        await b.until("document.querySelectorAll('#stations tr[data-station]').length === 2", what="viewer's stations")
+        await b.until("document.querySelectorAll('#timeline rect.booking').length === 1", what="viewer's timeline")
         buttons = await b.js("return [...document.querySelectorAll('button[data-role=\"operator\"]')]"
                              ".map(x => [x.dataset.action || x.textContent, x.disabled])")
         assert len(buttons) >= 6 and all(disabled for _, disabled in buttons), buttons

@@ -131,8 +131,10 @@ function schedule(what) {
     const all = dirty.has("all");
     const jobs = [];
     if (all || dirty.has("site")) jobs.push(loadSite());
-    if (all || dirty.has("stations")) jobs.push(loadStations().then(loadSessions));
-    if (all || dirty.has("bookings")) jobs.push(loadBookings());
+    // the timeline's rows are the stations' EVSEs: bookings are drawn once the stations are known
+    const stations = all || dirty.has("stations") ? loadStations() : Promise.resolve();
+    jobs.push(stations.then(loadSessions));
+    if (all || dirty.has("bookings")) jobs.push(stations.then(loadBookings));
     await Promise.all(jobs.map((j) => j.catch(showError)));
   }, 300);
 }
@@ -340,6 +342,15 @@ function drawChart(site) {
         height: H - T - B, fill: "rgba(198,40,40,.10)", class: "binding" }));
     }
   }
+  // time-of-use windows of the default tariff, as a strip along the bottom of the plot
+  for (const span of touSpans(t0, t1)) {
+    g.append(svg("rect", { x: x(span.a), y: H - B - 12, width: Math.max(1, x(span.b) - x(span.a)), height: 12,
+      fill: "rgba(199,119,0,.25)", class: "tou" }));
+    if (x(span.b) - x(span.a) > 60) {
+      g.append(svg("text", { x: x(span.a) + 3, y: H - B - 3, "font-size": 10, fill: "#8a5200" },
+        `${span.w.name} ${span.w.price_per_kwh}/kWh`));
+    }
+  }
   // demand tiers: the utilisation from which energy costs more
   for (const tier of state.tariffs?.default?.demand_tiers || []) {
     const f = Number(tier.from_utilisation);
@@ -374,6 +385,33 @@ function drawChart(site) {
   g.append(svg("text", { x: x(now) + 3, y: T + 10, "font-size": 11, fill: "#20303f" }, `now ${hhmm(now)}`));
   g.dataset.points = String(hist.length);
   g.dataset.slots = String(slots.length);
+}
+
+// The TOU window in force at each quarter hour of [t0, t1), in the tariff's time zone (ISO weekdays on which a
+// window starts; end < start runs past midnight; end == start is 24 hours; the first listed wins), merged
+// into spans.
+function touSpans(t0, t1) {
+  const d = state.tariffs?.default;
+  if (!d?.tou_windows?.length) return [];
+  const fmt = new Intl.DateTimeFormat("en-GB", { timeZone: d.timezone || "UTC", weekday: "short",
+    hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+  const ISO = { Mon: 1, Tue: 2, Wed: 3, Thu: 4, Fri: 5, Sat: 6, Sun: 7 };
+  const mins = (hm) => Number(hm.slice(0, 2)) * 60 + Number(hm.slice(3, 5));
+  const covers = (w, day, m) => {
+    const a = mins(w.start), b = mins(w.end), prev = day === 1 ? 7 : day - 1;
+    if (a < b) return w.days.includes(day) && m >= a && m < b;
+    return (w.days.includes(day) && m >= a) || (w.days.includes(prev) && m < b);
+  };
+  const spans = [];
+  const q = 15 * 60e3;
+  for (let t = Math.floor(t0 / q) * q; t < t1; t += q) {
+    const p = Object.fromEntries(fmt.formatToParts(new Date(t)).map((x) => [x.type, x.value]));
+    const w = d.tou_windows.find((w) => covers(w, ISO[p.weekday], Number(p.hour) * 60 + Number(p.minute)));
+    const last = spans[spans.length - 1];
+    if (w && last && last.w === w && last.b === t) last.b = t + q;
+    else if (w) spans.push({ w, a: t, b: t + q });
+  }
+  return spans;
 }
 
 function path(pts, attrs) {
