@@ -246,7 +246,7 @@ async def test_swagger_ui_is_served_locally(csms: CsmsApp, browser: B) -> None:
 
 
 async def test_a_simulated_day_on_the_dashboard(browser: B, tmp_path: Path) -> None:
-    """A day of the CI fleet at 1800x with the page open from the start: the chart fills with measured load
+    """A day of the CI fleet at 3600x with the page open from the start: the chart fills with measured load
     under the limit and the forecast, live. Its screenshot (reports/dashboard/day.png) is the README's."""
     from csms.sim_harness import SharedClock, build_config
     from simulator.run import gated_clock, run_plan
@@ -254,7 +254,7 @@ async def test_a_simulated_day_on_the_dashboard(browser: B, tmp_path: Path) -> N
 
     scn = load_scenario(ROOT / "scenarios" / "ci-1.6.yaml").model_copy(update={"duration_h": 24})
     plan = expand(scn)
-    speedup = 1800.0
+    speedup = 3600.0
     clock, gate = gated_clock(plan, speedup)
     app = CsmsApp(build_config(plan, speedup=speedup, db_path=tmp_path / "csms.db"), clock=SharedClock(clock))
     await app.start()
