@@ -148,6 +148,10 @@ class Network:
         return np.minimum(self.need_kwh, (self.ub * self.kwh_et).sum(axis=1))
 
     @cached_property
+    def rounding_unit_kw(self) -> float:
+        return _rounding_unit_kw(self.min_a, self.kw_per_a)
+
+    @cached_property
     def urgency(self) -> Array:
         """1/(1 + laxity) per EVSE (0 without an active session); laxity = slots left before departure − slots
         needed at the session's max rate. Least-slack sessions are the most urgent. A session whose departure
@@ -196,7 +200,7 @@ def compile_network(inp: SchedulingInput, topo: Topology | None = None) -> Netwo
         topo=topo, A=_incidence(inp, topo, ancestors, one_phase), limit=limit, non_ev=non_ev,
         kwh_per_a=wired_kw * inp.slot_h, kw_per_a=kw_per_a, one_phase=one_phase,
         fixed_a=fixed_a, price=np.array([inp.price(t) for t in range(n_t)]), slot_h=slot_h,
-        peak_floor_kw=_peak_floor_kw(inp, limit, topo),
+        peak_floor_kw=_peak_floor_kw(inp, limit, topo, _rounding_unit_kw(net_fields["min_a"], kw_per_a)),
         unknown_slack_slots=inp.weights.unknown_slack_h * 3600.0 / inp.slot_s, **net_fields,
     )
 
@@ -224,11 +228,22 @@ def _incidence(inp: SchedulingInput, topo: Topology, ancestors: list[list[int]],
     return a_mat
 
 
-def _peak_floor_kw(inp: SchedulingInput, limit: Array, topo: Topology) -> float:
-    """Site power under which the peak term costs nothing: the demand period's peak so far, and unless the
-    weights shave below the site's limit, that limit (its lowest value over the horizon). A limit given only
-    in amps per phase counts as amps × 3 × 230 V."""
-    floor = max(0.0, float(inp.peak_floor_kw))
+def _rounding_unit_kw(min_a: Array, kw_per_a: Array) -> float:
+    """The most one admission at the minimum current adds to the site's load: the post-pass may put a slot's
+    load up to (less than) this above the LP's (sigma-delta rounding, postpass.py)."""
+    return float((min_a * kw_per_a).max()) if min_a.size else 0.0
+
+
+def _peak_floor_kw(inp: SchedulingInput, limit: Array, topo: Topology, unit_kw: float) -> float:
+    """Site power under which the peak term costs nothing: the demand period's peak so far less one rounding
+    unit, and unless the weights shave below the site's limit, that limit (its lowest value over the horizon).
+    A limit given only in amps per phase counts as amps × 3 × 230 V.
+
+    Why less one unit: the LP fills valleys up to the floor and the post-pass may round a slot's load up to
+    one minimum-current admission above the LP's. Fed back as the next floor, the measured peak would then
+    ratchet up a step at a time (Caltech week, uncapped: 75 kW where 50 kW serves every car). Planned one
+    unit below it, the load after rounding stays under the peak already reached."""
+    floor = max(0.0, float(inp.peak_floor_kw) - unit_kw) if inp.peak_floor_kw > 0 else 0.0
     if inp.weights.shave_below_limit:
         return floor
     site_kw = float(limit[topo.row(0, 3)].min())

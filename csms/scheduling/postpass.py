@@ -94,7 +94,7 @@ def _round(net: Network, idx: RowIndex, x: Array) -> None:
     kwh = net.kwh_et
     site = net.topo.row(0, 3)
     # The load bound per slot: the LP's own site load plus less than one admission at the minimum.
-    unit_kw = float((net.min_a * net.kw_per_a).max())
+    unit_kw = net.rounding_unit_kw
     lp_kw = (net.A @ x)[site]
     bound_kw = lp_kw + unit_kw - 1e-6
     target = np.minimum((x * kwh).sum(axis=1), net.need_kwh)     # what the LP planned for each session
