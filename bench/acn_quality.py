@@ -71,11 +71,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from acn_data import DEFAULT_START, AcnSession, load, stations  # noqa: E402
+from acn_data import DEFAULT_START, SITE_TZ, AcnSession, load, stations  # noqa: E402
 
 from csms.config import SmartChargingConfig  # noqa: E402
 from csms.services.plan_input import planning_departure  # noqa: E402
 from csms.scheduling import CircuitSpec, EvseSpec, SchedulingInput, SessionSpec, SitePlanner  # noqa: E402
+from csms.scheduling.forecast import PastSession, expected_arrivals_kw  # noqa: E402
+from csms.services.site_limits import slot_edges  # noqa: E402
 
 try:
     from acnportal import acnsim
@@ -123,6 +125,7 @@ class MinPilotDeadbandEVSE(acnsim.DeadbandEVSE):
 #: What online schedulers are told as departure: the driver's estimate (realistic, default) or the actual
 #: departure ("departures known", as in the issue's first table). Set by --departures.
 DEPARTURES = "estimated"
+HISTORY: list[PastSession] = []   # what ours forecasts arrivals from (main: --forecast-days)
 
 
 def known_departure(estimated_departure: int, now: int) -> int:
@@ -222,9 +225,13 @@ class OursAlgorithm(BaseAlgorithm):
             for s in active_sessions)
         # As the live service does: slot 0 is planned as far as the next call (one period), and the peak term
         # only counts load above the highest site power this run has drawn so far (its demand period).
+        # As the live service does: the cars expected later, from the days before today (HISTORY).
+        expected = expected_arrivals_kw(HISTORY, slot_edges(now, SLOT_S, HORIZON_SLOTS, first_slot_s), SITE_TZ) \
+            if HISTORY else ()
         return SchedulingInput(start=now, circuits=(site,), evses=evses, sessions=sessions, slot_s=SLOT_S,
                                first_slot_s=first_slot_s, horizon_slots=HORIZON_SLOTS,
-                               replan_s=period.total_seconds(), peak_floor_kw=self.peak_kw)
+                               replan_s=period.total_seconds(), peak_floor_kw=self.peak_kw,
+                               expected_arrivals_kw=expected)
 
     def schedule(self, active_sessions: list[SessionInfo]) -> dict[str, list[float]]:
         if not active_sessions:
@@ -702,6 +709,20 @@ def to_json(rep: Report) -> dict:
     return d
 
 
+def history(site: str, start: date, days: int, forecast_days: int) -> list[PastSession]:
+    """The sessions a live CSMS would have seen before each day: ``forecast_days`` before ``start`` (as far as
+    the data goes) and the window itself (the forecast only reads days before the one it plans). Energy is the
+    request, at most what 32 A deliver over the stay."""
+    if forecast_days <= 0:
+        return []
+    first = start - timedelta(days=forecast_days)
+    t0, past, _ = load(site, first, forecast_days + days, PERIOD_MIN)
+    period = timedelta(minutes=PERIOD_MIN)
+    return [PastSession(t0 + s.arrival * period, t0 + s.departure * period,
+                        1000 * min(s.requested_kwh, MAX_A * KWH_PER_A_PERIOD * (s.departure - s.arrival)))
+            for s in past]
+
+
 def parse_caps(text: str) -> list[float | None]:
     return [None if c.strip().lower() in ("none", "uncapped", "inf") else float(c) for c in text.split(",")]
 
@@ -716,6 +737,9 @@ def main(argv: Sequence[str] | None = None) -> Report:
     ap.add_argument("--algorithms", default=",".join(ALGORITHMS), help="subset of %(default)s")
     ap.add_argument("--markdown", type=Path, help="write the tables as Markdown here")
     ap.add_argument("--json", type=Path, help="write all numbers as JSON here")
+    ap.add_argument("--forecast-days", type=int, default=14,
+                    help="days of history before each day that ours forecasts arrivals from, as the live service "
+                         "does (smart_charging.arrival_forecast_days; 0 = no forecast; default %(default)s)")
     ap.add_argument("--departures", choices=("estimated", "actual"), default="estimated",
                     help="what LLF, EDF and ours are told: the driver's estimate (default) or the actual departure")
     args = ap.parse_args(argv)
@@ -728,6 +752,7 @@ def main(argv: Sequence[str] | None = None) -> Report:
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     planner = planner_fingerprint()
     start, sessions, stats = load(args.site, args.start, args.days, PERIOD_MIN)
+    HISTORY[:] = history(args.site, args.start, args.days, args.forecast_days)
     print(f"planner: {planner}; load average {os.getloadavg()[0]:.1f}", flush=True)
     print(f"loaded {args.site} {args.start} + {args.days} days: {stats}", flush=True)
     rep = run_bench(args.site, start, sessions, caps, algorithms, log=lambda m: print(m, flush=True),

@@ -11,6 +11,7 @@ coefficient held in a mutable Param:
 ``y[r,t]``             EV load on row r (A for phase rows, kW for power rows); ub = limit − base − fixed
 ``bl[t]`` (kW)         non-EV site power, fixed by equal bounds (feeds the peak only)
 ``peak_kw``, ``z``     highest site power (lb = the period's peak so far); smallest delivered fraction
+``now_kw``             slot 0's site power (lb = the period's peak so far)
 ``free[e]``            bounds [0, 0] for active EVSEs, [0, 1] for idle ones (voids their fairness row)
 ``q[e]``               time-discounted current of EVSE e (its early-charging reward, see objectives.py)
 ``r[e]``               time-discounted current up to the fair shares of the first S slots
@@ -113,6 +114,7 @@ def add_variables(m: Any) -> None:
     m.y = pyo.Var(m.R, m.T, bounds=(None, None))
     m.bl = pyo.Var(m.T, bounds=(0.0, 0.0))
     m.peak_kw = pyo.Var(bounds=(0.0, None))
+    m.now_kw = pyo.Var(bounds=(0.0, None))
     m.z = pyo.Var(bounds=(0.0, 1.0))
     m.free = pyo.Var(m.E, bounds=(0.0, 1.0))
     m.q = pyo.Var(m.E, bounds=(None, None))
@@ -175,6 +177,8 @@ def add_circuit_flows(m: Any, topo: Topology) -> None:
 def add_peak_definition(m: Any) -> None:
     """peak[t]: EV site power + non-EV site power ≤ peak_kw."""
     m.peak = pyo.Constraint(m.T, rule=lambda m, t: m.y[m.site_power_row, t] + m.bl[t] <= m.peak_kw)
+    # now_kw: slot 0's site power (lb = the peak floor), the only slot that surely happens as planned.
+    m.peak_now = pyo.Constraint(expr=m.y[m.site_power_row, 0] + m.bl[0] <= m.now_kw)
 
 
 def add_fairness_rows(m: Any) -> None:

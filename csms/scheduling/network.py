@@ -10,7 +10,7 @@ row ``r`` for planned EVs in slot ``t`` after base load and fixed draws (negativ
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -135,6 +135,7 @@ class Network:
                              #      three-phase EVSE, which is still counted on all three phases: safe)
     present_frac: Array      # E    seconds of slot 0 the car is plugged in / a whole slot (≤ 1)
     peak_floor_kw: float = 0.0   # site power already reached in this demand period: staying under it is free
+    expected_kw: Array = field(default_factory=lambda: np.zeros(0))   # T: cars expected later (peak only)
     unknown_slack_slots: float = 4.0   # the slack an unknown departure is ranked with (urgency only)
 
     @cached_property
@@ -146,6 +147,11 @@ class Network:
     def feasible_need_kwh(self) -> Array:
         """Need capped by what the EVSE alone could deliver in the window (used to scale fairness terms)."""
         return np.minimum(self.need_kwh, (self.ub * self.kwh_et).sum(axis=1))
+
+    @cached_property
+    def peak_load_kw(self) -> Array:
+        """T: site power the peak term sees besides the planned EVs: non-EV load and the cars expected later."""
+        return self.non_ev[self.topo.row(0, 3)] + self.expected_kw
 
     @cached_property
     def rounding_unit_kw(self) -> float:
@@ -201,6 +207,7 @@ def compile_network(inp: SchedulingInput, topo: Topology | None = None) -> Netwo
         kwh_per_a=wired_kw * inp.slot_h, kw_per_a=kw_per_a, one_phase=one_phase,
         fixed_a=fixed_a, price=np.array([inp.price(t) for t in range(n_t)]), slot_h=slot_h,
         peak_floor_kw=_peak_floor_kw(inp, limit, topo, _rounding_unit_kw(net_fields["min_a"], kw_per_a)),
+        expected_kw=np.array([max(0.0, series_value(inp.expected_arrivals_kw, t, 0.0)) for t in range(n_t)]),
         unknown_slack_slots=inp.weights.unknown_slack_h * 3600.0 / inp.slot_s, **net_fields,
     )
 
@@ -339,7 +346,8 @@ def lp_bounds(net: Network, k_count: int, shares: Array) -> dict[str, tuple[Arra
     the per-slot fair shares of the first S slots (``heuristics.fair_shares``): the upper bounds of ``fs``.
     The peak's lower bound is the demand period's peak so far."""
     active = net.ub.any(axis=1)
-    site_kw = net.non_ev[net.topo.row(0, 3)][None, :]
+    # bl feeds only the peak row: non-EV load and the cars expected later.
+    site_kw = (net.non_ev[net.topo.row(0, 3)] + net.expected_kw)[None, :]
     seg_ub = np.repeat(np.where(active, 1.0 / k_count, 0.0)[:, None], k_count, axis=1)
     multi = list(net.topo.multi_phase)
     ub1 = np.where(net.one_phase[multi][:, None], net.ub[multi], 0.0) if multi else np.zeros((0, net.ub.shape[1]))
@@ -352,6 +360,7 @@ def lp_bounds(net: Network, k_count: int, shares: Array) -> dict[str, tuple[Arra
         "free": (np.zeros((1, len(active))), np.where(active, 0.0, 1.0)[None, :]),
         "fs": (np.zeros(shares.shape), shares),
         "peak": (np.full((1, 1), net.peak_floor_kw), np.full((1, 1), np.inf)),
+        "now": (np.full((1, 1), net.peak_floor_kw), np.full((1, 1), np.inf)),
     }
 
 

@@ -72,6 +72,15 @@ def peak_load(m: Model) -> Any:
     return m.peak_kw
 
 
+def peak_now(m: Model) -> Any:
+    """Slot 0's site power above the floor (``now_kw``). Only slot 0 surely happens as planned: the rest is
+    re-planned with what the next minutes bring. When the horizon's peak must rise above the floor, this
+    raises the load now only as far as that lowers the horizon's peak (for instance because the cars
+    expected later need the room), instead of filling slot 0 up to the new peak because the peak term
+    has already paid for it: a peak drawn now is a peak for the whole demand period."""
+    return m.now_kw
+
+
 def energy_cost(m: Model) -> Any:
     """Σ price_per_kwh·kWh of the EVs' site power (base load costs the same under any plan). ``price_h`` is
     price × slot hours, so the short slot 0 counts for its real length."""
@@ -114,7 +123,7 @@ def stage1_expr(m: Model, w: ObjectiveWeights) -> Any:
 def stage2_expr(m: Model, w: ObjectiveWeights) -> Any:
     """Stage 2: a lower peak above the floor, then price, then fair fractions and earliness (the weights set
     that order)."""
-    terms = [(w.peak_per_kw, peak_load), (w.cost_weight, energy_cost), (w.completed_per_session, sessions_completed),
+    terms = [(w.peak_per_kw, peak_load), (w.now_peak_per_kw, peak_now), (w.cost_weight, energy_cost), (w.completed_per_session, sessions_completed),
              (w.fairness_per_kwh, fair_fractions), (w.fairness_min_fraction, min_delivered_fraction),
              (w.early_per_kwh, early_charging)]
     return pyo.quicksum(weight * fn(m) for weight, fn in terms if weight != 0.0)

@@ -79,7 +79,7 @@ def _finish_fast(net: Network, idx: RowIndex, x: Array, x_lp: Array) -> None:
     if finishing.size == 0:
         return
     cap_0 = net.cap[:, 0].copy()
-    peak_kw = max(float((net.A @ x_lp)[site].max() + net.non_ev[site].max()), net.peak_floor_kw)
+    peak_kw = max(float(((net.A @ x_lp)[site] + net.peak_load_kw).max()), net.peak_floor_kw)
     cap_0[site] = min(cap_0[site], peak_kw - net.non_ev[site, 0])
     load = net.A @ x[:, 0]
     for e in sorted(finishing.tolist(), key=lambda e: (-net.priority[e], -net.urgency[e], e)):

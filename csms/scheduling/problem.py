@@ -181,6 +181,10 @@ class ObjectiveWeights:
     cost_weight: float = 1.0               # stage 2: multiplies price_per_kwh × kWh
     completed_per_session: float = 5.0     # stage 2: per driver's delivered fraction (completes small needs)
     peak_per_kw: float = 10.0              # stage 2: on the highest site load in the horizon, above the floor
+    # stage 2: on slot 0's site load above the floor (objectives.peak_now). A tie-break under the peak: deferring
+    # slot 0's load over n later slots raises their peak by 1/n of it, which must cost more (peak_per_kw/n, n up
+    # to the horizon and slot 0 as short as 5 minutes), else every re-plan would put charging off.
+    now_peak_per_kw: float = 0.02
     # False: no shaving below the site's own power limit (the floor is raised to it). With a binding limit a
     # lower peak only moves energy later, and cars arriving meanwhile then compete for it: measured on ACN
     # sessions it cost 1-3 points of energy. True: shave below the limit too (demand charges under a cap).
@@ -251,6 +255,11 @@ class SchedulingInput:
     #: can finish within this time is offered the current that finishes it, not its need spread thinly over
     #: the whole slot. None: slot 0 is planned to the boundary.
     replan_s: float | None = None
+    #: Forecast site power (kW) of cars not plugged in yet (expected arrivals, e.g. from the site's history,
+    #: ``csms.scheduling.forecast``). It feeds only the peak term, never a limit: the plan charges the cars
+    #: that are here early enough to leave room for those expected later, instead of discovering at noon
+    #: that the morning's cars still need the capacity the midday arrivals need too.
+    expected_arrivals_kw: PerSlot = ()
 
     def __post_init__(self) -> None:
         if self.start.tzinfo is None:

@@ -168,8 +168,7 @@ def _stage2_can_cost_energy(net: Network, w: ObjectiveWeights) -> bool:
         return True
     if w.peak_per_kw <= 0:
         return False
-    site = net.topo.row(0, 3)
-    most_kw = float((net.non_ev[site]).max()) + float((net.ub.max(axis=1) * net.kw_per_a).sum())
+    most_kw = float(net.peak_load_kw.max()) + float((net.ub.max(axis=1) * net.kw_per_a).sum())
     return most_kw > net.peak_floor_kw + 1e-6
 
 
@@ -189,7 +188,7 @@ def _push_bounds(sm: SiteModel, net: Network, pushed: dict[str, Array]) -> tuple
     handles: dict[str, Callable[[int, int], Any]] = {
         "i": lambda a, b: sm.i[a][b], "seg": lambda a, b: sm.seg[a][b], "y": lambda a, b: sm.y[a][b],
         "bl": lambda a, b: sm.bl[b], "free": lambda a, b: sm.free[b], "fs": lambda a, b: sm.fs[a][b],
-        "peak": lambda a, b: sm.m.peak_kw, "i1": lambda a, b: sm.i1[a][b],
+        "peak": lambda a, b: sm.m.peak_kw, "now": lambda a, b: sm.m.now_kw, "i1": lambda a, b: sm.i1[a][b],
     }
     changed: list[Any] = []
     tightened = shares_tightened = False

@@ -12,9 +12,10 @@ could draw stays within every limit.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from csms.config import ChargerConfig, SiteConfig, SmartChargingConfig
 from csms.scheduling import (
@@ -25,6 +26,7 @@ from csms.scheduling import (
     SessionSpec,
 )
 
+from csms.scheduling.forecast import PastSession, expected_arrivals_kw
 from .site_limits import SiteLimits, slot_edges
 
 
@@ -101,11 +103,13 @@ def build_input(
     price_per_kwh: tuple[float, ...] = (),
     idle_reserve_a: Mapping[str, float] | None = None,
     peak_floor_kw: float = 0.0,
+    history: Sequence[PastSession] = (),
 ) -> SchedulingInput:
     """`circuit_of` maps a station id to the circuit it hangs from (None: directly under the site).
     `idle_reserve_a`: what the plan keeps free for each idle EVSE under our control (EVSE key -> A per
     phase; absent: nothing), see smart.idle_share. `peak_floor_kw`: the highest site load this demand period,
-    under which the plan's peak term costs nothing.
+    under which the plan's peak term costs nothing. `history`: the site's recent sessions, from which the cars
+    expected later are forecast (`smart_charging.arrival_forecast_days`; peak term only).
 
     The plan starts `now`. Slots sit on a fixed grid (multiples of `slot_min` since the epoch, see
     `slot_floor`): slot 0 runs from now to the next boundary (`first_slot_s`), later slots are whole, so
@@ -155,6 +159,8 @@ def build_input(
         start=now, circuits=tuple(circuits), evses=tuple(specs), sessions=tuple(planned), fixed_draws=tuple(fixed),
         base_loads=base, price_per_kwh=price_per_kwh, slot_s=slot_s, horizon_slots=n, weights=weights_of(cfg),
         first_slot_s=first_slot_s, replan_s=cfg.replan_interval_s, peak_floor_kw=peak_floor_kw,
+        expected_arrivals_kw=expected_arrivals_kw(history, edges, ZoneInfo(site.timezone), cfg.arrival_forecast_days,
+                                                  cfg.arrival_forecast_min_days) if history else (),
     )
 
 

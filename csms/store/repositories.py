@@ -438,6 +438,15 @@ class StoreSession(BookingRepo):
             .order_by(TransactionRow.started_at.desc()).limit(limit))).all()
         return [(end - start).total_seconds() for start, end in rows]
 
+    async def ended_sessions_since(self, station_ids: Iterable[str], since: datetime
+                                   ) -> list[tuple[datetime, datetime, float]]:
+        """(start, end, energy Wh) of the stations' sessions that started at or after `since` and ended."""
+        rows = (await self.s.execute(
+            select(TransactionRow.started_at, TransactionRow.ended_at, TransactionRow.energy_wh)
+            .where(TransactionRow.station_id.in_(list(station_ids)), TransactionRow.started_at >= since,
+                   TransactionRow.ended_at.is_not(None)))).all()
+        return [(start, end, float(energy or 0.0)) for start, end, energy in rows]
+
     # --- notices ----------------------------------------------------------------------------------
     async def add_station_event(self, station_id: str, kind: str, detail: dict[str, Any], at: datetime) -> None:
         self.s.add(StationEventRow(station_id=station_id, kind=kind, detail=detail, at=at))

@@ -27,6 +27,7 @@ from csms.scheduling import FixedDraw, SchedulingInput
 from ..charging import StorePort
 from ..plan_input import ActiveSession, EvseState, build_input, charger_evses, evse_key, slot_floor
 from .control import ControlState
+from .arrivals import ArrivalHistory
 from .dwell import DwellHistory
 from .idle_share import IdleEvse, reserves
 from .live import Live
@@ -103,7 +104,7 @@ def merge_needs(needs: Sequence[ChargingNeeds]) -> StatedNeeds:
 class SnapshotBuilder:
     def __init__(self, live: Live, store: StorePort, clock: Clock, state: ControlState, *,
                  prices: PricePort | None = None, bookings: BookingPort | None = None,
-                 dwell: DwellHistory | None = None) -> None:
+                 dwell: DwellHistory | None = None, arrivals: ArrivalHistory | None = None) -> None:
         self.live = live
         self.store = store
         self.clock = clock
@@ -111,6 +112,7 @@ class SnapshotBuilder:
         self.prices = prices
         self.bookings = bookings
         self.dwell = dwell or DwellHistory()
+        self.arrivals = arrivals or ArrivalHistory()
         #: Per site: (demand period, highest measured EV load in it, kW). Kept in memory: after a restart the
         #: floor starts again from what is measured, which only makes the plan shave more, never overload.
         self._peak_kw: dict[str, tuple[str, float]] = {}
@@ -135,6 +137,7 @@ class SnapshotBuilder:
             stated = {t.key: merge_needs(await s.charging_needs_since(
                 t.station_id, t.evse.evse_id, t.started_at - NEEDS_BEFORE_START)) for t in txs}
             learned = {t.key: await self.dwell.dwell_s(s, t.id_token, sc) for t in txs}
+            history = await self.arrivals.sessions(s, site.id, ids, now, sc)
         evses = self._evses(site, stations, now)
         infos: dict[str, SessionInfo] = {}
         sessions: list[ActiveSession] = []
@@ -157,7 +160,7 @@ class SnapshotBuilder:
         def plan_input(reserve: Mapping[str, float]) -> SchedulingInput:
             return build_input(site, evses, sessions, now, sc, circuit_of=circuit_of,
                                external_limit_kw=external_limit_kw, price_per_kwh=prices, idle_reserve_a=reserve,
-                               peak_floor_kw=floor_kw)
+                               peak_floor_kw=floor_kw, history=history)
 
         inp = plan_input({})
         if any(e.controlled for e in idle):

@@ -133,6 +133,9 @@ class FakeStore:
     async def charging_needs_since(self, *_: Any) -> list[Any]:
         return []
 
+    async def ended_sessions_since(self, *_: Any) -> list[tuple[Any, Any, float]]:
+        return []
+
     async def session_durations_s(self, *_: Any) -> list[float]:
         return []
 
