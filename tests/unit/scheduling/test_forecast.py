@@ -82,3 +82,18 @@ def test_cars_here_charge_sooner_when_many_are_expected_later() -> None:
     peak_alone = max(w / 1000 + e for w, e in zip(alone.site_power_w, expected))
     # Flat at the expected 20 kW but for one admission at the 6 A minimum (1.38 kW), against 22 kW alone.
     assert peak_with <= 20.0 + 6 * V / 1000 + 1e-6 < peak_alone
+
+
+def test_a_site_with_a_limit_ignores_the_forecast() -> None:
+    """With a site limit (and no shaving below it, the default) the peak term only counts load above the
+    limit, which the cars to come cannot draw either: the plan is the same with or without the forecast
+    (reshaping it around them displaced least-laxity order and cost energy on capped ACN runs)."""
+    evses = [EvseSpec(k, 32.0, 6.0, (1,), V) for k in "AB"]
+    circuit = CircuitSpec("site", max_power_w=10_000, evse_keys=("A", "B"))
+    sessions = (SessionSpec("a", "A", 8_000, departure=NOW + timedelta(hours=3)),
+                SessionSpec("b", "B", 20_000, departure=NOW + timedelta(hours=8)))
+    def run(expected: tuple[float, ...]) -> list[list[float]]:
+        s = plan(SchedulingInput(start=NOW, circuits=(circuit,), evses=tuple(evses), sessions=sessions,
+                                 slot_s=900, horizon_slots=40, expected_arrivals_kw=expected))
+        return [list(s.session(k).current_a) for k in "ab"]
+    assert run((0.0,) * 4 + (30.0,) * 36) == run(())
