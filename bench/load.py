@@ -402,16 +402,15 @@ async def wait_port(port: int, proc: subprocess.Popen[bytes], timeout_s: float, 
     raise SystemExit(f"the server did not listen on {port} within {timeout_s}s; see {log}")
 
 
-def reset_postgres(url: str) -> None:
+async def reset_postgres(url: str) -> None:
     """Drop and recreate the public schema (only with --reset-db): a run starts from an empty database."""
     import asyncpg  # type: ignore[import-untyped]
 
-    async def go() -> None:
-        conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
         await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+    finally:
         await conn.close()
-
-    asyncio.run(go())
 
 
 def scrape_lag(api_port: int) -> dict[str, float]:
@@ -438,7 +437,7 @@ async def run_against_csms(args: argparse.Namespace, workdir: Path) -> dict[str,
     ocpp_port, api_port = free_port(), free_port()
     db_url = args.database_url or f"sqlite+aiosqlite:///{workdir / 'load.db'}"
     if args.database_url and args.reset_db:
-        reset_postgres(args.database_url)
+        await reset_postgres(args.database_url)
     cfg_path = workdir / "load.yaml"
     cfg_path.write_text(yaml.safe_dump(csms_config(args, ocpp_port, api_port, db_url)))
     log = workdir / "csms.log"
