@@ -43,6 +43,11 @@ PENDING = ("Confirmed", "Reserved")  # not started yet: may still be reserved, c
 COMMITTED_PRIORITY = 1000.0
 #: The what-if plan of a very long booking looks at its first week only (keeps the LP small).
 MAX_WHAT_IF_SLOTS = 7 * 96
+#: A running session whose departure nobody stated (no charging needs, no booking) is assumed to stay this
+#: long from now: a booking on its connector starting sooner is refused, and availability shows it busy.
+UNKNOWN_STAY = timedelta(hours=8)
+#: Charging needs sent this long before the transaction started still count (as billing and smart do).
+NEEDS_BEFORE_START = timedelta(minutes=10)
 
 
 class AdmissionRefused(Conflict):
@@ -103,9 +108,14 @@ class BookingService:
             raise InvalidRequest("end: must be after start")
         async with self.store.session() as s:
             booked = await s.bookings(site_id=site_id, overlapping=(start, end), statuses=OPEN)
+            occupied = await self._occupied(s, site_id)
+        now = self.clock.now()
         out = []
         for station_id, evse_id in await self._evses_of_site(site_id):
             busy = sorted((b.start, b.end) for b in booked if (b.station_id, b.evse_id) == (station_id, evse_id))
+            leaves = occupied.get((station_id, evse_id))
+            if leaves is not None:  # a car is plugged in now: busy until it is expected to leave
+                busy = sorted([*busy, (now, leaves)])
             free, cursor = [], start
             for b0, b1 in busy:
                 if b0 > cursor:
@@ -149,19 +159,25 @@ class BookingService:
                 if token.status is not AuthorizationStatus.ACCEPTED:
                     raise InvalidRequest(f"id_token: {id_token!r} is {token.status.value}")
                 booked = await s.bookings(site_id=site_id, overlapping=(start, end), statuses=OPEN)
+                occupied = await self._occupied(s, site_id)
             candidates = [(sid, n) for sid, n in await self._evses_of_site(site_id)
                           if (station_id is None or sid == station_id) and (evse_id is None or n == evse_id)]
             if not candidates:
                 raise InvalidRequest("no such EVSE at that site")
             taken = {(b.station_id, b.evse_id) for b in booked}
+            # A connector a car occupies now is not free before that car is expected to leave.
+            taken |= {k for k, leaves in occupied.items() if leaves > start}
             free = [c for c in candidates if c not in taken]
             if not free:
+                if station_id and evse_id and (station_id, evse_id) in occupied:
+                    raise Conflict(f"that connector is occupied by a charging session until about "
+                                   f"{occupied[(station_id, evse_id)].isoformat(timespec='minutes')}")
                 raise Conflict("that connector is already booked in that window" if station_id and evse_id
                                else "no connector is free in that window")
             chosen = free[0]
             guaranteed = await self._admissible_energy(site_id, chosen, start, end, energy_wh, booked)
-            if energy_wh is not None and guaranteed + 1.0 < energy_wh and not accept_partial:
-                raise AdmissionRefused(energy_wh, guaranteed)
+            if energy_wh is not None and guaranteed + 1.0 < energy_wh and (not accept_partial or guaranteed < 1.0):
+                raise AdmissionRefused(energy_wh, guaranteed)  # a guarantee of nothing is never booked
             booking = Booking(0, site_id, chosen[0], chosen[1], id_token, start, end, energy_wh,
                               min(energy_wh, guaranteed) if energy_wh is not None else None, "Confirmed", now)
             async with self.store.session() as s:
@@ -171,6 +187,21 @@ class BookingService:
         await self._refresh_cache()
         await self._check_one(booking)  # a booking starting within the lead time is reserved at once
         return await self.get(booking.id)  # with the status that produced (Reserved)
+
+    async def _occupied(self, s: Any, site_id: str) -> dict[tuple[str, int], datetime]:
+        """EVSEs of the site with a running session, and when that car is expected to leave: its stated
+        departure (charging needs), else its booking's end, else UNKNOWN_STAY from now."""
+        now = self.clock.now()
+        stations = {st.id for st in await s.stations() if st.site_id == site_id}
+        out: dict[tuple[str, int], datetime] = {}
+        for tx in await s.active_transactions():
+            if tx.station_id not in stations:
+                continue
+            needs = await s.latest_charging_needs(tx.station_id, tx.evse.evse_id, tx.started_at - NEEDS_BEFORE_START)
+            leaves = needs.departure_time if needs is not None else None
+            leaves = leaves or self.open.booking_end(tx.station_id, tx.id_token) or now + UNKNOWN_STAY
+            out[(tx.station_id, tx.evse.evse_id)] = max(leaves, now)
+        return out
 
     async def _admissible_energy(self, site_id: str, chosen: tuple[str, int], start: datetime, end: datetime,
                                  energy_wh: float | None, booked: list[Booking]) -> float:

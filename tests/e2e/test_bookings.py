@@ -247,3 +247,48 @@ async def test_admission_control(sqlite_url: str) -> None:
         assert r.status_code == 200
         r = await c.post("/bookings", json={"site_id": "small", "id_token": "TAG-BOOK", "energy_kwh": 20, **day2})
         assert r.status_code == 409 and "guarantee 11.0 kWh" in r.json()["error"]["message"]
+
+
+async def test_bookings_see_occupied_connectors_and_refuse_a_zero_guarantee(sqlite_url: str) -> None:
+    """Issue 11: a booking on a connector a car occupies was accepted with the full guarantee, availability
+    listed it free, and accept_partial booked a guarantee of 0 kWh."""
+    async with running(make_config(sqlite_url, SETUP, api=True)) as app, api(app) as c:
+        cp = charger(app, "CP-B", "1.6")  # 1.6: the car states no departure
+        await cp.connect(timeout=10)
+        try:
+            await cp.plug_in(ev(cp.clock, need_wh=30_000, hours=6), "TAG-OTHER")
+            await cp.start_charging()
+            await eventually(lambda: app.bookings is not None and _has_tx(app), what="session running")
+            now = datetime.now(UTC)
+            start, end = now + timedelta(minutes=5), now + timedelta(minutes=65)
+            avail = (await c.get("/sites/s1/availability", params={"start": iso(start), "end": iso(end)})).json()
+            free = {a["station_id"]: a["free"] for a in avail}
+            assert free["CP-B"] == [] and len(free["CP-C"]) == 1  # occupied: busy for the stay assumed (8 h)
+            r = await c.post("/bookings", json={"station_id": "CP-B", "evse_id": 1, "id_token": "TAG-BOOK",
+                                                "start": iso(start), "end": iso(end), "energy_kwh": 5})
+            assert r.status_code == 409 and "occupied by a charging session" in r.json()["error"]["message"]
+            r = await c.post("/bookings", json={"site_id": "s1", "id_token": "TAG-BOOK", "start": iso(start),
+                                                "end": iso(end), "energy_kwh": 5})
+            assert r.status_code == 201 and r.json()["station_id"] != "CP-B"
+            # A window after the car is expected to have left is bookable on that connector.
+            later = {"start": iso(now + timedelta(hours=9)), "end": iso(now + timedelta(hours=10))}
+            r = await c.post("/bookings", json={"station_id": "CP-B", "evse_id": 1, "id_token": "TAG-BOOK", **later})
+            assert r.status_code == 201, r.text
+        finally:
+            await cp.close()
+
+        day = (datetime.now(UTC) + timedelta(days=2)).replace(hour=10, minute=0, second=0, microsecond=0)
+        window = {"start": iso(day), "end": iso(day + timedelta(hours=2))}
+        r = await c.post("/bookings", json={"site_id": "small", "id_token": "TAG-BOOK", "energy_kwh": 40,
+                                            "accept_partial": True, **window})
+        assert r.status_code == 201 and r.json()["guaranteed_energy_kwh"] == pytest.approx(22.0, abs=0.05)
+        r = await c.post("/bookings", json={"site_id": "small", "id_token": "TAG-OTHER", "energy_kwh": 5,
+                                            "accept_partial": True, **window})
+        assert r.status_code == 409 and "guarantee 0.0 kWh" in r.json()["error"]["message"]
+
+
+def _has_tx(app: CsmsApp) -> Any:
+    async def check() -> bool:
+        async with app.store.session() as s:
+            return bool(await s.active_transactions("CP-B"))
+    return check()
