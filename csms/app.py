@@ -21,7 +21,7 @@ import uvicorn
 
 from csms.api.app import create_app
 from csms.api.metrics import Metrics
-from csms.config import Config, ConfigError, load_config
+from csms.config import Config, ConfigError, load_config, require_credentials
 from csms.domain.clock import AcceleratedClock, Clock, SystemClock
 from csms.ocpp.registry import ConnectionRegistry
 from csms.ocpp.server import OcppServer
@@ -50,6 +50,16 @@ class EmbeddedServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self):  # type: ignore[no-untyped-def, override]
         yield
+
+
+def _warn_insecure(cfg: Config) -> None:
+    """Profile 0 is an explicit opt-out; say at every start who connects without authentication."""
+    open_ids = [c.id for c in cfg.chargers if cfg.security_profile(c) == 0]
+    if open_ids:
+        log.warning("%d charger(s) connect without authentication (security_profile 0): %s%s", len(open_ids),
+                    ", ".join(open_ids[:5]), " ..." if len(open_ids) > 5 else "")
+    if cfg.server.allow_unknown_chargers:
+        log.warning("allow_unknown_chargers: unknown identities connect (Pending) without a password")
 
 
 def make_clock(cfg: Config) -> Clock:
@@ -86,6 +96,8 @@ class CsmsApp:
 
     async def start(self) -> None:
         cfg = self.cfg
+        require_credentials(cfg)
+        _warn_insecure(cfg)
         self.engine = create_engine(cfg.database.url, cfg.database.echo)
         await migrate(self.engine)
         self.store = Store(self.engine)
@@ -96,6 +108,7 @@ class CsmsApp:
         self.charging = ChargingService(
             self.store, self.bus, self.clock, heartbeat_interval_s=cfg.server.heartbeat_interval_s,
             allow_unknown_chargers=cfg.server.allow_unknown_chargers,
+            default_security_profile=cfg.server.security_profile,
         )
         self.ocpp = OcppServer(cfg.server, self.charging, self.charging, self.clock, observer=self.metrics)
         self.gateway: ConnectionRegistry = self.ocpp.registry

@@ -58,6 +58,31 @@ def _kw(value: float | None, key: str = "") -> float | None:
     return value
 
 
+#: OCPP security profiles (docs/ocpp.md "Security profiles"). 0 is ours, not OCPP's: no authentication at all,
+#: an explicit opt-out for tests and simulators on loopback.
+SecurityProfile = Literal[0, 1, 2, 3]
+
+
+class TlsConfig(_Strict):
+    """The wss:// listener (security profiles 2 and 3), beside the plain ws:// one. PEM files."""
+
+    host: str | None = None  # None: the same address as server.host
+    port: int = Field(9443, ge=0, le=65535)
+    cert_file: Path  # server certificate chain (leaf first)
+    key_file: Path
+    #: CA bundle that signs the chargers' client certificates (profile 3). Without it no client certificate
+    #: is asked for, and profile 3 cannot be used.
+    ca_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _files(self) -> "TlsConfig":
+        for key in ("cert_file", "key_file", "ca_file"):
+            path = getattr(self, key)
+            if path is not None and not path.is_file():
+                raise ValueError(f"{key}: no such file {str(path)!r}")
+        return self
+
+
 class OcppServerConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(9000, ge=0, le=65535)
@@ -73,6 +98,10 @@ class OcppServerConfig(_Strict):
     #: How long a CSMS-initiated CALL waits for its answer.
     response_timeout_s: float = Field(30, gt=0)
     max_message_bytes: int = Field(4 * 1024 * 1024, gt=1024)
+    #: Default security profile of chargers whose own entry and site set none; also what unknown chargers
+    #: (allow_unknown_chargers) must meet for the transport (TLS, client certificate).
+    security_profile: SecurityProfile = 1
+    tls: TlsConfig | None = None
 
     @field_validator("path_prefix")
     @classmethod
@@ -106,8 +135,10 @@ class DatabaseConfig(_Strict):
 class ChargerConfig(_Strict):
     id: Annotated[str, Field(pattern=IDENT)]
     site: str = "default"
-    #: HTTP Basic password (security profile 1). Stored hashed; plain here or via the environment.
+    #: HTTP Basic password (security profiles 1 and 2). Stored hashed; plain here or via the environment.
     password: str | None = None
+    #: None: the site's, else server.security_profile.
+    security_profile: SecurityProfile | None = None
     max_current_a: float = Field(32.0, gt=0)
     max_power_w: float | None = Field(None, gt=0)
     min_current_a: float = Field(6.0, ge=0)
@@ -180,6 +211,8 @@ class SiteConfig(_Strict):
     #: Energy assumed for sessions whose EV and driver state none (their departure stays unknown, see
     #: smart_charging.learned_dwell).
     default_energy_kwh: float = Field(20.0, gt=0)
+    #: Security profile of this site's chargers that set none (None: server.security_profile).
+    security_profile: SecurityProfile | None = None
 
     _w = field_validator("grid_limit_kw")(classmethod(lambda cls, v: _kw(v)))
 
@@ -326,6 +359,7 @@ class Config(_Strict):
         for i, c in enumerate(self.chargers):
             if c.site not in sites:
                 raise ValueError(f"chargers[{i}].site: unknown site {c.site!r} (known: {sorted(sites)})")
+        self._check_security()
         for i, t in enumerate(self.id_tokens):
             if t.group is not None and t.group not in groups:
                 raise ValueError(f"id_tokens[{i}].group: unknown group {t.group!r}")
@@ -345,11 +379,51 @@ class Config(_Strict):
             raise ValueError(f"{bad[0]}: unknown group")
         return self
 
+    def _check_security(self) -> None:
+        """Every profile in use must be servable (passwords: `require_credentials`)."""
+        tls = self.server.tls
+        _servable("server.security_profile", self.server.security_profile, tls)
+        for i, s in enumerate(self.sites):
+            if s.security_profile is not None:
+                _servable(f"sites[{i}].security_profile", s.security_profile, tls)
+        for i, c in enumerate(self.chargers):
+            _servable(f"chargers[{i}].security_profile", self.security_profile(c), tls)
+
+    def security_profile(self, charger: ChargerConfig) -> int:
+        """The charger's own profile, else its site's, else the server default."""
+        if charger.security_profile is not None:
+            return charger.security_profile
+        site = self.site(charger.site)
+        if site is not None and site.security_profile is not None:
+            return site.security_profile
+        return self.server.security_profile
+
     def site(self, site_id: str) -> SiteConfig | None:
         return next((s for s in self.sites if s.id == site_id), None)
 
     def charger(self, charger_id: str) -> ChargerConfig | None:
         return next((c for c in self.chargers if c.id == charger_id), None)
+
+
+def require_credentials(cfg: Config, source: str = "config") -> None:
+    """Secure by default: a charger whose profile is 1 or 2 must have a password. Checked when a configuration
+    file is loaded (load_config) and when the CSMS starts; a Config built for a unit test is not a CSMS.
+
+    Raises ConfigError naming the key."""
+    for i, c in enumerate(cfg.chargers):
+        p = cfg.security_profile(c)
+        if p in (1, 2) and not c.password:
+            raise ConfigError(
+                f"{source}: chargers[{i}].password: security profile {p} needs a password (set one, use a "
+                f"client certificate with security_profile: 3, or set security_profile: 0 to let {c.id!r} "
+                f"connect without any authentication)")
+
+
+def _servable(key: str, profile: int, tls: TlsConfig | None) -> None:
+    if profile >= 2 and tls is None:
+        raise ValueError(f"{key}: security profile {profile} needs TLS: configure server.tls")
+    if profile == 3 and tls is not None and tls.ca_file is None:
+        raise ValueError(f"{key}: security profile 3 needs server.tls.ca_file (the CA of the client certificates)")
 
 
 def _unique(key: str, values: list[str]) -> None:
@@ -518,4 +592,6 @@ def load_config(path: Path, env: dict[str, str] | None = None) -> Config:
         text = path.read_text()
     except OSError as e:
         raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
-    return parse_config(text, env, source=str(path))
+    cfg = parse_config(text, env, source=str(path))
+    require_credentials(cfg, str(path))
+    return cfg

@@ -85,7 +85,9 @@ def build_config(plan: RunPlan, *, speedup: float, db_path: Path) -> Config:
         }],
         "chargers": [{"id": c.charger_id, "site": site.id, "max_current_a": c.max_current_a, "phases": c.phases,
                       "voltage_v": c.voltage_v, "evse_count": c.evse_count,
-                      **({"password": c.password} if c.password else {})} for c in plan.charger_configs],
+                      # A simulated fleet on loopback without a password is an explicit profile 0.
+                      **({"password": c.password} if c.password else {"security_profile": 0})}
+                     for c in plan.charger_configs],
         "groups": [{"name": group}] if group else [],
         "id_tokens": [{"value": t, **({"group": group} if group else {})} for t in plan.id_tokens],
         "clock": {"speedup": speedup, "start": plan.start.isoformat()},

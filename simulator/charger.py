@@ -42,6 +42,7 @@ class ChargerConfig:
     url: str = "ws://127.0.0.1:9000/ocpp"      # the charger connects to f"{url}/{charger_id}"
     protocol: str = "1.6"                      # "1.6" | "2.0.1"
     password: str | None = None                # HTTP Basic auth (username = charger_id)
+    ssl_context: Any = None                    # ssl.SSLContext for wss:// (CA to trust, client certificate)
     vendor: str = "GridChargeSim"
     model: str = "SimAC22"
     firmware: str = "sim-0.1"
@@ -226,7 +227,8 @@ class Charger(CsmsCommandsMixin):
             headers["Authorization"] = f"Basic {token}"
         return await websockets.connect(
             self.config.endpoint, subprotocols=[self.adapter.subprotocol],  # type: ignore[list-item]
-            additional_headers=headers or None, open_timeout=10, max_size=4 * 2**20)
+            additional_headers=headers or None, open_timeout=10, max_size=4 * 2**20,
+            **({"ssl": self.config.ssl_context} if self.config.ssl_context is not None else {}))
 
     async def _supervise(self) -> None:
         backoff = self.config.reconnect_initial_real_s

@@ -57,7 +57,10 @@ class StationOut(BaseModel):
 class StationIn(_In):
     id: str = Field(pattern=r"^[^:/\s]{1,48}$")
     site_id: str = "default"
-    password: str | None = Field(None, min_length=8)
+    password: str | None = Field(None, min_length=8, max_length=128)
+    #: OCPP security profile (0 none, 1 password, 2 TLS + password, 3 TLS + client certificate); None: the
+    #: site's, else the server's. Profiles 1 and 2 need a password.
+    security_profile: Literal[0, 1, 2, 3] | None = None
     max_current_a: float = Field(32.0, gt=0)
     min_current_a: float = Field(6.0, ge=0)
     phases: Literal[1, 2, 3] = 3
@@ -68,7 +71,8 @@ class StationPatch(_In):
     site_id: str | None = None
     min_current_a: float | None = Field(None, ge=0)
     phases: Literal[1, 2, 3] | None = None
-    password: str | None = Field(None, min_length=8)
+    password: str | None = Field(None, min_length=8, max_length=128)
+    security_profile: Literal[0, 1, 2, 3] | None = None
     max_current_a: float | None = Field(None, gt=0)
     registration: Literal["Accepted", "Pending", "Rejected"] | None = None
 

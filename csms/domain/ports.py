@@ -33,7 +33,10 @@ class StationAccess:
     """What the handshake needs to know about an identity."""
 
     known: bool
-    password_hash: str | None = None  # None: no password required
+    password_hash: str | None = None  # None: no password set (refused unless the profile needs none)
+    #: OCPP security profile the connection must meet (docs/ocpp.md): 0 none (explicitly insecure),
+    #: 1 Basic auth, 2 TLS + Basic auth, 3 TLS + client certificate whose subject CN is the identity.
+    security_profile: int = 1
 
 
 class StationDirectory(Protocol):

@@ -7,8 +7,12 @@ Handshake rules, checked before the upgrade, cheapest first (docs/ocpp.md):
 2. subprotocol: the first of `cfg.subprotocols` (server order) that the charger offers; a charger
    offering none of them is refused with 400, never served without a subprotocol.
 3. identity: `directory.access(id)` None -> 404, unless `cfg.allow_unknown_chargers`.
-4. security profile 1: if the station has a password hash, HTTP Basic auth with username == id and
-   the right password, else 401.
+4. security profile (csms.ocpp.security.admit): 2 and 3 need TLS (403 on ws://); 3 needs a client
+   certificate (verified by the TLS layer against `tls.ca_file`) whose subject CN is the identity
+   (401 without one, 403 for another); 1 and 2 need HTTP Basic auth with username == id and the right
+   password, else 401 (also when no password is set: only profile 0 connects without one).
+
+With `cfg.tls` set, the same handler also listens for wss:// on `tls.port` (`.tls_port`).
 
 A second connection with an identity already connected replaces the first: the old one is closed
 with 1000 "replaced by a new connection" and its end does not mark the station offline; only the end
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import weakref
 from http import HTTPStatus
 from typing import Any
@@ -46,6 +51,7 @@ from csms.ocpp.common import identity_from_path
 from csms.ocpp.connection import OcppConnection
 from csms.ocpp.observe import NULL_OBSERVER, OcppObserver
 from csms.ocpp.registry import ConnectionRegistry
+from csms.ocpp.security import admit, certificate_cn, server_ssl_context
 from csms.ocpp.v16.handlers import V16ChargePoint
 from csms.ocpp.v201.handlers import V201ChargePoint
 
@@ -85,15 +91,34 @@ class OcppServer:
         self.compression = compression
         self.observer = observer
         self.port: int | None = None
+        self.tls_port: int | None = None
         self._server: Server | None = None
+        self._tls_server: Server | None = None
         self._auth = BasicAuthChecker()
         self._known: weakref.WeakKeyDictionary[ServerConnection, bool] = weakref.WeakKeyDictionary()
         self._closers: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> None:
         cfg = self.cfg
-        self._server = await serve(
-            self._handle, cfg.host, cfg.port,
+        self._server = await self._serve(cfg.host, cfg.port, None)
+        self.port = self._server.sockets[0].getsockname()[1]
+        log.info("ocpp server listening url=ws://%s:%s%s/{id} subprotocols=%s", cfg.host, self.port,
+                 cfg.path_prefix, ",".join(cfg.subprotocols))
+        if cfg.tls is not None:
+            host = cfg.tls.host or cfg.host
+            try:
+                self._tls_server = await self._serve(host, cfg.tls.port, server_ssl_context(cfg.tls))
+            except BaseException:
+                await self.stop()
+                raise
+            self.tls_port = self._tls_server.sockets[0].getsockname()[1]
+            log.info("ocpp server listening url=wss://%s:%s%s/{id} client_certificates=%s", host, self.tls_port,
+                     cfg.path_prefix, cfg.tls.ca_file is not None)
+
+    async def _serve(self, host: str, port: int, ssl_context: ssl.SSLContext | None) -> Server:
+        cfg = self.cfg
+        return await serve(
+            self._handle, host, port, ssl=ssl_context,
             subprotocols=[Subprotocol(p) for p in cfg.subprotocols],
             select_subprotocol=self._select_subprotocol,
             process_request=self._process_request,
@@ -104,17 +129,17 @@ class OcppServer:
             max_size=cfg.max_message_bytes, compression=self.compression,
             logger=logging.getLogger("csms.ocpp.ws"),
         )
-        self.port = self._server.sockets[0].getsockname()[1]
-        log.info("ocpp server listening url=ws://%s:%s%s/{id} subprotocols=%s", cfg.host, self.port,
-                 cfg.path_prefix, ",".join(cfg.subprotocols))
 
     async def stop(self) -> None:
         """Close every connection (1001 going away) and wait for their handlers to finish."""
-        if self._server is None:
+        servers = [srv for srv in (self._server, self._tls_server) if srv is not None]
+        if not servers:
             return
-        self._server.close()
-        await self._server.wait_closed()
-        self._server = None
+        for srv in servers:
+            srv.close()
+        for srv in servers:
+            await srv.wait_closed()
+        self._server = self._tls_server = None
         log.info("ocpp server stopped")
 
     async def __aenter__(self) -> OcppServer:
@@ -145,9 +170,16 @@ class OcppServer:
         access = await self.directory.access(ident)
         if access is None and not self.cfg.allow_unknown_chargers:
             return self._refuse(conn, HTTPStatus.NOT_FOUND, "unknown charger", ident)
-        if access is not None and access.password_hash:
+        ssl_object = conn.transport.get_extra_info("ssl_object")
+        profile = access.security_profile if access is not None else self.cfg.security_profile
+        verdict = admit(profile, ident, tls=ssl_object is not None, known=access is not None,
+                        cert_cn=certificate_cn(ssl_object.getpeercert()) if ssl_object is not None else None)
+        if verdict.status is not None:
+            return self._refuse(conn, verdict.status, verdict.reason, ident)
+        if verdict.needs_password:
+            assert access is not None
             header = request.headers.get("Authorization")
-            if not await self._auth.check(ident, header, access.password_hash):
+            if not access.password_hash or not await self._auth.check(ident, header, access.password_hash):
                 resp = self._refuse(conn, HTTPStatus.UNAUTHORIZED, "authentication required", ident)
                 resp.headers["WWW-Authenticate"] = 'Basic realm="ocpp", charset="UTF-8"'
                 return resp

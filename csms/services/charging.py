@@ -68,13 +68,14 @@ CostQuery = Callable[[Transaction], Awaitable[float | None]]
 class ChargingService:
     def __init__(
         self, store: StorePort, bus: EventBus, clock: Clock, *, heartbeat_interval_s: int,
-        allow_unknown_chargers: bool = False,
+        allow_unknown_chargers: bool = False, default_security_profile: int = 1,
     ) -> None:
         self.store = store
         self.bus = bus
         self.clock = clock
         self.heartbeat_interval_s = heartbeat_interval_s
         self.allow_unknown_chargers = allow_unknown_chargers
+        self.default_security_profile = default_security_profile
         #: Set to billing's live cost (the invoice if the session ended now): asked by the 2.0.1 adapter
         #: for totalCost through `live_cost`, never on the message path of a version that has no use for it.
         self.cost_query: CostQuery | None = None
@@ -86,8 +87,10 @@ class ChargingService:
     # --- handshake ------------------------------------------------------------------------------
     async def access(self, station_id: str) -> StationAccess | None:
         async with self.store.session() as s:
-            known, password_hash = await s.station_password_hash(station_id)
-        return StationAccess(known=True, password_hash=password_hash) if known else None
+            known, password_hash, profile = await s.station_access(station_id)
+        if not known:
+            return None
+        return StationAccess(True, password_hash, self.default_security_profile if profile is None else profile)
 
     # --- connection lifecycle -------------------------------------------------------------------
     async def connected(self, station_id: str, protocol: str) -> None:

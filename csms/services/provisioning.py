@@ -31,6 +31,7 @@ async def seed_from_config(store: StorePort, cfg: Config) -> None:
             fields = dict(
                 site_id=c.site, max_current_a=c.max_current_a, max_power_w=c.max_power_w,
                 min_current_a=c.min_current_a, phases=c.phases, voltage_v=c.voltage_v, from_config=True,
+                security_profile=cfg.security_profile(c),
             )
             if c.password is None:
                 fields["password_hash"] = None

@@ -45,6 +45,8 @@ class StationRow(Base):
     site_id: Mapped[str] = mapped_column(String(48), default="default")
     registration: Mapped[str] = mapped_column(String(16))
     password_hash: Mapped[str | None] = mapped_column(String(200))
+    #: OCPP security profile 0-3 the charger must connect with; NULL: the server default.
+    security_profile: Mapped[int | None] = mapped_column(Integer)
     vendor: Mapped[str | None] = mapped_column(String(50))
     model: Mapped[str | None] = mapped_column(String(50))
     serial_number: Mapped[str | None] = mapped_column(String(50))

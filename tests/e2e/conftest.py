@@ -30,7 +30,7 @@ def free_port() -> int:
 
 def make_config(db_url: str, extra: str = "", *, ocpp_port: int = 0, api: bool = False) -> Config:
     base = f"""
-server: {{port: {ocpp_port}, heartbeat_interval_s: 60}}
+server: {{port: {ocpp_port}, heartbeat_interval_s: 60, security_profile: 0}}
 api: {{enabled: {str(api).lower()}, port: 0}}
 database: {{url: "{db_url}"}}
 smart_charging: {{debounce_s: 0.1}}

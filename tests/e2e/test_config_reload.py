@@ -24,7 +24,7 @@ NEW_KEY = "reload-viewer-key-0123456789"
 def render(db_url: str, *, limit_kw: float = 50, chargers: str = "{id: CP-1, site: s1}",
            tokens: str = "{value: TAG-OLD}", keys: str = "", charger_extra: str = "") -> str:
     return f"""
-server: {{port: 0, heartbeat_interval_s: 60}}
+server: {{port: 0, heartbeat_interval_s: 60, security_profile: 0}}
 api: {{enabled: true, port: 0, keys: {{root: {{key: {KEY}, role: admin}}{keys}}}}}
 database: {{url: "{db_url}"}}
 smart_charging: {{debounce_s: 0.1}}

@@ -332,7 +332,7 @@ async def test_switching_smart_charging_off_by_reload_takes_the_profiles_back(tm
                                                                               protocol: str) -> None:
     def config(enabled: bool) -> str:
         return f"""
-server: {{port: 0, heartbeat_interval_s: 60}}
+server: {{port: 0, heartbeat_interval_s: 60, security_profile: 0}}
 api: {{enabled: false}}
 database: {{url: "{sqlite_url}"}}
 smart_charging: {{debounce_s: 0.1, enabled: {str(enabled).lower()}}}

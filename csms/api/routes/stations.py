@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Response
 from csms.api.auth import Admin, Viewer
 from csms.api.deps import Ctx
 from csms.api.schemas import ConnectorOut, Limit, Offset, Page, StationIn, StationOut, StationPatch
+from csms.config import Config
 from csms.domain.errors import Conflict, InvalidRequest, UnknownStation
 from csms.domain.passwords import hash_password
 
@@ -62,15 +63,19 @@ async def station_history(station_id: str, ctx: Ctx, _: Viewer,
 
 @router.post("", response_model=StationOut, status_code=201, summary="Register a charger")
 async def create_station(body: StationIn, ctx: Ctx, _: Admin) -> StationOut:
-    if ctx.cfg.site(body.site_id) is None:
+    site = ctx.cfg.site(body.site_id)
+    if site is None:
         raise InvalidRequest(f"site_id: unknown site {body.site_id!r}")
+    profile = next(p for p in (body.security_profile, site.security_profile, ctx.cfg.server.security_profile)
+                   if p is not None)
+    _check_profile(ctx.cfg, profile, has_password=bool(body.password))
     pw = await asyncio.to_thread(hash_password, body.password) if body.password else None
     async with ctx.store.session() as s:
         if await s.station(body.id) is not None:
             raise Conflict(f"station {body.id!r} exists")
         await s.upsert_station(body.id, site_id=body.site_id, password_hash=pw, max_current_a=body.max_current_a,
                                min_current_a=body.min_current_a, phases=body.phases, voltage_v=body.voltage_v,
-                               registration="Accepted")
+                               registration="Accepted", security_profile=profile)
     return await get_station(body.id, ctx, _)
 
 
@@ -79,6 +84,14 @@ async def patch_station(station_id: str, body: StationPatch, ctx: Ctx, _: Admin)
     fields = body.model_dump(exclude_none=True)
     if "site_id" in fields and ctx.cfg.site(fields["site_id"]) is None:
         raise InvalidRequest(f"site_id: unknown site {fields['site_id']!r}")
+    async with ctx.store.session() as s:
+        known, old_hash, old_profile = await s.station_access(station_id)
+    if not known:
+        raise UnknownStation(station_id)
+    if "security_profile" in fields or "password" in fields:
+        profile = fields.get("security_profile", old_profile)
+        _check_profile(ctx.cfg, ctx.cfg.server.security_profile if profile is None else profile,
+                       has_password="password" in fields or old_hash is not None)
     if "password" in fields:
         fields["password_hash"] = await asyncio.to_thread(hash_password, fields.pop("password"))
     async with ctx.store.session() as s:
@@ -87,6 +100,17 @@ async def patch_station(station_id: str, body: StationPatch, ctx: Ctx, _: Admin)
         if fields:
             await s.upsert_station(station_id, **fields)
     return await get_station(station_id, ctx, _)
+
+
+def _check_profile(cfg: Config, profile: int, *, has_password: bool) -> None:
+    """The rules config.yaml follows (csms.config): servable, and 1 and 2 need a password."""
+    if profile >= 2 and cfg.server.tls is None:
+        raise InvalidRequest(f"security_profile: profile {profile} needs TLS (server.tls in config.yaml)")
+    if profile == 3 and cfg.server.tls is not None and cfg.server.tls.ca_file is None:
+        raise InvalidRequest("security_profile: profile 3 needs server.tls.ca_file in config.yaml")
+    if profile in (1, 2) and not has_password:
+        raise InvalidRequest(f"password: security profile {profile} needs a password (or security_profile 3 "
+                             f"with a client certificate, or 0 for none at all)")
 
 
 @router.delete("/{station_id}", status_code=204, response_class=Response)

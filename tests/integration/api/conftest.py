@@ -20,7 +20,7 @@ VIEWER_KEY = "viewer-key-0123456789abcde"
 DRIVER_KEY = "driver-key-0123456789abcde"  # owns TAG-D only
 
 BASE = """
-server: {{port: 0, heartbeat_interval_s: 60}}
+server: {{port: 0, heartbeat_interval_s: 60, security_profile: 0}}
 database: {{url: "{db_url}"}}
 api:
   port: 0

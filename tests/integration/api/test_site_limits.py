@@ -24,7 +24,7 @@ from .conftest import client, eventually
 T0 = datetime(2026, 1, 12, 17, 0, tzinfo=UTC)  # Monday 18:00 in Berlin: the 18:00-21:00 window is in force
 E1 = EvseRef(1)
 CONFIG = """
-server: {{port: 0, heartbeat_interval_s: 60}}
+server: {{port: 0, heartbeat_interval_s: 60, security_profile: 0}}
 database: {{url: "{db_url}"}}
 api: {{port: 0}}
 smart_charging: {{debounce_s: 0}}                 # clock seconds: the fake clock stands still

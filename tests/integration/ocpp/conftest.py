@@ -20,6 +20,8 @@ from csms.ocpp.server import OcppServer
 from .clients import V16Client, V201Client
 from .fakes import FakeDirectory, RecordingEvents, basic, open_ws
 
+#: Chargers of the protocol tests connect without authentication: an explicit profile 0.
+INSECURE = StationAccess(True, security_profile=0)
 #: Cheap hash for tests (the production iteration count costs ~50 ms per check).
 SECRET_HASH = hash_password("s3cret-passw0rd!", iterations=1000)
 
@@ -38,7 +40,9 @@ class Env:
         return self.server.port
 
     async def ws(self, ident: str, protocols: list[str] | None = ("ocpp1.6",), **kw: Any) -> ClientConnection:  # type: ignore[assignment]
-        ws = await open_ws(self.port, ident, protocols, **kw)
+        port = self.server.tls_port if kw.get("ssl") is not None else self.port  # ssl=ctx: wss://
+        assert port is not None
+        ws = await open_ws(port, ident, protocols, **kw)
         self._sockets.append(ws)
         return ws
 
@@ -74,7 +78,7 @@ async def make_env() -> AsyncIterator[MakeEnv]:
                    events: RecordingEvents | None = None, **cfg: Any) -> Env:
         cfg.setdefault("port", 0)
         directory = FakeDirectory(stations if stations is not None else {
-            "CP1": StationAccess(True), "CP2": StationAccess(True),
+            "CP1": INSECURE, "CP2": INSECURE,
             "SECURE": StationAccess(True, SECRET_HASH)})
         ev = events or RecordingEvents()
         server = OcppServer(OcppServerConfig(**cfg), ev, directory, FakeClock(ev.now), ready_grace_s=ready_grace_s)
@@ -93,4 +97,4 @@ async def env(make_env: MakeEnv) -> Env:
     return await make_env()
 
 
-__all__ = ["Env", "SECRET_HASH", "basic"]
+__all__ = ["Env", "INSECURE", "SECRET_HASH", "basic"]

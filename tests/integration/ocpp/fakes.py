@@ -133,6 +133,7 @@ def basic(user: str, password: str) -> dict[str, str]:
 
 async def open_ws(port: int, ident: str, protocols: list[str] | None = ("ocpp1.6",),  # type: ignore[assignment]
                   headers: dict[str, str] | None = None, prefix: str = "/ocpp", **kw: Any) -> ClientConnection:
-    return await connect(f"ws://127.0.0.1:{port}{prefix}/{ident}",
+    scheme = "wss" if kw.get("ssl") is not None else "ws"  # ssl=<SSLContext>: the TLS listener's port
+    return await connect(f"{scheme}://127.0.0.1:{port}{prefix}/{ident}",
                          subprotocols=list(protocols) if protocols else None,  # type: ignore[arg-type]
                          additional_headers=headers, open_timeout=3, **kw)

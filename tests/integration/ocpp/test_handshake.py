@@ -41,7 +41,7 @@ async def test_wrong_prefix_is_404(env: Env) -> None:
 
 
 async def test_url_encoded_identity_is_decoded(make_env: MakeEnv) -> None:
-    env = await make_env(stations={"CP 1": StationAccess(True)})
+    env = await make_env(stations={"CP 1": StationAccess(True, security_profile=0)})
     await env.ws("CP%201")
     assert (await env.events.wait_for("connected"))[0] == ("CP 1", "ocpp1.6")
 

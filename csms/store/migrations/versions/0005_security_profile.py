@@ -1,0 +1,25 @@
+"""stations.security_profile: the OCPP security profile a charger must connect with
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-12-06 18:00:00
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+revision = '0005'
+down_revision = '0004'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    # NULL (rows written before this column existed): the server default applies at the handshake.
+    with op.batch_alter_table('stations', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('security_profile', sa.Integer(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('stations', schema=None) as batch_op:
+        batch_op.drop_column('security_profile')
