@@ -109,6 +109,7 @@ class CsmsApp:
             self.store, self.bus, self.clock, heartbeat_interval_s=cfg.server.heartbeat_interval_s,
             allow_unknown_chargers=cfg.server.allow_unknown_chargers,
             default_security_profile=cfg.server.security_profile,
+            pending_interval_s=cfg.server.pending_interval_s,
         )
         self.ocpp = OcppServer(cfg.server, self.charging, self.charging, self.clock, observer=self.metrics)
         self.gateway: ConnectionRegistry = self.ocpp.registry

@@ -90,6 +90,8 @@ class OcppServerConfig(_Strict):
     #: Server preference: the first one the charger also offers is chosen.
     subprotocols: list[Literal["ocpp2.0.1", "ocpp1.6"]] = ["ocpp2.0.1", "ocpp1.6"]
     heartbeat_interval_s: int = Field(300, gt=0)
+    #: BootNotification retry interval sent to a Pending charger (seconds).
+    pending_interval_s: int = Field(30, gt=0)
     #: Unknown identities are registered and answered Pending until an operator accepts them.
     allow_unknown_chargers: bool = False
     #: Websocket keepalive: ping every interval; no pong within timeout marks the charger offline.
@@ -123,6 +125,11 @@ class ApiConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     keys: dict[str, ApiKeyConfig] = {}
+    #: Request bodies above this are refused with 413 before any route reads them.
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    #: Browser origins allowed to call the API (CORS), e.g. ["https://ops.example.com"]; [] sends no CORS
+    #: headers, so browsers keep other sites' pages out. "*" allows every origin (never with credentials).
+    cors_origins: list[str] = []
 
 
 class DatabaseConfig(_Strict):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from . import dashboard, errors, metrics
+from .body_limit import BodyLimit
 from .deps import ApiContext
 from .routes import billing, bookings, commands, live, sessions, sites, stations, tokens
 
@@ -18,6 +20,13 @@ def create_app(ctx: ApiContext, extra_routers: tuple = ()) -> FastAPI:  # type: 
     )
     app.state.ctx = ctx
     errors.install(app)
+    api_cfg = ctx.cfg.api
+    if api_cfg.cors_origins:
+        # API keys travel in a header, never in cookies: no credentials mode.
+        app.add_middleware(CORSMiddleware, allow_origins=api_cfg.cors_origins, allow_credentials=False,
+                           allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+                           allow_headers=["X-API-Key", "Authorization", "Content-Type"])
+    app.add_middleware(BodyLimit, max_bytes=api_cfg.max_body_bytes)  # added last: runs first
     for r in (stations.router, sessions.router, commands.router, tokens.router, sites.router, bookings.router,
               billing.router, live.router, *extra_routers):
         app.include_router(r, prefix="/api/v1")

@@ -91,7 +91,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {400: "invalid_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-                405: "method_not_allowed"}.get(exc.status_code, "error")
+                405: "method_not_allowed", 413: "payload_too_large"}.get(exc.status_code, "error")
         message = str(exc.detail)
         if message == "There was an error parsing the body":  # FastAPI's words for an undecodable body
             message = "the request body could not be parsed: send JSON (Content-Type: application/json)"

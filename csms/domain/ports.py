@@ -37,6 +37,8 @@ class StationAccess:
     #: OCPP security profile the connection must meet (docs/ocpp.md): 0 none (explicitly insecure),
     #: 1 Basic auth, 2 TLS + Basic auth, 3 TLS + client certificate whose subject CN is the identity.
     security_profile: int = 1
+    #: Until Accepted, the connection answers everything but BootNotification with SecurityError.
+    registration: RegistrationStatus = RegistrationStatus.ACCEPTED
 
 
 class StationDirectory(Protocol):
@@ -82,6 +84,9 @@ class ChargerGateway(Protocol):
     charger's refusal, absence or silence."""
 
     def is_connected(self, station_id: str) -> bool: ...
+    def set_registration(self, station_id: str, status: RegistrationStatus) -> bool:
+        """The operator changed the registration: the live connection applies it at once (True: connected)."""
+        ...
     def capabilities(self, station_id: str) -> Capabilities:
         """Last discovered capabilities of the station (Capabilities() when not yet known)."""
         ...

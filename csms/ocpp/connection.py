@@ -6,9 +6,10 @@ Why the `ocpp` library's `ChargePoint.start()`/`route_message()`/`call()` are re
   port) awaits a CALL to the same charger deadlocks: the answer is never read. Here the reader only
   routes frames: answers resolve the pending request at once; CALLs go to a per-connection worker
   that handles them one by one, in order.
-* It drops unparsable frames and frames with bad types without a CALLERROR. Here every CALL whose
-  message id can be read gets one, with the error code spelled for the connection's version
-  (csms.ocpp.errors), and the connection keeps working.
+* It drops unparsable frames and frames with bad types without a CALLERROR. Here every frame but an
+  answer gets one: with its message id when that can be read, else with id "-1" and RpcFrameworkError;
+  codes are spelled for the connection's version (csms.ocpp.errors), and the connection keeps working.
+  Answers (CALLRESULT/CALLERROR) are never answered: an unexpected one is logged and dropped.
 * Its `call()` swallows CALLERRORs by default, raises on timeouts and logs every frame at INFO.
   `request()` returns the answer payload or raises CommandFailed carrying an explicit
   CommandResult (TIMEOUT / OFFLINE / ERROR), and frames are logged at DEBUG on "csms.ocpp.frames".
@@ -43,7 +44,7 @@ from ocpp.messages import Call, CallResult, validate_payload
 from websockets.exceptions import ConnectionClosed
 
 from csms.domain.clock import Clock
-from csms.domain.enums import CommandStatus
+from csms.domain.enums import CommandStatus, RegistrationStatus
 from csms.domain.model import Capabilities, CommandResult
 from csms.domain.ports import ChargerEvents
 from csms.ocpp import errors as oe
@@ -124,6 +125,8 @@ class OcppConnection(ChargePoint):
         self._pending: tuple[str, asyncio.Future[Any]] | None = None
         self._closed = False
         self._boot_seen = False
+        #: Set by the server from the directory, then by each BootNotification answer.
+        self.registration = RegistrationStatus.ACCEPTED
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # --- reading ---------------------------------------------------------------------------------
@@ -161,7 +164,7 @@ class OcppConnection(ChargePoint):
             frames.debug("%s < %s", self.id, raw_msg)
         try:
             msg = json.loads(raw_msg)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser's stack
             m = _CALL_ID.match(raw_msg)
             await self._reject_frame(m.group(1) if m else None, oe.RPC, "frame is not valid JSON")
             return
@@ -184,9 +187,11 @@ class OcppConnection(ChargePoint):
             await self._reject_frame(uid, oe.MSG_TYPE, f"message type {kind} is not supported")
 
     async def _reject_frame(self, uid: str | None, kind: str, why: str) -> None:
+        """Answer a frame that cannot be handled. An unreadable id is answered as "-1" (OCPP 2.0.1 Part 4,
+        RpcFrameworkError; 1.6 spells the kind FormationViolation), so the sender learns it was refused."""
         log.warning("malformed frame station=%s id=%s error=%s", self.id, uid, why)
-        if uid is not None:
-            await self._send_frame(oe.call_error_frame(uid, oe.OcppFault(kind, why), self._ocpp_version))
+        fault = oe.OcppFault(kind if uid is not None else oe.RPC, why)
+        await self._send_frame(oe.call_error_frame(uid if uid is not None else "-1", fault, self._ocpp_version))
 
     def _on_answer(self, msg: list[Any]) -> None:
         p = self._pending
@@ -219,6 +224,10 @@ class OcppConnection(ChargePoint):
         on = handlers.get("_on_action")
         kwargs: dict[str, Any] = {}
         try:
+            if self.registration is not RegistrationStatus.ACCEPTED and action != "BootNotification":
+                # OCPP 2.0.1 B02.FR.09 / B03.FR.07 (1.6: the same code): nothing counts before acceptance.
+                raise oe.OcppFault(oe.SECURITY, f"{action} refused: registration is {self.registration.value}, "
+                                                f"send BootNotification")
             if on is None:
                 kind = oe.NOT_IMPLEMENTED if action in self._actions else oe.NOT_SUPPORTED
                 raise oe.OcppFault(kind, f"{action} is not handled by this central system")

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from csms.domain.enums import CommandStatus
+from csms.domain.enums import CommandStatus, RegistrationStatus
 from csms.domain.ids import EvseRef
 from csms.domain.model import Capabilities, ChargingProfile, CommandResult
 from csms.ocpp.connection import CommandFailed, OcppConnection
@@ -63,6 +63,14 @@ class ConnectionRegistry:
     def protocol(self, station_id: str) -> str | None:
         conn = self._conns.get(station_id)
         return conn.protocol if conn else None
+
+    def set_registration(self, station_id: str, status: RegistrationStatus) -> bool:
+        """An operator changed the station's registration: the live connection (if any) gates its messages by
+        it at once. True if the station is connected."""
+        conn = self._conns.get(station_id)
+        if conn is not None:
+            conn.registration = status
+        return conn is not None
 
     # --- ChargerGateway --------------------------------------------------------------------------
     def is_connected(self, station_id: str) -> bool:

@@ -12,6 +12,10 @@ Handshake rules, checked before the upgrade, cheapest first (docs/ocpp.md):
    (401 without one, 403 for another); 1 and 2 need HTTP Basic auth with username == id and the right
    password, else 401 (also when no password is set: only profile 0 connects without one).
 
+Failed attempts (unknown identity, refused profile, wrong password) are throttled per identity and per
+remote address with exponential backoff (csms.ocpp.throttle): a blocked attempt gets 429 with Retry-After
+before the directory lookup and before any password hash.
+
 With `cfg.tls` set, the same handler also listens for wss:// on `tls.port` (`.tls_port`).
 
 A second connection with an identity already connected replaces the first: the old one is closed
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import ssl
 import weakref
 from http import HTTPStatus
@@ -45,13 +50,15 @@ from websockets.typing import Subprotocol
 import csms.ocpp  # noqa: F401 - configures the ocpp library (ASYNC_VALIDATION, logger level)
 from csms.config import OcppServerConfig
 from csms.domain.clock import Clock
-from csms.domain.ports import ChargerEvents, StationDirectory
+from csms.domain.enums import RegistrationStatus
+from csms.domain.ports import ChargerEvents, StationAccess, StationDirectory
 from csms.ocpp.auth import BasicAuthChecker
 from csms.ocpp.common import identity_from_path
 from csms.ocpp.connection import OcppConnection
 from csms.ocpp.observe import NULL_OBSERVER, OcppObserver
 from csms.ocpp.registry import ConnectionRegistry
 from csms.ocpp.security import admit, certificate_cn, server_ssl_context
+from csms.ocpp.throttle import LoginThrottle
 from csms.ocpp.v16.handlers import V16ChargePoint
 from csms.ocpp.v201.handlers import V201ChargePoint
 
@@ -80,7 +87,7 @@ class OcppServer:
     def __init__(
         self, cfg: OcppServerConfig, events: ChargerEvents, directory: StationDirectory, clock: Clock, *,
         registry: ConnectionRegistry | None = None, ready_grace_s: float = 1.0, compression: str | None = None,
-        observer: OcppObserver = NULL_OBSERVER,
+        observer: OcppObserver = NULL_OBSERVER, throttle: LoginThrottle | None = None,
     ) -> None:
         self.cfg = cfg
         self.events = events
@@ -95,7 +102,10 @@ class OcppServer:
         self._server: Server | None = None
         self._tls_server: Server | None = None
         self._auth = BasicAuthChecker()
-        self._known: weakref.WeakKeyDictionary[ServerConnection, bool] = weakref.WeakKeyDictionary()
+        #: Failed logins per identity and per address (csms.ocpp.throttle); `.refused` counts blocked attempts.
+        self.throttle = throttle if throttle is not None else LoginThrottle()
+        #: What the handshake found, for the connection's start (None: an allowed unknown charger).
+        self._access: weakref.WeakKeyDictionary[ServerConnection, StationAccess | None] = weakref.WeakKeyDictionary()
         self._closers: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> None:
@@ -167,23 +177,34 @@ class OcppServer:
         if not any(p in offered for p in self.cfg.subprotocols):  # checked here too: before any lookup
             return self._refuse(conn, HTTPStatus.BAD_REQUEST, f"offer one of {', '.join(self.cfg.subprotocols)}",
                                 ident)
+        addr = _remote_host(conn)
+        now = asyncio.get_running_loop().time()
+        wait_s = self.throttle.retry_after_s(ident, addr, now)
+        if wait_s:  # before any lookup or hash: refusing costs two dict reads (no log line per attempt)
+            resp = conn.respond(HTTPStatus.TOO_MANY_REQUESTS, "too many failed attempts\n")
+            resp.headers["Retry-After"] = str(math.ceil(wait_s))
+            return resp
         access = await self.directory.access(ident)
         if access is None and not self.cfg.allow_unknown_chargers:
+            self.throttle.failed(None, addr, now)
             return self._refuse(conn, HTTPStatus.NOT_FOUND, "unknown charger", ident)
         ssl_object = conn.transport.get_extra_info("ssl_object")
         profile = access.security_profile if access is not None else self.cfg.security_profile
         verdict = admit(profile, ident, tls=ssl_object is not None, known=access is not None,
                         cert_cn=certificate_cn(ssl_object.getpeercert()) if ssl_object is not None else None)
         if verdict.status is not None:
+            self.throttle.failed(ident, addr, now)
             return self._refuse(conn, verdict.status, verdict.reason, ident)
         if verdict.needs_password:
             assert access is not None
             header = request.headers.get("Authorization")
             if not access.password_hash or not await self._auth.check(ident, header, access.password_hash):
+                self.throttle.failed(ident, addr, now)
                 resp = self._refuse(conn, HTTPStatus.UNAUTHORIZED, "authentication required", ident)
                 resp.headers["WWW-Authenticate"] = 'Basic realm="ocpp", charset="UTF-8"'
                 return resp
-        self._known[conn] = access is not None and access.known
+        self.throttle.succeeded(ident)
+        self._access[conn] = access
         return None
 
     @staticmethod
@@ -207,7 +228,10 @@ class OcppServer:
             await self.events.connected(ident, proto)
         except Exception:  # noqa: BLE001 - the charger is still served; the service logs its own failure
             log.exception("events.connected failed station=%s", ident)
-        if self._known.pop(ws, False):
+        access = self._access.pop(ws, None)
+        # Until Accepted, everything but BootNotification is answered SecurityError (unknown: Pending).
+        conn.registration = access.registration if access is not None else RegistrationStatus.PENDING
+        if access is not None and access.known and access.registration is RegistrationStatus.ACCEPTED:
             conn.schedule_ready(self.ready_grace_s, unless_booted=True)
         try:
             await conn.start()
@@ -225,6 +249,13 @@ class OcppServer:
         t = asyncio.get_running_loop().create_task(coro)
         self._closers.add(t)
         t.add_done_callback(self._closers.discard)
+
+
+def _remote_host(conn: ServerConnection) -> str:
+    try:
+        return str(conn.remote_address[0])
+    except Exception:  # noqa: BLE001
+        return "?"
 
 
 def _remote(conn: ServerConnection) -> str:

@@ -68,7 +68,7 @@ CostQuery = Callable[[Transaction], Awaitable[float | None]]
 class ChargingService:
     def __init__(
         self, store: StorePort, bus: EventBus, clock: Clock, *, heartbeat_interval_s: int,
-        allow_unknown_chargers: bool = False, default_security_profile: int = 1,
+        allow_unknown_chargers: bool = False, default_security_profile: int = 1, pending_interval_s: int = 30,
     ) -> None:
         self.store = store
         self.bus = bus
@@ -76,6 +76,9 @@ class ChargingService:
         self.heartbeat_interval_s = heartbeat_interval_s
         self.allow_unknown_chargers = allow_unknown_chargers
         self.default_security_profile = default_security_profile
+        #: BootNotification interval while Pending: short, so an accepted charger is back soon even if the
+        #: TriggerMessage(BootNotification) sent on acceptance is lost.
+        self.pending_interval_s = pending_interval_s
         #: Set to billing's live cost (the invoice if the session ended now): asked by the 2.0.1 adapter
         #: for totalCost through `live_cost`, never on the message path of a version that has no use for it.
         self.cost_query: CostQuery | None = None
@@ -87,10 +90,11 @@ class ChargingService:
     # --- handshake ------------------------------------------------------------------------------
     async def access(self, station_id: str) -> StationAccess | None:
         async with self.store.session() as s:
-            known, password_hash, profile = await s.station_access(station_id)
+            known, password_hash, profile, registration = await s.station_access(station_id)
         if not known:
             return None
-        return StationAccess(True, password_hash, self.default_security_profile if profile is None else profile)
+        return StationAccess(True, password_hash, self.default_security_profile if profile is None else profile,
+                             RegistrationStatus(registration))
 
     # --- connection lifecycle -------------------------------------------------------------------
     async def connected(self, station_id: str, protocol: str) -> None:
@@ -145,7 +149,8 @@ class ChargingService:
         registration = await self.store.write(work)
         log.info("boot station=%s vendor=%s model=%s serial=%s firmware=%s reason=%s status=%s", station_id,
                  info.vendor, info.model, info.serial_number, info.firmware_version, reason, registration.value)
-        return BootReply(registration, self.heartbeat_interval_s)
+        interval = self.pending_interval_s if registration is RegistrationStatus.PENDING else self.heartbeat_interval_s
+        return BootReply(registration, interval)
 
     async def heartbeat(self, station_id: str) -> datetime:
         now = self.clock.now()

@@ -37,8 +37,10 @@ async def seed_from_config(store: StorePort, cfg: Config) -> None:
                 fields["password_hash"] = None
             elif old_hash is None or not await asyncio.to_thread(verify_password, c.password, old_hash):
                 fields["password_hash"] = await asyncio.to_thread(hash_password, c.password)
-            if existing is None or existing.registration is RegistrationStatus.PENDING:
-                # Listing a charger in the config is the operator accepting it.
+            if existing is None or (existing.registration is RegistrationStatus.PENDING
+                                    and not await s.registration_by_operator(c.id)):
+                # Listing a charger in the config accepts it, unless an operator set its state through the API
+                # (a charger put back to Pending or Rejected stays so across starts and reloads).
                 fields["registration"] = RegistrationStatus.ACCEPTED.value
             await s.upsert_station(c.id, **fields)
         for t in cfg.id_tokens:

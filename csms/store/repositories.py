@@ -204,10 +204,16 @@ class StoreSession(BookingRepo):
         r = await self.s.get(StationRow, station_id)
         return (r is not None, r.password_hash if r else None)
 
-    async def station_access(self, station_id: str) -> tuple[bool, str | None, int | None]:
-        """(known, password hash, security profile) for the handshake: one primary-key read."""
+    async def station_access(self, station_id: str) -> tuple[bool, str | None, int | None, str | None]:
+        """(known, password hash, security profile, registration) for the handshake: one primary-key read."""
         r = await self.s.get(StationRow, station_id)
-        return (True, r.password_hash, r.security_profile) if r is not None else (False, None, None)
+        if r is None:
+            return (False, None, None, None)
+        return (True, r.password_hash, r.security_profile, r.registration)
+
+    async def registration_by_operator(self, station_id: str) -> bool:
+        r = await self.s.get(StationRow, station_id)
+        return bool(r is not None and r.registration_by_operator)
 
     async def stations(self) -> list[Station]:
         rows = (await self.s.scalars(select(StationRow).order_by(StationRow.id))).all()

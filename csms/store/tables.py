@@ -47,6 +47,8 @@ class StationRow(Base):
     password_hash: Mapped[str | None] = mapped_column(String(200))
     #: OCPP security profile 0-3 the charger must connect with; NULL: the server default.
     security_profile: Mapped[int | None] = mapped_column(Integer)
+    #: The registration was set through the API: config.yaml (re)seeding leaves it alone.
+    registration_by_operator: Mapped[bool | None] = mapped_column(Boolean)
     vendor: Mapped[str | None] = mapped_column(String(50))
     model: Mapped[str | None] = mapped_column(String(50))
     serial_number: Mapped[str | None] = mapped_column(String(50))

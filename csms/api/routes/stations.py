@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from fastapi import APIRouter, Query, Response
 
 from csms.api.auth import Admin, Viewer
-from csms.api.deps import Ctx
+from csms.api.deps import ApiContext, Ctx
 from csms.api.schemas import ConnectorOut, Limit, Offset, Page, StationIn, StationOut, StationPatch
 from csms.config import Config
+from csms.domain.enums import RegistrationStatus
 from csms.domain.errors import Conflict, InvalidRequest, UnknownStation
 from csms.domain.passwords import hash_password
 
 router = APIRouter(prefix="/stations", tags=["stations"])
+log = logging.getLogger("csms.api")
 
 
 def _station_out(st, connectors) -> StationOut:  # type: ignore[no-untyped-def]
@@ -85,7 +88,7 @@ async def patch_station(station_id: str, body: StationPatch, ctx: Ctx, _: Admin)
     if "site_id" in fields and ctx.cfg.site(fields["site_id"]) is None:
         raise InvalidRequest(f"site_id: unknown site {fields['site_id']!r}")
     async with ctx.store.session() as s:
-        known, old_hash, old_profile = await s.station_access(station_id)
+        known, old_hash, old_profile, _reg = await s.station_access(station_id)
     if not known:
         raise UnknownStation(station_id)
     if "security_profile" in fields or "password" in fields:
@@ -94,12 +97,35 @@ async def patch_station(station_id: str, body: StationPatch, ctx: Ctx, _: Admin)
                        has_password="password" in fields or old_hash is not None)
     if "password" in fields:
         fields["password_hash"] = await asyncio.to_thread(hash_password, fields.pop("password"))
+    if "registration" in fields:
+        fields["registration_by_operator"] = True  # config.yaml reloads leave it alone from now on
     async with ctx.store.session() as s:
         if await s.station(station_id) is None:
             raise UnknownStation(station_id)
         if fields:
             await s.upsert_station(station_id, **fields)
+    if "registration" in fields:
+        _registration_changed(ctx, station_id, RegistrationStatus(fields["registration"]))
     return await get_station(station_id, ctx, _)
+
+
+_triggers: set[asyncio.Task[object]] = set()
+
+
+def _registration_changed(ctx: ApiContext, station_id: str, status: RegistrationStatus) -> None:
+    """Apply it to the live connection; an accepted charger is asked to boot again now
+    (TriggerMessage(BootNotification)) instead of waiting out its Pending interval."""
+    if not ctx.gateway.set_registration(station_id, status) or status is not RegistrationStatus.ACCEPTED:
+        return
+
+    async def trigger() -> None:
+        res = await ctx.gateway.trigger_message(station_id, "BootNotification")
+        log.info("accepted station=%s trigger BootNotification status=%s detail=%s", station_id, res.status,
+                 res.detail)
+
+    task = asyncio.get_running_loop().create_task(trigger())
+    _triggers.add(task)
+    task.add_done_callback(_triggers.discard)
 
 
 def _check_profile(cfg: Config, profile: int, *, has_password: bool) -> None:

@@ -29,7 +29,7 @@ class V16ChargePoint(V16Commands, OcppConnection):
     async def on_boot_notification(self, **kw: Any) -> call_result.BootNotification:
         self.note_boot()
         reply = await self.events.booted(self.id, td.station_info(kw), None)
-        self._boot_status = reply.status
+        self._boot_status = self.registration = reply.status
         return fd.boot_result(reply, self.clock.now())
 
     @after(Action.boot_notification)

@@ -33,7 +33,7 @@ class V201ChargePoint(V201Commands, OcppConnection):
                                    **kw: Any) -> call_result.BootNotification:
         self.note_boot()
         reply = await self.events.booted(self.id, td.station_info(charging_station), reason)
-        self._boot_status = reply.status
+        self._boot_status = self.registration = reply.status
         return fd.boot_result(reply, self.clock.now())
 
     @after(Action.boot_notification)

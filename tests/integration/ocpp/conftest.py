@@ -81,7 +81,9 @@ async def make_env() -> AsyncIterator[MakeEnv]:
             "CP1": INSECURE, "CP2": INSECURE,
             "SECURE": StationAccess(True, SECRET_HASH)})
         ev = events or RecordingEvents()
-        server = OcppServer(OcppServerConfig(**cfg), ev, directory, FakeClock(ev.now), ready_grace_s=ready_grace_s)
+        throttle = cfg.pop("throttle", None)
+        server = OcppServer(OcppServerConfig(**cfg), ev, directory, FakeClock(ev.now), ready_grace_s=ready_grace_s,
+                            throttle=throttle)
         await server.start()
         env = Env(server, ev, directory)
         envs.append(env)

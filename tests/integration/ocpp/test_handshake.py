@@ -161,3 +161,44 @@ async def test_stop_closes_connections_and_reports_them_offline(make_env: MakeEn
     await env.events.wait_for("connected", 2)
     await env.server.stop()
     assert sorted(a for (a,) in env.events.named("disconnected")) == ["CP1", "CP2"]
+
+
+async def test_failed_logins_are_throttled_before_any_hash(make_env: MakeEnv) -> None:
+    from csms.ocpp.throttle import Backoff, LoginThrottle
+
+    env = await make_env(throttle=LoginThrottle(identity=Backoff(free=3, base_s=0.3), address=Backoff(free=50)))
+    hashes = 0
+    check = env.server._auth.check
+
+    async def counting(*a: object) -> bool:
+        nonlocal hashes
+        hashes += 1
+        return await check(*a)  # type: ignore[arg-type]
+
+    env.server._auth.check = counting  # type: ignore[method-assign]
+    for _ in range(3):
+        with pytest.raises(InvalidStatus) as e:
+            await env.ws("SECURE", headers=basic("SECURE", "wrong"))
+        assert e.value.response.status_code == 401
+    with pytest.raises(InvalidStatus) as e:
+        await env.ws("SECURE", headers=basic("SECURE", "wrong"))  # 4th: counted, then blocked
+    lookups = env.directory.lookups
+    for _ in range(20):  # blocked: refused before the directory and before any hash, even the right password
+        with pytest.raises(InvalidStatus) as e:
+            await env.ws("SECURE", headers=basic("SECURE", "s3cret-passw0rd!"))
+        assert e.value.response.status_code == 429 and e.value.response.headers["Retry-After"] == "1"
+    assert hashes == 4 and env.directory.lookups == lookups and env.server.throttle.refused == 20
+    # Another charger from the same address is not affected; after the block the right password works.
+    await env.ws("CP1")
+    await asyncio.sleep(0.35)
+    await env.ws("SECURE", headers=basic("SECURE", "s3cret-passw0rd!"))
+    assert ("id", "SECURE") not in env.server.throttle._records  # success cleared it
+
+
+async def test_an_address_guessing_identities_is_throttled(make_env: MakeEnv) -> None:
+    from csms.ocpp.throttle import Backoff, LoginThrottle
+
+    env = await make_env(throttle=LoginThrottle(address=Backoff(free=5, base_s=30)))
+    for i in range(6):
+        assert await refused(env, f"GUESS-{i}") == 404
+    assert await refused(env, "CP1") == 429  # the whole address waits now

@@ -123,8 +123,15 @@ async def test_bad_frames_get_the_right_callerror(cls: type, raw: str, code: str
     assert len(sent) == 1 and sent[0][:3] == [4, "a1", code]
 
 
-@pytest.mark.parametrize("raw", ["", "nonsense", "{}", "[]", '["2"]', '[3,"zz",{}]', '[4,"zz","X","y",{}]', "[2]"])
-async def test_frames_without_a_readable_call_id_get_no_answer(raw: str) -> None:
+@pytest.mark.parametrize("raw", ["", "nonsense", "{}", "[]", '["2"]', "[2]", "[" * 50_000])
+@pytest.mark.parametrize("cls, code", [(V16ChargePoint, "FormationViolation"), (V201ChargePoint, "RpcFrameworkError")])
+async def test_frames_without_a_readable_id_are_answered_as_minus_1(raw: str, cls: type, code: str) -> None:
+    sent = await feed(cls, raw)
+    assert len(sent) == 1 and sent[0][:3] == [4, "-1", code]
+
+
+@pytest.mark.parametrize("raw", ['[3,"zz",{}]', '[4,"zz","X","y",{}]', "[3]"])
+async def test_answers_that_match_nothing_get_no_answer(raw: str) -> None:
     assert await feed(V16ChargePoint, raw) == []
 
 

@@ -1,4 +1,5 @@
-"""stations.security_profile: the OCPP security profile a charger must connect with
+"""stations.security_profile (the OCPP security profile a charger must connect with) and
+stations.registration_by_operator (config.yaml never overrides a registration state the operator set)
 
 Revision ID: 0005
 Revises: 0004
@@ -18,8 +19,10 @@ def upgrade() -> None:
     # NULL (rows written before this column existed): the server default applies at the handshake.
     with op.batch_alter_table('stations', schema=None) as batch_op:
         batch_op.add_column(sa.Column('security_profile', sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column('registration_by_operator', sa.Boolean(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table('stations', schema=None) as batch_op:
+        batch_op.drop_column('registration_by_operator')
         batch_op.drop_column('security_profile')
