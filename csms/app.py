@@ -23,6 +23,7 @@ from csms.api.app import create_app
 from csms.api.metrics import Metrics
 from csms.config import Config, ConfigError, load_config, require_credentials
 from csms.domain.clock import AcceleratedClock, Clock, SystemClock
+from csms.domain.errors import StoreUnavailable
 from csms.ocpp.registry import ConnectionRegistry
 from csms.ocpp.server import OcppServer
 from csms.services.bus import EventBus
@@ -217,6 +218,8 @@ class CsmsApp:
             await asyncio.sleep(5.0)
             try:
                 await self.charging.flush_last_seen()
+            except StoreUnavailable:
+                pass  # the store logs the outage once; the next round writes again
             except Exception:  # noqa: BLE001 - a failed flush is retried on the next round
                 log.exception("flushing last_seen failed")
 

@@ -76,6 +76,18 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
 
 
 @pytest.fixture
+async def pg_url() -> AsyncIterator[str]:
+    """A fresh PostgreSQL database (only PostgreSQL: for tests of the server going away)."""
+    if not PG_URL:
+        _missing("PostgreSQL", "CSMS_TEST_POSTGRES_URL")
+    url, name = await _create_pg_database(PG_URL)  # type: ignore[arg-type]
+    try:
+        yield url
+    finally:
+        await _drop_pg_database(PG_URL, name)  # type: ignore[arg-type]
+
+
+@pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp_path / 'csms.db'}"
 

@@ -15,6 +15,7 @@ from csms.domain.errors import (
     DomainError,
     InvalidRequest,
     StationOffline,
+    StoreUnavailable,
     UnknownBooking,
     UnknownIdToken,
     UnknownSite,
@@ -34,6 +35,7 @@ TO_HTTP: dict[type[DomainError], tuple[int, str, str | None]] = {
     InvalidRequest: (400, "invalid_request", None),
     Conflict: (409, "conflict", None),
     StationOffline: (409, "station_offline", None),
+    StoreUnavailable: (503, "database_unavailable", None),
 }
 
 _BARE_ID = re.compile(r"^\S+$")

@@ -129,6 +129,14 @@ class CsmsCollector:
         billing = getattr(ctx, "billing", None)
         if billing is not None and hasattr(billing, "status"):
             yield from _billing_metrics(billing.status())
+        health = getattr(getattr(ctx, "store", None), "health", None)
+        if health is not None:
+            up = GaugeMetricFamily("csms_database_up", "1 while the database can be used, 0 during an outage")
+            up.add_metric([], 1 if health.up else 0)
+            yield up
+            failed = CounterMetricFamily("csms_database_failures", "Operations failed: database unavailable")
+            failed.add_metric([], health.failures_total)
+            yield failed
         load = getattr(ctx, "site_load_w", None)
         if load:
             g = GaugeMetricFamily("csms_site_measured_load_watts", "Measured site load (sum of session power)",

@@ -29,6 +29,10 @@ class StationOffline(DomainError):
     pass
 
 
+class StoreUnavailable(DomainError):
+    """The database cannot be used now; nothing was stored (the store logs the outage once)."""
+
+
 class UnknownSite(DomainError):
     pass
 

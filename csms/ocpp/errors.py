@@ -102,6 +102,8 @@ def from_exception(e: BaseException, action: str, station_id: str) -> OcppFault:
     """The CALLERROR for an exception raised while handling a charger's CALL. Never raises."""
     if isinstance(e, OcppFault):
         return e
+    if isinstance(e, de.StoreUnavailable):  # logged once per outage by the store, not once per message
+        return OcppFault(INTERNAL, "database unavailable")
     if isinstance(e, RecursionError):  # a payload nested too deep for validation or mapping: the sender's fault
         return OcppFault(FORMAT, "payload nested too deeply")
     if isinstance(e, BadPayload):

@@ -85,8 +85,9 @@ class ConnectionRegistry:
         return self._caps.get(station_id, _DEFAULT_CAPS)
 
     async def remote_start(self, station_id: str, evse_id: int | None, id_token: str,
-                           remote_start_id: int) -> CommandResult:
-        return await self._run(station_id, "remote_start", lambda c: c.remote_start(evse_id, id_token, remote_start_id))
+                           remote_start_id: int, token_type: str | None = None) -> CommandResult:
+        return await self._run(station_id, "remote_start",
+                               lambda c: c.remote_start(evse_id, id_token, remote_start_id, token_type))
 
     async def remote_stop(self, station_id: str, charger_tx_id: str) -> CommandResult:
         return await self._run(station_id, "remote_stop", lambda c: c.remote_stop(charger_tx_id))
@@ -114,9 +115,9 @@ class ConnectionRegistry:
         return await self._run(station_id, "unlock_connector", lambda c: c.unlock_connector(evse))
 
     async def reserve_now(self, station_id: str, reservation_id: int, evse_id: int | None, id_token: str,
-                          expires_at: datetime) -> CommandResult:
+                          expires_at: datetime, token_type: str | None = None) -> CommandResult:
         return await self._run(station_id, "reserve_now",
-                               lambda c: c.reserve_now(reservation_id, evse_id, id_token, expires_at))
+                               lambda c: c.reserve_now(reservation_id, evse_id, id_token, expires_at, token_type))
 
     async def cancel_reservation(self, station_id: str, reservation_id: int) -> CommandResult:
         return await self._run(station_id, "cancel_reservation", lambda c: c.cancel_reservation(reservation_id))

@@ -312,7 +312,10 @@ class BookingService:
             await self._refresh_cache()
             return
         if b.status == "Confirmed" and now >= b.start - timedelta(minutes=bc.reserve_lead_min):
-            res = await self.gateway.reserve_now(b.station_id, b.id, b.evse_id, b.id_token, expiry)
+            async with self.store.session() as s:
+                token = await s.id_token(b.id_token)  # its configured type (e.g. Central), not always ISO14443
+            res = await self.gateway.reserve_now(b.station_id, b.id, b.evse_id, b.id_token, expiry,
+                                                 token.type if token is not None else None)
             log.info("reserve now booking=%s station=%s evse=%s status=%s", b.id, b.station_id, b.evse_id, res.status)
             if res.accepted:
                 async with self.store.session() as s:

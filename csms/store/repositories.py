@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from csms.domain.enums import (
@@ -27,6 +28,7 @@ from csms.domain.enums import (
     ProtocolVersion,
     RegistrationStatus,
 )
+from csms.domain.errors import StoreUnavailable
 from csms.domain.ids import EvseRef, StationId, TransactionKey, transaction_key
 from csms.domain.model import (
     Booking,
@@ -53,10 +55,17 @@ from .tables import (
     TransactionMessageRow,
     TransactionRow,
 )
+from .health import StoreHealth
 from .tables import BillingSessionRow, InvoiceRow, SiteLoadRow
 
 T = TypeVar("T")
 _T = TransactionRow.__table__
+
+
+def _unavailable(e: BaseException) -> bool:
+    """What a database that cannot be used raises: server down, connection lost, file unreadable, locked."""
+    return isinstance(e, (OperationalError, InterfaceError, DisconnectionError, OSError, TimeoutError)) or (
+        isinstance(e, DBAPIError) and e.connection_invalidated)
 
 
 def _station(r: StationRow) -> Station:
@@ -582,15 +591,26 @@ class Store:
         self.engine = engine
         self._maker = async_sessionmaker(engine, expire_on_commit=False)
         self.group_commit: GroupCommit[StoreSession] = GroupCommit(self.session)
+        self.health = StoreHealth()
 
     async def write(self, work: Callable[[StoreSession], Awaitable[T]]) -> T:
         return await self.group_commit.write(work)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[StoreSession]:
-        async with self._maker() as s:
-            async with s.begin():
-                yield StoreSession(s)
+        """One transaction. A database that cannot be reached raises StoreUnavailable (logged once per
+        outage by `health`, not per call)."""
+        try:
+            async with self._maker() as s:
+                async with s.begin():
+                    yield StoreSession(s)
+        except Exception as e:
+            if not _unavailable(e):
+                raise
+            self.health.failed(e)
+            raise StoreUnavailable(f"database unavailable: {type(e).__name__}") from e
+        if not self.health.up:
+            self.health.succeeded()
 
 
 def _insert_ignoring_duplicates(dialect: str, table: Any) -> Any:

@@ -40,7 +40,10 @@ def _out(r: CommandResult) -> CommandOut:
 async def remote_start(station_id: str, body: RemoteStartIn, ctx: Ctx, _: Operator) -> CommandOut:
     await _known(ctx, station_id)
     remote_start_id = int(ctx.clock.now().timestamp() * 1000) % 2_000_000_000
-    return _out(await ctx.gateway.remote_start(station_id, body.evse_id, body.id_token, remote_start_id))
+    async with ctx.store.session() as s:
+        token = await s.id_token(body.id_token)  # its configured type (e.g. Central), not always ISO14443
+    return _out(await ctx.gateway.remote_start(station_id, body.evse_id, body.id_token, remote_start_id,
+                                               token.type if token is not None else None))
 
 
 @router.post("/remote-stop", response_model=CommandOut)

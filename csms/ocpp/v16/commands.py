@@ -20,7 +20,8 @@ from csms.ocpp.v16 import from_domain as fd
 class V16Commands:
     request: Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
 
-    async def remote_start(self, evse_id: int | None, id_token: str, remote_start_id: int) -> CommandResult:
+    async def remote_start(self, evse_id: int | None, id_token: str, remote_start_id: int,
+                           token_type: str | None = None) -> CommandResult:  # 1.6 idTags have no type
         # 1.6 has no remoteStartId: the StartTransaction that follows is matched by connector and idTag.
         return status_result(await self.request("RemoteStartTransaction", fd.remote_start(evse_id, id_token)))
 
@@ -58,7 +59,7 @@ class V16Commands:
         return status_result(await self.request("UnlockConnector", fd.unlock_connector(evse)))
 
     async def reserve_now(self, reservation_id: int, evse_id: int | None, id_token: str,
-                          expires_at: datetime) -> CommandResult:
+                          expires_at: datetime, token_type: str | None = None) -> CommandResult:
         return status_result(await self.request(
             "ReserveNow", fd.reserve_now(reservation_id, evse_id, id_token, expires_at)))
 

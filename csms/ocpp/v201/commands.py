@@ -16,9 +16,10 @@ from csms.ocpp.v201 import from_domain as fd
 class V201Commands:
     request: Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
 
-    async def remote_start(self, evse_id: int | None, id_token: str, remote_start_id: int) -> CommandResult:
+    async def remote_start(self, evse_id: int | None, id_token: str, remote_start_id: int,
+                           token_type: str | None = None) -> CommandResult:
         return status_result(await self.request("RequestStartTransaction",
-                                                fd.remote_start(evse_id, id_token, remote_start_id)))
+                                                fd.remote_start(evse_id, id_token, remote_start_id, token_type)))
 
     async def remote_stop(self, charger_tx_id: str) -> CommandResult:
         return status_result(await self.request("RequestStopTransaction", fd.remote_stop(charger_tx_id)))
@@ -45,9 +46,9 @@ class V201Commands:
         return status_result(await self.request("UnlockConnector", fd.unlock_connector(evse)))
 
     async def reserve_now(self, reservation_id: int, evse_id: int | None, id_token: str,
-                          expires_at: datetime) -> CommandResult:
+                          expires_at: datetime, token_type: str | None = None) -> CommandResult:
         return status_result(await self.request(
-            "ReserveNow", fd.reserve_now(reservation_id, evse_id, id_token, expires_at)))
+            "ReserveNow", fd.reserve_now(reservation_id, evse_id, id_token, expires_at, token_type)))
 
     async def cancel_reservation(self, reservation_id: int) -> CommandResult:
         return status_result(await self.request("CancelReservation", fd.cancel_reservation(reservation_id)))

@@ -56,7 +56,8 @@ VARIABLES: dict[str, tuple[str, str]] = {
 CAPABILITY_KEYS = ["SmartChargingCtrlr.RateUnit", "SmartChargingCtrlr.PeriodsPerSchedule",
                    "SmartChargingCtrlr.ProfileStackLevel", "SmartChargingCtrlr.Enabled"]
 
-#: The idToken type used when the CSMS names a token (the neutral API carries only its value).
+#: The idToken type used when the CSMS names a token it has no record of (known tokens carry their own type,
+#: id_tokens[].type in config.yaml or the API).
 DEFAULT_TOKEN_TYPE = "ISO14443"
 
 
@@ -90,8 +91,10 @@ def id_token(value: str, type_: str = DEFAULT_TOKEN_TYPE) -> dict[str, Any]:
     return {"idToken": value, "type": type_}
 
 
-def remote_start(evse_id: int | None, token: str, remote_start_id: int) -> dict[str, Any]:
-    p: dict[str, Any] = {"idToken": id_token(token), "remoteStartId": remote_start_id}
+def remote_start(evse_id: int | None, token: str, remote_start_id: int,
+                 token_type: str | None = None) -> dict[str, Any]:
+    p: dict[str, Any] = {"idToken": id_token(token, token_type or DEFAULT_TOKEN_TYPE),
+                         "remoteStartId": remote_start_id}
     if evse_id is not None:
         p["evseId"] = evse_id
     return p
@@ -179,8 +182,10 @@ def unlock_connector(ref: EvseRef) -> dict[str, Any]:
     return {"evseId": ref.evse_id, "connectorId": ref.connector_id}
 
 
-def reserve_now(reservation_id: int, evse_id: int | None, token: str, expires_at: datetime) -> dict[str, Any]:
-    p: dict[str, Any] = {"id": reservation_id, "expiryDateTime": format_ts(expires_at), "idToken": id_token(token)}
+def reserve_now(reservation_id: int, evse_id: int | None, token: str, expires_at: datetime,
+                token_type: str | None = None) -> dict[str, Any]:
+    p: dict[str, Any] = {"id": reservation_id, "expiryDateTime": format_ts(expires_at),
+                         "idToken": id_token(token, token_type or DEFAULT_TOKEN_TYPE)}
     if evse_id is not None:
         p["evseId"] = evse_id
     return p

@@ -37,6 +37,7 @@ from csms.billing_config import BillingConfig, parse_billing
 from csms.config import Config
 from csms.domain.clock import Clock
 from csms.domain.enums import ChargingState, ConnectorStatus
+from csms.domain.errors import StoreUnavailable
 from csms.domain.events import (
     ChargingNeedsChanged,
     DomainEvent,
@@ -209,6 +210,8 @@ class BillingService:
             try:
                 self._pending.discard(type(item))
                 await self._handle(item)
+            except StoreUnavailable:  # the store logged the outage (once); one line, no traceback, per event
+                log.warning("billing skipped %s: database unavailable (reconciliation repairs)", type(item).__name__)
             except Exception:  # noqa: BLE001 - one bad event must not stop billing (reconciliation repairs)
                 log.exception("billing failed on %s", type(item).__name__)
             finally:

@@ -128,3 +128,27 @@ async def test_config_listing_accepts_a_charger_that_registered_itself(tmp_path:
         await seed_from_config(app.store, cfg)
         async with app.store.session() as s:
             assert (await s.station("SELF-1")).registration is RegistrationStatus.ACCEPTED
+
+
+async def test_remote_start_sends_the_configured_token_type(tmp_path: Path) -> None:
+    cfg = parse_config(f"""
+server: {{port: 0, security_profile: 0}}
+api: {{port: 0}}
+database: {{url: "sqlite+aiosqlite:///{tmp_path / 'csms.db'}"}}
+chargers: [{{id: CP-T}}]
+id_tokens: [{{value: APP-1, type: Central}}]
+""", env={})
+    async with CsmsApp(cfg) as app:
+        ws = await connect(f"ws://127.0.0.1:{app.ocpp_port}/ocpp/CP-T", subprotocols=["ocpp2.0.1"],  # type: ignore[list-item]
+                           open_timeout=3)
+        cp = V201Client("CP-T", ws, response_timeout=5)
+        task = asyncio.create_task(cp.start())
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{app.api_port}") as api:
+                for token, kind in (("APP-1", "Central"), ("NOT-KNOWN", "ISO14443")):
+                    r = await api.post("/api/v1/stations/CP-T/commands/remote-start", json={"id_token": token, "evse_id": 1})
+                    assert r.status_code == 200 and r.json()["status"] == "Accepted", r.text
+                    assert cp.got("RequestStartTransaction")[-1]["id_token"] == {"id_token": token, "type": kind}
+        finally:
+            task.cancel()
+            await ws.close()

@@ -181,6 +181,7 @@ def test_charging_profile_has_a_schedule_list() -> None:
 @pytest.mark.parametrize("action, payload", [
     ("RequestStartTransaction", fd.remote_start(1, "TAG", 7)),
     ("RequestStartTransaction", fd.remote_start(None, "TAG", 7)),
+    ("RequestStartTransaction", fd.remote_start(None, "TAG", 7, "Central")),
     ("RequestStopTransaction", fd.remote_stop("TX-1")),
     ("ClearChargingProfile", fd.clear_charging_profile(5, None, None)),
     ("ClearChargingProfile", fd.clear_charging_profile(None, 1, "ChargePointMaxProfile")),
@@ -191,6 +192,7 @@ def test_charging_profile_has_a_schedule_list() -> None:
     ("UnlockConnector", fd.unlock_connector(EvseRef(2, 1))),
     ("ReserveNow", fd.reserve_now(3, None, "TAG", T0)),
     ("ReserveNow", fd.reserve_now(3, 1, "TAG", T0)),
+    ("ReserveNow", fd.reserve_now(3, 1, "TAG", T0, "eMAID")),
     ("CancelReservation", fd.cancel_reservation(3)),
     ("TriggerMessage", fd.trigger_message("DiagnosticsStatusNotification", 1)),
     ("GetVariables", fd.get_variables(["HeartbeatInterval", "Foo.Bar", "nonsense"])),
@@ -203,6 +205,8 @@ def test_request_payloads_are_schema_valid(action: str, payload: dict) -> None:
 def test_specific_request_words() -> None:
     assert fd.reset(False) == {"type": "OnIdle"} and fd.reset(True) == {"type": "Immediate"}
     assert fd.reserve_now(3, None, "TAG", T0)["idToken"] == {"idToken": "TAG", "type": "ISO14443"}
+    assert fd.reserve_now(3, None, "TAG", T0, "Central")["idToken"] == {"idToken": "TAG", "type": "Central"}
+    assert fd.remote_start(None, "TAG", 7, "KeyCode")["idToken"] == {"idToken": "TAG", "type": "KeyCode"}
     assert fd.change_availability(None, True) == {"operationalStatus": "Operative"}
     assert fd.trigger_message("DiagnosticsStatusNotification", None) == {"requestedMessage": "LogStatusNotification"}
     assert fd.clear_charging_profile(None, 1, "ChargePointMaxProfile") == {

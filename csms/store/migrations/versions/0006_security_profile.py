@@ -1,16 +1,16 @@
 """stations.security_profile (the OCPP security profile a charger must connect with) and
 stations.registration_by_operator (config.yaml never overrides a registration state the operator set)
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005_samples
 Create Date: 2026-12-06 18:00:00
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0005'
-down_revision = '0004'
+revision = '0006'
+down_revision = '0005_samples'
 branch_labels = None
 depends_on = None
 
