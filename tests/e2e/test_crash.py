@@ -119,7 +119,7 @@ def _config(tmp: Path, port: int) -> Path:
     chargers = "\n".join(f"  - {{id: K-{i}, site: default}}" for i in range(CHARGERS))
     path = tmp / "crash.yaml"
     path.write_text(f"""
-server: {{port: {port}}}
+server: {{port: {port}, security_profile: 0}}
 api: {{enabled: false}}
 database: {{url: "sqlite+aiosqlite:///{tmp / 'crash.db'}"}}
 sites: [{{id: default, grid_limit_kw: 50}}]
