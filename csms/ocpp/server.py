@@ -203,7 +203,7 @@ class OcppServer:
                 resp = self._refuse(conn, HTTPStatus.UNAUTHORIZED, "authentication required", ident)
                 resp.headers["WWW-Authenticate"] = 'Basic realm="ocpp", charset="UTF-8"'
                 return resp
-        self.throttle.succeeded(ident)
+        self.throttle.succeeded(ident, addr)
         self._access[conn] = access
         return None
 

@@ -6,6 +6,10 @@ failure up to `max_s`; while blocked, attempts are refused before any lookup or 
 Retry-After), which costs a dict read. A success clears the identity's record, not the address's (many
 chargers may share one address behind NAT: the address gets more free failures instead). Records are
 forgotten `forget_s` after their last failure, and at most `max_keys` are kept (oldest dropped).
+
+Charger identities are often printed on the charger, so anyone could keep a charger locked out by failing
+in its name now and then. The identity's block therefore does not apply to the address the identity last
+logged in from (its own connection); the address's block does.
 """
 
 from __future__ import annotations
@@ -40,13 +44,15 @@ class LoginThrottle:
                  max_keys: int = 100_000) -> None:
         self._policy = {"id": identity, "addr": address}
         self._records: OrderedDict[tuple[str, str], _Record] = OrderedDict()
+        self._home: OrderedDict[str, str] = OrderedDict()  # identity -> address of its last success
         self._max_keys = max_keys
         self.refused = 0  # attempts refused because blocked (a counter for metrics and tests)
 
     def retry_after_s(self, identity: str, address: str, now: float) -> float:
         """0 if the attempt may proceed, else the seconds until it may (the later of the two blocks)."""
         wait = 0.0
-        for key in (("id", identity), ("addr", address)):
+        keys = [("addr", address)] if self._home.get(identity) == address else [("id", identity), ("addr", address)]
+        for key in keys:
             r = self._records.get(key)
             if r is not None and r.blocked_until > now:
                 wait = max(wait, r.blocked_until - now)
@@ -60,8 +66,12 @@ class LoginThrottle:
         if identity is not None:
             self._fail(("id", identity), now)
 
-    def succeeded(self, identity: str) -> None:
+    def succeeded(self, identity: str, address: str) -> None:
         self._records.pop(("id", identity), None)
+        self._home[identity] = address
+        self._home.move_to_end(identity)
+        if len(self._home) > self._max_keys:
+            self._home.popitem(last=False)
 
     def _fail(self, key: tuple[str, str], now: float) -> None:
         policy = self._policy[key[0]]

@@ -24,7 +24,7 @@ def test_success_clears_the_identity_not_the_address() -> None:
     t = LoginThrottle(identity=Backoff(free=0, base_s=5), address=Backoff(free=0, base_s=1))
     t.failed("CP", "a", 0.0)
     assert t.retry_after_s("CP", "a", 0.0) == 5
-    t.succeeded("CP")
+    t.succeeded("CP", "a")
     assert t.retry_after_s("CP", "a", 0.0) == 1  # the address's own block remains
     assert t.retry_after_s("CP", "b", 0.0) == 0
 
@@ -49,3 +49,13 @@ def test_records_are_forgotten_and_bounded() -> None:
 
 def test_backoff_cap_with_huge_counts() -> None:
     assert Backoff(free=0, base_s=1, max_s=300).block_s(10_000) == 300
+
+
+def test_strangers_cannot_lock_a_charger_out_of_its_own_address() -> None:
+    t = LoginThrottle(identity=Backoff(free=1, base_s=60), address=Backoff(free=100))
+    t.succeeded("CP", "charger-ip")
+    for _ in range(5):  # someone elsewhere fails in CP's name
+        t.failed("CP", "attacker-ip", 0.0)
+    assert t.retry_after_s("CP", "attacker-ip", 0.0) > 0
+    assert t.retry_after_s("CP", "other-ip", 0.0) > 0  # a password guesser elsewhere is still blocked
+    assert t.retry_after_s("CP", "charger-ip", 0.0) == 0  # the charger itself reconnects
