@@ -135,6 +135,7 @@ class Charger(CsmsCommandsMixin):
         self.boot_count = 0
         self.reject_profiles = config.reject_profiles
         self._booted = asyncio.Event()
+        self._boot_now = asyncio.Event()  # TriggerMessage(BootNotification) while not yet Accepted
         self._outbox: asyncio.Queue[_OutItem] = asyncio.Queue()
         self._wake = asyncio.Event()
         self._changed = asyncio.Event()
@@ -280,7 +281,11 @@ class Charger(CsmsCommandsMixin):
             self.registration_status = status
             if status == "Accepted":
                 break
-            await asyncio.sleep(max(self.config.min_boot_retry_real_s, self.clock.real_seconds(interval or 30)))
+            # Pending/Rejected: boot again after the interval, or at once when the CSMS triggers it.
+            self._boot_now.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._boot_now.wait(), max(self.config.min_boot_retry_real_s,
+                                                                  self.clock.real_seconds(interval or 30)))
         if interval > 0:
             self.heartbeat_interval_s = interval
         self.boot_count += 1
@@ -556,6 +561,15 @@ class Charger(CsmsCommandsMixin):
             await self.stop("EVDisconnected", evse_id=evse_id)
         self.advance()
         self._dispatch(evse.unplug(self.clock.now()))
+
+    def trigger_boot(self) -> None:
+        """TriggerMessage(BootNotification): a charger still waiting for acceptance boots now, in its boot
+        loop (which then goes on as after any accepted boot); an accepted one sends one more."""
+        self._boot_reason = "Triggered"
+        if self._booted.is_set():
+            self.spawn(self.adapter.boot("Triggered"))
+        else:
+            self._boot_now.set()
 
     def spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
         """Run ``coro`` as a task (never await a CALL inside an ``@on`` handler: the library deadlocks)."""

@@ -271,7 +271,7 @@ class V16Adapter(AdapterBase):
         ch = self.charger
         evse_ids = [connector_id] if connector_id else list(ch.evses)
         if requested == "BootNotification":
-            ch.spawn(self.boot("Triggered"))
+            ch.trigger_boot()
         elif requested == "Heartbeat":
             ch.enqueue(self.heartbeat, "Heartbeat")
         elif requested == "StatusNotification":

@@ -373,7 +373,7 @@ class V201Adapter(AdapterBase):
         ids = [evse_id] if evse_id else list(ch.evses)
         ids = [i for i in ids if i in ch.evses]
         if requested == "BootNotification":
-            ch.spawn(self.boot("Triggered"))
+            ch.trigger_boot()
         elif requested == "Heartbeat":
             ch.enqueue(self.heartbeat, "Heartbeat")
         elif requested == "StatusNotification":
