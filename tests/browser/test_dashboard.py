@@ -48,7 +48,7 @@ if MISSING and os.environ.get("CSMS_REQUIRE_SERVICES") == "1":
 pytestmark = pytest.mark.skipif(MISSING is not None, reason=MISSING or "")
 
 CONFIG = f"""
-server: {{port: 0, heartbeat_interval_s: 60}}
+server: {{port: 0, heartbeat_interval_s: 60, security_profile: 0}}
 api: {{port: 0, keys: {{ops: {{key: {OPS_KEY}, role: operator}}, look: {{key: {VIEW_KEY}, role: viewer}}}}}}
 database: {{url: "sqlite+aiosqlite:///{{db}}"}}
 smart_charging: {{debounce_s: 0.1}}
