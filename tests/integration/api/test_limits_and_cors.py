@@ -39,7 +39,7 @@ async def test_oversized_bodies_are_413_before_the_route(tmp_path: Path) -> None
         assert r.status_code == 413 and error_of(r)["code"] == "payload_too_large"
         r = await c.post("/api/v1/stations", json={"id": "SMALL", "security_profile": 0})
         assert r.status_code == 201
-        assert [s["id"] for s in (await c.get("/api/v1/stations")).json()] == ["SMALL"]
+        assert [s["id"] for s in (await c.get("/api/v1/stations")).json()["items"]] == ["SMALL"]
 
 
 async def test_no_cors_headers_unless_configured(tmp_path: Path) -> None:
