@@ -202,12 +202,13 @@ def compile_network(inp: SchedulingInput, topo: Topology | None = None) -> Netwo
     one_phase = _one_phase(inp, topo, evse_index)
     kw_per_a = np.where(one_phase, wired_kw / np.array([len(p) for p in topo.evse_phases]), wired_kw)
     net_fields = _sessions(inp, topo, evse_index, fixed_a, kw_per_a, slot_h, one_phase)
+    limit_floor_kw = _limit_floor_kw(inp, limit, topo)
     return Network(
         topo=topo, A=_incidence(inp, topo, ancestors, one_phase), limit=limit, non_ev=non_ev,
         kwh_per_a=wired_kw * inp.slot_h, kw_per_a=kw_per_a, one_phase=one_phase,
         fixed_a=fixed_a, price=np.array([inp.price(t) for t in range(n_t)]), slot_h=slot_h,
-        peak_floor_kw=_peak_floor_kw(inp, limit, topo, _rounding_unit_kw(net_fields["min_a"], kw_per_a)),
-        expected_kw=_expected_kw(inp, limit, topo),
+        peak_floor_kw=_peak_floor_kw(inp, limit_floor_kw, _rounding_unit_kw(net_fields["min_a"], kw_per_a)),
+        expected_kw=_expected_kw(inp, limit_floor_kw, n_t),
         unknown_slack_slots=inp.weights.unknown_slack_h * 3600.0 / inp.slot_s, **net_fields,
     )
 
@@ -241,7 +242,7 @@ def _rounding_unit_kw(min_a: Array, kw_per_a: Array) -> float:
     return float((min_a * kw_per_a).max()) if min_a.size else 0.0
 
 
-def _peak_floor_kw(inp: SchedulingInput, limit: Array, topo: Topology, unit_kw: float) -> float:
+def _peak_floor_kw(inp: SchedulingInput, limit_floor_kw: float | None, unit_kw: float) -> float:
     """Site power under which the peak term costs nothing: the demand period's peak so far less one rounding
     unit, and unless the weights shave below the site's limit, that limit (``_limit_floor_kw``).
 
@@ -250,8 +251,7 @@ def _peak_floor_kw(inp: SchedulingInput, limit: Array, topo: Topology, unit_kw: 
     ratchet up a step at a time (Caltech week, uncapped: 75 kW where 50 kW serves every car). Planned one
     unit below it, the load after rounding stays under the peak already reached."""
     floor = max(0.0, float(inp.peak_floor_kw) - unit_kw) if inp.peak_floor_kw > 0 else 0.0
-    site_kw = _limit_floor_kw(inp, limit, topo)
-    return floor if site_kw is None else max(floor, site_kw)
+    return floor if limit_floor_kw is None else max(floor, limit_floor_kw)
 
 
 def _limit_floor_kw(inp: SchedulingInput, limit: Array, topo: Topology) -> float | None:
@@ -266,13 +266,12 @@ def _limit_floor_kw(inp: SchedulingInput, limit: Array, topo: Topology) -> float
     return site_kw if math.isfinite(site_kw) else None
 
 
-def _expected_kw(inp: SchedulingInput, limit: Array, topo: Topology) -> Array:
+def _expected_kw(inp: SchedulingInput, limit_floor_kw: float | None, n_t: int) -> Array:
     """The cars expected later (peak row only). Not where the site's limit is the peak's floor (a site with a
     limit, by default): the peak term then only counts load above the limit, which the cars to come cannot
     draw either, and reshaping the plan around them only displaced least-laxity order (JPL week at 10-15 kW:
     0.05 point of energy lost)."""
-    n_t = topo.horizon_slots
-    if not inp.expected_arrivals_kw or _limit_floor_kw(inp, limit, topo) is not None:
+    if not inp.expected_arrivals_kw or limit_floor_kw is not None:
         return np.zeros(n_t)
     return np.array([max(0.0, series_value(inp.expected_arrivals_kw, t, 0.0)) for t in range(n_t)])
 

@@ -124,6 +124,9 @@ def build_input(
     circuits = limits.circuit_specs([(e.evse_key, e.station_id) for e in evses], edges, circuit_of)
     base = limits.base_loads(edges)
 
+    # The arrival forecast only shapes peak shaving above the site's own limit, so the planner ignores it on a
+    # site with a limit unless it shaves below it (scheduling.network._expected_kw): not computed there.
+    forecast = bool(history) and (cfg.shave_below_limit or all(v is None for v in limits.limit_kw_by_slot(edges)))
     by_evse = {s.evse_key: s for s in sessions}
     specs: list[EvseSpec] = []
     fixed: list[FixedDraw] = []
@@ -160,7 +163,7 @@ def build_input(
         base_loads=base, price_per_kwh=price_per_kwh, slot_s=slot_s, horizon_slots=n, weights=weights_of(cfg),
         first_slot_s=first_slot_s, replan_s=cfg.replan_interval_s, peak_floor_kw=peak_floor_kw,
         expected_arrivals_kw=expected_arrivals_kw(history, edges, ZoneInfo(site.timezone), cfg.arrival_forecast_days,
-                                                  cfg.arrival_forecast_min_days) if history else (),
+                                                  cfg.arrival_forecast_min_days) if forecast else (),
     )
 
 

@@ -68,15 +68,21 @@ class Charger:
                 assert msg[0] == 3, msg
                 return msg[2]  # type: ignore[no-any-return]
 
-    async def run(self, url: str) -> None:
+    def connect(self, url: str):  # type: ignore[no-untyped-def]
         proto = "ocpp1.6" if self.v16 else "ocpp2.0.1"
+        return connect(f"{url}/{self.ident}", subprotocols=[proto], open_timeout=10)  # type: ignore[list-item]
+
+    async def boot(self, ws) -> None:  # type: ignore[no-untyped-def]
+        if self.v16:
+            await self.call(ws, "BootNotification", {"chargePointVendor": "K", "chargePointModel": "9"})
+        else:
+            await self.call(ws, "BootNotification", {"reason": "PowerUp",
+                                                     "chargingStation": {"vendorName": "K", "model": "9"}})
+
+    async def run(self, url: str) -> None:
         with contextlib.suppress(ConnectionClosed, OSError, TimeoutError):
-            async with connect(f"{url}/{self.ident}", subprotocols=[proto], open_timeout=10) as ws:  # type: ignore[list-item]
-                if self.v16:
-                    await self.call(ws, "BootNotification", {"chargePointVendor": "K", "chargePointModel": "9"})
-                else:
-                    await self.call(ws, "BootNotification", {"reason": "PowerUp",
-                                                             "chargingStation": {"vendorName": "K", "model": "9"}})
+            async with self.connect(url) as ws:
+                await self.boot(ws)
                 if self.tx_id is None:
                     await self._start(ws)
                 while True:
@@ -209,14 +215,9 @@ class SessionCharger(Charger):
         self.last = False  # finish the current session, then return
 
     async def run(self, url: str) -> None:
-        proto = "ocpp1.6" if self.v16 else "ocpp2.0.1"
         with contextlib.suppress(ConnectionClosed, OSError, TimeoutError):
-            async with connect(f"{url}/{self.ident}", subprotocols=[proto], open_timeout=10) as ws:  # type: ignore[list-item]
-                if self.v16:
-                    await self.call(ws, "BootNotification", {"chargePointVendor": "K", "chargePointModel": "9"})
-                else:
-                    await self.call(ws, "BootNotification", {"reason": "PowerUp",
-                                                             "chargingStation": {"vendorName": "K", "model": "9"}})
+            async with self.connect(url) as ws:
+                await self.boot(ws)
                 if self.ending:
                     await self._end(ws)
                 if self.v16 and self.tx_id is None:

@@ -28,8 +28,8 @@ class ArrivalHistory:
     async def sessions(self, s: Any, site_id: str, station_ids: Iterable[str], now: datetime,
                        cfg: SmartChargingConfig) -> tuple[PastSession, ...]:
         """The site's past sessions, reading them through store session `s` when the cache is stale."""
-        if cfg.arrival_forecast_days <= 0:
-            return ()
+        if cfg.arrival_forecast_days <= 0 or not cfg.shave_below_limit:
+            return ()   # every site has a limit, and without shaving below it the plan ignores the forecast
         read_at, cached = self._cache.get(site_id, (None, ()))
         if read_at is None or not read_at <= now < read_at + REFRESH:
             since = now - timedelta(days=cfg.arrival_forecast_days + 1)

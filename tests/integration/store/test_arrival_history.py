@@ -5,26 +5,15 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from csms.config import SmartChargingConfig
 from csms.domain.enums import TxEventKind
 from csms.domain.ids import EvseRef, StationId
 from csms.domain.model import TxEvent
 from csms.domain.transactions import new_transaction, start_fingerprint
 from csms.services.smart.arrivals import ArrivalHistory
-from csms.store.db import create_engine, migrate
 from csms.store.repositories import Store
 
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)   # a Monday
-
-
-@pytest.fixture
-async def store(db_url: str):
-    engine = create_engine(db_url)
-    await migrate(engine)
-    yield Store(engine)
-    await engine.dispose()
 
 
 async def _session(store: Store, station: str, evse: int, start: datetime, hours: float | None,
@@ -51,7 +40,7 @@ async def test_ended_sessions_of_the_sites_stations_since(store: Store) -> None:
 
 
 async def test_history_is_read_once_an_hour_and_feeds_the_forecast(store: Store) -> None:
-    cfg = SmartChargingConfig()
+    cfg = SmartChargingConfig(shave_below_limit=True)   # the forecast is only used when shaving below the limit
     history = ArrivalHistory()
     for k in (1, 2, 3):
         await _session(store, "CP-1", 1, T0 + timedelta(hours=2) - timedelta(days=k), 2.0, 10_000)
@@ -62,5 +51,5 @@ async def test_history_is_read_once_an_hour_and_feeds_the_forecast(store: Store)
     async with store.session() as s:
         assert len(await history.sessions(s, "site", ["CP-1"], T0 + timedelta(minutes=30), cfg)) == 3   # cached
         assert len(await history.sessions(s, "site", ["CP-1"], T0 + timedelta(minutes=61), cfg)) == 4
-        off = SmartChargingConfig(arrival_forecast_days=0)
+        off = SmartChargingConfig(shave_below_limit=True, arrival_forecast_days=0)
         assert await history.sessions(s, "site", ["CP-1"], T0 + timedelta(hours=2), off) == ()

@@ -6,20 +6,9 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-import pytest
-
-from csms.store.db import create_engine, migrate
 from csms.store.repositories import Store, StoreSession
 
 T0 = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def store(db_url: str):
-    engine = create_engine(db_url)
-    await migrate(engine)
-    yield Store(engine)
-    await engine.dispose()
 
 
 async def _stations(store: Store) -> set[str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import inspect
 
 from csms.domain.enums import AuthorizationStatus, ConnectorStatus, Measurand, TxEventKind
@@ -15,14 +14,6 @@ from csms.store.db import create_engine, migrate
 from csms.store.repositories import Store
 
 T0 = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def store(db_url: str):
-    engine = create_engine(db_url)
-    await migrate(engine)
-    yield Store(engine)
-    await engine.dispose()
 
 
 async def test_migrations_are_idempotent_and_create_every_table(db_url: str) -> None:
