@@ -59,6 +59,25 @@ class AdmissionRefused(Conflict):
         self.guaranteed_wh = guaranteed_wh
 
 
+def aligned_grid(plan_start: datetime, arrival: datetime, end: datetime, slot_s: float
+                 ) -> tuple[float, float, int]:
+    """(first slot s, slot s, slot count) of a what-if grid from `plan_start` on which a booking's `arrival` and
+    `end` are slot edges: the window [arrival, end) is k equal slots no longer than `slot_s`, and the time
+    before it is whole slots of that length after a first, shorter one. Pure."""
+    window_s = (end - arrival).total_seconds()
+    if window_s <= 0:
+        raise InvalidRequest("end: must be after start")
+    k = max(1, math.ceil(window_s / slot_s - 1e-9))
+    step_s = window_s / k
+    lead_s = (arrival - plan_start).total_seconds()
+    if lead_s <= 1e-6:
+        return step_s, step_s, k
+    first_s = lead_s % step_s
+    if first_s <= 1e-6 or step_s - first_s <= 1e-6:
+        first_s = step_s
+    return first_s, step_s, k + 1 + round((lead_s - first_s) / step_s)
+
+
 class BookingService:
     def __init__(self, cfg: Config, store: StorePort, bus: EventBus, gateway: ChargerGateway, clock: Clock,
                  smart: Any = None, open_bookings: OpenBookings | None = None) -> None:
@@ -217,13 +236,17 @@ class BookingService:
         # further ahead is planned from its own start (today's sessions will have left by then).
         near = start <= inp.start + timedelta(seconds=inp.horizon_slots * slot_s)
         plan_start = inp.start if near else start
-        first_slot_s = inp.first_slot_s if near else None
-        n = min(MAX_WHAT_IF_SLOTS, max(1, math.ceil((end - plan_start).total_seconds() / slot_s)))
+        arrival = max(start, plan_start)
+        # The what-if's own slot grid puts the booking's start and end on slot edges, so its first and last
+        # slots are counted to the second (the planner drops a partial last slot: right for a live plan that
+        # re-plans, too little for a guarantee: a one-hour booking got three whole slots).
+        first_slot_s, step_s, n = aligned_grid(plan_start, arrival, end, slot_s)
+        n = min(MAX_WHAT_IF_SLOTS, n)
         # The site's limits over *this* window, from their one owner (services.site_limits): the grid
         # connection (daily schedule, external signal, current limit) and every circuit with its EVSEs,
         # and the base load. The snapshot's series start now and cover the planning horizon only.
         limits = SiteLimits.of(site, external_limits_of(self.smart))
-        edges = slot_edges(plan_start, slot_s, n, first_slot_s)
+        edges = slot_edges(plan_start, step_s, n, first_slot_s)
         stations = [(e.evse_key, e.evse_key.rsplit("#", 1)[0]) for e in inp.evses]  # "<station>#<evse id>"
         circuits = limits.circuit_specs(stations, edges)
         busy = {x.evse_key for x in inp.sessions} if near else set()
@@ -232,8 +255,7 @@ class BookingService:
                              departure=b.end, arrival=max(b.start, plan_start), priority=COMMITTED_PRIORITY)
                  for b in booked if b.guaranteed_energy_wh and evse_key(b.station_id, b.evse_id) not in busy]
         key = evse_key(*chosen)
-        new = SessionSpec("booking-new", key, energy_wh, departure=end, arrival=max(start, plan_start),
-                          priority=1.0)
+        new = SessionSpec("booking-new", key, energy_wh, departure=end, arrival=arrival, priority=1.0)
         sessions = tuple(x for x in inp.sessions if x.evse_key != key) if near else ()
         # Fixed draws (EVSEs offline, rejecting profiles, or idle with a non-zero default) describe now: they
         # count for a booking within the horizon, except on EVSEs a booking will use (the booking replaces
@@ -241,9 +263,9 @@ class BookingService:
         used = {key, *(e.evse_key for e in extra)}
         fixed = tuple(f for f in inp.fixed_draws if f.evse_key not in used) if near else ()
         # A what-if is not re-planned every few minutes: slot 0 counts to its boundary (no replan_s).
-        what_if = replace(inp, start=plan_start, first_slot_s=first_slot_s, horizon_slots=n,
+        what_if = replace(inp, start=plan_start, first_slot_s=first_slot_s, slot_s=step_s, horizon_slots=n,
                           circuits=circuits, base_loads=limits.base_loads(edges), sessions=(*sessions, *extra, new),
-                          fixed_draws=fixed, price_per_kwh=(), replan_s=None)
+                          fixed_draws=fixed, price_per_kwh=(), replan_s=None, expected_arrivals_kw=())
         schedule = await (self.smart.solver.run(plan, what_if) if self.smart is not None
                           else asyncio.to_thread(plan, what_if))
         return schedule.session("booking-new").energy_wh
