@@ -99,6 +99,31 @@ def station_defaults(idle: Iterable[IdleEvse], share: Mapping[str, float]) -> di
     return out
 
 
+def busy_station_bounds(busy: Mapping[str, Iterable[Sequence[float]]], idle_stations: Iterable[str]
+                        ) -> dict[str, float]:
+    """The most a station's TxDefault may be while every EVSE of it is in a planned session.
+
+    Why: a TxDefault also applies to an EVSE whose transaction just ended (its TxProfile ends with it), so
+    the moment a car leaves, that EVSE may draw its station's TxDefault until the re-plan lands. A default
+    chosen when the station was idle can exceed what the plan now leaves (a site limit dropped, others
+    arrived). Bounding it by the least its sessions are planned over the horizon keeps every departure
+    from raising the site's potential draw. `busy` maps a station to its sessions' planned current series
+    (A per phase, per slot); stations with an idle EVSE are left to their idle share (`shares`).
+
+    A station with both idle and busy EVSEs is not bounded here: its busy EVSE would draw the idle share
+    after its transaction ends, beyond the plan by at most that share until the re-plan that the end
+    triggers (a known limit; chargers here have one EVSE or share a station-wide default)."""
+    skip = set(idle_stations)
+    out: dict[str, float] = {}
+    for station_id, series in busy.items():
+        if station_id in skip:
+            continue
+        low = min((min(s) if len(s) else 0.0 for s in series), default=None)
+        if low is not None:
+            out[station_id] = max(0.0, floor_to(low))
+    return out
+
+
 class _Tree:
     """The site's circuits: which EVSEs each carries (sub-circuits included) and each EVSE's path up."""
 

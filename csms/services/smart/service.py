@@ -28,9 +28,9 @@ from ..charging import StorePort
 from ..plan_input import charger_evses
 from ..solver_thread import SolverThread
 from .control import ControlState, station_of
-from .delivery import Delivery
+from .delivery import DEFAULT_TOLERANCE_A, Delivery
 from .dwell import DwellHistory
-from .idle_share import shares, station_defaults
+from .idle_share import busy_station_bounds, shares, station_defaults
 from .live import Live
 from .overrides import SiteOverrides
 from .planning import Planning, SiteState
@@ -157,12 +157,25 @@ class SmartChargingService:
                           self.cfg.smart_charging.default_profile_current_a)
             st.last_schedule, st.last_snapshot = schedule, snap
             defaults = station_defaults(snap.idle, idle)
+            defaults.update(self._busy_default_decreases(snap, schedule))
             await self.delivery.deliver(snap, schedule, defaults)
             st.tx_defaults = {s: a for s in defaults if (a := self.state.tx_default_a.get(s)) is not None}
             if await self.delivery.probe(snap):
                 self.triggers.request(site_id, debounce=False)  # now controllable: plan it properly
             self._publish(site_id)
             return schedule
+
+    def _busy_default_decreases(self, snap: Snapshot, schedule: Schedule) -> dict[str, float]:
+        """TxDefaults of fully busy stations that exceed what their sessions are planned (see
+        `busy_station_bounds`): only decreases; an idle station gets its share back from the next plan."""
+        busy: dict[str, list[tuple[float, ...]]] = {}
+        for plan in schedule.sessions:
+            info = snap.sessions.get(plan.session_key)
+            if info is not None:
+                busy.setdefault(info.station_id, []).append(plan.current_a)
+        bounds = busy_station_bounds(busy, (e.station_id for e in snap.idle))
+        return {s: b for s, b in bounds.items()
+                if (old := self.state.tx_default_a.get(s)) is not None and b < old - DEFAULT_TOLERANCE_A}
 
     def _publish(self, site_id: str) -> None:
         view = self.plan_view(site_id)

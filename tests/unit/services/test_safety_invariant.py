@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from csms.config import parse_config
@@ -171,6 +171,10 @@ actions = st.lists(
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Found by this test: a busy station kept the TxDefault it got while idle (15.9 A) after the limit fell to
+# 8 kW; when its car left, that EVSE could draw 11 kW at once. Busy stations' TxDefaults now follow the plan.
+@example(n=2, limit_kw=22.0, max_a=16.0, outcomes=["Accepted"],
+         script=[("arrive", 0), ("arrive", 1), ("limit", 8.0), ("depart", 0)])
 @given(
     n=st.integers(2, 5),
     limit_kw=st.sampled_from([11.0, 22.0, 40.0]),
