@@ -32,15 +32,15 @@ from csms.scheduling import SessionSpec, plan
 from .bus import EventBus
 from .charging import StorePort
 from .open_bookings import OpenBookings
-from .plan_input import charger_evses, evse_key
+from .plan_input import BOOKED_PRIORITY, charger_evses, evse_key
 from .site_limits import SiteLimits, external_limits_of, slot_edges
 
 log = logging.getLogger("csms.bookings")
 OPEN = ("Confirmed", "Reserved", "Active")
 PENDING = ("Confirmed", "Reserved")  # not started yet: may still be reserved, cancelled or expire
-#: Priority of already admitted bookings in the what-if plan: far above any driver group, so a new
-#: booking is only given what is left after the earlier guarantees.
-COMMITTED_PRIORITY = 1000.0
+#: Priority of already admitted bookings (and booked cars charging now) in the what-if plan: above the new
+#: booking's (BOOKED_PRIORITY), so it is only given what is left after the earlier guarantees.
+COMMITTED_PRIORITY = 10 * BOOKED_PRIORITY
 #: The what-if plan of a very long booking looks at its first week only (keeps the LP small).
 MAX_WHAT_IF_SLOTS = 7 * 96
 #: A running session whose departure nobody stated (no charging needs, no booking) is assumed to stay this
@@ -231,7 +231,8 @@ class BookingService:
         assert site is not None
         sc = self.cfg.smart_charging
         slot_s = sc.slot_min * 60
-        inp = (await self.smart.snapshot(site_id)).input  # current sessions and fixed draws, planned from now
+        snap = await self.smart.snapshot(site_id)
+        inp = snap.input  # current sessions and fixed draws, planned from now
         # Within the planning horizon the what-if starts now, with the sessions charging now; a booking
         # further ahead is planned from its own start (today's sessions will have left by then).
         near = start <= inp.start + timedelta(seconds=inp.horizon_slots * slot_s)
@@ -255,8 +256,13 @@ class BookingService:
                              departure=b.end, arrival=max(b.start, plan_start), priority=COMMITTED_PRIORITY)
                  for b in booked if b.guaranteed_energy_wh and evse_key(b.station_id, b.evse_id) not in busy]
         key = evse_key(*chosen)
-        new = SessionSpec("booking-new", key, energy_wh, departure=end, arrival=arrival, priority=1.0)
-        sessions = tuple(x for x in inp.sessions if x.evse_key != key) if near else ()
+        # Ranked as the live plan will rank them (BOOKED_PRIORITY): the new booking above walk-ins, whose needs
+        # are site defaults (a 1.6 car states nothing) or best effort, so they never take what it would hold;
+        # below the bookings admitted earlier, booked cars charging now included.
+        new = SessionSpec("booking-new", key, energy_wh, departure=end, arrival=arrival, priority=BOOKED_PRIORITY)
+        booked_now = {k for k, info in snap.sessions.items() if info.booked}
+        sessions = tuple(replace(x, priority=COMMITTED_PRIORITY) if x.session_key in booked_now else x
+                         for x in inp.sessions if x.evse_key != key) if near else ()
         # Fixed draws (EVSEs offline, rejecting profiles, or idle with a non-zero default) describe now: they
         # count for a booking within the horizon, except on EVSEs a booking will use (the booking replaces
         # the idle allowance); a booking further ahead does not inherit today's outages.

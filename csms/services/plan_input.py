@@ -67,6 +67,12 @@ class ActiveSession:
     ev_phases: int | None = None
 
 
+#: Priority of a booked car's session (the driver's booking is open): above every driver group below it, so a
+#: booking's energy is never shared with walk-ins, whose needs are defaults or best effort. The bookings'
+#: admission what-if ranks the same way (services.bookings), so what it guarantees is what the live plan gives.
+BOOKED_PRIORITY = 100.0
+
+
 def evse_key(station_id: str, evse_id: int) -> str:
     return f"{station_id}#{evse_id}"
 

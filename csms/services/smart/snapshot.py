@@ -25,7 +25,9 @@ from csms.domain.model import ChargingNeeds, Station, Transaction
 from csms.scheduling import FixedDraw, SchedulingInput
 
 from ..charging import StorePort
-from ..plan_input import ActiveSession, EvseState, build_input, charger_evses, evse_key, slot_floor
+from ..plan_input import (
+    BOOKED_PRIORITY, ActiveSession, EvseState, build_input, charger_evses, evse_key, slot_floor,
+)
 from .control import ControlState
 from .arrivals import ArrivalHistory
 from .dwell import DwellHistory
@@ -52,6 +54,7 @@ class SessionInfo:
     departure: datetime | None
     departure_source: str | None  # ev | driver | booking | learned; None: unknown
     ev_phases: int | None
+    booked: bool = False  # the driver's booking is open: planned at BOOKED_PRIORITY
 
     @property
     def evse_key(self) -> str:
@@ -192,10 +195,12 @@ class SnapshotBuilder:
                  now: datetime) -> tuple[SessionInfo, ActiveSession]:
         energy = n.energy_wh
         candidates = [(n.departure, n.departure_source)]
+        booked = False
         if self.bookings is not None:
             b_energy, b_end = self.bookings.booking_for(t.station_id, t.id_token or "")
             energy = energy if energy is not None else b_energy
             candidates.append((b_end, "booking"))
+            booked = b_end is not None
         if learned_s is not None:
             candidates.append((t.started_at + timedelta(seconds=learned_s), "learned"))
         # The first source that knows; one that has passed with the car still here knows nothing any more.
@@ -209,11 +214,11 @@ class SnapshotBuilder:
             session_key=t.key, evse_key=k, started_at=t.started_at, energy_delivered_wh=t.energy_wh,
             requested_energy_wh=energy, departure=departure,
             ev_max_current_a=self.state.ev_limit_a(k, n.ev_max_current_a, now),
-            priority=groups.get(t.group or "", 1.0) if t.group else 1.0,
+            priority=max(groups.get(t.group or "", 1.0) if t.group else 1.0, BOOKED_PRIORITY if booked else 0.0),
             ev_full=self.state.ev_full.get(k, False), ev_phases=phases,
         )
         info = SessionInfo(t.key, t.station_id, t.evse.evse_id, t.charger_tx_id, t.group, t.energy_wh, energy,
-                           departure, source, phases)
+                           departure, source, phases, booked)
         return info, active
 
 
