@@ -63,7 +63,7 @@ class Invoicer:
                                       # what billing saw decides, not an inference from the meter
                                       derive_finished=False, counted_until=track.overstay_counted_until)
         return price_session(metered.intervals, self.book(site_id), tx.group, session_start=tx.started_at,
-                             session_end=end, utilisation=self.meter.utilisation(site_id, rows), overstay=overstay,
+                             session_end=end, utilisation=self.meter.utilisation(site_id, rows, end), overstay=overstay,
                              anomalies=metered.anomalies)
 
     async def cost_as_if_ended(self, tx: Transaction, track: SessionTrack, now: datetime,

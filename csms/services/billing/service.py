@@ -255,6 +255,8 @@ class BillingService:
         await self.meter.set_power(tx.station_id, tx.evse.evse_id, 0.0 if ended else tx.power_w, at)
         if track is None:
             return  # already invoiced: a late or replayed message changes nothing
+        if ended:  # its utilisation ends here (demand tiers): what the live cost saw is what it is billed
+            await self.meter.cut(tx.station_id, at)
         self._txs[tx.key] = tx
         track.delivered_wh = tx.energy_wh
         track.occupied(at)

@@ -64,6 +64,13 @@ class SiteLoadMeter:
         load = self._loads.setdefault(site_id, SiteLoad(self.bucket_s))
         await self._persist(site_id, load.set_power((station_id, evse_id), power_w, min(at, self.clock.now())))
 
+    async def cut(self, station_id: str, at: datetime) -> None:
+        """A transaction at `station_id` ended at `at`: close its site's open bucket there (SiteLoad.cut)."""
+        site_id = (await self.infos.get(station_id)).get("site_id")
+        load = self._loads.get(site_id) if site_id is not None else None
+        if site_id is not None and load is not None:
+            await self._persist(site_id, load.cut(min(at, self.clock.now())))
+
     async def advance(self, now: datetime) -> None:
         """Close (and store) the buckets that ended by `now`."""
         for site_id, load in list(self._loads.items()):
@@ -87,14 +94,14 @@ class SiteLoadMeter:
         return [(x, y, w, None if kw is None else kw * 1000.0)
                 for a, b, w in rows for x, y, kw in limits.limit_kw_spans(a, b)]
 
-    def utilisation(self, site_id: str | None, rows: list[dict[str, Any]]) -> list[Any]:
-        """Stored buckets against the limit stored with them (the one in force then); the open bucket
-        against the limit in force now."""
+    def utilisation(self, site_id: str | None, rows: list[dict[str, Any]], until: datetime) -> list[Any]:
+        """Stored buckets against the limit stored with them (the one in force then); the load not stored
+        yet as it stands at `until` (SiteLoad.as_of) against the limit in force now. The live cost (`until` =
+        now) and the invoice of a session that ends now therefore see the same utilisation."""
         if site_id is None:
             return []
         buckets = [(r["start"], r["end"], r["mean_power_w"], r["limit_w"]) for r in rows]
         load = self._loads.get(site_id)
-        part = load.partial() if load else None
-        if part is not None and (not buckets or part[0] >= buckets[-1][1]):
-            buckets += self._with_limits(site_id, [part])
+        tail = [r for r in (load.as_of(until) if load else []) if not buckets or r[0] >= buckets[-1][1]]
+        buckets += self._with_limits(site_id, tail)
         return utilisation_spans(buckets)

@@ -207,7 +207,9 @@ class SiteLoad:
     """The site's summed charging power as a step function, folded into fixed buckets of mean power.
 
     Closed buckets are returned to the caller to persist; the open one is `partial()`. Time never goes
-    backwards: a reading stamped before the last one applies from the last one on.
+    backwards: a reading stamped before the last one applies from the last one on. A transaction's end cuts
+    the open bucket (`cut`): a session is priced with the utilisation measured up to its end, never with load
+    that came after it, so its invoice is what its live cost said when it ended (`as_of`).
     """
 
     bucket_s: int
@@ -251,6 +253,23 @@ class SiteLoad:
         else:
             self.power_w.pop(key, None)
         return closed
+
+    def cut(self, at: datetime) -> list[tuple[datetime, datetime, float]]:
+        """Advance to `at` and close the open bucket there (a transaction of the site ended at `at`)."""
+        closed = self.advance(at)
+        part = self.partial()
+        if part is not None:
+            closed.append(part)
+            self.observed_from, self.energy_ws = part[1], 0.0
+        return closed
+
+    def as_of(self, now: datetime) -> list[tuple[datetime, datetime, float]]:
+        """The rows not stored yet as they stand at `now` (the load since the last reading held until now),
+        the open one last; this meter is left unchanged. What a transaction ending now would be priced with."""
+        ahead = SiteLoad(self.bucket_s, dict(self.power_w), self.last, self.observed_from, self.energy_ws)
+        rows = ahead.advance(now)
+        part = ahead.partial()
+        return rows + ([part] if part is not None else [])
 
     def partial(self) -> tuple[datetime, datetime, float] | None:
         if self.last is None or self.observed_from is None or self.last <= self.observed_from:

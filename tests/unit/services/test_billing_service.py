@@ -538,6 +538,43 @@ async def test_live_cost_follows_the_invoice_while_overstaying(harness) -> None:
     assert final == float(inv["total"]) == 6.60
 
 
+async def test_live_cost_equals_the_invoice_with_demand_tiers_when_others_charge_on(harness) -> None:  # type: ignore[no-untyped-def]
+    """Issue 11: with demand tiers the live cost could differ from the invoice. A driver stops at 22 min (not
+    the unplug: the invoice comes at 41) while a second car charges on. The 20-25 min load bucket then held
+    both cars (24 of 24 kW, high) until the stop and one car after it, so the invoice priced the 20-21 min
+    reading with the whole bucket's mean (16.8 of 24 kW, medium): 1.69 against the live 1.71. A transaction's
+    end now closes the bucket: the session is priced with the load up to its end, as its live cost was."""
+    tiers = [{"name": "medium", "from_utilisation": 0.5, "multiplier": 1.2},
+             {"name": "high", "from_utilisation": 0.8, "multiplier": 1.5}]
+    async with harness({"tariff": {"demand_tiers": tiers}}) as h:
+        await h.v201(TxEventKind.STARTED, 0, "a", 0, wh=0.0, w=12000.0, cs=ChargingState.CHARGING)
+        seq = {"a": 1, "b": 1}
+
+        async def reading(tx: str, m: int, since: int) -> None:
+            await h.v201(TxEventKind.UPDATED, m, tx, seq[tx], wh=200.0 * (m - since), w=12000.0,
+                         station="CP1" if tx == "a" else "CP2")
+            seq[tx] += 1
+        for m in range(3, 22, 3):
+            await reading("a", m, 0)
+            if m == 12:
+                await h.v201(TxEventKind.STARTED, 12, "b", 0, wh=0.0, w=12000.0, cs=ChargingState.CHARGING,
+                             station="CP2", tag="TAG2")
+            elif m > 12:
+                await reading("b", m, 12)
+        h.at(22)
+        live = await h.charging.live_cost("CP1/a")
+        await h.v201(TxEventKind.ENDED, 22, "a", 99, reason="Local")  # the car stays plugged in
+        for m in range(24, 41, 3):
+            await reading("b", m, 12)
+        await h.status(41, ConnectorStatus.AVAILABLE)
+        [inv] = [i for i in await h.invoices() if i["station_id"] == "CP1"]
+    assert inv["reason"] == "unplugged"
+    assert live == float(inv["total"]) == 1.71
+    energy = [(ln["quantity"], ln["unit_price"]) for ln in inv["lines"] if ln["kind"] == "energy"]
+    # 0-10 min: 12 of 24 kW (medium); then buckets with both cars (high), the 20-21 min reading included
+    assert energy == [("2.000", "0.360"), ("2.200", "0.450")]
+
+
 # --- overstay is the driver's -----------------------------------------------------------------------------
 async def test_operator_remote_stop_is_not_the_car_being_done(harness) -> None:  # type: ignore[no-untyped-def]
     """Issue 11: a remote stop counted as "charging finished" and billed the driver's walk back to the car."""
