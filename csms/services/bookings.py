@@ -23,7 +23,9 @@ from typing import Any
 from csms.config import Config
 from csms.domain.clock import Clock
 from csms.domain.enums import AuthorizationStatus
-from csms.domain.errors import Conflict, InvalidRequest, UnknownBooking, UnknownSite, UnknownStation
+from csms.domain.errors import (
+    Conflict, InvalidRequest, StoreUnavailable, UnknownBooking, UnknownSite, UnknownStation,
+)
 from csms.domain.events import DomainEvent, TransactionChanged
 from csms.domain.model import Booking
 from csms.domain.ports import ChargerGateway
@@ -375,9 +377,11 @@ class BookingService:
                         if b.transaction_key == tx.key:
                             await s.set_booking(b.id, status="Completed")
                             log.info("booking completed id=%s tx=%s", b.id, tx.key)
+            await self._refresh_cache()
+        except StoreUnavailable:  # the store logged the outage once; no traceback per transaction
+            log.warning("booking update skipped tx=%s: database unavailable", tx.key)
         except Exception:  # noqa: BLE001 - a task nobody awaits: log instead of losing the error
             log.exception("booking update failed tx=%s", tx.key)
-        await self._refresh_cache()
 
     async def _refresh_cache(self) -> None:
         await self.open.refresh()

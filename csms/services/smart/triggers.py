@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from csms.domain.clock import Clock
+from csms.domain.errors import StoreUnavailable
 from csms.domain.events import (
     ChargingNeedsChanged,
     DomainEvent,
@@ -112,6 +113,8 @@ class Triggers:
         self._pending.pop(site_id, None)
         try:
             await self._replan(site_id)
+        except StoreUnavailable:  # the store logged the outage once; the next trigger or slot re-plans
+            log.warning("re-plan skipped site=%s: database unavailable", site_id)
         except Exception:  # noqa: BLE001 - a failed plan is retried on the next trigger or slot
             log.exception("re-plan failed site=%s", site_id)
 
