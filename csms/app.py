@@ -22,13 +22,16 @@ import uvicorn
 from csms.api.app import create_app
 from csms.api.metrics import Metrics
 from csms.config import Config, ConfigError, load_config, require_credentials
+from csms.domain.certificates import PkiBackend
 from csms.domain.clock import AcceleratedClock, Clock, SystemClock
 from csms.domain.errors import StoreUnavailable
 from csms.ocpp.registry import ConnectionRegistry
 from csms.ocpp.server import OcppServer
+from csms.pki import LocalCA
 from csms.services.bus import EventBus
 from csms.services.billing import BillingService
 from csms.services.bookings import BookingService
+from csms.services.certificates import CertificateService
 from csms.services.charging import ChargingService
 from csms.services.provisioning import seed_from_config
 from csms.services.site_status import current_load
@@ -63,6 +66,32 @@ def _warn_insecure(cfg: Config) -> None:
         log.warning("allow_unknown_chargers: unknown identities connect (Pending) without a password")
 
 
+def load_pki_backend(spec: str) -> PkiBackend:
+    """certificates.pki_backend "package.module:factory": the factory, called without arguments, returns the
+    backend. Resolved here, in the composition root, the only place that wires plug-ins."""
+    import importlib
+
+    module_name, _, attr = spec.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+        return factory()  # type: ignore[no-any-return]
+    except Exception as e:  # noqa: BLE001 - any failure is the operator's setting: name it
+        raise ConfigError(f"certificates.pki_backend: cannot load {spec!r}: {type(e).__name__}: {e}") from e
+
+
+def make_certificates(cfg: Config, registry: ConnectionRegistry, clock: Clock,
+                      pki_backend: PkiBackend | None) -> CertificateService:
+    c = cfg.certificates
+    try:
+        ca = LocalCA(cert_file=c.ca_cert_file, key_file=c.ca_key_file, local_dir=c.local_ca_dir,
+                     validity_days=c.validity_days)
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
+    if pki_backend is None and c.pki_backend is not None:
+        pki_backend = load_pki_backend(c.pki_backend)
+    return CertificateService(ca, registry, clock, pki_backend)
+
+
 def make_clock(cfg: Config) -> Clock:
     if cfg.clock.speedup != 1.0 or cfg.clock.start is not None:
         from datetime import UTC, datetime
@@ -77,8 +106,11 @@ def make_clock(cfg: Config) -> Clock:
 class CsmsApp:
     """The whole central system in one object. Start with `await app.start()` or `async with`."""
 
-    def __init__(self, cfg: Config, *, clock: Clock | None = None, config_path: Path | None = None) -> None:
+    def __init__(self, cfg: Config, *, clock: Clock | None = None, config_path: Path | None = None,
+                 pki_backend: PkiBackend | None = None) -> None:
         self.cfg = cfg
+        #: Overrides certificates.pki_backend (tests pass their own backend).
+        self.pki_backend = pki_backend
         self.config_path = config_path
         self.clock = clock or make_clock(cfg)
         self.bus = EventBus()
@@ -99,6 +131,9 @@ class CsmsApp:
         cfg = self.cfg
         require_credentials(cfg)
         _warn_insecure(cfg)
+        registry = ConnectionRegistry()
+        # Before anything is opened: a bad CA or backend setting is a ConfigError with nothing to undo.
+        self.certificates = make_certificates(cfg, registry, self.clock, self.pki_backend)
         self.engine = create_engine(cfg.database.url, cfg.database.echo)
         await migrate(self.engine)
         self.store = Store(self.engine)
@@ -112,7 +147,8 @@ class CsmsApp:
             default_security_profile=cfg.server.security_profile,
             pending_interval_s=cfg.server.pending_interval_s,
         )
-        self.ocpp = OcppServer(cfg.server, self.charging, self.charging, self.clock, observer=self.metrics)
+        self.ocpp = OcppServer(cfg.server, self.charging, self.charging, self.clock, observer=self.metrics,
+                               registry=registry, certificates=self.certificates)
         self.gateway: ConnectionRegistry = self.ocpp.registry
         await self.ocpp.start()
         self.ocpp_port = self.ocpp.port

@@ -329,6 +329,34 @@ class MqttConfig(_Strict):
     buffer_messages: int = Field(10000, ge=1)
 
 
+class CertificatesConfig(_Strict):
+    """Certificate management (docs/ocpp.md "Certificates"): the CA that signs chargers' own certificates
+    (SignCertificate -> CertificateSigned), and the PKI/OCSP backend for ISO 15118 certificates."""
+
+    #: The operator's CA (PEM; the key unencrypted). Both or neither. Neither: a local CA generated on first
+    #: use in `local_ca_dir` (the embedded default). Point server.tls.ca_file at the same CA certificate so
+    #: that chargers can connect with what it signs (security profile 3).
+    ca_cert_file: Path | None = None
+    ca_key_file: Path | None = None
+    local_ca_dir: Path = Path("csms-ca")
+    #: Lifetime of a signed charger certificate (capped at the CA's own).
+    validity_days: int = Field(365, ge=1, le=3650)
+    #: "package.module:factory" of a PKI/OCSP backend (csms.domain.certificates.PkiBackend), called once at start
+    #: without arguments. None: ISO 15118 certificate checks (Authorize with certificate data,
+    #: GetCertificateStatus, Get15118EVCertificate) are answered CALLERROR NotSupported.
+    pki_backend: str | None = Field(None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+    @model_validator(mode="after")
+    def _pair(self) -> "CertificatesConfig":
+        if (self.ca_cert_file is None) != (self.ca_key_file is None):
+            raise ValueError("set both ca_cert_file and ca_key_file, or neither (a local CA is then generated)")
+        for key in ("ca_cert_file", "ca_key_file"):
+            path = getattr(self, key)
+            if path is not None and not path.is_file():
+                raise ValueError(f"{key}: no such file {str(path)!r}")
+        return self
+
+
 class ClockConfig(_Strict):
     """Simulation only: run the CSMS on an accelerated clock shared with a simulated fleet."""
 
@@ -348,6 +376,7 @@ class Config(_Strict):
     bookings: BookingsConfig = BookingsConfig()
     mqtt: MqttConfig = MqttConfig()
     logging: LoggingConfig = LoggingConfig()
+    certificates: CertificatesConfig = CertificatesConfig()
     clock: ClockConfig = ClockConfig()
     #: Tariffs and the overstay policy (schema in csms/billing_config.py; see docs/billing.md).
     billing: BillingConfig = BillingConfig()

@@ -22,6 +22,7 @@ from typing import Any
 import websockets
 
 from simulator import profiles as pf
+from simulator.certificates import CertificateStore
 from simulator.clock import SimClock
 from simulator.commands import CsmsCommandsMixin
 from simulator.ev import EV, amps_from_watts
@@ -124,6 +125,8 @@ class Charger(CsmsCommandsMixin):
         self.config = config
         self.clock = clock or SimClock()
         self.recorder = recorder or Recorder(config.charger_id, keep_messages=config.keep_messages)
+        #: Its own certificate (SignCertificate -> CertificateSigned) and installed roots.
+        self.certificates = CertificateStore(config.charger_id, config.vendor)
         self.adapter = _make_adapter(self)
         now = self.clock.now()
         self.evses: dict[int, Evse] = {i: Evse(i) for i in range(1, config.evse_count + 1)}

@@ -8,7 +8,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from . import dashboard, errors, metrics
 from .body_limit import BodyLimit
 from .deps import ApiContext
-from .routes import billing, bookings, commands, live, sessions, sites, stations, tokens
+from .routes import billing, bookings, certificates, commands, live, sessions, sites, stations, tokens
 
 
 def create_app(ctx: ApiContext, extra_routers: tuple = ()) -> FastAPI:  # type: ignore[type-arg]
@@ -28,7 +28,7 @@ def create_app(ctx: ApiContext, extra_routers: tuple = ()) -> FastAPI:  # type: 
                            allow_headers=["X-API-Key", "Authorization", "Content-Type"])
     app.add_middleware(BodyLimit, max_bytes=api_cfg.max_body_bytes)  # added last: runs first
     for r in (stations.router, sessions.router, commands.router, tokens.router, sites.router, bookings.router,
-              billing.router, live.router, *extra_routers):
+              billing.router, live.router, certificates.router, *extra_routers):
         app.include_router(r, prefix="/api/v1")
 
     app.include_router(metrics.make_router(ctx))

@@ -22,6 +22,7 @@ class ApiContext(Protocol):
     bookings: Any  # csms.services.bookings.BookingService | None
     metrics: Any
     bus: Any  # csms.services.bus.EventBus: the live events stream subscribes to it
+    certificates: Any  # csms.services.certificates.CertificateService (its `ca` serves GET /certificates/ca)
 
 
 def get_ctx(request: Request) -> ApiContext:

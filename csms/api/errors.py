@@ -14,6 +14,7 @@ from csms.domain.errors import (
     Conflict,
     DomainError,
     InvalidRequest,
+    NotConfigured,
     StationOffline,
     StoreUnavailable,
     UnknownBooking,
@@ -36,6 +37,7 @@ TO_HTTP: dict[type[DomainError], tuple[int, str, str | None]] = {
     Conflict: (409, "conflict", None),
     StationOffline: (409, "station_offline", None),
     StoreUnavailable: (503, "database_unavailable", None),
+    NotConfigured: (501, "not_configured", None),
 }
 
 _BARE_ID = re.compile(r"^\S+$")

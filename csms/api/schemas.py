@@ -211,3 +211,15 @@ class RawCallIn(_In):
 class ChargingNeedsIn(_In):
     departure_time: UtcDateTime | None = None
     energy_kwh: float | None = Field(None, gt=0, le=1000)
+
+
+CertificateUseWord = Literal["CSMSRootCertificate", "ManufacturerRootCertificate", "V2GRootCertificate",
+                             "MORootCertificate", "V2GCertificateChain"]
+
+
+class InstallCertificateIn(_In):
+    certificate_type: Literal["CSMSRootCertificate", "ManufacturerRootCertificate", "V2GRootCertificate",
+                              "MORootCertificate"] = Field(
+        description="2.0.1 words; 1.6 chargers take CSMSRootCertificate (sent as CentralSystemRootCertificate) "
+                    "and ManufacturerRootCertificate only")
+    certificate: str = Field(min_length=1, max_length=5500, description="one PEM X.509 certificate")

@@ -39,3 +39,8 @@ class UnknownSite(DomainError):
 
 class UnknownBooking(DomainError):
     pass
+
+
+class NotConfigured(DomainError):
+    """A request the central system can only serve with a part the operator has not configured (for example
+    ISO 15118 certificate checks without a PKI/OCSP backend). OCPP answers NotSupported, HTTP 501."""

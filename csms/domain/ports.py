@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from .certificates import CertificateHashData, CertificateUse, SigningUse
 from .enums import ChargingState, ConnectorStatus, RateUnit, RegistrationStatus
 from .ids import EvseRef
 from .model import (
@@ -110,6 +111,16 @@ class ChargerGateway(Protocol):
     async def get_configuration(self, station_id: str, keys: list[str] | None = None) -> CommandResult: ...
     async def change_configuration(self, station_id: str, key: str, value: str) -> CommandResult: ...
     async def raw_call(self, station_id: str, action: str, payload: dict[str, object]) -> CommandResult: ...
+    # Certificate management (2.0.1, and 1.6 with the security whitepaper's messages).
+    async def certificate_signed(self, station_id: str, chain_pem: str, use: SigningUse) -> CommandResult: ...
+    async def install_certificate(self, station_id: str, use: CertificateUse, pem: str) -> CommandResult:
+        """1.6 knows CSMS_ROOT and MANUFACTURER_ROOT only: other uses are NotSupported, never sent."""
+        ...
+    async def installed_certificates(self, station_id: str, uses: list[CertificateUse] | None = None) -> CommandResult:
+        """`data["certificates"]`: [{"use", "hash_algorithm", "issuer_name_hash", "issuer_key_hash",
+        "serial_number"}]. 1.6 asks once per use (None: both of its uses)."""
+        ...
+    async def delete_certificate(self, station_id: str, hash_data: CertificateHashData) -> CommandResult: ...
 
 
 class TelemetrySink(Protocol):

@@ -43,6 +43,7 @@ from ocpp.exceptions import OCPPError
 from ocpp.messages import Call, CallResult, validate_payload
 from websockets.exceptions import ConnectionClosed
 
+from csms.domain.certificates import CertificateEvents
 from csms.domain.clock import Clock
 from csms.domain.enums import CommandStatus, RegistrationStatus
 from csms.domain.model import Capabilities, CommandResult
@@ -115,11 +116,13 @@ class OcppConnection(ChargePoint):
     def __init__(
         self, station_id: str, connection: Any, *, events: ChargerEvents, clock: Clock,
         response_timeout_s: float, inbox_size: int = 64, observer: OcppObserver = NULL_OBSERVER,
+        certificates: CertificateEvents | None = None,
     ) -> None:
         super().__init__(station_id, connection, response_timeout_s, logger=log)
         self.events = events
         self.clock = clock
         self.observer = observer
+        self.certs = certificates
         self.capabilities: Capabilities | None = None
         self._inbox: asyncio.Queue[tuple[str, str, dict[str, Any]] | None] = asyncio.Queue(inbox_size)
         self._pending: tuple[str, asyncio.Future[Any]] | None = None
@@ -357,6 +360,12 @@ class OcppConnection(ChargePoint):
     async def call(self, payload: Any, suppress: bool = True, unique_id: Any = None,
                    skip_schema_validation: bool = False) -> Any:
         raise NotImplementedError("use request(action, payload) or the ConnectionRegistry gateway")
+
+    def certificates(self) -> CertificateEvents:
+        """The certificate service, or a NotSupported CALLERROR saying that none is configured."""
+        if self.certs is None:
+            raise oe.OcppFault(oe.NOT_SUPPORTED, "certificate management is not configured on this central system")
+        return self.certs
 
     # --- readiness -------------------------------------------------------------------------------
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:

@@ -56,6 +56,7 @@ TO_CALL_ERROR: dict[type[de.DomainError], str] = {
     de.UnknownStation: SECURITY,
     de.Conflict: GENERIC,
     de.StationOffline: INTERNAL,
+    de.NotConfigured: NOT_SUPPORTED,
     de.DomainError: GENERIC,
 }
 

@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
+from csms.domain.certificates import CertificateHashData, CertificateUse, SigningUse
 from csms.domain.enums import CommandStatus, RegistrationStatus
 from csms.domain.ids import EvseRef
 from csms.domain.model import Capabilities, ChargingProfile, CommandResult
@@ -135,6 +136,18 @@ class ConnectionRegistry:
         """Any action of the station's version; `payload` in camelCase, validated against the schema.
         The answer payload is returned in `data`."""
         return await self._run(station_id, action, lambda c: c.raw_call(action, dict(payload)))
+
+    async def certificate_signed(self, station_id: str, chain_pem: str, use: SigningUse) -> CommandResult:
+        return await self._run(station_id, "certificate_signed", lambda c: c.certificate_signed(chain_pem, use))
+
+    async def install_certificate(self, station_id: str, use: CertificateUse, pem: str) -> CommandResult:
+        return await self._run(station_id, "install_certificate", lambda c: c.install_certificate(use, pem))
+
+    async def installed_certificates(self, station_id: str, uses: list[CertificateUse] | None = None) -> CommandResult:
+        return await self._run(station_id, "installed_certificates", lambda c: c.installed_certificates(uses))
+
+    async def delete_certificate(self, station_id: str, hash_data: CertificateHashData) -> CommandResult:
+        return await self._run(station_id, "delete_certificate", lambda c: c.delete_certificate(hash_data))
 
     async def refresh_capabilities(self, station_id: str) -> Capabilities:
         conn = self._conns.get(station_id)

@@ -49,6 +49,7 @@ from websockets.typing import Subprotocol
 
 import csms.ocpp  # noqa: F401 - configures the ocpp library (ASYNC_VALIDATION, logger level)
 from csms.config import OcppServerConfig
+from csms.domain.certificates import CertificateEvents
 from csms.domain.clock import Clock
 from csms.domain.enums import RegistrationStatus
 from csms.domain.ports import ChargerEvents, StationAccess, StationDirectory
@@ -88,6 +89,7 @@ class OcppServer:
         self, cfg: OcppServerConfig, events: ChargerEvents, directory: StationDirectory, clock: Clock, *,
         registry: ConnectionRegistry | None = None, ready_grace_s: float = 1.0, compression: str | None = None,
         observer: OcppObserver = NULL_OBSERVER, throttle: LoginThrottle | None = None,
+        certificates: CertificateEvents | None = None,
     ) -> None:
         self.cfg = cfg
         self.events = events
@@ -97,6 +99,8 @@ class OcppServer:
         self.ready_grace_s = ready_grace_s
         self.compression = compression
         self.observer = observer
+        #: SignCertificate and the ISO 15118 certificate messages go here (None: answered NotSupported).
+        self.certificates = certificates
         self.port: int | None = None
         self.tls_port: int | None = None
         self._server: Server | None = None
@@ -218,7 +222,8 @@ class OcppServer:
         _, ident = identity_from_path(ws.request.path if ws.request else "", self.cfg.path_prefix)
         proto = ws.subprotocol or ""
         conn = ADAPTERS[proto](ident, ws, events=self.events, clock=self.clock,
-                               response_timeout_s=self.cfg.response_timeout_s, observer=self.observer)
+                               response_timeout_s=self.cfg.response_timeout_s, observer=self.observer,
+                               certificates=self.certificates)
         old = self.registry.register(ident, conn)
         log.info("connected station=%s protocol=%s remote=%s replaced=%s", ident, proto, _remote(ws),
                  old is not None)

@@ -200,6 +200,38 @@ class _Link(RecordingLinkMixin, ChargePoint):
                          **_: Any) -> call_result.DataTransfer:
         return call_result.DataTransfer("UnknownVendorId")
 
+    # --- the security whitepaper's messages ------------------------------------------------------
+    @on(Action.extended_trigger_message)
+    def on_extended_trigger(self, requested_message: str, connector_id: int | None = None, **_: Any
+                            ) -> call_result.ExtendedTriggerMessage:
+        if requested_message == "SignChargePointCertificate":
+            self.charger.enqueue(self.adapter.sign_certificate, "SignCertificate")
+            return call_result.ExtendedTriggerMessage("Accepted")
+        ok = self.adapter.trigger(requested_message, connector_id)
+        return call_result.ExtendedTriggerMessage("Accepted" if ok else "NotImplemented")
+
+    @on(Action.certificate_signed)
+    def on_certificate_signed(self, certificate_chain: str, **_: Any) -> call_result.CertificateSigned:
+        ok = self.charger.certificates.install_signed(certificate_chain)
+        return call_result.CertificateSigned("Accepted" if ok else "Rejected")
+
+    @on(Action.install_certificate)
+    def on_install_certificate(self, certificate_type: str, certificate: str, **_: Any
+                               ) -> call_result.InstallCertificate:
+        return call_result.InstallCertificate(self.charger.certificates.install_root(certificate_type, certificate))
+
+    @on(Action.get_installed_certificate_ids)
+    def on_get_installed_certificate_ids(self, certificate_type: str, **_: Any
+                                         ) -> call_result.GetInstalledCertificateIds:
+        rows = self.charger.certificates.installed([certificate_type])
+        if not rows:
+            return call_result.GetInstalledCertificateIds("NotFound")
+        return call_result.GetInstalledCertificateIds("Accepted", certificate_hash_data=[h for _, h in rows])
+
+    @on(Action.delete_certificate)
+    def on_delete_certificate(self, certificate_hash_data: dict[str, str], **_: Any) -> call_result.DeleteCertificate:
+        return call_result.DeleteCertificate(self.charger.certificates.delete(certificate_hash_data))
+
 
 class V16Adapter(AdapterBase):
     subprotocol = "ocpp1.6"
@@ -265,6 +297,11 @@ class V16Adapter(AdapterBase):
 
     async def send_charging_needs(self, evse: Evse, energy_wh: float) -> None:
         """1.6 has no charging-needs message."""
+
+    async def sign_certificate(self) -> str:
+        """A new key and CSR; the certificate comes back in CertificateSigned. Returns the CSMS's answer."""
+        res = await self.call(call.SignCertificate(csr=self.charger.certificates.new_csr()))
+        return str(res.status)
 
     # ------------------------------------------------------------------ TriggerMessage
     def trigger(self, requested: str, connector_id: int | None) -> bool:

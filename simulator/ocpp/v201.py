@@ -190,6 +190,32 @@ class _Link(RecordingLinkMixin, ChargePoint):
                          ) -> call_result.DataTransfer:
         return call_result.DataTransfer("UnknownVendorId")
 
+    # --- certificate management ------------------------------------------------------------------
+    @on(Action.certificate_signed)
+    def on_certificate_signed(self, certificate_chain: str, certificate_type: str | None = None, **_: Any
+                              ) -> call_result.CertificateSigned:
+        ok = certificate_type in (None, "ChargingStationCertificate") and \
+            self.charger.certificates.install_signed(certificate_chain)
+        return call_result.CertificateSigned("Accepted" if ok else "Rejected")
+
+    @on(Action.install_certificate)
+    def on_install_certificate(self, certificate_type: str, certificate: str, **_: Any
+                               ) -> call_result.InstallCertificate:
+        return call_result.InstallCertificate(self.charger.certificates.install_root(certificate_type, certificate))
+
+    @on(Action.get_installed_certificate_ids)
+    def on_get_installed_certificate_ids(self, certificate_type: list[str] | None = None, **_: Any
+                                         ) -> call_result.GetInstalledCertificateIds:
+        rows = self.charger.certificates.installed(certificate_type)
+        if not rows:
+            return call_result.GetInstalledCertificateIds("NotFound")
+        return call_result.GetInstalledCertificateIds("Accepted", certificate_hash_data_chain=[
+            {"certificate_type": use, "certificate_hash_data": h} for use, h in rows])
+
+    @on(Action.delete_certificate)
+    def on_delete_certificate(self, certificate_hash_data: dict[str, str], **_: Any) -> call_result.DeleteCertificate:
+        return call_result.DeleteCertificate(self.charger.certificates.delete(certificate_hash_data))
+
 
 class VariableStore:
     """A minimal device model for GetVariables / SetVariables (component.variable -> value)."""
@@ -367,6 +393,12 @@ class V201Adapter(AdapterBase):
             needs["departure_time"] = ts(ev.departure)
         await self.call(call.NotifyEVChargingNeeds(charging_needs=needs, evse_id=evse.evse_id))
 
+    async def sign_certificate(self) -> str:
+        """A new key and CSR; the certificate comes back in CertificateSigned. Returns the CSMS's answer."""
+        res = await self.call(call.SignCertificate(csr=self.charger.certificates.new_csr(),
+                                             certificate_type="ChargingStationCertificate"))
+        return str(res.status)
+
     # ------------------------------------------------------------------ TriggerMessage
     def trigger(self, requested: str, evse_id: int | None) -> bool:
         ch = self.charger
@@ -376,6 +408,8 @@ class V201Adapter(AdapterBase):
             ch.trigger_boot()
         elif requested == "Heartbeat":
             ch.enqueue(self.heartbeat, "Heartbeat")
+        elif requested == "SignChargingStationCertificate":
+            ch.enqueue(self.sign_certificate, "SignCertificate")
         elif requested == "StatusNotification":
             for i in ids:
                 ch.enqueue(lambda i=i: self._status(ch.evses[i], force=True), f"status {i}")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-ADAPTERS = ("csms.api", "csms.ocpp", "csms.store", "csms.telemetry")
+ADAPTERS = ("csms.api", "csms.ocpp", "csms.store", "csms.telemetry", "csms.pki")
 IO_LIBS = ("sqlalchemy", "websockets", "ocpp", "aiomqtt", "fastapi", "starlette", "uvicorn", "alembic")
 
 

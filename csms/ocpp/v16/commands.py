@@ -10,10 +10,11 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
+from csms.domain.certificates import CertificateHashData, CertificateUse, SigningUse
 from csms.domain.enums import CommandStatus
 from csms.domain.ids import EvseRef
 from csms.domain.model import Capabilities, ChargingProfile, CommandResult
-from csms.ocpp.connection import status_result
+from csms.ocpp.connection import refused, status_result
 from csms.ocpp.v16 import from_domain as fd
 
 
@@ -67,6 +68,8 @@ class V16Commands:
         return status_result(await self.request("CancelReservation", fd.cancel_reservation(reservation_id)))
 
     async def trigger_message(self, message: str, evse_id: int | None) -> CommandResult:
+        if message in fd.SIGN_TRIGGERS:  # the security whitepaper's trigger for a new charger certificate
+            return status_result(await self.request("ExtendedTriggerMessage", fd.extended_trigger(message, evse_id)))
         return status_result(await self.request("TriggerMessage", fd.trigger_message(message, evse_id)))
 
     async def get_configuration(self, keys: list[str] | None) -> CommandResult:
@@ -78,6 +81,34 @@ class V16Commands:
 
     async def raw_call(self, action: str, payload: dict[str, Any]) -> CommandResult:
         return status_result(await self.request(action, payload))
+
+    async def certificate_signed(self, chain_pem: str, use: SigningUse) -> CommandResult:
+        if use is not SigningUse.CHARGING_STATION:
+            return refused("OCPP 1.6 chargers have no V2G certificate")
+        return status_result(await self.request("CertificateSigned", fd.certificate_signed(chain_pem)))
+
+    async def install_certificate(self, use: CertificateUse, pem: str) -> CommandResult:
+        payload = fd.install_certificate(use, pem)
+        if payload is None:
+            return refused(f"OCPP 1.6 installs CSMS and manufacturer roots only, not {use.value}")
+        return status_result(await self.request("InstallCertificate", payload))
+
+    async def installed_certificates(self, uses: list[CertificateUse] | None) -> CommandResult:
+        """1.6 asks for one use at a time: one request per use, the rows joined (NotFound for all: NotFound)."""
+        wanted = uses or list(fd.CERTIFICATE_USE)
+        unknown = [u.value for u in wanted if u not in fd.CERTIFICATE_USE]
+        if unknown:
+            return refused(f"OCPP 1.6 has no certificate use {', '.join(unknown)}")
+        rows: list[dict[str, str]] = []
+        found = False
+        for use in wanted:
+            answer = await self.request("GetInstalledCertificateIds", fd.get_installed_certificate_ids(use))
+            found = found or answer.get("status") == "Accepted"
+            rows += fd.installed_certificates(use, answer)
+        return CommandResult("Accepted" if found else "NotFound", data={"certificates": rows})
+
+    async def delete_certificate(self, hash_data: CertificateHashData) -> CommandResult:
+        return status_result(await self.request("DeleteCertificate", fd.delete_certificate(hash_data)))
 
     async def fetch_capabilities(self) -> Capabilities:
         answer = await self.request("GetConfiguration", fd.get_configuration(fd.CAPABILITY_KEYS))

@@ -16,6 +16,8 @@ from csms.domain.enums import AuthorizationStatus, ProfilePurpose, RateUnit
 from csms.domain.ids import EvseRef
 from csms.domain.model import AuthorizationResult, Capabilities, ChargingProfile
 from csms.domain.ports import BootReply
+from csms.domain.certificates import CertificateHashData, CertificateUse
+from csms.ocpp.certs import hash_data_of, hash_data_payload, hash_row
 from csms.ocpp.common import format_ts, parse_ts
 
 #: 1.6 idTagInfo has no Unknown: a token the CSMS does not know is Invalid. Exhaustive (tested).
@@ -223,3 +225,42 @@ def _int(v: str | None) -> int | None:
         return int(v) if v is not None else None
     except ValueError:
         return None
+
+
+# --- certificates (the 1.6 security whitepaper's messages) -------------------------------------------
+#: The two uses 1.6 knows, and its name for the CSMS root.
+CERTIFICATE_USE: dict[CertificateUse, str] = {
+    CertificateUse.CSMS_ROOT: "CentralSystemRootCertificate",
+    CertificateUse.MANUFACTURER_ROOT: "ManufacturerRootCertificate",
+}
+#: TriggerMessage words that 1.6 sends as ExtendedTriggerMessage(SignChargePointCertificate).
+SIGN_TRIGGERS = frozenset({"SignChargingStationCertificate", "SignChargePointCertificate"})
+
+
+def certificate_signed(chain_pem: str) -> dict[str, Any]:
+    return {"certificateChain": chain_pem}
+
+
+def install_certificate(use: CertificateUse, pem: str) -> dict[str, Any] | None:
+    """None: 1.6 has no such certificate use (V2G and MO roots are ISO 15118, a 2.0.1 feature)."""
+    word = CERTIFICATE_USE.get(use)
+    return None if word is None else {"certificateType": word, "certificate": pem}
+
+
+def get_installed_certificate_ids(use: CertificateUse) -> dict[str, Any]:
+    return {"certificateType": CERTIFICATE_USE[use]}
+
+
+def installed_certificates(use: CertificateUse, answer: dict[str, Any]) -> list[dict[str, str]]:
+    return [hash_row(use.value, hash_data_of(h)) for h in answer.get("certificateHashData") or []]
+
+
+def delete_certificate(h: CertificateHashData) -> dict[str, Any]:
+    return {"certificateHashData": hash_data_payload(h)}
+
+
+def extended_trigger(message: str, evse_id: int | None) -> dict[str, Any]:
+    p: dict[str, Any] = {"requestedMessage": "SignChargePointCertificate" if message in SIGN_TRIGGERS else message}
+    if evse_id is not None:
+        p["connectorId"] = evse_id
+    return p

@@ -10,6 +10,7 @@ from ocpp.routing import after, on
 from ocpp.v16 import call_result
 from ocpp.v16.enums import Action
 
+from csms.domain.certificates import SigningUse
 from csms.domain.enums import RegistrationStatus
 from csms.ocpp.common import format_ts, parse_ts_or
 from csms.ocpp.connection import OcppConnection
@@ -24,6 +25,7 @@ class V16ChargePoint(V16Commands, OcppConnection):
     _call_result = call_result
     _actions = frozenset(a.value for a in Action)
     _boot_status: RegistrationStatus | None = None
+    _to_sign: str | None = None  # an Accepted CSR, signed once its answer is sent
 
     @on(Action.boot_notification)
     async def on_boot_notification(self, **kw: Any) -> call_result.BootNotification:
@@ -96,6 +98,18 @@ class V16ChargePoint(V16Commands, OcppConnection):
         return call_result.FirmwareStatusNotification()
 
     # Security whitepaper extension messages (schemas ship with the 1.6 set).
+    @on(Action.sign_certificate)
+    async def on_sign_certificate(self, csr: str, **kw: Any) -> call_result.SignCertificate:
+        verdict = await self.certificates().sign_requested(self.id, csr, SigningUse.CHARGING_STATION)
+        self._to_sign = csr if verdict.accepted else None
+        return call_result.SignCertificate(status="Accepted" if verdict.accepted else "Rejected")  # type: ignore[arg-type]
+
+    @after(Action.sign_certificate)
+    def after_sign_certificate(self, **kw: Any) -> None:
+        csr, self._to_sign = self._to_sign, None
+        if csr is not None and self.certs is not None:  # CertificateSigned follows the answer
+            self.spawn(self.certs.issue(self.id, csr, SigningUse.CHARGING_STATION))
+
     @on(Action.security_event_notification)
     async def on_security_event(self, **kw: Any) -> call_result.SecurityEventNotification:
         await self.events.notice(self.id, "SecurityEventNotification", kw)

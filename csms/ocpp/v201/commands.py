@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
+from csms.domain.certificates import CertificateHashData, CertificateUse, SigningUse
 from csms.domain.enums import CommandStatus
 from csms.domain.ids import EvseRef
 from csms.domain.model import Capabilities, ChargingProfile, CommandResult
@@ -75,6 +76,23 @@ class V201Commands:
 
     async def raw_call(self, action: str, payload: dict[str, Any]) -> CommandResult:
         return status_result(await self.request(action, payload))
+
+    async def certificate_signed(self, chain_pem: str, use: SigningUse) -> CommandResult:
+        return status_result(await self.request("CertificateSigned", fd.certificate_signed(chain_pem, use)))
+
+    async def install_certificate(self, use: CertificateUse, pem: str) -> CommandResult:
+        payload = fd.install_certificate(use, pem)
+        if payload is None:
+            return refused(f"{use.value} is reported by chargers, never installed")
+        return status_result(await self.request("InstallCertificate", payload))
+
+    async def installed_certificates(self, uses: list[CertificateUse] | None) -> CommandResult:
+        answer = await self.request("GetInstalledCertificateIds", fd.get_installed_certificate_ids(uses))
+        return CommandResult(answer["status"], data={"certificates": fd.installed_certificates(answer),
+                                                     "raw": answer})
+
+    async def delete_certificate(self, hash_data: CertificateHashData) -> CommandResult:
+        return status_result(await self.request("DeleteCertificate", fd.delete_certificate(hash_data)))
 
     async def fetch_capabilities(self) -> Capabilities:
         answer = await self.request("GetVariables", fd.get_variables(fd.CAPABILITY_KEYS))

@@ -13,10 +13,12 @@ from typing import Any
 from ocpp.v201 import call_result, datatypes
 from ocpp.v201.enums import AuthorizationStatusEnumType as V201Auth
 
+from csms.domain.certificates import CertificateHashData, CertificateUse, SigningUse
 from csms.domain.enums import AuthorizationStatus, ProfilePurpose, RateUnit
 from csms.domain.ids import EvseRef
 from csms.domain.model import AuthorizationResult, Capabilities, ChargingProfile, TxReply
 from csms.domain.ports import BootReply
+from csms.ocpp.certs import hash_data_of, hash_data_payload, hash_row
 from csms.ocpp.common import format_ts, parse_ts
 
 #: Exhaustive (tested): the domain's statuses are a subset of 2.0.1's.
@@ -30,7 +32,8 @@ AUTH_STATUS: dict[AuthorizationStatus, V201Auth] = {
 }
 
 #: Neutral trigger names that 2.0.1 spells differently.
-TRIGGER: dict[str, str] = {"DiagnosticsStatusNotification": "LogStatusNotification"}
+TRIGGER: dict[str, str] = {"DiagnosticsStatusNotification": "LogStatusNotification",
+                           "SignChargePointCertificate": "SignChargingStationCertificate"}
 
 #: Well-known 1.6 configuration keys -> (component, variable). Any other key is "Component.Variable".
 VARIABLES: dict[str, tuple[str, str]] = {
@@ -76,6 +79,15 @@ def id_token_info(auth: AuthorizationResult | None) -> datatypes.IdTokenInfoType
         cache_expiry_date_time=format_ts(auth.expires_at) if auth.expires_at else None,
         group_id_token=datatypes.IdTokenType(id_token=auth.group, type="Central") if auth.group else None,
     )
+
+
+def authorize_result(auth: AuthorizationResult | None, certificate_status: str | None) -> call_result.Authorize:
+    """Authorize, with the contract certificate's status when the request carried certificate data. A token
+    whose certificate is not Accepted is not authorized either (Invalid), whatever its own record says."""
+    info = id_token_info(auth)
+    if certificate_status is not None and certificate_status != "Accepted":
+        info = datatypes.IdTokenInfoType(status=V201Auth.invalid)
+    return call_result.Authorize(id_token_info=info, certificate_status=certificate_status)
 
 
 def transaction_event_result(reply: TxReply, had_id_token: bool) -> call_result.TransactionEvent:
@@ -274,3 +286,32 @@ def _int(v: str | None) -> int | None:
         return int(v) if v is not None else None
     except ValueError:
         return None
+
+
+# --- certificates ----------------------------------------------------------------------------------
+def certificate_signed(chain_pem: str, use: SigningUse) -> dict[str, Any]:
+    return {"certificateChain": chain_pem, "certificateType": use.value}
+
+
+def install_certificate(use: CertificateUse, pem: str) -> dict[str, Any] | None:
+    """None: not a use a certificate can be installed for (V2GCertificateChain is only ever reported)."""
+    if use is CertificateUse.V2G_CHAIN:
+        return None
+    return {"certificateType": use.value, "certificate": pem}
+
+
+def get_installed_certificate_ids(uses: list[CertificateUse] | None) -> dict[str, Any]:
+    return {"certificateType": [u.value for u in uses]} if uses else {}
+
+
+def installed_certificates(answer: dict[str, Any]) -> list[dict[str, str]]:
+    """Every certificate the answer names: each chain's certificate, then its children (same use)."""
+    rows = []
+    for chain in answer.get("certificateHashDataChain") or []:
+        rows.append(hash_row(chain["certificateType"], hash_data_of(chain["certificateHashData"])))
+        rows += [hash_row(chain["certificateType"], hash_data_of(c)) for c in chain.get("childCertificateHashData") or []]
+    return rows
+
+
+def delete_certificate(h: CertificateHashData) -> dict[str, Any]:
+    return {"certificateHashData": hash_data_payload(h)}

@@ -13,7 +13,9 @@ from ocpp.routing import after, on
 from ocpp.v201 import call_result
 from ocpp.v201.enums import Action
 
+from csms.domain.certificates import SigningUse
 from csms.domain.enums import RegistrationStatus
+from csms.ocpp import certs
 from csms.ocpp.common import format_ts, parse_ts_or
 from csms.ocpp.connection import OcppConnection
 from csms.ocpp.v201 import from_domain as fd
@@ -27,6 +29,7 @@ class V201ChargePoint(V201Commands, OcppConnection):
     _call_result = call_result
     _actions = frozenset(a.value for a in Action)
     _boot_status: RegistrationStatus | None = None
+    _to_sign: tuple[str, SigningUse] | None = None  # an Accepted CSR, signed once its answer is sent
 
     @on(Action.boot_notification)
     async def on_boot_notification(self, charging_station: dict[str, Any], reason: str,
@@ -55,9 +58,45 @@ class V201ChargePoint(V201Commands, OcppConnection):
         return call_result.StatusNotification()
 
     @on(Action.authorize)
-    async def on_authorize(self, id_token: dict[str, Any], **kw: Any) -> call_result.Authorize:
+    async def on_authorize(self, id_token: dict[str, Any], certificate: str | None = None,
+                           iso15118_certificate_hash_data: list[dict[str, Any]] | None = None,
+                           **kw: Any) -> call_result.Authorize:
+        cert_status = None
+        if certificate is not None or iso15118_certificate_hash_data:  # ISO 15118 contract: the PKI's word
+            cert_status = await self.certificates().authorize_certificate(
+                self.id, id_token["id_token"], certificate,
+                tuple(certs.ocsp_request(d) for d in iso15118_certificate_hash_data or ()))
         auth = await self.events.authorize(self.id, id_token["id_token"])
-        return call_result.Authorize(id_token_info=fd.id_token_info(auth))
+        return fd.authorize_result(auth, cert_status)
+
+    @on(Action.sign_certificate)
+    async def on_sign_certificate(self, csr: str, certificate_type: str | None = None,
+                                  **kw: Any) -> call_result.SignCertificate:
+        use = SigningUse(certificate_type or SigningUse.CHARGING_STATION.value)
+        verdict = await self.certificates().sign_requested(self.id, csr, use)
+        self._to_sign = (csr, use) if verdict.accepted else None
+        return call_result.SignCertificate(status=certs.sign_status(verdict),
+                                           status_info=certs.status_info(verdict.reason))  # type: ignore[arg-type]
+
+    @after(Action.sign_certificate)
+    def after_sign_certificate(self, **kw: Any) -> None:
+        pending, self._to_sign = self._to_sign, None
+        if pending is not None and self.certs is not None:  # CertificateSigned follows the answer (A02.FR.06)
+            self.spawn(self.certs.issue(self.id, *pending))
+
+    @on(Action.get_certificate_status)
+    async def on_get_certificate_status(self, ocsp_request_data: dict[str, Any],
+                                        **kw: Any) -> call_result.GetCertificateStatus:
+        answer = await self.certificates().certificate_status(self.id, certs.ocsp_request(ocsp_request_data))
+        return call_result.GetCertificateStatus(status=answer.status, ocsp_result=answer.data,  # type: ignore[arg-type]
+                                                status_info=certs.pki_status_info(answer))  # type: ignore[arg-type]
+
+    @on(Action.get_15118_ev_certificate)
+    async def on_get_15118_ev_certificate(self, iso15118_schema_version: str, action: str, exi_request: str,
+                                          **kw: Any) -> call_result.Get15118EVCertificate:
+        answer = await self.certificates().ev_certificate(self.id, iso15118_schema_version, action, exi_request)
+        return call_result.Get15118EVCertificate(status=answer.status, exi_response=answer.data or "",  # type: ignore[arg-type]
+                                                 status_info=certs.pki_status_info(answer))  # type: ignore[arg-type]
 
     @on(Action.transaction_event)
     async def on_transaction_event(self, **kw: Any) -> call_result.TransactionEvent:
