@@ -154,3 +154,16 @@ def test_a_confirmed_booking_holds_its_energy_in_its_window_from_the_next_slot()
     came = ActiveSession("B/1", evse_key("B", 1), NOW, 0.0, 11_000.0, held.end, None, BOOKED_PRIORITY)
     inp = build_input(site, [evse("A"), evse("B")], [walk_in, came], NOW, cfg, circuit_of={}, reservations=[held])
     assert [s.session_key for s in inp.sessions] == ["A/1", "B/1"] and len(inp.evses) == 2
+
+
+def test_a_booking_off_the_slot_grid_is_held_in_full() -> None:
+    """10:05-11:05 at 22.08 kW: the planner drops partial slots, so the hold covers the whole slots the window
+    touches (10:00-11:15) rather than holding three slots' worth (16.56 kWh)."""
+    from csms.services.plan_input import Reservation
+    held = Reservation("booking-7", evse_key("B", 1), NOW + timedelta(minutes=65), NOW + timedelta(minutes=125),
+                       22_080.0)
+    inp = build_input(SiteConfig(id="s", grid_limit_kw=100), [evse("A"), evse("B")], [], NOW,
+                      SmartChargingConfig(), circuit_of={}, reservations=[held])
+    [spec] = inp.sessions
+    assert (spec.arrival, spec.departure) == (NOW + timedelta(hours=1), NOW + timedelta(minutes=135))
+    assert SitePlanner().plan(inp).session("booking-7").energy_wh == 22_080.0
