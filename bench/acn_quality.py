@@ -76,7 +76,7 @@ from acn_data import DEFAULT_START, SITE_TZ, AcnSession, load, stations  # noqa:
 from csms.config import SmartChargingConfig  # noqa: E402
 from csms.services.plan_input import planning_departure  # noqa: E402
 from csms.scheduling import CircuitSpec, EvseSpec, SchedulingInput, SessionSpec, SitePlanner  # noqa: E402
-from csms.scheduling.forecast import PastSession, expected_arrivals_kw  # noqa: E402
+from csms.scheduling.forecast import PastSession, expected_arrivals  # noqa: E402
 from csms.services.site_limits import slot_edges  # noqa: E402
 
 try:
@@ -226,12 +226,12 @@ class OursAlgorithm(BaseAlgorithm):
         # As the live service does: slot 0 is planned as far as the next call (one period), and the peak term
         # only counts load above the highest site power this run has drawn so far (its demand period).
         # As the live service does: the cars expected later, from the days before today (HISTORY).
-        expected = expected_arrivals_kw(HISTORY, slot_edges(now, SLOT_S, HORIZON_SLOTS, first_slot_s), SITE_TZ) \
-            if HISTORY else ()
+        expected = expected_arrivals(HISTORY, now, slot_edges(now, SLOT_S, HORIZON_SLOTS, first_slot_s)[-1],
+                                     SITE_TZ) if HISTORY else ()
         return SchedulingInput(start=now, circuits=(site,), evses=evses, sessions=sessions, slot_s=SLOT_S,
                                first_slot_s=first_slot_s, horizon_slots=HORIZON_SLOTS,
                                replan_s=period.total_seconds(), peak_floor_kw=self.peak_kw,
-                               expected_arrivals_kw=expected)
+                               expected_arrivals=expected)
 
     def schedule(self, active_sessions: list[SessionInfo]) -> dict[str, list[float]]:
         if not active_sessions:

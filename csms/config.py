@@ -300,12 +300,13 @@ class SmartChargingConfig(_Strict):
     learned_dwell: bool = True
     learned_dwell_quantile: float = Field(0.2, gt=0, lt=1)
     learned_dwell_min_sessions: int = Field(5, ge=1)
-    #: The plan is told how much power the cars not here yet usually draw in the coming hours: the mean, over
-    #: the site's last `arrival_forecast_days` days of the same kind (weekday or weekend), of its sessions'
-    #: energy spread evenly over their stays (csms.scheduling.forecast). It only shapes peak shaving below the
-    #: site's limit (cars here charge sooner when many are expected later), so it is used only with
-    #: `shave_below_limit`; it never limits anyone. 0 turns it off; with history
-    #: on fewer than `arrival_forecast_min_days` such days there is no forecast.
+    #: The plan is told which cars usually arrive in the coming hours: the site's sessions of its last
+    #: `arrival_forecast_days` days of the same kind (weekday or weekend), grouped by arrival hour, each group
+    #: its mean energy and number of cars per day and its median stay (csms.scheduling.forecast). The plan
+    #: schedules them as flexible demand of a tiny priority (csms.scheduling.expected). It only shapes peak
+    #: shaving below the site's limit (cars here charge sooner when many are expected later), so it is used
+    #: only with `shave_below_limit`; it never limits anyone and never takes energy from a car that is here.
+    #: 0 turns it off; with history on fewer than `arrival_forecast_min_days` such days there is no forecast.
     arrival_forecast_days: int = Field(14, ge=0, le=90)
     arrival_forecast_min_days: int = Field(3, ge=1)
 

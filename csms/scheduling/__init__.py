@@ -13,6 +13,7 @@ from csms.scheduling.problem import (
     BaseLoad,
     CircuitSpec,
     EvseSpec,
+    ExpectedArrival,
     FixedDraw,
     Infeasible,
     InvalidInput,
@@ -28,7 +29,7 @@ from csms.scheduling.result import Schedule, SessionPlan
 from csms.scheduling.solve import SitePlanner, plan
 
 __all__ = [
-    "BaseLoad", "CircuitSpec", "EvseSpec", "FixedDraw", "Infeasible", "InvalidInput", "ObjectiveWeights",
+    "BaseLoad", "CircuitSpec", "EvseSpec", "ExpectedArrival", "FixedDraw", "Infeasible", "InvalidInput", "ObjectiveWeights",
     "PerSlot", "SchedulingError", "SchedulingInput", "Schedule", "SessionPlan", "SessionSpec", "SitePlanner",
     "SolverOptions", "SolverUnavailable", "Violation", "check_limits", "edf", "equal_share", "llf", "plan",
     "uncontrolled",

@@ -1,17 +1,18 @@
-"""Expected site power of cars that have not arrived yet, from the site's own history (pure, no I/O).
+"""Cars that have not arrived yet, forecast from the site's own history (pure, no I/O).
 
 Why: an online plan that only knows the cars plugged in spreads them over their stays, and every car arriving
 later then stacks on top: the site's peak ends up set by whoever arrives at noon. Told what the coming hours
-usually bring, the plan charges the morning's cars sooner and leaves room for the cars still to come
-(acnportal, a week uncapped with departures known: Caltech 64.5 -> 59.2 kW, JPL 196.6 -> 179.0 kW, where
-the offline minimum is 50.0 and 152.9 kW; docs/scheduling.md).
+usually bring, the plan charges the morning's cars sooner and leaves room for the cars still to come.
 
-The forecast for a slot is the mean, over recent days of the same kind (weekday or weekend), of the power those
-days' sessions would have drawn charging evenly over their stays (energy / stay: the lowest flat rate that
-serves each), counting only sessions that arrived later than "now" on that day's clock (the next day's too,
-for a horizon past midnight). It feeds only the peak term of the plan (``SchedulingInput.
-expected_arrivals_kw``), never a limit: a forecast can make the plan charge sooner, never deny a car that is
-here, and a wrong one costs no energy.
+The forecast is *flexible demand*, not a load curve: the sessions of recent days of the same kind (weekday or
+weekend) that arrived later than "now" on that day's clock (the next day's too, for a horizon past midnight)
+are grouped by when they arrived (one group per ``bin_s``), and each group becomes one ``ExpectedArrival``:
+the mean arrival of its sessions, their median stay, and per day on average their energy and their number of
+cars. The planner schedules those groups like sessions of a tiny priority (``csms.scheduling.expected``), so
+their energy is placed where it fits best instead of being assumed flat over each stay: a flat forecast
+overstates the competition at midday (acnportal, Caltech week uncapped, departures known: flat forecast
+59.2 kW, flexible 55.1 kW, offline minimum 50.0 kW; docs/scheduling.md). A forecast never feeds a limit and
+never takes energy from a car that is here (its priority is 1 % of a driver's): a wrong one costs no energy.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 
-import numpy as np
+from csms.scheduling.problem import ExpectedArrival
 
 DAY_S = 86400.0
 
@@ -34,19 +35,21 @@ class PastSession:
     energy_wh: float
 
 
-def expected_arrivals_kw(history: Sequence[PastSession], edges: Sequence[datetime], site_tz: tzinfo,
-                         lookback_days: int = 14, min_days: int = 3) -> tuple[float, ...]:
-    """Per plan slot (``edges``: its n + 1 boundaries, ``edges[0]`` = now), the mean power (kW) that sessions
-    arriving after now drew on the last ``lookback_days`` days of today's kind, on today's clock. Empty when
-    fewer than ``min_days`` such days have any session (no history: no forecast)."""
-    if len(edges) < 2:
+def expected_arrivals(history: Sequence[PastSession], now: datetime, horizon_end: datetime, site_tz: tzinfo,
+                      lookback_days: int = 14, min_days: int = 3, bin_s: float = 3600.0,
+                      max_groups: int = 24) -> tuple[ExpectedArrival, ...]:
+    """The cars expected to arrive after ``now`` and before ``horizon_end``, as at most ``max_groups`` groups
+    (the earliest ones), from the last ``lookback_days`` days of today's kind. Empty when fewer than
+    ``min_days`` such days have any session (no history: no forecast)."""
+    horizon_s = (horizon_end - now).total_seconds()
+    if horizon_s <= 0:
         return ()
-    now = edges[0].astimezone(site_tz)
-    today = now.date()
+    local_now = now.astimezone(site_tz)
+    today = local_now.date()
     weekend = today.weekday() >= 5
     days = {today - timedelta(days=k) for k in range(1, lookback_days + 1)}
     days = {d for d in days if (d.weekday() >= 5) == weekend}
-    rows: list[tuple[float, float, float]] = []      # (seconds after now on today's clock, stay s, kW)
+    bins: dict[int, list[tuple[float, float, float]]] = {}     # bin -> [(seconds after now, stay s, Wh)]
     seen: set[date] = set()
     for s in history:
         a = s.arrival.astimezone(site_tz)
@@ -54,15 +57,25 @@ def expected_arrivals_kw(history: Sequence[PastSession], edges: Sequence[datetim
         if a.date() not in days or stay_s <= 0 or s.energy_wh <= 0:
             continue
         seen.add(a.date())
-        offset_s = (a.replace(year=today.year, month=today.month, day=today.day) - now).total_seconds()
-        rows.append((offset_s, stay_s, s.energy_wh / 1000.0 / (stay_s / 3600.0)))
+        offset_s = (a.replace(year=today.year, month=today.month, day=today.day) - local_now).total_seconds()
+        for start_s in (offset_s, offset_s + DAY_S):           # today's clock, and tomorrow's within the horizon
+            if 0 < start_s < horizon_s:
+                # A stay past the horizon's end counts for its part inside it, at its mean rate: its whole
+                # energy squeezed into that part would be a spike at the horizon's end, a peak the plan then
+                # treats as paid for (measured: 91.5 kW where the forecast otherwise gives 55 kW).
+                inside_s = min(stay_s, horizon_s - start_s)
+                bins.setdefault(int(start_s // bin_s), []).append(
+                    (start_s, inside_s, s.energy_wh * inside_s / stay_s))
     if len(seen) < min_days:
         return ()
-    t = np.array([(e - edges[0]).total_seconds() for e in edges])
-    t0, t1 = t[:-1][None, :], t[1:][None, :]
-    offset, stay, kw = (np.array(c)[:, None] for c in zip(*rows))
-    total = np.zeros(len(edges) - 1)
-    for start in (offset, offset + DAY_S):           # today's clock, and tomorrow's within the horizon
-        overlap = np.clip(np.minimum(t1, start + stay) - np.maximum(t0, start), 0.0, None)
-        total += ((start > 0) * kw * overlap / (t1 - t0)).sum(axis=0)
-    return tuple(float(v) for v in total / len(seen))
+    n_days = len(seen)
+    out: list[ExpectedArrival] = []
+    for b in sorted(bins)[:max_groups]:
+        rows = bins[b]
+        arrive_s = sum(r[0] for r in rows) / len(rows)
+        stay_s = sorted(r[1] for r in rows)[len(rows) // 2]
+        stay_s = min(stay_s, horizon_s - arrive_s)
+        out.append(ExpectedArrival(
+            arrival=now + timedelta(seconds=arrive_s), departure=now + timedelta(seconds=arrive_s + stay_s),
+            energy_wh=sum(r[2] for r in rows) / n_days, cars=len(rows) / n_days))
+    return tuple(out)

@@ -10,7 +10,7 @@ row ``r`` for planned EVs in slot ``t`` after base load and fixed draws (negativ
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
@@ -135,7 +135,6 @@ class Network:
                              #      three-phase EVSE, which is still counted on all three phases: safe)
     present_frac: Array      # E    seconds of slot 0 the car is plugged in / a whole slot (≤ 1)
     peak_floor_kw: float = 0.0   # site power already reached in this demand period: staying under it is free
-    expected_kw: Array = field(default_factory=lambda: np.zeros(0))   # T: cars expected later (peak only)
     unknown_slack_slots: float = 4.0   # the slack an unknown departure is ranked with (urgency only)
 
     @cached_property
@@ -150,8 +149,8 @@ class Network:
 
     @cached_property
     def peak_load_kw(self) -> Array:
-        """T: site power the peak term sees besides the planned EVs: non-EV load and the cars expected later."""
-        return self.non_ev[self.topo.row(0, 3)] + self.expected_kw
+        """T: site power the peak term sees besides the planned EVs: non-EV load."""
+        return self.non_ev[self.topo.row(0, 3)]
 
     @cached_property
     def rounding_unit_kw(self) -> float:
@@ -208,7 +207,6 @@ def compile_network(inp: SchedulingInput, topo: Topology | None = None) -> Netwo
         kwh_per_a=wired_kw * inp.slot_h, kw_per_a=kw_per_a, one_phase=one_phase,
         fixed_a=fixed_a, price=np.array([inp.price(t) for t in range(n_t)]), slot_h=slot_h,
         peak_floor_kw=_peak_floor_kw(inp, limit_floor_kw, _rounding_unit_kw(net_fields["min_a"], kw_per_a)),
-        expected_kw=_expected_kw(inp, limit_floor_kw, n_t),
         unknown_slack_slots=inp.weights.unknown_slack_h * 3600.0 / inp.slot_s, **net_fields,
     )
 
@@ -264,16 +262,6 @@ def _limit_floor_kw(inp: SchedulingInput, limit: Array, topo: Topology) -> float
     if not math.isfinite(site_kw):
         site_kw = float(limit[topo.row(0, 0)].min()) * 3 * 230.0 / 1000.0
     return site_kw if math.isfinite(site_kw) else None
-
-
-def _expected_kw(inp: SchedulingInput, limit_floor_kw: float | None, n_t: int) -> Array:
-    """The cars expected later (peak row only). Not where the site's limit is the peak's floor (a site with a
-    limit, by default): the peak term then only counts load above the limit, which the cars to come cannot
-    draw either, and reshaping the plan around them only displaced least-laxity order (JPL week at 10-15 kW:
-    0.05 point of energy lost)."""
-    if not inp.expected_arrivals_kw or limit_floor_kw is not None:
-        return np.zeros(n_t)
-    return np.array([max(0.0, series_value(inp.expected_arrivals_kw, t, 0.0)) for t in range(n_t)])
 
 
 def _ancestors(topo: Topology) -> list[list[int]]:
@@ -363,8 +351,8 @@ def lp_bounds(net: Network, k_count: int, shares: Array) -> dict[str, tuple[Arra
     the per-slot fair shares of the first S slots (``heuristics.fair_shares``): the upper bounds of ``fs``.
     The peak's lower bound is the demand period's peak so far."""
     active = net.ub.any(axis=1)
-    # bl feeds only the peak row: non-EV load and the cars expected later.
-    site_kw = (net.non_ev[net.topo.row(0, 3)] + net.expected_kw)[None, :]
+    # bl feeds only the peak row: non-EV load.
+    site_kw = net.peak_load_kw[None, :]
     seg_ub = np.repeat(np.where(active, 1.0 / k_count, 0.0)[:, None], k_count, axis=1)
     multi = list(net.topo.multi_phase)
     ub1 = np.where(net.one_phase[multi][:, None], net.ub[multi], 0.0) if multi else np.zeros((0, net.ub.shape[1]))

@@ -157,6 +157,17 @@ class SessionSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class ExpectedArrival:
+    """Cars expected to arrive around ``arrival`` and leave around ``departure``, as one flexible demand:
+    ``energy_wh`` together, drawn by ``cars`` cars (a mean over past days, so it may be fractional)."""
+
+    arrival: datetime
+    departure: datetime
+    energy_wh: float
+    cars: float
+
+
+@dataclass(frozen=True, slots=True)
 class ObjectiveWeights:
     """Weights of the objective terms (see docs/scheduling.md, "Objective").
 
@@ -255,11 +266,12 @@ class SchedulingInput:
     #: can finish within this time is offered the current that finishes it, not its need spread thinly over
     #: the whole slot. None: slot 0 is planned to the boundary.
     replan_s: float | None = None
-    #: Forecast site power (kW) of cars not plugged in yet (expected arrivals, e.g. from the site's history,
-    #: ``csms.scheduling.forecast``). It feeds only the peak term, never a limit: the plan charges the cars
-    #: that are here early enough to leave room for those expected later, instead of discovering at noon
-    #: that the morning's cars still need the capacity the midday arrivals need too.
-    expected_arrivals_kw: PerSlot = ()
+    #: Cars not plugged in yet, as flexible demand (from the site's history, ``csms.scheduling.forecast``).
+    #: The plan schedules them too, at a tiny priority, so that the cars that are here charge early enough
+    #: to leave room for those expected later instead of discovering at noon that the morning's cars still
+    #: need the capacity the midday arrivals need too (``csms.scheduling.expected``). Ignored where the
+    #: site's limit is the peak's floor (a site with a limit that does not shave below it).
+    expected_arrivals: tuple[ExpectedArrival, ...] = ()
 
     def __post_init__(self) -> None:
         if self.start.tzinfo is None:

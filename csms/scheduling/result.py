@@ -102,15 +102,19 @@ def build_schedule(
     solve_time_s: float = 0.0,
     reason: str | None = None,
     extra_terms: Mapping[str, float] | None = None,
+    hidden: Array | None = None,
 ) -> Schedule:
-    """Wrap a current matrix ``x`` (E×T, amps per phase) into a ``Schedule`` with forecasts and KPIs."""
+    """Wrap a current matrix ``x`` (E×T, amps per phase) into a ``Schedule`` with forecasts and KPIs.
+    ``hidden`` (E, bool): EVSEs whose sessions stay out of the schedule and its KPIs (the planner's virtual
+    EVSEs of expected arrivals, whose rows of ``x`` the caller has zeroed)."""
     topo = net.topo
     ev_rows = net.A @ x                      # R×T, planned EV load per row
     total = ev_rows + net.non_ev
     plans = []
     energy_kwh = (x * net.kwh_et).sum(axis=1)
+    shown = np.ones(len(energy_kwh), dtype=bool) if hidden is None else ~hidden
     for e, key in enumerate(net.session_keys):
-        if key is None:
+        if key is None or not shown[e]:
             continue
         # A car takes at most what it needs (a burst at the minimum current may offer more: it stops itself).
         energy_wh = float(min(energy_kwh[e], net.need_kwh[e]) * 1000.0)
@@ -121,7 +125,7 @@ def build_schedule(
             energy_wh=energy_wh, energy_needed_wh=float(net.need_kwh[e] * 1000.0),
         ))
     site_kw = total[3]
-    delivered = np.minimum(energy_kwh, net.need_kwh)
+    delivered = np.where(shown, np.minimum(energy_kwh, net.need_kwh), 0.0)
     terms = {
         "delivered_kwh": float(delivered.sum()),
         "weighted_delivered_kwh": float((delivered * net.priority).sum()),

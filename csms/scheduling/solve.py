@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from csms.scheduling.expected import is_virtual, with_expected
 from csms.scheduling.heuristics import _admit_then_fill, _walk, fair_shares
 from csms.scheduling.model import SiteModel, build_model
 from csms.scheduling.objectives import LEX_OPEN
@@ -66,20 +67,29 @@ class SitePlanner:
     def plan(self, inp: SchedulingInput) -> Schedule:
         """Plan ``inp``. Raises only ``InvalidInput``; any solver problem yields the fallback schedule."""
         tick = time.perf_counter()     # diagnostics and the per-plan budget; never influences the plan itself
-        net = compile_network(inp, topology_of(inp))
+        # The cars expected later join the LP as flexible sessions on virtual EVSEs (expected.py); they never
+        # reach the schedule, and the fallback heuristics never see them.
+        lp_inp = with_expected(inp)
+        net = compile_network(lp_inp, topology_of(lp_inp))
+        virtual = np.array([is_virtual(k) for k in net.topo.evse_keys], dtype=bool)
         if self.options.force_fallback:
-            return _fallback(inp, net, "forced", tick)
-        if not net.ub.any():
-            return build_schedule(inp, net, np.zeros(net.ub.shape), "optimal", time.perf_counter() - tick)
+            return _fallback(inp, net if lp_inp is inp else None, "forced", tick)
+        if not net.ub[~virtual].any():
+            return build_schedule(lp_inp, net, np.zeros(net.ub.shape), "optimal", time.perf_counter() - tick,
+                                  hidden=virtual)
         try:
-            x_lp, terms = self._solve_lp(inp, net, deadline=tick + self.options.time_limit_s)
+            x_lp, terms = self._solve_lp(lp_inp, net, deadline=tick + self.options.time_limit_s)
         except Exception as exc:  # noqa: BLE001 - Pyomo/HiGHS raise assorted types (issue #2920)
             self._reset()              # the persistent state may be half-updated: rebuild next time
-            return _fallback(inp, net, f"{type(exc).__name__}: {exc}", tick)
+            return _fallback(inp, net if lp_inp is inp else None, f"{type(exc).__name__}: {exc}", tick)
         post = time.perf_counter()
         x = enforce_min_current(net, x_lp)
         terms["postpass_s"] = time.perf_counter() - post
-        return build_schedule(inp, net, x, "optimal", time.perf_counter() - tick, extra_terms=terms)
+        if virtual.any():
+            terms["expected_kwh"] = float((x[virtual] * net.kwh_et[virtual]).sum())
+            x[virtual] = 0.0
+        return build_schedule(lp_inp, net, x, "optimal", time.perf_counter() - tick, extra_terms=terms,
+                              hidden=virtual)
 
     def _reset(self) -> None:
         self._key, self._sm, self._opt, self._pushed = None, None, None, {}
@@ -177,7 +187,9 @@ def plan(inp: SchedulingInput, options: SolverOptions | None = None) -> Schedule
     return SitePlanner(options).plan(inp)
 
 
-def _fallback(inp: SchedulingInput, net: Network, reason: str, tick: float) -> Schedule:
+def _fallback(inp: SchedulingInput, net: Network | None, reason: str, tick: float) -> Schedule:
+    """The heuristic plan of ``inp`` (``net``: its compiled network, None to compile it here)."""
+    net = net or compile_network(inp, topology_of(inp))
     x = _walk(net, _admit_then_fill)
     return build_schedule(inp, net, x, "fallback", time.perf_counter() - tick, reason=reason)
 

@@ -274,7 +274,7 @@ class BookingService:
         # A what-if is not re-planned every few minutes: slot 0 counts to its boundary (no replan_s).
         what_if = replace(inp, start=plan_start, first_slot_s=first_slot_s, slot_s=step_s, horizon_slots=n,
                           circuits=circuits, base_loads=limits.base_loads(edges), sessions=(*sessions, *extra, new),
-                          fixed_draws=fixed, price_per_kwh=(), replan_s=None, expected_arrivals_kw=())
+                          fixed_draws=fixed, price_per_kwh=(), replan_s=None, expected_arrivals=())
         schedule = await (self.smart.solver.run(plan, what_if) if self.smart is not None
                           else asyncio.to_thread(plan, what_if))
         return schedule.session("booking-new").energy_wh

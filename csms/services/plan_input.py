@@ -26,7 +26,7 @@ from csms.scheduling import (
     SessionSpec,
 )
 
-from csms.scheduling.forecast import PastSession, expected_arrivals_kw
+from csms.scheduling.forecast import PastSession, expected_arrivals
 from .site_limits import SiteLimits, slot_edges
 
 
@@ -157,7 +157,7 @@ def build_input(
     base = limits.base_loads(edges)
 
     # The arrival forecast only shapes peak shaving above the site's own limit, so the planner ignores it on a
-    # site with a limit unless it shaves below it (scheduling.network._expected_kw): not computed there.
+    # site with a limit unless it shaves below it (scheduling.expected.applies): not computed there.
     forecast = bool(history) and (cfg.shave_below_limit or all(v is None for v in limits.limit_kw_by_slot(edges)))
     specs: list[EvseSpec] = []
     fixed: list[FixedDraw] = []
@@ -204,8 +204,8 @@ def build_input(
         start=now, circuits=tuple(circuits), evses=tuple(specs), sessions=tuple(planned), fixed_draws=tuple(fixed),
         base_loads=base, price_per_kwh=price_per_kwh, slot_s=slot_s, horizon_slots=n, weights=weights_of(cfg),
         first_slot_s=first_slot_s, replan_s=cfg.replan_interval_s, peak_floor_kw=peak_floor_kw,
-        expected_arrivals_kw=expected_arrivals_kw(history, edges, ZoneInfo(site.timezone), cfg.arrival_forecast_days,
-                                                  cfg.arrival_forecast_min_days) if forecast else (),
+        expected_arrivals=expected_arrivals(history, now, edges[-1], ZoneInfo(site.timezone),
+                                            cfg.arrival_forecast_days, cfg.arrival_forecast_min_days) if forecast else (),
     )
 
 

@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from csms.scheduling import CircuitSpec, EvseSpec, SchedulingInput, SessionSpec, plan
-from csms.scheduling.forecast import PastSession, expected_arrivals_kw
+from csms.scheduling import CircuitSpec, EvseSpec, ExpectedArrival, SchedulingInput, SessionSpec, plan
+from csms.scheduling.forecast import PastSession, expected_arrivals
 
 NOW = datetime(2026, 3, 3, 8, 0, tzinfo=UTC)        # a Tuesday, 08:00
 V = 230.0
@@ -23,27 +23,40 @@ def day_of(d: int, hour: float, stay_h: float, energy_wh: float) -> PastSession:
     return PastSession(start, start + timedelta(hours=stay_h), energy_wh)
 
 
-def test_mean_flat_power_of_later_arrivals_on_days_of_the_same_kind() -> None:
-    # Mon 2, Fri 27 Feb, Thu 26 Feb: 10 kWh over 09:00-11:00 (5 kW); on Monday also 4 kWh from 10:00 for 2 h.
+def test_groups_of_later_arrivals_on_days_of_the_same_kind() -> None:
+    # Mon 2, Fri 27 Feb, Thu 26 Feb: 10 kWh over 09:00-11:00; on Monday also 4 kWh from 10:00 for 2 h.
     history = [day_of(2, 9, 2, 10_000), day_of(2, 10, 2, 4_000),
                PastSession(datetime(2026, 2, 27, 9, tzinfo=UTC), datetime(2026, 2, 27, 11, tzinfo=UTC), 10_000),
-               PastSession(datetime(2026, 2, 26, 9, tzinfo=UTC), datetime(2026, 2, 26, 11, tzinfo=UTC), 10_000),
+               PastSession(datetime(2026, 2, 26, 9, 30, tzinfo=UTC), datetime(2026, 2, 26, 13, 30, tzinfo=UTC),
+                           10_000),
                # Sunday 1 March: a weekend day, not counted for a Tuesday
                day_of(1, 9, 2, 50_000),
                # an arrival before now on that day's clock (07:00): already here today, not expected
                day_of(2, 7, 3, 30_000)]
-    kw = expected_arrivals_kw(history, edges(), UTC)
-    assert kw[:4] == pytest.approx([0.0] * 4)                            # 08:00-09:00
-    assert kw[4:8] == pytest.approx([5.0] * 4)                           # 09:00-10:00: 5 kW each day
-    assert kw[8:12] == pytest.approx([5.0 + 2.0 / 3] * 4)                # 10:00-11:00: + 2 kW one day in three
-    assert kw[12:16] == pytest.approx([2.0 / 3] * 4)
+    got = expected_arrivals(history, NOW, NOW + timedelta(hours=12), UTC)
+    assert len(got) == 2
+    nine, ten = got
+    # 09:00-10:00: three sessions over three days (09:00, 09:00, 09:30): one car, 10 kWh a day on average
+    assert nine.arrival == NOW + timedelta(minutes=70)                     # their mean arrival, 09:10
+    assert nine.departure - nine.arrival == timedelta(hours=2)             # their median stay
+    assert nine.energy_wh == pytest.approx(10_000)
+    assert nine.cars == pytest.approx(1.0)
+    # 10:00-11:00: Monday's 4 kWh, one day in three
+    assert ten.arrival == NOW + timedelta(hours=2)
+    assert ten.energy_wh == pytest.approx(4_000 / 3)
+    assert ten.cars == pytest.approx(1 / 3)
+    # With a 24 h horizon, the 07:00 arrival comes back tomorrow, in the horizon's last hour: one hour of its
+    # three-hour stay is inside, so a third of its energy (all of it there would be a spike at the end).
+    tomorrow = expected_arrivals(history, NOW, NOW + timedelta(hours=24), UTC)[-1]
+    assert tomorrow.arrival == NOW + timedelta(hours=23) and tomorrow.departure == NOW + timedelta(hours=24)
+    assert tomorrow.energy_wh == pytest.approx(30_000 / 3 / 3)
 
 
 def test_no_forecast_without_enough_days_of_history() -> None:
     two_days = [day_of(2, 9, 2, 10_000), PastSession(datetime(2026, 2, 27, 9, tzinfo=UTC),
                                                      datetime(2026, 2, 27, 11, tzinfo=UTC), 10_000)]
-    assert expected_arrivals_kw(two_days, edges(), UTC) == ()
-    assert expected_arrivals_kw([], edges(), UTC) == ()
+    assert expected_arrivals(two_days, NOW, NOW + timedelta(hours=24), UTC) == ()
+    assert expected_arrivals([], NOW, NOW + timedelta(hours=24), UTC) == ()
 
 
 def test_the_next_morning_is_forecast_past_midnight_in_site_time() -> None:
@@ -51,9 +64,10 @@ def test_the_next_morning_is_forecast_past_midnight_in_site_time() -> None:
     late = datetime(2026, 3, 3, 22, 0, tzinfo=tz)                           # Tuesday 22:00 local
     history = [PastSession(datetime(2026, 2, d, 7, tzinfo=tz), datetime(2026, 2, d, 9, tzinfo=tz), 10_000)
                for d in (24, 25, 26)]
-    kw = expected_arrivals_kw(history, edges(n=48, start=late), tz)
-    assert max(kw[:36]) == 0.0                                             # until 07:00 tomorrow
-    assert kw[36:44] == pytest.approx([5.0] * 8)                           # 07:00-09:00
+    got = expected_arrivals(history, late, late + timedelta(hours=12), tz)
+    assert [(g.arrival, g.departure, g.energy_wh, g.cars) for g in got] == [
+        (late + timedelta(hours=9), late + timedelta(hours=11), pytest.approx(10_000), pytest.approx(1.0))]
+    assert expected_arrivals(history, late, late + timedelta(hours=8), tz) == ()   # beyond the horizon
 
 
 def site(n: int) -> tuple[list[EvseSpec], CircuitSpec]:
@@ -63,25 +77,40 @@ def site(n: int) -> tuple[list[EvseSpec], CircuitSpec]:
 
 def test_cars_here_charge_sooner_when_many_are_expected_later() -> None:
     """Two cars staying 8 h with 8 kWh each on an uncapped site: alone they are spread thinly (the lowest peak);
-    with 20 kW of arrivals expected from the second hour, they charge in the first hour, before them, and the
-    site's peak (theirs plus the expected) is lower. Energy is the same either way."""
+    with three cars expected from the second hour that need 60 kWh by 7 h later, they charge in the first
+    hour, before them, and the site's peak with those cars charged is lower. Energy is the same either way,
+    and the expected cars never appear in the schedule."""
     evses, circuit = site(2)
     sessions = tuple(SessionSpec(k, k.upper(), 8_000, departure=NOW + timedelta(hours=8)) for k in "ab")
     base = SchedulingInput(start=NOW, circuits=(circuit,), evses=tuple(evses), sessions=sessions, slot_s=900,
                            horizon_slots=40)
     alone = plan(base)
-    expected = (0.0,) * 4 + (20.0,) * 28 + (0.0,) * 8
+    later = (ExpectedArrival(NOW + timedelta(hours=1), NOW + timedelta(hours=4), 60_000, 3.0),)
     told = plan(SchedulingInput(start=NOW, circuits=(circuit,), evses=tuple(evses), sessions=sessions,
-                                slot_s=900, horizon_slots=40, expected_arrivals_kw=expected))
+                                slot_s=900, horizon_slots=40, expected_arrivals=later))
+    assert [p.session_key for p in told.sessions] == ["a", "b"]
     for s in (alone, told):
         assert sum(p.energy_wh for p in s.sessions) == pytest.approx(16_000, abs=1.0)
-    first_hour_kw = [sum(s.session(k).current_a[t] for k in "ab") * V / 1000 for s in (alone, told)
-                     for t in (0,)]
-    assert first_hour_kw[1] > first_hour_kw[0] + 5.0
-    peak_with = max(w / 1000 + e for w, e in zip(told.site_power_w, expected))
-    peak_alone = max(w / 1000 + e for w, e in zip(alone.site_power_w, expected))
-    # Flat at the expected 20 kW but for one admission at the 6 A minimum (1.38 kW), against 22 kW alone.
-    assert peak_with <= 20.0 + 6 * V / 1000 + 1e-6 < peak_alone
+    first_hour_kwh = [sum(s.site_power_w[t] for t in range(4)) / 4000 for s in (alone, told)]
+    assert first_hour_kwh[1] > first_hour_kwh[0] + 5.0
+    # The expected 60 kWh over 3 h need 20 kW from 09:00 to 12:00: the cars here finish before it or charge
+    # beside it without raising the peak above that (but for one admission at the 6 A minimum, 1.38 kW).
+    assert max(told.site_power_w[4:16]) / 1000 <= 1.38 + 1e-6
+    assert told.objective_terms["expected_kwh"] == pytest.approx(60.0, abs=0.1)
+
+
+def test_expected_cars_never_take_energy_from_cars_that_are_here() -> None:
+    """A 5 kW site limit with shaving below it (the forecast applies) and 50 kWh expected: the car that is here
+    still gets all it can take."""
+    evses, _ = site(2)
+    circuit = CircuitSpec("site", max_power_w=5_000, evse_keys=("A", "B"))
+    sessions = (SessionSpec("a", "A", 30_000, departure=NOW + timedelta(hours=4)),)
+    later = (ExpectedArrival(NOW + timedelta(minutes=30), NOW + timedelta(hours=4), 50_000, 4.0),)
+    from csms.scheduling import ObjectiveWeights
+    told = plan(SchedulingInput(start=NOW, circuits=(circuit,), evses=tuple(evses), sessions=sessions,
+                                slot_s=900, horizon_slots=40, expected_arrivals=later,
+                                weights=ObjectiveWeights(shave_below_limit=True)))
+    assert told.session("a").energy_wh == pytest.approx(min(30_000, 5_000 * 4), rel=1e-3)
 
 
 def test_a_site_with_a_limit_ignores_the_forecast() -> None:
@@ -92,8 +121,8 @@ def test_a_site_with_a_limit_ignores_the_forecast() -> None:
     circuit = CircuitSpec("site", max_power_w=10_000, evse_keys=("A", "B"))
     sessions = (SessionSpec("a", "A", 8_000, departure=NOW + timedelta(hours=3)),
                 SessionSpec("b", "B", 20_000, departure=NOW + timedelta(hours=8)))
-    def run(expected: tuple[float, ...]) -> list[list[float]]:
+    def run(expected: tuple[ExpectedArrival, ...]) -> list[list[float]]:
         s = plan(SchedulingInput(start=NOW, circuits=(circuit,), evses=tuple(evses), sessions=sessions,
-                                 slot_s=900, horizon_slots=40, expected_arrivals_kw=expected))
+                                 slot_s=900, horizon_slots=40, expected_arrivals=expected))
         return [list(s.session(k).current_a) for k in "ab"]
-    assert run((0.0,) * 4 + (30.0,) * 36) == run(())
+    assert run((ExpectedArrival(NOW + timedelta(hours=1), NOW + timedelta(hours=6), 90_000, 5.0),)) == run(())

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from csms.config import SiteConfig, SmartChargingConfig
-from csms.scheduling import SitePlanner, check_limits
+from csms.scheduling import ExpectedArrival, SitePlanner, check_limits
 from csms.services.plan_input import ActiveSession, EvseState, build_input, evse_key
 
 NOW = datetime(2026, 11, 27, 8, tzinfo=UTC)
@@ -109,7 +109,7 @@ def test_idle_evses_count_at_their_reserve_or_at_their_max_when_not_controlled()
 def test_the_arrival_forecast_reaches_the_plan_only_where_it_shaves_below_the_limit() -> None:
     """The site's history becomes the plan's expected arrivals where the plan shaves the peak below the site's
     limit (shave_below_limit); by default the limit is the peak's floor and the planner would ignore them
-    (scheduling.network._expected_kw), so they are not computed."""
+    (scheduling.expected.applies), so they are not computed."""
     from csms.scheduling.forecast import PastSession
 
     # NOW is a Friday 08:00 UTC: three weekdays before it, a car from 10:00 to 12:00 taking 10 kWh (5 kW).
@@ -117,12 +117,13 @@ def test_the_arrival_forecast_reaches_the_plan_only_where_it_shaves_below_the_li
                            10_000) for d in (1, 2, 3)]
     site = SiteConfig(id="s", grid_limit_kw=50)
 
-    def expected(cfg: SmartChargingConfig) -> tuple[float, ...]:
+    def expected(cfg: SmartChargingConfig) -> tuple[ExpectedArrival, ...]:
         inp = build_input(site, [evse("A")], [session("A")], NOW, cfg, circuit_of={}, history=history)
-        return tuple(inp.expected_arrivals_kw)  # type: ignore[arg-type]
+        return inp.expected_arrivals
 
     shaving = expected(SmartChargingConfig(shave_below_limit=True))
-    assert max(shaving) == 5.0 and shaving[0] == 0.0
+    assert [(x.arrival, x.departure, x.energy_wh, x.cars) for x in shaving] == [
+        (NOW + timedelta(hours=2), NOW + timedelta(hours=4), 10_000, 1.0)]
     assert expected(SmartChargingConfig()) == ()
     assert expected(SmartChargingConfig(shave_below_limit=True, arrival_forecast_days=0)) == ()
 
