@@ -43,7 +43,9 @@ async def current_load(cfg: Config, store: StorePort, smart: Any, site_id: str, 
         c_limit = _w(c.effective_limit_kw)
         circuits.append({"name": c.name, "parent": c.parent, "load_w": round(c_load, 1), "limit_w": c_limit,
                          "limit_a": c.limit_a, "max_current_a": c.limit_a,
-                         "headroom_w": round(c_limit - c_load, 1) if c_limit is not None else None})
+                         "headroom_w": round(c_limit - c_load, 1) if c_limit is not None else None,
+                         # the chargers under it (sub-circuits' too): a client can sum the plan per circuit
+                         "stations": sorted(c.stations)})
     return {
         "site_id": site_id, "load_w": round(load_w, 1), "limit_w": limit_w,
         "headroom_w": round(limit_w - load_w, 1) if limit_w is not None else None,

@@ -291,10 +291,11 @@ class StoreSession(BookingRepo):
         return [ConnectorState(StationId(r.station_id), EvseRef(r.evse_id, r.connector_id),
                                ConnectorStatus(r.status), r.at, r.error_code) for r in rows]
 
-    async def status_history(self, station_id: str, limit: int = 100) -> list[dict[str, Any]]:
+    async def status_history(self, station_id: str, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+        """Newest first."""
         rows = (await self.s.scalars(
             select(StatusHistoryRow).where(StatusHistoryRow.station_id == station_id)
-            .order_by(StatusHistoryRow.id.desc()).limit(limit))).all()
+            .order_by(StatusHistoryRow.id.desc()).offset(offset).limit(limit))).all()
         return [dict(evse_id=r.evse_id, connector_id=r.connector_id, status=r.status,
                      charging_state=r.charging_state, error_code=r.error_code, at=r.at) for r in rows]
 
@@ -471,9 +472,10 @@ class StoreSession(BookingRepo):
     async def add_station_event(self, station_id: str, kind: str, detail: dict[str, Any], at: datetime) -> None:
         self.s.add(StationEventRow(station_id=station_id, kind=kind, detail=detail, at=at))
 
-    async def station_events(self, station_id: str, limit: int = 100) -> list[dict[str, Any]]:
+    async def station_events(self, station_id: str, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+        """Newest first."""
         rows = (await self.s.scalars(select(StationEventRow).where(StationEventRow.station_id == station_id)
-                                     .order_by(StationEventRow.id.desc()).limit(limit))).all()
+                                     .order_by(StationEventRow.id.desc()).offset(offset).limit(limit))).all()
         return [dict(kind=r.kind, detail=r.detail, at=r.at) for r in rows]
 
 
@@ -538,11 +540,14 @@ class StoreSession(BookingRepo):
         await self.s.merge(SiteLoadRow(site_id=site_id, start=start, end=end, mean_power_w=mean_power_w,
                                        limit_w=limit_w))
 
-    async def site_load(self, site_id: str, since: datetime, until: datetime) -> list[dict[str, Any]]:
+    async def site_load(self, site_id: str, since: datetime, until: datetime, *, offset: int = 0,
+                        limit: int | None = None) -> list[dict[str, Any]]:
         """Load buckets overlapping [since, until), in time order."""
-        rows = (await self.s.scalars(select(SiteLoadRow).where(
-            SiteLoadRow.site_id == site_id, SiteLoadRow.end > since, SiteLoadRow.start < until)
-            .order_by(SiteLoadRow.start))).all()
+        q = (select(SiteLoadRow).where(SiteLoadRow.site_id == site_id, SiteLoadRow.end > since,
+                                       SiteLoadRow.start < until).order_by(SiteLoadRow.start).offset(offset))
+        if limit is not None:
+            q = q.limit(limit)
+        rows = (await self.s.scalars(q)).all()
         return [_cols(r) for r in rows]
 
     async def status_changes(self, station_ids: Iterable[str], since: datetime, until: datetime

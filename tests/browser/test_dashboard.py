@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from csms.app import CsmsApp
@@ -53,12 +54,14 @@ api: {{port: 0, keys: {{ops: {{key: {OPS_KEY}, role: operator}}, look: {{key: {V
 database: {{url: "sqlite+aiosqlite:///{{db}}"}}
 smart_charging: {{debounce_s: 0.1}}
 bookings: {{reserve_lead_min: 30}}
-sites: [{{id: depot, grid_limit_kw: 30}}]
+# CP-16 sits behind circuit row-a: 12 A x 230 V x 3 = 8.28 kW, below the 11 kW its car could draw
+sites: [{{id: depot, grid_limit_kw: 30, circuits: [{{name: row-a, max_current_a: 12, chargers: [CP-16]}}]}}]
 chargers:
   - {{id: CP-16, site: depot, max_current_a: 32}}
   - {{id: CP-201, site: depot, max_current_a: 32}}
 id_tokens: [{{value: TAG-1}}, {{value: FLEET-9}}]
 billing:
+  utilisation_bucket_s: 10     # the site-load meter's buckets: a page opened later has metered history
   tariff:
     energy_price_per_kwh: 0.30
     tou_windows: [{{days: all, start: "{{tou_start}}", end: "{{tou_end}}", price_per_kwh: 0.45, name: peak}}]
@@ -186,6 +189,20 @@ async def test_dashboard_live_session_chart_booking_and_viewer(csms: CsmsApp, br
         await b.until("[...document.querySelectorAll('#sessions tr[data-session] td')].some(td => "
                       "/kW$/.test(td.textContent) && td.textContent !== '0.0 kW')", timeout_s=30,
                       what="the session's power")
+        # the circuit on the chart: its limit as a line at 8.28 kW (below the site's 30 kW), its planned load,
+        # and the slots where the plan runs at the circuit's limit marked with its name
+        circuit = await b.until("(() => { const l = document.querySelector('#chart line.circuit-limit"
+                                "[data-circuit=\"row-a\"]'); return l && [l.dataset.limitW, l.textContent, "
+                                "Number(l.getAttribute('y1')), Number(document.querySelector('#chart .limit-label')"
+                                ".getAttribute('y'))]; })()", what="the circuit's limit line")
+        assert circuit[0] == "8280" and "circuit row-a: limit 8.3 kW" in circuit[1], circuit
+        assert circuit[2] > circuit[3], "the 8.28 kW circuit line is drawn below the 30 kW site limit"
+        await b.until("document.querySelector('#chart path.circuit-forecast[data-circuit=\"row-a\"]') !== null",
+                      timeout_s=30, what="the circuit's planned load")
+        binding = await b.until("[...document.querySelectorAll('#chart rect.binding')].map(r => r.dataset.binding)"
+                                ".find(n => n.startsWith('row-a:'))", timeout_s=30,
+                                what="slots where the circuit's limit binds")
+        assert "binds: " + binding in await b.js("return document.querySelector('#chart').textContent")
         await b.shot("operator")
 
         # a booking made in the page reaches the 2.0.1 charger as ReserveNow; the timeline shows it
@@ -222,7 +239,20 @@ async def test_dashboard_live_session_chart_booking_and_viewer(csms: CsmsApp, br
 
         # a viewer sees everything and can press no operator button
         await b.js("document.querySelector('#logout').click()")
+        # the site-load meter closes its 10 s buckets as billing ticks: wait for one with the car's load...
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{app.api_port}/api/v1",
+                                     headers={"X-API-Key": VIEW_KEY}) as api:
+            for _ in range(150):
+                metered = (await api.get("/sites/depot/load-history")).json()["items"]
+                if any(x["load_w"] > 1000 for x in metered):
+                    break
+                await asyncio.sleep(0.2)
+            assert any(x["load_w"] > 1000 for x in metered), metered
+        # ... then load the page afresh (the viewer's login): its chart starts with that history
         await open_page(b, app, VIEW_KEY)
+        await b.until("Number(document.querySelector('#chart').dataset.servedPoints) >= 1 && "
+                      "Number(document.querySelector('#chart').dataset.servedMaxW) > 1000",
+                      what="metered load from before the page was loaded")
         await b.until("document.querySelectorAll('#stations tr[data-station]').length === 2", what="viewer's stations")
         await b.until("document.querySelectorAll('#timeline rect.booking').length === 1", what="viewer's timeline")
         buttons = await b.js("return [...document.querySelectorAll('button[data-role=\"operator\"]')]"
@@ -268,6 +298,18 @@ async def test_a_simulated_day_on_the_dashboard(browser: B, tmp_path: Path) -> N
         assert points > 30, points      # measured samples pushed through the day, no reloads
         await browser.until("document.querySelector('#chart path.forecast') !== null", what="forecast")
         await browser.shot("day")
+        # the same chart on a page opened only now: the day's last hours come from the server's meter (the
+        # simulated clock stops at the day's end: at 3600x it would run hours past it while the page loads)
+        clock.pause()
+        # billing (its site-load meter) may be hours of simulated time behind at 3600x: let it catch up
+        await asyncio.wait_for(app.billing.drain(), 120)
+        await open_page_without_key(browser, app)
+        served = await browser.until("Number(document.querySelector('#chart').dataset.servedPoints) > 10 && "
+                                     "[Number(document.querySelector('#chart').dataset.servedPoints), "
+                                     "Number(document.querySelector('#chart').dataset.servedMaxW)]",
+                                     what="the day's metered history on a fresh page")
+        assert served[1] > 1000, served
+        await browser.shot("day-fresh-page")
     finally:
         await app.stop()
 

@@ -96,9 +96,14 @@ async def _lifecycle(app: CsmsApp, c: httpx.AsyncClient, drv: httpx.AsyncClient,
     now = datetime.now(UTC)
     start, end = now + timedelta(minutes=5), now + timedelta(minutes=65)
 
-    avail = (await c.get("/sites/s1/availability", params={"start": iso(start), "end": iso(end)})).json()
+    page = (await c.get("/sites/s1/availability", params={"start": iso(start), "end": iso(end)})).json()
+    assert page["next_offset"] is None and page["offset"] == 0  # a page, like every list
+    avail = page["items"]
     assert {(a["station_id"], a["evse_id"]) for a in avail} == {("CP-B", 1), ("CP-C", 1), ("CP-D", 1)}
     assert all(len(a["free"]) == 1 for a in avail)
+    # pages of one EVSE each cover the same EVSEs
+    first = (await c.get("/sites/s1/availability", params={"start": iso(start), "end": iso(end), "limit": 1})).json()
+    assert len(first["items"]) == 1 and first["next_offset"] == 1
 
     # The driver books a specific EVSE with its own token; it is inside the lead time: reserved at once.
     r = await drv.post("/bookings", json={"station_id": "CP-B", "evse_id": 1, "id_token": "TAG-BOOK",
@@ -113,7 +118,7 @@ async def _lifecycle(app: CsmsApp, c: httpx.AsyncClient, drv: httpx.AsyncClient,
     await eventually(lambda: _connector_is(c, "CP-B", "Reserved"), what="connector Reserved in the CSMS")
 
     # The booked window is gone from availability; the same EVSE cannot be booked twice.
-    avail = (await c.get("/sites/s1/availability", params={"start": iso(start), "end": iso(end)})).json()
+    avail = (await c.get("/sites/s1/availability", params={"start": iso(start), "end": iso(end)})).json()["items"]
     assert [a["free"] for a in avail if a["station_id"] == "CP-B"] == [[]]
     r = await c.post("/bookings", json={"station_id": "CP-B", "evse_id": 1, "id_token": "TAG-OTHER",
                                         "start": iso(start + timedelta(minutes=30)),
@@ -262,7 +267,7 @@ async def test_bookings_see_occupied_connectors_and_refuse_a_zero_guarantee(sqli
             now = datetime.now(UTC)
             start, end = now + timedelta(minutes=5), now + timedelta(minutes=65)
             avail = (await c.get("/sites/s1/availability", params={"start": iso(start), "end": iso(end)})).json()
-            free = {a["station_id"]: a["free"] for a in avail}
+            free = {a["station_id"]: a["free"] for a in avail["items"]}
             assert free["CP-B"] == [] and len(free["CP-C"]) == 1  # occupied: busy for the stay assumed (8 h)
             r = await c.post("/bookings", json={"station_id": "CP-B", "evse_id": 1, "id_token": "TAG-BOOK",
                                                 "start": iso(start), "end": iso(end), "energy_kwh": 5})

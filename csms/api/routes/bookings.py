@@ -73,10 +73,11 @@ def _own(caller: Caller, b: Booking) -> None:
         raise UnknownBooking(str(b.id))  # a driver does not learn that other people's bookings exist
 
 
-@router.get("/sites/{site_id}/availability", summary="Free intervals of each connector of a site in a window")
-async def availability(site_id: str, ctx: Ctx, _: ViewerOrDriver, start: UtcDateTime,
-                       end: UtcDateTime) -> list[dict[str, Any]]:
-    return await _svc(ctx).availability(site_id, start, end)  # type: ignore[no-any-return]
+@router.get("/sites/{site_id}/availability", response_model=Page,
+            summary="Free intervals of each connector of a site in a window (a page, one item per EVSE)")
+async def availability(site_id: str, ctx: Ctx, _: ViewerOrDriver, start: UtcDateTime, end: UtcDateTime,
+                       offset: Offset = 0, limit: Limit = 100) -> Page:
+    return Page.slice(await _svc(ctx).availability(site_id, start, end), offset, limit)
 
 
 @router.post("/bookings", response_model=BookingOut, status_code=201,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter
@@ -9,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from csms.api.auth import Operator, Viewer
 from csms.api.deps import ApiContext, Ctx
-from csms.api.schemas import Limit, Offset, Page
+from csms.api.schemas import Limit, Offset, Page, UtcDateTime
 from csms.domain.errors import InvalidRequest, UnknownSite
 from csms.services.site_status import current_load
 
@@ -44,6 +45,29 @@ async def list_sites(ctx: Ctx, _: Viewer, offset: Offset = 0, limit: Limit = 100
 @router.get("/{site_id}", summary="Current load, limit and headroom of a site and its circuits")
 async def get_site(site_id: str, ctx: Ctx, _: Viewer) -> dict[str, Any]:
     return await site_load(ctx, site_id)
+
+
+#: The window `GET /sites/{id}/load-history` answers when none is given: enough for the chart's past.
+LOAD_HISTORY_DEFAULT = timedelta(hours=6)
+
+
+@router.get("/{site_id}/load-history", response_model=Page,
+            summary="Measured site load per bucket (mean power and the limit in force then), oldest first (a page)")
+async def load_history(site_id: str, ctx: Ctx, _: Viewer, since: UtcDateTime | None = None,
+                       until: UtcDateTime | None = None, offset: Offset = 0, limit: Limit = 500) -> Page:
+    """The billing site-load meter's closed buckets (`billing.utilisation_bucket_s`, 5 min by default): the
+    same numbers demand tiers are priced from, so a chart opened now has the hours before it. With billing
+    off nothing is metered and the page is empty."""
+    _site(ctx, site_id)
+    until = until or ctx.clock.now()
+    since = since or until - LOAD_HISTORY_DEFAULT
+    if since >= until:
+        raise InvalidRequest("since: must be before until")
+    async with ctx.store.session() as s:
+        rows = await s.site_load(site_id, since, until, offset=offset, limit=limit + 1)
+    return Page.of([{"start": r["start"], "end": r["end"], "load_w": round(r["mean_power_w"], 1),
+                     "limit_w": None if r["limit_w"] is None else round(r["limit_w"], 1)} for r in rows],
+                   offset, limit)
 
 
 @router.get("/{site_id}/plan", summary="The current plan: forecast load against the limit, each session's schedule")

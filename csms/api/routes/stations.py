@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Response
 
 from csms.api.auth import Admin, Viewer
 from csms.api.deps import ApiContext, Ctx
@@ -55,13 +55,22 @@ async def get_station(station_id: str, ctx: Ctx, _: Viewer) -> StationOut:
         return _station_out(st, await s.connectors(station_id))
 
 
-@router.get("/{station_id}/history", summary="Status history and notices (newest first)")
-async def station_history(station_id: str, ctx: Ctx, _: Viewer,
-                          limit: int = Query(100, ge=1, le=1000)) -> dict[str, object]:
+@router.get("/{station_id}/history", response_model=Page,
+            summary="Connector status changes, newest first (a page)")
+async def station_history(station_id: str, ctx: Ctx, _: Viewer, offset: Offset = 0, limit: Limit = 100) -> Page:
     async with ctx.store.session() as s:
         if await s.station(station_id) is None:
             raise UnknownStation(station_id)
-        return {"status": await s.status_history(station_id, limit), "events": await s.station_events(station_id, limit)}
+        return Page.of(await s.status_history(station_id, limit + 1, offset), offset, limit)
+
+
+@router.get("/{station_id}/events", response_model=Page,
+            summary="Notices from a station (DataTransfer, firmware, diagnostics, security events, NotifyEvent, external charging limits), newest first (a page)")
+async def station_events(station_id: str, ctx: Ctx, _: Viewer, offset: Offset = 0, limit: Limit = 100) -> Page:
+    async with ctx.store.session() as s:
+        if await s.station(station_id) is None:
+            raise UnknownStation(station_id)
+        return Page.of(await s.station_events(station_id, limit + 1, offset), offset, limit)
 
 
 @router.post("", response_model=StationOut, status_code=201, summary="Register a charger")

@@ -76,6 +76,10 @@ ENDED_COST_WAIT_S = 2.0  # real seconds the answer to an Ended event waits for t
 @dataclass(frozen=True, slots=True)
 class _Tick:
     now: datetime | None = None  # None (the timer): the clock when handled, however long it waited
+    #: When the timer queued it. The site-load meter advances only that far: the events queued before the
+    #: tick are older than that, those behind it newer; advancing to the clock's now while a backlog of
+    #: meter values waits behind the tick would fold the backlog's hours into one bucket at the old power.
+    queued_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +201,7 @@ class BillingService:
         if kind in self._pending:
             return  # one is still waiting: a second would only repeat it
         self._pending.add(kind)
-        self._queue.put_nowait(kind())
+        self._queue.put_nowait(_Tick(queued_at=self.clock.now()) if kind is _Tick else kind())
 
     async def _timer(self, kind: type, interval_s: Callable[[], float]) -> None:
         while True:
@@ -236,8 +240,8 @@ class BillingService:
                 if key is not None and key in self._tracks:
                     _apply_needs(self._tracks[key], n)
                     await self._save(self._tracks[key])
-            case _Tick(now=now):
-                await self._on_tick(now or self.clock.now())
+            case _Tick(now=now, queued_at=queued_at):
+                await self._on_tick(now or self.clock.now(), meter_to=queued_at)
             case _Reconcile(forced=forced):
                 # On an accelerated clock (the scenarios: 300 clock-s is 0.17 real s at 1800x) a pass at most
                 # every RECONCILE_MIN_REAL_S: it reads the store, and nothing is gained by doing it faster.
@@ -310,9 +314,9 @@ class BillingService:
         fields = {**track.to_fields(), "updated_at": self.clock.now()}
         await self.store.write(lambda s: s.save_billing_session(fields))
 
-    async def _on_tick(self, now: datetime) -> None:
+    async def _on_tick(self, now: datetime, meter_to: datetime | None = None) -> None:
         confirm = timedelta(seconds=self.bc.charging_finished_confirm_s)
-        await self.meter.advance(now)
+        await self.meter.advance(min(now, meter_to) if meter_to is not None else now)
         if self.policy is not None and self.policy.only_when_busy:
             await self._refresh_busy(now)
         for track in list(self._tracks.values()):

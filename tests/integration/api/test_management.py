@@ -238,3 +238,30 @@ async def test_metrics_openapi_and_docs(sqlite_url: str) -> None:
         r = await c.get("/healthz")
         assert r.json() == {"status": "ok"}
     assert ADMIN_KEY  # keys are configured: /metrics, /docs and /openapi.json stay public
+
+
+async def test_station_history_and_events_are_pages_newest_first(db_url: str) -> None:
+    from csms.domain.enums import ConnectorStatus
+
+    t0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+    statuses = [ConnectorStatus.AVAILABLE, ConnectorStatus.OCCUPIED, ConnectorStatus.AVAILABLE,
+                ConnectorStatus.FAULTED, ConnectorStatus.AVAILABLE]
+    async with running(api_config(db_url)) as app, client(app, VIEWER_KEY) as c:
+        async with app.store.session() as s:
+            for k, st in enumerate(statuses):
+                await s.record_status("CP-1", EvseRef(1), st, t0 + timedelta(minutes=k), None, None)
+            for k in range(3):
+                await s.add_station_event("CP-1", "FirmwareStatusNotification", {"status": f"step-{k}"},
+                                          t0 + timedelta(minutes=k))
+        page = (await c.get("/api/v1/stations/CP-1/history", params={"limit": 2})).json()
+        assert set(page) == {"items", "offset", "limit", "next_offset"}
+        assert [h["status"] for h in page["items"]] == ["Available", "Faulted"] and page["next_offset"] == 2
+        rest = (await c.get("/api/v1/stations/CP-1/history", params={"offset": 2, "limit": 10})).json()
+        assert [h["status"] for h in rest["items"]] == ["Available", "Occupied", "Available"]
+        assert rest["next_offset"] is None and rest["items"][-1]["at"].startswith("2026-03-02T08:00")
+        ev = (await c.get("/api/v1/stations/CP-1/events", params={"limit": 2})).json()
+        assert [e["detail"]["status"] for e in ev["items"]] == ["step-2", "step-1"] and ev["next_offset"] == 2
+        assert ev["items"][0]["kind"] == "FirmwareStatusNotification"
+        r = await c.get("/api/v1/stations/NOPE/events")
+        assert r.status_code == 404 and error_of(r)["code"] == "unknown_station"
+        assert (await c.get("/api/v1/stations/CP-2/history")).json()["items"] == []

@@ -152,3 +152,57 @@ async def test_bookings_are_admitted_against_the_same_limits_circuits_included(d
         assert r.status_code == 201 and r.json()["guaranteed_energy_kwh"] == 11, r.text
         r = await book("N-2", "TAG-B")
         assert r.status_code == 409, r.text
+
+
+async def test_load_history_serves_the_metered_buckets_with_the_limit_in_force_then(db_url: str) -> None:
+    """A chart opened now gets the hours before it from the server: the site-load meter's 5-minute buckets
+    (mean power and the limit then), oldest first, as a page; and the circuits say which chargers they carry."""
+    clock = FakeClock(T0)
+    async with running(config(db_url), clock) as app, client(app, None) as c:
+        async def event(kind: TxEventKind, minutes: int, seq: int, w: float | None = None) -> None:
+            at = clock.t = T0 + timedelta(minutes=minutes)
+            samples = () if w is None else (MeterSample(at, (
+                SampledValue(Measurand.ENERGY_IMPORT_WH, 12_000.0 * minutes / 60),
+                SampledValue(Measurand.POWER_IMPORT_W, w))),)
+            await app.charging.transaction(TxEvent(
+                kind, StationId("CP-3"), at, "t1", E1, "TAG-C" if kind is TxEventKind.STARTED else None,
+                seq_no=seq, charging_state=ChargingState.CHARGING if w else None,
+                stop_reason="EVDisconnected" if kind is TxEventKind.ENDED else None, samples=samples))
+            await app.billing.drain()
+
+        assert (await c.get("/api/v1/sites/s1/load-history")).json() == {
+            "items": [], "offset": 0, "limit": 500, "next_offset": None}
+        await event(TxEventKind.STARTED, 0, 0, w=12_000)
+        for seq, m in enumerate(range(5, 31, 5), start=1):
+            await event(TxEventKind.UPDATED, m, seq, w=6_000 if m > 15 else 12_000)
+        r = await c.put("/api/v1/sites/s1/limit", json={"limit_kw": 12})
+        assert r.status_code == 200, r.text
+        for seq, m in enumerate(range(35, 61, 5), start=7):
+            await event(TxEventKind.UPDATED, m, seq, w=6_000)
+
+        page = (await c.get("/api/v1/sites/s1/load-history")).json()   # default: the 6 hours before now
+        items = page["items"]
+        assert page["next_offset"] is None and len(items) == 12, items
+        starts = [datetime.fromisoformat(i["start"]) for i in items]
+        assert starts == [T0 + timedelta(minutes=5 * k) for k in range(12)]        # oldest first, no gaps
+        assert [i["load_w"] for i in items] == [12_000] * 4 + [6_000] * 8          # the mean of each bucket
+        assert [i["limit_w"] for i in items[:6]] == [24_000] * 6                    # the evening window
+        assert items[-1]["limit_w"] == 12_000                                       # the operator's cap
+
+        # paged like every list, and a window narrows it
+        p1 = (await c.get("/api/v1/sites/s1/load-history", params={"limit": 5})).json()
+        assert len(p1["items"]) == 5 and p1["next_offset"] == 5
+        p3 = (await c.get("/api/v1/sites/s1/load-history", params={"limit": 5, "offset": 10})).json()
+        assert [i["start"] for i in p3["items"]] == [i["start"] for i in items[10:]] and p3["next_offset"] is None
+        window = {"since": (T0 + timedelta(minutes=10)).isoformat().replace("+00:00", "Z"),
+                  "until": (T0 + timedelta(minutes=20)).isoformat().replace("+00:00", "Z")}
+        got = (await c.get("/api/v1/sites/s1/load-history", params=window)).json()["items"]
+        assert [i["start"] for i in got] == [i["start"] for i in items[2:4]]
+        # another site has its own (none); mistakes are named
+        assert (await c.get("/api/v1/sites/s2/load-history")).json()["items"] == []
+        r = await c.get("/api/v1/sites/s1/load-history", params={"since": window["until"], "until": window["since"]})
+        assert r.status_code == 400 and "since" in r.json()["error"]["message"]
+        assert (await c.get("/api/v1/sites/nope/load-history")).status_code == 404
+
+        [row_a] = (await site(c))["circuits"]
+        assert row_a["name"] == "row-a" and row_a["stations"] == ["CP-1", "CP-2"]

@@ -647,3 +647,28 @@ async def test_held_at_0_a_by_the_plan_then_unplugged_is_not_overstay(harness) -
         await h.v201(TxEventKind.ENDED, 160, "t-p", 3, wh=3700.0, reason="EVDisconnected")
         [inv] = await h.invoices()
     assert inv["overstay_minutes"] == 0 and [e.phase for e in h.overstay_events()] == []
+
+
+async def test_a_billing_backlog_keeps_the_site_load_meter_in_event_order(harness) -> None:  # type: ignore[no-untyped-def]
+    """Billing behind the clock (a 3600x simulated day: hours of meter values queued): the timer's tick,
+    handled late, advances the site-load meter only to when it was queued. Advancing to the clock's now
+    folded the backlog's hours into one bucket at the power before them (GET /sites/{id}/load-history
+    showed 14 flat hours over the limit)."""
+    from csms.domain.events import MeterSampled
+    from csms.services.billing.service import _Tick
+
+    async with harness({}) as h:
+        await h.v201(TxEventKind.STARTED, 0, "a", 0, wh=0.0, w=12000.0, cs=ChargingState.CHARGING)
+        # queued without the worker running in between: what a backlog looks like
+        h.at(10)
+        h.billing._queue.put_nowait(MeterSampled("CP1", E1, 12000.0, 2000.0, T0 + timedelta(minutes=5)))
+        h.billing._enqueue_timer(_Tick)                                     # queued at +10 min
+        h.billing._queue.put_nowait(MeterSampled("CP1", E1, 2000.0, 2000.0, T0 + timedelta(minutes=10)))
+        h.at(60)                                                            # the clock runs on meanwhile
+        h.billing._queue.put_nowait(MeterSampled("CP1", E1, 2000.0, 2300.0, T0 + timedelta(minutes=20)))
+        await h.settle()
+        async with h.store.session() as s:
+            rows = await s.site_load("s1", T0, T0 + timedelta(hours=2))
+    load = {(r["start"] - T0).total_seconds() / 60: r["mean_power_w"] for r in rows}
+    assert load[0] == load[5] == 12000.0
+    assert load[10] == load[15] == 2000.0, load   # the power from +10 min, where it was measured

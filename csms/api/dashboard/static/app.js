@@ -8,11 +8,14 @@ const RANK = { driver: 0, viewer: 1, operator: 2, admin: 3 };
 const CHART_PAST_H = 3;       // measured load shown before now
 const CHART_AHEAD_H = 9;      // forecast shown after now
 const BOOKING_WINDOW_H = 24;  // the bookings timeline
+// one colour per circuit, the same for its limit, its measured load and its planned load
+const CIRCUIT_COLOURS = ["#6a1b9a", "#00838f", "#ad1457", "#5d4037", "#283593", "#ef6c00"];
 
 const state = {
   key: sessionStorage.getItem("csms-key") || "",
   me: null, siteId: null, sites: [], stations: [], plan: null, tariffs: null, now: null,
-  history: {},               // site id -> [{t: ms, load_w, limit_w}] measured since the page opened
+  history: {},               // site id -> [{t: ms, load_w, limit_w, circuits: {name: load_w}}] seen since the page opened
+  served: {},                // site id -> [{a: ms, b: ms, load_w, limit_w}] metered before (GET /sites/{id}/load-history)
   live: null, refreshTimer: null, dirty: new Set(),
 };
 
@@ -50,7 +53,7 @@ async function api(path, opts = {}) {
 }
 
 async function allPages(path) {
-  const sep = path.includes("?") ? "&" : "?";
+  const sep = path.endsWith("?") ? "" : path.includes("?") ? "&" : "?";
   let offset = 0, items = [];
   for (;;) {
     const page = await api(`${path}${sep}offset=${offset}&limit=500`);
@@ -152,11 +155,14 @@ async function loadSites() {
 }
 
 async function loadSite() {
-  const [site, plan] = await Promise.all([api(`/sites/${enc(state.siteId)}`), api(`/sites/${enc(state.siteId)}/plan`)]);
+  const siteId = state.siteId;
+  const [site, plan] = await Promise.all([api(`/sites/${enc(siteId)}`), api(`/sites/${enc(siteId)}/plan`),
+    state.served[siteId] ? null : loadHistory(siteId)]);
   state.plan = plan.planned ? plan : null;
   state.now = Date.parse(site.at || plan.start || new Date().toISOString());
-  const h = (state.history[state.siteId] ||= []);
-  if (!h.length || state.now > h[h.length - 1].t) h.push({ t: state.now, load_w: site.load_w, limit_w: site.limit_w });
+  const h = (state.history[siteId] ||= []);
+  const circuits = Object.fromEntries((site.circuits || []).map((c) => [c.name, c.load_w]));
+  if (!h.length || state.now > h[h.length - 1].t) h.push({ t: state.now, load_w: site.load_w, limit_w: site.limit_w, circuits });
   while (h.length > 5000) h.shift();
   $("#site-summary").textContent = `${kw(site.load_w)} of ${kw(site.limit_w)} (${site.binding_limit || "no limit"}), ` +
     `headroom ${kw(site.headroom_w)} · ${site.online}/${site.stations} stations online · ` +
@@ -167,6 +173,14 @@ async function loadSite() {
     el("td", { class: "num" }, kw(c.limit_w)), el("td", { class: "num" }, kw(c.headroom_w)))));
   if (!site.circuits?.length) $("#circuits tbody").replaceChildren(el("tr", {}, el("td", { colspan: 4 }, "none")));
   drawChart(site);
+}
+
+// The measured load before the page opened: the server's metered buckets (the site-load meter, oldest first),
+// read once per site; the page adds what it sees live after them.
+async function loadHistory(siteId) {
+  const buckets = await allPages(`/sites/${enc(siteId)}/load-history?`);
+  state.served[siteId] = buckets.map((x) => ({ a: Date.parse(x.start), b: Date.parse(x.end), load_w: x.load_w,
+    limit_w: x.limit_w }));
 }
 
 async function loadStations() {
@@ -309,16 +323,22 @@ const svg = (tag, attrs = {}, text) => {
 function drawChart(site) {
   const W = 960, H = 300, L = 48, R = 12, T = 12, B = 24;
   const now = state.now;
-  // the past shown: at least CHART_PAST_H, up to a day of what the page has measured
+  // The past shown: at least CHART_PAST_H, up to a day of what the server metered and the page has seen since.
   const seen = state.history[state.siteId] || [];
-  const t0 = Math.max(now - 24 * 3600e3, Math.min(now - CHART_PAST_H * 3600e3, seen.length ? seen[0].t : now));
+  const served = (state.served[state.siteId] || []).filter((x) => !seen.length || x.b <= seen[0].t + 1);
+  const first = Math.min(served.length ? served[0].a : now, seen.length ? seen[0].t : now);
+  const t0 = Math.max(now - 24 * 3600e3, Math.min(now - CHART_PAST_H * 3600e3, first));
   const t1 = now + CHART_AHEAD_H * 3600e3;
   const hist = seen.filter((p) => p.t >= t0);
+  const past = served.filter((x) => x.b > t0);
   const slots = (state.plan?.forecast || []).map((f, i, a) => ({
     a: Date.parse(f.start), b: i + 1 < a.length ? Date.parse(a[i + 1].start) : Date.parse(f.start) + state.plan.slot_s * 1000,
-    load_w: f.load_w, limit_w: f.limit_w, binding: f.binding_limit })).filter((s) => s.b > now && s.a < t1);
+    i, load_w: f.load_w, limit_w: f.limit_w, binding: f.binding_limit })).filter((s) => s.b > now && s.a < t1);
+  const circuits = (site.circuits || []).map((c, k) => ({ ...c, colour: CIRCUIT_COLOURS[k % CIRCUIT_COLOURS.length],
+    planned: circuitPlan(c, slots) }));
   const top = Math.max(1000, site.limit_w || 0, ...hist.map((p) => Math.max(p.load_w, p.limit_w || 0)),
-    ...slots.map((s) => Math.max(s.load_w, s.limit_w || 0))) * 1.1;
+    ...past.map((p) => Math.max(p.load_w, p.limit_w || 0)), ...slots.map((s) => Math.max(s.load_w, s.limit_w || 0)),
+    ...circuits.map((c) => c.limit_w || 0)) * 1.1;
   const x = (t) => L + ((Math.min(Math.max(t, t0), t1) - t0) / (t1 - t0)) * (W - L - R);
   const y = (w) => T + (1 - w / top) * (H - T - B);
   const g = $("#chart");
@@ -335,12 +355,23 @@ function drawChart(site) {
     g.append(svg("line", { x1: x(t), x2: x(t), y1: T, y2: H - B, stroke: "#eef1f4" }));
     g.append(svg("text", { x: x(t), y: H - 8, "text-anchor": "middle", "font-size": 11, fill: "#69737d" }, hhmm(t)));
   }
-  // slots where the plan runs at a limit
+  // The binding limit per slot, as the plan names it ("<circuit>:L1|L2|L3|power"): shaded in the colour of the
+  // circuit that binds (the site's red), labelled where it starts.
+  const colourOf = (name) => circuits.find((c) => c.name === name)?.colour || "#c62828";
+  let prev = null;
   for (const s of slots) {
-    if (s.limit_w !== null && s.load_w >= 0.98 * s.limit_w && s.limit_w > 0) {
-      g.append(svg("rect", { x: x(Math.max(s.a, now)), y: T, width: Math.max(1, x(s.b) - x(Math.max(s.a, now))),
-        height: H - T - B, fill: "rgba(198,40,40,.10)", class: "binding" }));
+    const name = s.binding ? s.binding.split(":")[0] : null;
+    if (!name) { prev = null; continue; }
+    const xa = x(Math.max(s.a, now));
+    const rect = svg("rect", { x: xa, y: T, width: Math.max(1, x(s.b) - xa), height: H - T - B,
+      fill: colourOf(name), "fill-opacity": 0.1, class: "binding", "data-binding": s.binding });
+    rect.append(svg("title", {}, `the plan runs at the ${s.binding} limit from ${hhmm(s.a)}`));
+    g.append(rect);
+    if (prev !== s.binding) {
+      g.append(svg("text", { x: xa + 2, y: H - B - 16, "font-size": 10, fill: colourOf(name), class: "binding-label" },
+        `binds: ${s.binding}`));
     }
+    prev = s.binding;
   }
   // time-of-use windows of the default tariff, as a strip along the bottom of the plot
   for (const span of touSpans(t0, t1)) {
@@ -361,22 +392,51 @@ function drawChart(site) {
         `${tier.name} ×${tier.multiplier}`));
     }
   }
-  // limit: past (as measured with each sample) then planned per slot
-  const limitPts = hist.filter((p) => p.limit_w !== null).map((p) => [x(p.t), y(p.limit_w)]);
+  // Circuits: each one's limit (dashed, in its colour) across the chart, its measured load as the page saw it,
+  // and its planned load (the plan's sessions on its chargers).
+  circuits.forEach((c, k) => {
+    if (c.limit_w !== null && c.limit_w !== undefined) {
+      const line = svg("line", { x1: L, x2: W - R, y1: y(c.limit_w), y2: y(c.limit_w), stroke: c.colour,
+        "stroke-width": 1.5, "stroke-dasharray": "8 4", class: "circuit-limit", "data-circuit": c.name,
+        "data-limit-w": c.limit_w });
+      line.append(svg("title", {}, `circuit ${c.name}: limit ${kw(c.limit_w)}, load ${kw(c.load_w)}`));
+      g.append(line);
+      g.append(svg("text", { x: L + 4 + 120 * k, y: y(c.limit_w) - 3, "font-size": 10, fill: c.colour,
+        class: "circuit-label" }, `${c.name} ${kw(c.limit_w)}`));
+    }
+    const measured = hist.filter((p) => p.circuits && p.circuits[c.name] !== undefined)
+      .map((p) => [x(p.t), y(p.circuits[c.name])]);
+    if (measured.length) {
+      g.append(path(measured, { stroke: c.colour, "stroke-width": 1.5, fill: "none", class: "circuit-load",
+        "data-circuit": c.name }));
+    }
+    const fc = [];
+    for (const s of slots) if (c.planned[s.i] !== undefined) fc.push([x(Math.max(s.a, now)), y(c.planned[s.i])], [x(s.b), y(c.planned[s.i])]);
+    if (fc.length) {
+      g.append(path(fc, { stroke: c.colour, "stroke-width": 1.5, "stroke-dasharray": "1 3", fill: "none",
+        class: "circuit-forecast", "data-circuit": c.name }));
+    }
+  });
+  // the site limit: past (metered buckets, then as seen with each sample) then planned per slot
+  const limitPts = [];
+  for (const p of past) if (p.limit_w !== null) limitPts.push([x(p.a), y(p.limit_w)], [x(p.b), y(p.limit_w)]);
+  for (const p of hist) if (p.limit_w !== null) limitPts.push([x(p.t), y(p.limit_w)]);
   for (const s of slots) if (s.limit_w !== null) limitPts.push([x(Math.max(s.a, now)), y(s.limit_w)], [x(s.b), y(s.limit_w)]);
   g.append(path(limitPts, { stroke: "#c62828", "stroke-width": 2, fill: "none", class: "limit" }));
   const bind = slots[0]?.binding || site.binding_limit;
   if (site.limit_w) {
     g.append(svg("text", { x: x(now) + 4, y: y(site.limit_w) - 4, "font-size": 11, fill: "#c62828", class: "limit-label" },
-      `limit ${kw(site.limit_w)}${bind ? " (" + bind + ")" : ""}`));
+      `limit ${kw(site.limit_w)}${site.binding_limit ? " (" + site.binding_limit + ")" : ""}`));
   }
   // forecast (planned load) per slot, from now on
   const fc = [];
   for (const s of slots) fc.push([x(Math.max(s.a, now)), y(s.load_w)], [x(s.b), y(s.load_w)]);
   g.append(path(fc, { stroke: "#7cb342", "stroke-width": 2, fill: "none", class: "forecast" }));
-  // measured
-  g.append(path(hist.map((p) => [x(p.t), y(p.load_w)]), { stroke: "#1565c0", "stroke-width": 2, fill: "none",
-    class: "measured" }));
+  // measured: the server's buckets as steps, then the page's own samples
+  const meas = [];
+  for (const p of past) meas.push([x(p.a), y(p.load_w)], [x(p.b), y(p.load_w)]);
+  for (const p of hist) meas.push([x(p.t), y(p.load_w)]);
+  g.append(path(meas, { stroke: "#1565c0", "stroke-width": 2, fill: "none", class: "measured" }));
   if (hist.length) {
     const last = hist[hist.length - 1];
     g.append(svg("circle", { cx: x(last.t), cy: y(last.load_w), r: 3, fill: "#1565c0" }));
@@ -384,7 +444,25 @@ function drawChart(site) {
   g.append(svg("line", { x1: x(now), x2: x(now), y1: T, y2: H - B, stroke: "#20303f", "stroke-dasharray": "4 3" }));
   g.append(svg("text", { x: x(now) + 3, y: T + 10, "font-size": 11, fill: "#20303f" }, `now ${hhmm(now)}`));
   g.dataset.points = String(hist.length);
+  g.dataset.servedPoints = String(past.length);
+  g.dataset.servedMaxW = String(Math.max(0, ...past.map((p) => p.load_w)));
   g.dataset.slots = String(slots.length);
+  g.dataset.binding = bind || "";
+  $("#legend-circuits").replaceChildren(...circuits.map((c) => el("span", { class: "lc" },
+    el("span", { class: "sw", style: `background:${c.colour}` }), ` circuit ${c.name}: limit (dashed), load, plan (dotted)`)));
+}
+
+// The planned power of a circuit per slot index: the plan's sessions on its chargers (uncontrolled ones at the
+// draw they are counted at).
+function circuitPlan(c, slots) {
+  const on = new Set(c.stations || []);
+  const out = {};
+  for (const s of slots) out[s.i] = 0;
+  for (const p of state.plan?.sessions || []) {
+    if (!on.has(p.station_id)) continue;
+    for (const s of slots) out[s.i] += p.controlled ? (p.power_w?.[s.i] || 0) : (p.counted_w || 0);
+  }
+  return out;
 }
 
 // The TOU window in force at each quarter hour of [t0, t1), in the tariff's time zone (ISO weekdays on which a
