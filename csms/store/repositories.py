@@ -395,9 +395,13 @@ class StoreSession(BookingRepo):
         have = {(at, m, p or "") for at, m, p in rows}
         return want <= have
 
-    async def samples(self, tx_key: str) -> list[dict[str, Any]]:
-        rows = (await self.s.scalars(select(MeterSampleRow).where(MeterSampleRow.tx_key == tx_key)
-                                     .order_by(MeterSampleRow.at, MeterSampleRow.id))).all()
+    async def samples(self, tx_key: str, *, offset: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
+        """A transaction's sampled values in time order (all of them by default: pricing reads every one)."""
+        q = (select(MeterSampleRow).where(MeterSampleRow.tx_key == tx_key)
+             .order_by(MeterSampleRow.at, MeterSampleRow.id).offset(offset))
+        if limit is not None:
+            q = q.limit(limit)
+        rows = (await self.s.scalars(q)).all()
         return [dict(at=r.at, measurand=r.measurand, phase=r.phase, value=r.value, context=r.context) for r in rows]
 
     # --- tokens and groups --------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from fastapi.responses import StreamingResponse
 
 from csms.api.auth import Caller, OperatorOrDriver, ViewerOrDriver
 from csms.api.deps import ApiContext, Ctx
-from csms.api.schemas import MAX_OFFSET, ChargingNeedsIn, Page, SessionOut, UtcDateTime, money
+from csms.api.schemas import MAX_OFFSET, ChargingNeedsIn, Limit, Offset, Page, SessionOut, UtcDateTime, money
 from csms.domain.errors import InvalidRequest, UnknownTransaction
 from csms.domain.model import Transaction
 
@@ -103,11 +103,13 @@ async def get_session(station_id: str, transaction_id: str, ctx: Ctx, caller: Vi
     return await session_out(ctx, await _get(ctx, caller, station_id, transaction_id))
 
 
-@router.get("/{station_id}/{transaction_id}/samples", summary="Meter samples of a session (SI units)")
-async def get_samples(station_id: str, transaction_id: str, ctx: Ctx, caller: ViewerOrDriver) -> list[dict[str, object]]:
+@router.get("/{station_id}/{transaction_id}/samples", response_model=Page,
+            summary="Meter samples of a session (SI units), oldest first (a page, one item per sampled value)")
+async def get_samples(station_id: str, transaction_id: str, ctx: Ctx, caller: ViewerOrDriver, offset: Offset = 0,
+                      limit: Limit = 1000) -> Page:
     t = await _get(ctx, caller, station_id, transaction_id)
     async with ctx.store.session() as s:
-        return await s.samples(t.key)
+        return Page.of(await s.samples(t.key, offset=offset, limit=limit + 1), offset, limit)
 
 
 @router.put("/{station_id}/{transaction_id}/needs",

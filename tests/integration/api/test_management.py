@@ -162,6 +162,14 @@ async def test_sessions_pagination_time_filters_and_csv(db_url: str) -> None:
         one = (await c.get("/api/v1/sessions/CP-1/tx-2")).json()
         assert one["id_token"] == "TAG-D" and one["energy_wh"] == 3500 and not one["active"]
         assert one["stop_reason"] == "EVDisconnected"
+        # its meter samples: a page too, oldest first, one item per sampled value (energy and power twice)
+        first = (await c.get("/api/v1/sessions/CP-1/tx-2/samples", params={"limit": 3})).json()
+        assert [(x["measurand"], x["value"]) for x in first["items"]][:2] == [
+            ("Energy.Active.Import.Register", 0.0), ("Power.Active.Import", 11000.0)]
+        assert len(first["items"]) == 3 and first["next_offset"] == 3
+        rest = (await c.get("/api/v1/sessions/CP-1/tx-2/samples", params={"offset": 3})).json()
+        assert [x["measurand"] for x in rest["items"]] == ["Power.Active.Import"] and rest["next_offset"] is None
+        assert first["items"][2]["value"] == 3500.0   # the register at the end
 
         r = await c.get("/api/v1/sessions/export.csv", params={"until": (t0 + timedelta(hours=6)).isoformat()})
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
