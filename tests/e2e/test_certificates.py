@@ -20,6 +20,7 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 from csms.app import CsmsApp
 from csms.domain.certificates import OcspRequestData, PkiAnswer
@@ -29,12 +30,13 @@ from simulator.certificates import hash_data as charger_side_hash_data
 from .conftest import charger, eventually, make_config, running
 
 KEY = "e2e-operator-key-0123456789"
+ADMIN_KEY = "e2e-admin-key-0123456789"
 VIEW_KEY = "e2e-viewer-key-0123456789"
 
 
 def setup(tmp_path: Path, extra: str = "") -> str:
     return f"""
-api: {{enabled: true, port: 0, keys: {{ops: {{key: {KEY}, role: operator}}, view: {{key: {VIEW_KEY}}}}}}}
+api: {{enabled: true, port: 0, keys: {{ops: {{key: {KEY}, role: operator}}, view: {{key: {VIEW_KEY}}}, adm: {{key: {ADMIN_KEY}, role: admin}}}}}}
 certificates: {{local_ca_dir: "{tmp_path / 'ca'}"}}
 chargers: [{{id: CP-1, security_profile: 0}}]
 {extra}"""
@@ -185,3 +187,46 @@ async def test_iso15118_certificate_messages_reach_the_pki_backend(tmp_path: Pat
     assert kinds == ["authorize", "authorize", "status", "ev"]
     _, (station, id_token, hashes) = pki.calls[0]
     assert (station, id_token, hashes[0].responder_url) == ("CP-1", "EMAID1", "http://ocsp.example.com")
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_a_signed_certificate_gets_the_charger_in_on_security_profile_3(tmp_path: Path, version: str) -> None:
+    """The whole point of signing: a charger on profile 2 gets its certificate from the CSMS, then connects on
+    profile 3 with it (mutual TLS, CN = identity), with no password."""
+    from csms.pki import LocalCA
+
+    from ..integration.ocpp.pki import TestCA
+
+    server_ca = TestCA(tmp_path / "server-pki")
+    srv = server_ca.issue("csms", server=True)
+    charger_ca = tmp_path / "ca" / "ca.pem"
+    LocalCA(local_dir=tmp_path / "ca").ca_certificate_pem()  # the local CA exists before tls.ca_file names it
+    tls = f"server: {{port: 0, security_profile: 0, tls: {{port: 0, cert_file: {srv.cert_file}, " \
+          f"key_file: {srv.key_file}, ca_file: {charger_ca}}}}}"
+    pw = "0123456789abcdef"
+    cfg = make_config(f"sqlite+aiosqlite:///{tmp_path / 'csms.db'}", setup(tmp_path, tls).replace(
+        "chargers: [{id: CP-1, security_profile: 0}]", f"chargers: [{{id: CP-1, security_profile: 2, password: {pw}}}]"),
+        api=True)
+    async with running(cfg) as app, api(app) as c:
+        wss = f"wss://127.0.0.1:{app.ocpp.tls_port}/ocpp"
+        cp = charger(wss, "CP-1", version, password=pw, ssl_context=server_ca.client_context())
+        async with cp:
+            r = await c.post("/stations/CP-1/commands/trigger", json={"message": "SignChargingStationCertificate"})
+            assert r.json()["status"] == "Accepted", r.text
+            await eventually(lambda: cp.certificates.signed == 1, what="CertificateSigned installed")
+        assert cp.certificates.chain_pem and cp.certificates.key_pem
+        (tmp_path / "cp.pem").write_text(cp.certificates.chain_pem)
+        (tmp_path / "cp.key").write_text(cp.certificates.key_pem)
+        r = await api(app, ADMIN_KEY).patch("/stations/CP-1", json={"security_profile": 3})
+        assert r.status_code == 200, r.text
+        ctx = server_ca.client_context()
+        ctx.load_cert_chain(str(tmp_path / "cp.pem"), str(tmp_path / "cp.key"))
+        mtls = charger(wss, "CP-1", version, ssl_context=ctx)  # no password: the certificate is the identity
+        async with mtls:
+            assert mtls.online
+        # Profile 3 now: the password alone no longer lets it in.
+        auth = "Basic " + base64.b64encode(f"CP-1:{pw}".encode()).decode()
+        with pytest.raises(InvalidStatus) as refused:
+            await connect(f"{wss}/CP-1", ssl=server_ca.client_context(), additional_headers={"Authorization": auth},
+                          subprotocols=["ocpp1.6" if version == "1.6" else "ocpp2.0.1"], open_timeout=5)  # type: ignore[list-item]
+        assert refused.value.response.status_code == 401
