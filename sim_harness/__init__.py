@@ -4,8 +4,9 @@ This module is the only place that knows both sides: it builds a CSMS :class:`~c
 scenario (site, circuits, base load, limit schedule, billing, chargers, the drivers' id tokens), starts
 :class:`~csms.app.CsmsApp` on ephemeral ports with a temporary SQLite database, and shares one simulated
 clock between the CSMS and the fleet: the clock stands still until the CSMS is up, then both run from the
-scenario's start at the scenario's speed-up. The simulator imports this module by name only when
-``--with-csms`` is given, so ``simulator/`` itself never imports ``csms``.
+scenario's start at the scenario's speed-up. A package of its own, outside ``csms`` (which never imports the
+simulator) and outside ``simulator`` (which never imports ``csms``): the simulator's ``--with-csms`` finds
+``run_with_csms`` through the ``simulator.in_process_csms`` entry point (pyproject.toml).
 """
 
 from __future__ import annotations

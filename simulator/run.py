@@ -2,8 +2,9 @@
 its REST API), then build, write and check the report.
 
 ``python -m simulator run scenarios/office.yaml --url ws://127.0.0.1:9000/ocpp`` uses a running CSMS;
-``--with-csms`` starts one in-process through ``csms.sim_harness`` (imported by name, only then, so that
-this package never imports ``csms``).
+``--with-csms`` starts one in-process: the function registered under the ``simulator.in_process_csms`` entry
+point (``sim_harness:run_with_csms``, installed with this project). Found through the entry point, not by name,
+so that this package never imports ``csms``, statically or dynamically.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import argparse
 import asyncio
 import contextlib
 import gc
-import importlib
 import json
 import logging
 import sys
@@ -22,6 +22,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -32,7 +33,16 @@ from simulator.replay import ReplayError
 from simulator.report import build_report, parse_threshold, write_report
 from simulator.scenario import BookingPlan, RunPlan, ScenarioError, expand, load_scenario
 
-HARNESS_MODULE = "csms.sim_harness"   # imported lazily by name for --with-csms
+HARNESS_GROUP = "simulator.in_process_csms"   # the entry point group --with-csms runs
+
+
+def in_process_csms() -> Any:
+    """`run_with_csms(plan, speedup=, progress=, on_event=)` of the installed in-process CSMS (an entry point)."""
+    found = list(entry_points(group=HARNESS_GROUP))
+    if not found:
+        raise ScenarioError(f"--with-csms: no in-process CSMS is installed (entry point group {HARNESS_GROUP!r}); "
+                            f"reinstall the project: pip install -e .")
+    return found[0].load()
 
 
 # ----------------------------------------------------------------------------------------------- clock
@@ -492,9 +502,9 @@ def _run(ns: argparse.Namespace, plan: RunPlan, speedup: float, progress: Progre
         if getattr(ns, "max_lag_s", None) is not None:
             DEFAULT_MAX_LAG_S = ns.max_lag_s    # the harness calls run_plan without it: it reads the default
         try:
-            harness = importlib.import_module(HARNESS_MODULE)
-            result: RunResult = _run_loop(harness.run_with_csms(plan, speedup=speedup, progress=progress,
-                                                                on_event=on_event))
+            run_with_csms = in_process_csms()
+            result: RunResult = _run_loop(run_with_csms(plan, speedup=speedup, progress=progress,
+                                                        on_event=on_event))
         finally:
             DEFAULT_MAX_LAG_S = saved
         return result

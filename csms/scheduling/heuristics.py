@@ -109,7 +109,7 @@ def _admit_then_fill(net: Network, idx: RowIndex, t: int, hi: Array, remaining: 
     # current leaves room for only some of them, the excluded ones are admitted in the next slots (rotation).
     open_frac = remaining / np.maximum(net.need_kwh, 1e-9)
     order = sorted(np.nonzero(hi > 0)[0].tolist(),
-                   key=lambda e: (-net.priority[e], net.departure[e], -round(open_frac[e], 9), e))
+                   key=lambda e: (-net.priority[e], net.departure[e], -float(np.round(open_frac[e], 9)), e))
     for e in order:
         if idx.room(e, cap_t, load) >= net.min_a[e] - TOL:
             col[e] = net.min_a[e]

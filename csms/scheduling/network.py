@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -145,12 +146,14 @@ class Network:
     @cached_property
     def feasible_need_kwh(self) -> Array:
         """Need capped by what the EVSE alone could deliver in the window (used to scale fairness terms)."""
-        return np.minimum(self.need_kwh, (self.ub * self.kwh_et).sum(axis=1))
+        capped: Array = np.minimum(self.need_kwh, (self.ub * self.kwh_et).sum(axis=1))
+        return capped
 
     @cached_property
     def peak_load_kw(self) -> Array:
         """T: site power the peak term sees besides the planned EVs: non-EV load."""
-        return self.non_ev[self.topo.row(0, 3)]
+        load: Array = self.non_ev[self.topo.row(0, 3)]
+        return load
 
     @cached_property
     def rounding_unit_kw(self) -> float:
@@ -306,7 +309,7 @@ def _base_loads(inp: SchedulingInput, topo: Topology, ancestors: list[list[int]]
 def _sessions(
     inp: SchedulingInput, topo: Topology, evse_index: dict[str, int], fixed_a: Array, kw_per_a: Array,
     slot_h: Array, one_phase: NDArray[np.bool_],
-) -> dict[str, object]:
+) -> dict[str, Any]:
     n_e, n_t = len(topo.evse_keys), topo.horizon_slots
     ub, need, prio = np.zeros((n_e, n_t)), np.zeros(n_e), np.zeros(n_e)
     known = np.zeros(n_e, dtype=bool)
@@ -350,12 +353,12 @@ def lp_bounds(net: Network, k_count: int, shares: Array) -> dict[str, tuple[Arra
     """Variable bounds (lb, ub) of the site LP by variable block, each 2-D (±inf = none). ``shares`` (E×S) are
     the per-slot fair shares of the first S slots (``heuristics.fair_shares``): the upper bounds of ``fs``.
     The peak's lower bound is the demand period's peak so far."""
-    active = net.ub.any(axis=1)
+    active: NDArray[np.bool_] = np.asarray(net.ub.any(axis=1), dtype=np.bool_)
     # bl feeds only the peak row: non-EV load.
     site_kw = net.peak_load_kw[None, :]
     seg_ub = np.repeat(np.where(active, 1.0 / k_count, 0.0)[:, None], k_count, axis=1)
     multi = list(net.topo.multi_phase)
-    ub1 = np.where(net.one_phase[multi][:, None], net.ub[multi], 0.0) if multi else np.zeros((0, net.ub.shape[1]))
+    ub1 = np.where(net.one_phase[multi][:, None], net.ub[multi], 0.0) if multi else np.zeros((0, int(net.ub.shape[1])))
     return {
         "i": (np.zeros(net.ub.shape), np.where(net.one_phase[:, None], 0.0, net.ub)),
         "i1": (np.zeros(ub1.shape), ub1),

@@ -31,9 +31,14 @@ peak), so a peak-shaved plan stays peak-shaved.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from csms.scheduling.network import Array, Network
+
+#: The admission order of a slot's sessions: a sort key of (EVSE index, the plan so far).
+OrderKey = Callable[[int, Array], tuple[float, ...]]
 
 EPS_A = 1e-6          # below this a current is numerical noise from the LP
 TOL = 1e-7
@@ -123,7 +128,8 @@ def _round(net: Network, idx: RowIndex, x: Array) -> None:
             _carry_later(net, idx, x, e, t, energy, lp_kw)
 
 
-def _refill(net: Network, idx: RowIndex, x: Array, t: int, cap_t: Array, load: Array, order_key) -> None:  # noqa: ANN001
+def _refill(net: Network, idx: RowIndex, x: Array, t: int, cap_t: Array, load: Array,
+            order_key: OrderKey) -> None:
     """Give the headroom that dropped currents freed in slot t to sessions already charging in it, up to the
     LP's own load for the slot (so the slot is used as fully as the LP used it), from their unplanned need or
     by moving their own later energy here (their later slots are lowered: later loads only go down)."""
@@ -141,7 +147,7 @@ def _refill(net: Network, idx: RowIndex, x: Array, t: int, cap_t: Array, load: A
         _take_back_later(x, e, t, float(net.need_kwh[e]), kwh, net.min_a[e])
 
 
-def _admission_order(net: Network):  # noqa: ANN202 - a key function
+def _admission_order(net: Network) -> OrderKey:
     """Higher priority first, then the least slack (urgency), then the largest open need, then EVSE order."""
     def key(e: int, x: Array) -> tuple[float, ...]:
         open_kwh = net.need_kwh[e] - float((x[e] * net.kwh_et[e]).sum())

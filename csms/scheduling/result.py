@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 import numpy as np
+from numpy.typing import NDArray
 
 from csms.scheduling.network import Array, Network
 from csms.scheduling.problem import SchedulingInput
@@ -102,7 +103,7 @@ def build_schedule(
     solve_time_s: float = 0.0,
     reason: str | None = None,
     extra_terms: Mapping[str, float] | None = None,
-    hidden: Array | None = None,
+    hidden: NDArray[np.bool_] | None = None,
 ) -> Schedule:
     """Wrap a current matrix ``x`` (E×T, amps per phase) into a ``Schedule`` with forecasts and KPIs.
     ``hidden`` (E, bool): EVSEs whose sessions stay out of the schedule and its KPIs (the planner's virtual

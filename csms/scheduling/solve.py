@@ -239,11 +239,11 @@ def _push_params(sm: SiteModel, net: Network, pushed: dict[str, Array]) -> bool:
     old1 = pushed.get("p:kwh0_1", params["kwh0_1"])
     row_changed |= bool((params["kwh0_1"] != old1).any())
     for name, new in params.items():
-        old = pushed.get("p:" + name)
-        if old is not None and np.array_equal(old, new):
+        sent = pushed.get("p:" + name)
+        if sent is not None and np.array_equal(sent, new):
             continue
         param = getattr(sm.m, name)
-        for j in (range(len(new)) if old is None else np.nonzero(new != old)[0].tolist()):
+        for j in (range(len(new)) if sent is None else np.nonzero(new != sent)[0].tolist()):
             param[j] = float(new[j])
         pushed["p:" + name] = new.copy()
     return row_changed

@@ -278,7 +278,7 @@ async def test_swagger_ui_is_served_locally(csms: CsmsApp, browser: B) -> None:
 async def test_a_simulated_day_on_the_dashboard(browser: B, tmp_path: Path) -> None:
     """A day of the CI fleet at 3600x with the page open from the start: the chart fills with measured load
     under the limit and the forecast, live. Its screenshot (reports/dashboard/day.png) is the README's."""
-    from csms.sim_harness import SharedClock, build_config
+    from sim_harness import SharedClock, build_config
     from simulator.run import gated_clock, run_plan
     from simulator.scenario import expand, load_scenario
 
