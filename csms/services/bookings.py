@@ -252,8 +252,7 @@ class BookingService:
         edges = slot_edges(plan_start, step_s, n, first_slot_s)
         stations = [(e.evse_key, e.evse_key.rsplit("#", 1)[0]) for e in inp.evses]  # "<station>#<evse id>"
         circuits = limits.circuit_specs(stations, edges)
-        here = tuple(x for x in inp.sessions if x.session_key in snap.sessions)  # not the plan's held bookings
-        busy = {x.evse_key for x in here} if near else set()
+        busy = {x.evse_key for x in inp.sessions} if near else set()
         # Bookings admitted earlier keep their guarantee: they come first in the what-if.
         extra = [SessionSpec(f"booking-{b.id}", evse_key(b.station_id, b.evse_id), b.guaranteed_energy_wh or 0.0,
                              departure=b.end, arrival=max(b.start, plan_start), priority=COMMITTED_PRIORITY)
@@ -265,7 +264,7 @@ class BookingService:
         new = SessionSpec("booking-new", key, energy_wh, departure=end, arrival=arrival, priority=BOOKED_PRIORITY)
         booked_now = {k for k, info in snap.sessions.items() if info.booked}
         sessions = tuple(replace(x, priority=COMMITTED_PRIORITY) if x.session_key in booked_now else x
-                         for x in here if x.evse_key != key) if near else ()
+                         for x in inp.sessions if x.evse_key != key) if near else ()
         # Fixed draws (EVSEs offline, rejecting profiles, or idle with a non-zero default) describe now: they
         # count for a booking within the horizon, except on EVSEs a booking will use (the booking replaces
         # the idle allowance); a booking further ahead does not inherit today's outages.

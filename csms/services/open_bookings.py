@@ -24,7 +24,6 @@ class OpenBookings:
         self.store = store
         self.clock = clock
         self._active: dict[tuple[str, str], Booking] = {}
-        self._open: list[Booking] = []
 
     async def refresh(self) -> None:
         """Re-read the open bookings (after any booking changed)."""
@@ -38,13 +37,6 @@ class OpenBookings:
             if key not in active or (b.status == "Active" and active[key].status != "Active"):
                 active[key] = b
         self._active = active
-        self._open = open_
-
-    def upcoming(self, now: datetime, until: datetime) -> list[Booking]:
-        """Confirmed or reserved bookings (their car has not come) with a guarantee, overlapping [now, until):
-        the live plan holds their energy in their windows (smart.BookingPort)."""
-        return [b for b in self._open if b.status in ("Confirmed", "Reserved") and b.guaranteed_energy_wh
-                and b.start < until and b.end > now]
 
     def booking_for(self, station_id: str, id_token: str) -> tuple[float | None, datetime | None]:
         """(energy wanted, end) of the open booking this session belongs to, if any (smart.BookingPort)."""

@@ -73,23 +73,6 @@ class ActiveSession:
 BOOKED_PRIORITY = 100.0
 
 
-@dataclass(frozen=True, slots=True)
-class Reservation:
-    """A confirmed booking whose car has not come: the plan holds `energy_wh` for it in [start, end) on a
-    stand-in EVSE like the booked one (same circuit path, phases and maximum), so walk-ins are planned
-    around it. Nothing is ever sent for the stand-in."""
-
-    session_key: str  # "booking-<id>"
-    evse_key: str  # the booked EVSE
-    start: datetime
-    end: datetime
-    energy_wh: float
-
-    @property
-    def stand_in_key(self) -> str:
-        return f"{self.evse_key}~{self.session_key}"  # "<station>#<evse id>~booking-<id>": the station first
-
-
 def evse_key(station_id: str, evse_id: int) -> str:
     return f"{station_id}#{evse_id}"
 
@@ -127,15 +110,12 @@ def build_input(
     idle_reserve_a: Mapping[str, float] | None = None,
     peak_floor_kw: float = 0.0,
     history: Sequence[PastSession] = (),
-    reservations: Sequence[Reservation] = (),
 ) -> SchedulingInput:
     """`circuit_of` maps a station id to the circuit it hangs from (None: directly under the site).
     `idle_reserve_a`: what the plan keeps free for each idle EVSE under our control (EVSE key -> A per
     phase; absent: nothing), see smart.idle_share. `peak_floor_kw`: the highest site load this demand period,
     under which the plan's peak term costs nothing. `history`: the site's recent sessions, from which the cars
-    expected later are forecast (`smart_charging.arrival_forecast_days`; peak term only). `reservations`:
-    confirmed bookings whose car has not come, held from the next slot on (slot 0 is never withheld from the
-    cars that are here) on a stand-in EVSE each; skipped where the booked EVSE has a session.
+    expected later are forecast (`smart_charging.arrival_forecast_days`; peak term only).
 
     The plan starts `now`. Slots sit on a fixed grid (multiples of `slot_min` since the epoch, see
     `slot_floor`): slot 0 runs from now to the next boundary (`first_slot_s`), later slots are whole, so
@@ -147,18 +127,13 @@ def build_input(
     # Limits, circuits and base load per slot: from the one owner of a site's limits (services.site_limits).
     limits = SiteLimits(site, external_limit_kw)
     edges = slot_edges(now, slot_s, n, first_slot_s)
-    by_evse = {s.evse_key: s for s in sessions}
-    booked_evse = {e.evse_key: e for e in evses}
-    held = [r for r in reservations if r.evse_key in booked_evse and r.evse_key not in by_evse
-            and r.end > edges[1] and r.energy_wh > 0]
-    circuits = limits.circuit_specs([(e.evse_key, e.station_id) for e in evses]
-                                    + [(r.stand_in_key, booked_evse[r.evse_key].station_id) for r in held],
-                                    edges, circuit_of)
+    circuits = limits.circuit_specs([(e.evse_key, e.station_id) for e in evses], edges, circuit_of)
     base = limits.base_loads(edges)
 
     # The arrival forecast only shapes peak shaving above the site's own limit, so the planner ignores it on a
     # site with a limit unless it shaves below it (scheduling.expected.applies): not computed there.
     forecast = bool(history) and (cfg.shave_below_limit or all(v is None for v in limits.limit_kw_by_slot(edges)))
+    by_evse = {s.evse_key: s for s in sessions}
     specs: list[EvseSpec] = []
     fixed: list[FixedDraw] = []
     planned: list[SessionSpec] = []
@@ -189,17 +164,6 @@ def build_input(
             departure=_known_departure(s, now, cfg), max_current_a=s.ev_max_current_a, priority=s.priority,
             ev_phases=min(s.ev_phases, len(e.phases)) if s.ev_phases else None,
         ))
-    for r in held:
-        e = booked_evse[r.evse_key]
-        max_a = e.max_current_a if e.external_limit_a is None else min(e.max_current_a, e.external_limit_a)
-        specs.append(EvseSpec(r.stand_in_key, max_a, e.min_current_a, e.phases, e.voltage_v))
-        # Held over the whole slots the window touches: the planner drops a partial first or last slot, which
-        # would hold less than the guarantee (16.56 of 22.08 kWh for 10:05-11:05 at 22 kW). A hold a few
-        # minutes wider is the safe side; once the car is here its own seconds are planned exactly.
-        end = slot_floor(r.end - timedelta(microseconds=1), slot_s) + timedelta(seconds=slot_s)
-        planned.append(SessionSpec(session_key=r.session_key, evse_key=r.stand_in_key, energy_needed_wh=r.energy_wh,
-                                   departure=end, arrival=max(slot_floor(r.start, slot_s), edges[1]),
-                                   priority=BOOKED_PRIORITY))
     return SchedulingInput(
         start=now, circuits=tuple(circuits), evses=tuple(specs), sessions=tuple(planned), fixed_draws=tuple(fixed),
         base_loads=base, price_per_kwh=price_per_kwh, slot_s=slot_s, horizon_slots=n, weights=weights_of(cfg),

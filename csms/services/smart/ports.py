@@ -26,10 +26,6 @@ class BookingPort(Protocol):
         """(energy wanted in Wh, booking end) of the driver's booking on that station, (None, None) if none."""
         ...
 
-    def upcoming(self, now: datetime, until: datetime) -> list[Any]:
-        """Bookings whose car has not come yet, with a guarantee, overlapping [now, until) (domain Booking)."""
-        ...
-
 
 class PlanListener(Protocol):
     """Told about every new plan of a site (implemented by telemetry.MqttTelemetry)."""

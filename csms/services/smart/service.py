@@ -14,7 +14,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
-from dataclasses import replace
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -159,11 +158,7 @@ class SmartChargingService:
             st.last_schedule, st.last_snapshot = schedule, snap
             defaults = station_defaults(snap.idle, idle)
             defaults.update(self._busy_default_decreases(snap, schedule))
-            # Capacity held for bookings whose car has not come (plan_input.Reservation) shapes the plan and
-            # the idle shares above; there is no charger to send it to.
-            sent = schedule if all(p.session_key in snap.sessions for p in schedule.sessions) else \
-                replace(schedule, sessions=tuple(p for p in schedule.sessions if p.session_key in snap.sessions))
-            await self.delivery.deliver(snap, sent, defaults)
+            await self.delivery.deliver(snap, schedule, defaults)
             st.tx_defaults = {s: a for s in defaults if (a := self.state.tx_default_a.get(s)) is not None}
             if await self.delivery.probe(snap):
                 self.triggers.request(site_id, debounce=False)  # now controllable: plan it properly

@@ -26,7 +26,7 @@ from csms.scheduling import FixedDraw, SchedulingInput
 
 from ..charging import StorePort
 from ..plan_input import (
-    BOOKED_PRIORITY, ActiveSession, EvseState, Reservation, build_input, charger_evses, evse_key, slot_floor,
+    BOOKED_PRIORITY, ActiveSession, EvseState, build_input, charger_evses, evse_key, slot_floor,
 )
 from .control import ControlState
 from .arrivals import ArrivalHistory
@@ -160,30 +160,16 @@ class SnapshotBuilder:
 
         floor_kw = self.period_peak_kw(site, now, sum(t.power_w or 0.0 for t in txs) / 1000.0)
 
-        held = self._reservations(ids, txs, now, timedelta(hours=sc.horizon_h))
-
         def plan_input(reserve: Mapping[str, float]) -> SchedulingInput:
             return build_input(site, evses, sessions, now, sc, circuit_of=circuit_of,
                                external_limit_kw=external_limit_kw, price_per_kwh=prices, idle_reserve_a=reserve,
-                               peak_floor_kw=floor_kw, history=history, reservations=held)
+                               peak_floor_kw=floor_kw, history=history)
 
         inp = plan_input({})
         if any(e.controlled for e in idle):
             bare = Snapshot(site.id, inp, infos, idle).without_idle_draws()
             inp = plan_input(reserves(bare, idle, sc.default_profile_current_a))
         return Snapshot(site.id, inp, infos, idle, _not_controlled(evses, busy))
-
-    def _reservations(self, stations: set[str], txs: list[Transaction], now: datetime, horizon: timedelta
-                      ) -> list[Reservation]:
-        """The site's confirmed bookings whose driver is not charging here yet: the plan holds their guarantee
-        in their windows, so walk-ins are planned around it (plan_input.Reservation)."""
-        if self.bookings is None:
-            return []
-        here = {(t.station_id, t.id_token) for t in txs}
-        return [Reservation(f"booking-{b.id}", evse_key(b.station_id, b.evse_id), b.start, b.end,
-                            float(b.guaranteed_energy_wh or 0.0))
-                for b in self.bookings.upcoming(now, now + horizon)
-                if b.station_id in stations and (b.station_id, b.id_token) not in here]
 
     def _evses(self, site: SiteConfig, stations: list[Station], now: datetime) -> list[EvseState]:
         evses: list[EvseState] = []

@@ -48,8 +48,8 @@ def plan_view(site_id: str, st: SiteState | None) -> dict[str, Any]:
 
 
 def _info(info: SessionInfo | None, key: str) -> dict[str, Any]:
-    if info is None:  # energy held for a booking whose car has not come (plan_input.Reservation)
-        return {"session_key": key, "held_for_booking": True}
+    if info is None:
+        return {"session_key": key}
     return {"session_key": key, "station_id": info.station_id, "evse_id": info.evse_id,
             "transaction_id": info.transaction_id, "group": info.group,
             "energy_delivered_wh": info.energy_delivered_wh, "departure": info.departure,

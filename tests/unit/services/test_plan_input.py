@@ -2,8 +2,6 @@
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from csms.config import SiteConfig, SmartChargingConfig
 from csms.scheduling import ExpectedArrival, SitePlanner, check_limits
 from csms.services.plan_input import ActiveSession, EvseState, build_input, evse_key
@@ -126,45 +124,3 @@ def test_the_arrival_forecast_reaches_the_plan_only_where_it_shaves_below_the_li
         (NOW + timedelta(hours=2), NOW + timedelta(hours=4), 10_000, 1.0)]
     assert expected(SmartChargingConfig()) == ()
     assert expected(SmartChargingConfig(shave_below_limit=True, arrival_forecast_days=0)) == ()
-
-
-def test_a_confirmed_booking_holds_its_energy_in_its_window_from_the_next_slot() -> None:
-    """Issue 11: walk-ins must never take capacity a confirmed booking holds. The booking's car has not come:
-    the plan holds its guarantee on a stand-in of the booked EVSE (same circuit path), and plans the walk-in
-    around it; slot 0 is never withheld, and the stand-in gets no profile (it is no session of the site)."""
-    from csms.services.plan_input import BOOKED_PRIORITY, Reservation
-    site = SiteConfig(id="s", grid_limit_kw=22)
-    walk_in = ActiveSession("A/1", evse_key("A", 1), NOW, 0.0, 40_000.0, NOW + timedelta(hours=4), None, 1.0)
-    held = Reservation("booking-7", evse_key("B", 1), NOW + timedelta(hours=1), NOW + timedelta(hours=2), 11_000.0)
-    cfg = SmartChargingConfig(departure_margin_pct=0)
-    inp = build_input(site, [evse("A"), evse("B")], [walk_in], NOW, cfg, circuit_of={}, reservations=[held])
-    [spec] = [s for s in inp.sessions if s.session_key == "booking-7"]
-    assert (spec.evse_key, spec.arrival, spec.departure, spec.energy_needed_wh, spec.priority) == (
-        "B#1~booking-7", held.start, held.end, 11_000.0, BOOKED_PRIORITY)
-    assert "B#1~booking-7" in inp.circuits[0].evse_keys
-    sch = SitePlanner().plan(inp)
-    assert check_limits(inp, sch) == []
-    assert sch.session("booking-7").energy_wh == 11_000.0  # held in full, within the limits with the walk-in's
-    assert sch.session("A/1").energy_wh == 40_000.0  # which is planned around it (before and after the window)
-    window = range(4, 8)  # 09:00-10:00
-    alone = SitePlanner().plan(build_input(site, [evse("A"), evse("B")], [walk_in], NOW, cfg, circuit_of={}))
-    assert sch.current_limit_a("A/1", 0) == pytest.approx(alone.current_limit_a("A/1", 0))  # now: not withheld
-    assert any(alone.session("A/1").current_a[t] * 690 > 11_001 for t in window)  # it would have taken it
-
-    # The booked EVSE has a session (its car came, or someone else's): nothing is held on a stand-in.
-    came = ActiveSession("B/1", evse_key("B", 1), NOW, 0.0, 11_000.0, held.end, None, BOOKED_PRIORITY)
-    inp = build_input(site, [evse("A"), evse("B")], [walk_in, came], NOW, cfg, circuit_of={}, reservations=[held])
-    assert [s.session_key for s in inp.sessions] == ["A/1", "B/1"] and len(inp.evses) == 2
-
-
-def test_a_booking_off_the_slot_grid_is_held_in_full() -> None:
-    """10:05-11:05 at 22.08 kW: the planner drops partial slots, so the hold covers the whole slots the window
-    touches (10:00-11:15) rather than holding three slots' worth (16.56 kWh)."""
-    from csms.services.plan_input import Reservation
-    held = Reservation("booking-7", evse_key("B", 1), NOW + timedelta(minutes=65), NOW + timedelta(minutes=125),
-                       22_080.0)
-    inp = build_input(SiteConfig(id="s", grid_limit_kw=100), [evse("A"), evse("B")], [], NOW,
-                      SmartChargingConfig(), circuit_of={}, reservations=[held])
-    [spec] = inp.sessions
-    assert (spec.arrival, spec.departure) == (NOW + timedelta(hours=1), NOW + timedelta(minutes=135))
-    assert SitePlanner().plan(inp).session("booking-7").energy_wh == 22_080.0
