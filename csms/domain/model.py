@@ -154,6 +154,9 @@ class TxReply:
     charger_tx_id: str | None  # the id the charger must use (1.6 transactionId)
     authorization: AuthorizationResult | None = None
     total_cost: float | None = None  # cost if it ended now (2.0.1 totalCost; filled by that adapter)
+    #: The transaction as committed by this message: the 2.0.1 adapter hands it back to `live_cost`,
+    #: which then need not read it again in a transaction of its own (issue 10 profile).
+    transaction: Transaction | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

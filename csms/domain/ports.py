@@ -18,6 +18,7 @@ from .model import (
     CommandResult,
     MeterSample,
     StationInfo,
+    Transaction,
     TxEvent,
     TxReply,
 )
@@ -63,8 +64,9 @@ class ChargerEvents(Protocol):
     ) -> None: ...
     async def authorize(self, station_id: str, id_token: str) -> AuthorizationResult: ...
     async def transaction(self, event: TxEvent) -> TxReply: ...
-    async def live_cost(self, tx_key: str) -> float | None:
-        """The session's cost if it ended now, incl. tax (2.0.1 totalCost; None when unknown)."""
+    async def live_cost(self, tx_key: str, tx: Transaction | None = None) -> float | None:
+        """The session's cost if it ended now, incl. tax (2.0.1 totalCost; None when unknown).
+        `tx`: the transaction as the message just committed it (TxReply.transaction), if known."""
         ...
     async def meter_values(self, station_id: str, evse: EvseRef | None, charger_tx_id: str | None,
                            samples: tuple[MeterSample, ...]) -> None: ...

@@ -198,14 +198,16 @@ class ChargingService:
             log.info("transaction %s station=%s tx=%s evse=%s token=%s energy_wh=%.0f", event.kind.value.lower(),
                      t.station_id, t.charger_tx_id, t.evse.evse_id, t.id_token, t.energy_wh)
             self.bus.publish(TransactionChanged(t, outcome.started, outcome.ended, event.at))
-        return TxReply(tx.key, tx.charger_tx_id, auth)
+        return TxReply(tx.key, tx.charger_tx_id, auth, transaction=tx)
 
-    async def live_cost(self, tx_key: str) -> float | None:
-        """What the session would cost if it ended now, incl. tax (its invoice total once invoiced)."""
+    async def live_cost(self, tx_key: str, tx: Transaction | None = None) -> float | None:
+        """What the session would cost if it ended now, incl. tax (its invoice total once invoiced).
+        `tx`: the transaction as just committed (TxReply.transaction), else it is read."""
         if self.cost_query is None:
             return None
-        async with self.store.session() as s:
-            tx = await s.transaction(tx_key)
+        if tx is None or tx.key != tx_key:
+            async with self.store.session() as s:
+                tx = await s.transaction(tx_key)
         return None if tx is None else await self.cost_query(tx)
 
     async def _apply_tx(

@@ -60,6 +60,17 @@ from .tables import BillingSessionRow, InvoiceRow, SiteLoadRow
 
 T = TypeVar("T")
 _T = TransactionRow.__table__
+_B = BillingSessionRow.__table__
+_M = TransactionMessageRow.__table__
+# The message path's statements, built once: building a select() per call (coercions, bind parameters)
+# and generating its cache key cost about as much as running it (issue 10 profile). Parameters are
+# named b_* so that they do not clash with the column names an UPDATE's SET takes from the parameters.
+_TX_BY_CHARGER_ID = select(_T).where(_T.c.station_id == bindparam("b_station_id"),
+                                     _T.c.charger_tx_id == bindparam("b_charger_tx_id"))
+_TX_UPDATE = update(_T).where(_T.c.key == bindparam("b_key"))
+_SEQ_SEEN = (select(_M.c.id).where(_M.c.tx_key == bindparam("b_tx_key"), _M.c.seq_no == bindparam("b_seq_no"))
+             .limit(1))
+_SEQ_INSERT = insert(_M)
 
 
 def _unavailable(e: BaseException) -> bool:
@@ -311,8 +322,9 @@ class StoreSession(BookingRepo):
         return await self._one_tx(select(_T).where(_T.c.key == key))
 
     async def transaction_by_charger_id(self, station_id: str, charger_tx_id: str) -> Transaction | None:
-        return await self._one_tx(select(_T).where(_T.c.station_id == station_id,
-                                                   _T.c.charger_tx_id == charger_tx_id))
+        r = (await self.s.execute(_TX_BY_CHARGER_ID, {"b_station_id": station_id,
+                                                      "b_charger_tx_id": charger_tx_id})).first()
+        return _tx(r) if r else None
 
     async def transaction_by_fingerprint(self, fingerprint: str) -> Transaction | None:
         return await self._one_tx(select(_T).where(_T.c.start_fingerprint == fingerprint))
@@ -358,17 +370,17 @@ class StoreSession(BookingRepo):
 
     async def save_transaction(self, tx: Transaction) -> None:
         fields = _tx_fields(tx)
-        res = await self.s.execute(update(_T).where(_T.c.key == tx.key).values(**fields))
+        res = await self.s.execute(_TX_UPDATE, {**fields, "b_key": tx.key})
         if not res.rowcount:
             await self.s.execute(insert(_T).values(key=tx.key, **fields))
 
     async def seq_seen(self, tx_key: str, seq_no: int) -> bool:
-        n = await self.s.scalar(select(func.count()).select_from(TransactionMessageRow).where(
-            TransactionMessageRow.tx_key == tx_key, TransactionMessageRow.seq_no == seq_no))
-        return bool(n)
+        return (await self.s.execute(_SEQ_SEEN, {"b_tx_key": tx_key, "b_seq_no": seq_no})).first() is not None
 
     async def record_seq(self, tx_key: str, seq_no: int, kind: str, at: datetime) -> None:
-        self.s.add(TransactionMessageRow(tx_key=tx_key, seq_no=seq_no, kind=kind, at=at))
+        # Core, not session.add(): an ORM add costs a unit-of-work flush at commit (7 % of the CSMS's
+        # CPU under bench/load.py with the billing row's flush, issue 10 profile).
+        await self.s.execute(_SEQ_INSERT, {"tx_key": tx_key, "seq_no": seq_no, "kind": kind, "at": at})
 
     # --- meter samples ----------------------------------------------------------------------------
     async def add_samples(self, station_id: str, evse_id: int | None, tx_key: str | None,
@@ -486,8 +498,9 @@ class StoreSession(BookingRepo):
     # --- billing (csms.services.billing) -------------------------------------------------------------
     # Billing state travels as plain dicts of column values (no domain dataclass exists for it).
     async def billing_session(self, tx_key: str) -> dict[str, Any] | None:
-        r = await self.s.get(BillingSessionRow, tx_key)
-        return _cols(r) if r else None
+        # Core like save_billing_session: no ORM copy of the row can go stale in a shared session.
+        r = (await self.s.execute(select(_B).where(_B.c.tx_key == tx_key))).first()
+        return dict(r._mapping) if r else None
 
     async def open_billing_sessions(self) -> list[dict[str, Any]]:
         """Sessions not invoiced yet, oldest first."""
@@ -496,13 +509,13 @@ class StoreSession(BookingRepo):
         return [_cols(r) for r in rows]
 
     async def save_billing_session(self, fields: dict[str, Any]) -> None:
-        """Insert or update by fields["tx_key"]."""
-        r = await self.s.get(BillingSessionRow, fields["tx_key"])
-        if r is None:
-            self.s.add(BillingSessionRow(**fields))
-        else:
-            for k, v in fields.items():
-                setattr(r, k, v)
+        """Insert or update by fields["tx_key"]. Core (one UPDATE, an INSERT only the first time): this runs
+        for every meter value of a session, where an ORM get + flush cost two round trips and the
+        unit of work (issue 10 profile)."""
+        res = await self.s.execute(update(_B).where(_B.c.tx_key == bindparam("b_tx_key")),
+                                   {**fields, "b_tx_key": fields["tx_key"]})
+        if not res.rowcount:
+            await self.s.execute(insert(_B).values(**fields))
 
     async def invoice(self, tx_key: str) -> dict[str, Any] | None:
         r = await self.s.scalar(select(InvoiceRow).where(InvoiceRow.tx_key == tx_key))

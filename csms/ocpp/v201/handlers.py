@@ -102,7 +102,8 @@ class V201ChargePoint(V201Commands, OcppConnection):
     async def on_transaction_event(self, **kw: Any) -> call_result.TransactionEvent:
         reply = await self.events.transaction(td.transaction_event(self.id, kw))
         if reply.transaction_key is not None:  # totalCost: only 2.0.1 asks billing, and only here
-            reply = replace(reply, total_cost=await self.events.live_cost(reply.transaction_key))
+            reply = replace(reply, total_cost=await self.events.live_cost(reply.transaction_key,
+                                                                            reply.transaction))
         return fd.transaction_event_result(reply, had_id_token=kw.get("id_token") is not None)
 
     @on(Action.meter_values)

@@ -90,7 +90,7 @@ class RecordingEvents:
             auth = AuthorizationResult(self.tokens.get(event.id_token, AuthorizationStatus.ACCEPTED))
         return TxReply(TransactionKey(f"{event.station_id}/{tx_id}"), tx_id, auth)  # the cost: live_cost
 
-    async def live_cost(self, tx_key: str) -> float | None:
+    async def live_cost(self, tx_key: str, tx: Any = None) -> float | None:
         self._record("live_cost", tx_key)
         return self.total_cost
 
