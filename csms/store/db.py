@@ -9,13 +9,18 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
+from . import sqlite_onehop
+
 log = logging.getLogger("csms.store")
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
 def create_engine(url: str, echo: bool = False) -> AsyncEngine:
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
+        # One thread hop per statement instead of four (sqlite_onehop.py), where the adapter allows it.
+        onehop = url.startswith("sqlite+aiosqlite") and sqlite_onehop.available()
+        extra = {"module": sqlite_onehop.dbapi()} if onehop else {}
+        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30}, **extra)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
