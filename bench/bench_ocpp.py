@@ -154,7 +154,7 @@ class MinimalEvents:
 
     async def access(self, station_id: str) -> Any:
         from csms.domain.ports import StationAccess
-        return StationAccess(known=True)
+        return StationAccess(known=True, security_profile=0)
 
     async def connected(self, station_id: str, protocol: str) -> None: ...
     async def disconnected(self, station_id: str) -> None: ...
@@ -246,7 +246,8 @@ async def run(events_factory: Callable[[], tuple[Any, Any]] = minimal_events, *,
     logging.getLogger("csms").setLevel(logging.WARNING)
     made = events_factory()
     events, directory = (await made) if asyncio.iscoroutine(made) else made
-    cfg = OcppServerConfig(port=0, ping_interval_s=60, ping_timeout_s=60, allow_unknown_chargers=True)
+    cfg = OcppServerConfig(port=0, ping_interval_s=60, ping_timeout_s=60, allow_unknown_chargers=True,
+                           security_profile=0)  # no passwords: the bench measures the message path
     server = OcppServer(cfg, events, directory, SystemClock(), ready_grace_s=0.2)
     await server.start()
     url = f"ws://127.0.0.1:{server.port}{cfg.path_prefix}"
@@ -292,7 +293,7 @@ async def full_csms_events() -> tuple[Any, Any]:
     engine = create_engine(f"sqlite+aiosqlite:///{path}")
     await migrate(engine)
     svc = ChargingService(Store(engine), EventBus(), SystemClock(), heartbeat_interval_s=300,
-                          allow_unknown_chargers=True)
+                          allow_unknown_chargers=True, default_security_profile=0)
     return svc, svc
 
 

@@ -423,7 +423,7 @@ def scrape_lag(api_port: int) -> dict[str, float]:
         return {}
     out = {}
     for name in ("csms_event_loop_lag_max_seconds", "csms_event_loop_lag_seconds_sum",
-                 "csms_event_loop_lag_seconds_count"):
+                 "csms_event_loop_lag_seconds_count", "csms_db_commits_total", "csms_db_commit_units_total"):
         m = re.search(rf"^{name} (\S+)$", text, re.M)
         if m:
             out[name] = float(m.group(1))
@@ -550,6 +550,10 @@ def print_report(title: str, s: dict[str, Any], seconds: float) -> None:
         mean = lag.get("csms_event_loop_lag_seconds_sum", 0) / count * 1000 if count else 0
         print(f"CSMS event loop lag (whole run): max {lag.get('csms_event_loop_lag_max_seconds', 0) * 1000:.0f} ms, "
               f"mean {mean:.1f} ms, probes over 100 ms: {lag.get('lag_over_100ms', 0):.0f} of {count:.0f}")
+    if lag.get("csms_db_commits_total"):
+        # CPU per message falls as more messages share a commit: a loaded machine makes batches larger.
+        print(f"CSMS group commit (whole run): {lag['csms_db_commits_total']:.0f} commits, "
+              f"{lag['csms_db_commit_units_total'] / lag['csms_db_commits_total']:.1f} units per commit")
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:

@@ -223,7 +223,11 @@ class ChargingService:
             await self._store_samples(s, ev, tx)
             return tx, transactions.TxOutcome(tx, changed=True, started=True)
 
-        tx = await s.transaction_by_charger_id(ev.station_id, ev.charger_tx_id)
+        seen = False
+        if ev.seq_no is not None:
+            tx, seen = await s.transaction_and_seq_seen(ev.station_id, ev.charger_tx_id, ev.seq_no)
+        else:
+            tx = await s.transaction_by_charger_id(ev.station_id, ev.charger_tx_id)
         created = False
         if tx is None:
             if ev.kind is not TxEventKind.STARTED and ev.seq_no is None:
@@ -234,7 +238,7 @@ class ChargingService:
             key = transaction_key(ev.station_id, ev.charger_tx_id)
             tx = transactions.new_transaction(ev, key, ev.charger_tx_id, group)
             created = True
-        seen = ev.seq_no is not None and await s.seq_seen(tx.key, ev.seq_no)
+            seen = ev.seq_no is not None and await s.seq_seen(tx.key, ev.seq_no)
         if (not created and ev.seq_no is None and ev.kind is TxEventKind.UPDATED and ev.samples
                 and await s.samples_stored(tx.key, ev.samples)):
             seen = True  # 1.6 MeterValues replayed (no seqNo; resent after a reconnect): changes nothing

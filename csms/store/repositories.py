@@ -17,7 +17,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, exists, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -67,6 +67,11 @@ _M = TransactionMessageRow.__table__
 # named b_* so that they do not clash with the column names an UPDATE's SET takes from the parameters.
 _TX_BY_CHARGER_ID = select(_T).where(_T.c.station_id == bindparam("b_station_id"),
                                      _T.c.charger_tx_id == bindparam("b_charger_tx_id"))
+# The transaction and whether this seqNo of it was applied already, in one statement (a 2.0.1
+# TransactionEvent asked both, one round trip each).
+_TX_AND_SEQ = select(_T, exists().where(_M.c.tx_key == _T.c.key, _M.c.seq_no == bindparam("b_seq_no"))
+                     .label("b_seq_seen")).where(_T.c.station_id == bindparam("b_station_id"),
+                                                 _T.c.charger_tx_id == bindparam("b_charger_tx_id"))
 _TX_UPDATE = update(_T).where(_T.c.key == bindparam("b_key"))
 _SEQ_SEEN = (select(_M.c.id).where(_M.c.tx_key == bindparam("b_tx_key"), _M.c.seq_no == bindparam("b_seq_no"))
              .limit(1))
@@ -325,6 +330,13 @@ class StoreSession(BookingRepo):
         r = (await self.s.execute(_TX_BY_CHARGER_ID, {"b_station_id": station_id,
                                                       "b_charger_tx_id": charger_tx_id})).first()
         return _tx(r) if r else None
+
+    async def transaction_and_seq_seen(self, station_id: str, charger_tx_id: str, seq_no: int
+                                       ) -> tuple[Transaction | None, bool]:
+        """transaction_by_charger_id and, if it exists, seq_seen(its key, seq_no): one round trip."""
+        r = (await self.s.execute(_TX_AND_SEQ, {"b_station_id": station_id, "b_charger_tx_id": charger_tx_id,
+                                                "b_seq_no": seq_no})).first()
+        return (_tx(r), bool(r.b_seq_seen)) if r else (None, False)
 
     async def transaction_by_fingerprint(self, fingerprint: str) -> Transaction | None:
         return await self._one_tx(select(_T).where(_T.c.start_fingerprint == fingerprint))

@@ -118,6 +118,8 @@ class BillingService:
         self._by_evse: dict[tuple[str, int], str] = {}
         self._booking_end: dict[str, datetime | None] = {}
         self._cost_cache: dict[str, tuple[datetime, float, float]] = {}  # tx key -> (at, monotonic, cost)
+        #: What was last written for each open track (its persisted fields): see _save.
+        self._saved: dict[str, dict[str, Any]] = {}
         self._queue: asyncio.Queue[DomainEvent | _Tick | _Reconcile | _Barrier] = asyncio.Queue()
         self._pending: set[type] = set()  # timer items waiting in the queue (at most one of each kind)
         self._tasks: list[asyncio.Task[Any]] = []
@@ -311,8 +313,11 @@ class BillingService:
     async def _save(self, track: SessionTrack) -> None:
         # Through the charger path's group commit: on SQLite a write transaction of its own, once per
         # meter value, contended with it for the database's single write lock (issue 10).
-        fields = {**track.to_fields(), "updated_at": self.clock.now()}
-        await self.store.write(lambda s: s.save_billing_session(fields))
+        fields = track.to_fields()
+        if _same_state(self._saved.get(track.tx_key), fields):
+            return
+        await self.store.write(lambda s: s.save_billing_session({**fields, "updated_at": self.clock.now()}))
+        self._saved[track.tx_key] = fields
 
     async def _on_tick(self, now: datetime, meter_to: datetime | None = None) -> None:
         confirm = timedelta(seconds=self.bc.charging_finished_confirm_s)
@@ -379,6 +384,7 @@ class BillingService:
         self._txs.pop(track.tx_key, None)
         self._booking_end.pop(track.tx_key, None)
         self._cost_cache.pop(track.tx_key, None)
+        self._saved.pop(track.tx_key, None)
         if self._by_evse.get((track.station_id, track.evse_id)) == track.tx_key:
             del self._by_evse[(track.station_id, track.evse_id)]
 
@@ -571,6 +577,17 @@ class BillingService:
             if r["evse_id"] == track.evse_id and r["at"] >= track.started_at:
                 cs = r["charging_state"]
                 track.on_status(ConnectorStatus(r["status"]), ChargingState(cs) if cs else None, r["at"])
+
+
+def _same_state(saved: dict[str, Any] | None, fields: dict[str, Any]) -> bool:
+    """Whether writing `fields` over what was `saved` would change nothing a restart or an invoice uses.
+    A meter value of a running session moves only last_occupied_at, and that is read only once the
+    session has ended (the end is max(ended_at, last_occupied_at), and ended_at is later than any
+    reading before it). So a running session's track is written when something else changes, not on
+    every meter value (issue 10: one UPDATE per meter value)."""
+    if saved is None or fields["ended_at"] is not None:
+        return saved == fields
+    return all(v == saved.get(k) for k, v in fields.items() if k != "last_occupied_at")
 
 
 def _copy_ended(track: SessionTrack, tx: Transaction) -> SessionTrack:
