@@ -76,6 +76,7 @@ _TX_UPDATE = update(_T).where(_T.c.key == bindparam("b_key"))
 _SEQ_SEEN = (select(_M.c.id).where(_M.c.tx_key == bindparam("b_tx_key"), _M.c.seq_no == bindparam("b_seq_no"))
              .limit(1))
 _SEQ_INSERT = insert(_M)
+_S = MeterSampleRow.__table__
 
 
 def _unavailable(e: BaseException) -> bool:
@@ -219,6 +220,29 @@ class BookingRepo:
 class StoreSession(BookingRepo):
     def __init__(self, s: AsyncSession) -> None:
         self.s = s
+        # Append-only rows (meter samples, applied seqNos) are collected and inserted with one
+        # executemany per table when the transaction ends (`flush_later`, called by Store.session before
+        # its commit): the units of a group commit then share one INSERT per table instead of one
+        # round trip each (issue 10). Nothing reads these tables but the methods below, and each of
+        # them inserts what is pending first when it concerns the rows it reads.
+        self._later_samples: list[dict[str, Any]] = []
+        self._later_seqs: list[dict[str, Any]] = []
+        self._later_keys: set[str | None] = set()  # tx keys with rows pending in either list
+
+    async def flush_later(self) -> None:
+        """Insert the pending append-only rows (before a commit, or before a read that needs them)."""
+        samples, seqs = self._later_samples, self._later_seqs
+        self._later_samples, self._later_seqs, self._later_keys = [], [], set()
+        if samples:
+            # A value already stored under the natural key (tx, instant, measurand, phase; unique index
+            # uq_samples_natural) is a replay: skipped, not an error.
+            await self.s.execute(_insert_ignoring_duplicates(self.s.get_bind().dialect.name, _S), samples)
+        if seqs:  # a seqNo applied twice raises here: the group commit then re-runs each unit alone
+            await self.s.execute(_SEQ_INSERT, seqs)
+
+    async def _pending(self, tx_key: str | None) -> None:
+        if tx_key in self._later_keys:
+            await self.flush_later()
 
     # --- stations -------------------------------------------------------------------------------
     async def station(self, station_id: str) -> Station | None:
@@ -334,6 +358,7 @@ class StoreSession(BookingRepo):
     async def transaction_and_seq_seen(self, station_id: str, charger_tx_id: str, seq_no: int
                                        ) -> tuple[Transaction | None, bool]:
         """transaction_by_charger_id and, if it exists, seq_seen(its key, seq_no): one round trip."""
+        await self._pending(transaction_key(station_id, charger_tx_id))
         r = (await self.s.execute(_TX_AND_SEQ, {"b_station_id": station_id, "b_charger_tx_id": charger_tx_id,
                                                 "b_seq_no": seq_no})).first()
         return (_tx(r), bool(r.b_seq_seen)) if r else (None, False)
@@ -387,12 +412,15 @@ class StoreSession(BookingRepo):
             await self.s.execute(insert(_T).values(key=tx.key, **fields))
 
     async def seq_seen(self, tx_key: str, seq_no: int) -> bool:
+        await self._pending(tx_key)
         return (await self.s.execute(_SEQ_SEEN, {"b_tx_key": tx_key, "b_seq_no": seq_no})).first() is not None
 
     async def record_seq(self, tx_key: str, seq_no: int, kind: str, at: datetime) -> None:
         # Core, not session.add(): an ORM add costs a unit-of-work flush at commit (7 % of the CSMS's
-        # CPU under bench/load.py with the billing row's flush, issue 10 profile).
-        await self.s.execute(_SEQ_INSERT, {"tx_key": tx_key, "seq_no": seq_no, "kind": kind, "at": at})
+        # CPU under bench/load.py with the billing row's flush, issue 10 profile). Inserted with the
+        # others of this transaction (flush_later).
+        self._later_seqs.append({"tx_key": tx_key, "seq_no": seq_no, "kind": kind, "at": at})
+        self._later_keys.add(tx_key)
 
     # --- meter samples ----------------------------------------------------------------------------
     async def add_samples(self, station_id: str, evse_id: int | None, tx_key: str | None,
@@ -402,17 +430,17 @@ class StoreSession(BookingRepo):
                  phase=v.phase, value=v.value, context=v.context)
             for s in samples for v in s.values
         ]
-        if rows:  # one Core executemany: ORM objects (or the ORM bulk path) cost more than the insert itself
-            # A value already stored under the natural key (tx, instant, measurand, phase; unique index
-            # uq_samples_natural) is a replay: skipped, not an error.
-            stmt = _insert_ignoring_duplicates(self.s.get_bind().dialect.name, MeterSampleRow.__table__)
-            await self.s.execute(stmt, rows)
+        if rows:  # Core executemany (ORM objects cost more than the insert), with the others of this
+            # transaction (flush_later)
+            self._later_samples.extend(rows)
+            self._later_keys.add(tx_key)
 
     async def samples_stored(self, tx_key: str, samples: Iterable[MeterSample]) -> bool:
         """Whether every value of `samples` is already stored for `tx_key` (a replayed MeterValues)."""
         want = {(s.at, v.measurand.value, v.phase or "") for s in samples for v in s.values}
         if not want:
             return False
+        await self._pending(tx_key)
         t = MeterSampleRow.__table__
         rows = await self.s.execute(select(t.c.at, t.c.measurand, t.c.phase).where(
             t.c.tx_key == tx_key, t.c.at.in_({at for at, _, _ in want})))
@@ -421,6 +449,7 @@ class StoreSession(BookingRepo):
 
     async def samples(self, tx_key: str, *, offset: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
         """A transaction's sampled values in time order (all of them by default: pricing reads every one)."""
+        await self._pending(tx_key)
         q = (select(MeterSampleRow).where(MeterSampleRow.tx_key == tx_key)
              .order_by(MeterSampleRow.at, MeterSampleRow.id).offset(offset))
         if limit is not None:
@@ -637,7 +666,9 @@ class Store:
         try:
             async with self._maker() as s:
                 async with s.begin():
-                    yield StoreSession(s)
+                    ss = StoreSession(s)
+                    yield ss
+                    await ss.flush_later()  # before the commit: what a unit wrote is in it
         except Exception as e:
             if not _unavailable(e):
                 raise
