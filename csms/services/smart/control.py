@@ -25,6 +25,17 @@ from .live import Live
 FEEDBACK_MARGIN_A = 2.0  # drawing this much below the limit counts as "cannot take more"
 LIFT_MARGIN_A = 0.5  # a capped car drawing this close to its cap may want more: the cap lifts
 RETRY_S = 60.0  # a charger that refused a profile is retried after this long (clock seconds)
+
+
+def retry_time(now: datetime, timed_out: bool) -> datetime:
+    """When a charger whose last command failed may be commanded again. A refusal: after RETRY_S (it holds
+    what it held, which the plan counts). A timeout: at the next plan. It may have applied the command or
+    not, so the plan counts the higher of the two, and a decrease that is still needed (a limit dropped, a
+    neighbour refused its own) must be sent again now rather than a minute later: found by the safety
+    property test (a charger stuck at 16 A, a neighbour's decrease to 0 timed out and was not retried, so
+    the site could draw 16.0 kW under a 15 kW limit). The wait is the command's own timeout, so a charger
+    that never answers is not hammered."""
+    return now if timed_out else now + timedelta(seconds=RETRY_S)
 FOREVER = timedelta(days=3650)
 
 
@@ -207,7 +218,7 @@ class ControlState:
             if timed_out and ctl.accepted is not None:
                 ctl.accepted = pointwise(ctl.accepted, self.idle_profile(station_id, now) or ctl.accepted, max)
             ctl.uncontrolled = True
-            ctl.retry_at = now + timedelta(seconds=RETRY_S)
+            ctl.retry_at = retry_time(now, timed_out)
 
     def _set_after(self, station_id: str, fn: Callable[[float], float]) -> None:
         """Profiles fall back to the station's TxDefault when they end: keep their `after` in step."""

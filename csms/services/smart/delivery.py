@@ -26,7 +26,7 @@ from csms.scheduling import Schedule
 
 from ..limits import Piecewise, floor_to, never_above, pointwise, same_from
 from ..plan_input import evse_key
-from .control import RETRY_S, ControlState
+from .control import RETRY_S, ControlState, retry_time
 from .live import Live
 from .snapshot import Snapshot
 
@@ -187,11 +187,12 @@ class Delivery:
             return True  # nothing to control any more; the end event already reset this EVSE
         log.warning("profile not applied station=%s evse=%s status=%s detail=%s", station_id, evse_id,
                     res.status, res.detail)
-        if str(res.status) in ("Timeout", "Error", "Offline") and ctl.accepted is not None:
+        timed_out = str(res.status) in ("Timeout", "Error", "Offline")
+        if timed_out and ctl.accepted is not None:
             # It may have applied it: assume the higher of the two until we know.
             ctl.accepted = pointwise(ctl.accepted, p, max)
         ctl.uncontrolled = True
-        ctl.retry_at = self.clock.now() + timedelta(seconds=RETRY_S)
+        ctl.retry_at = retry_time(self.clock.now(), timed_out)
         self._retry_later(station_id, RETRY_S)
         return False
 

@@ -175,6 +175,10 @@ actions = st.lists(
 # 8 kW; when its car left, that EVSE could draw 11 kW at once. Busy stations' TxDefaults now follow the plan.
 @example(n=2, limit_kw=22.0, max_a=16.0, outcomes=["Accepted"],
          script=[("arrive", 0), ("arrive", 1), ("limit", 8.0), ("depart", 0)])
+# Found by this test: C0 refuses everything at 16 A; after a drop to 15 kW, C2's decrease to 0 timed out (it
+# had applied 7.2 A) and was only to be retried a minute later: 11.04 + 4.97 kW under a 15 kW limit.
+@example(n=3, limit_kw=40.0, max_a=16.0, outcomes=["Accepted", "TimeoutApplied", "Accepted"],
+         script=[("limit", None), ("reject", 0), ("limit", 15.0)])
 @given(
     n=st.integers(2, 5),
     limit_kw=st.sampled_from([11.0, 22.0, 40.0]),
