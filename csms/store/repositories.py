@@ -217,9 +217,45 @@ class BookingRepo:
         return [_booking(r) for r in (await self.s.scalars(q.offset(offset).limit(limit))).all()]
 
 
+class OpenTransactions:
+    """The open transactions as this process last committed them, by station and charger's transaction id.
+
+    A charger's transaction message used to start with a SELECT of its transaction (and of whether its
+    seqNo was applied). Every write of a transaction goes through StoreSession.save_transaction or
+    insert_v16_transaction, and Store.session records what they wrote here once it is committed, so
+    the message path reads the transaction from memory (issue 10). A station's entries are dropped when
+    it connects or disconnects (set_online): while it is connected here no other process writes its
+    transactions (a second node would hold the connection, and with it the writes). A miss is a
+    database read as before."""
+
+    def __init__(self) -> None:
+        self._by_station: dict[str, dict[str, Transaction]] = {}
+
+    def get(self, station_id: str, charger_tx_id: str) -> Transaction | None:
+        txs = self._by_station.get(station_id)
+        return txs.get(charger_tx_id) if txs else None
+
+    def committed(self, txs: Iterable[Transaction]) -> None:
+        for tx in txs:
+            if tx.ended_at is None:
+                self._by_station.setdefault(tx.station_id, {})[tx.charger_tx_id] = tx
+            else:
+                self._by_station.get(tx.station_id, {}).pop(tx.charger_tx_id, None)
+
+    def forget_station(self, station_id: str) -> None:
+        self._by_station.pop(station_id, None)
+
+    def __len__(self) -> int:
+        return sum(len(t) for t in self._by_station.values())
+
+
 class StoreSession(BookingRepo):
-    def __init__(self, s: AsyncSession) -> None:
+    def __init__(self, s: AsyncSession, open_txs: OpenTransactions | None = None) -> None:
         self.s = s
+        self._open = open_txs if open_txs is not None else OpenTransactions()
+        #: Transactions written in this session, by (station, charger tx id): read from the database
+        #: (which sees the uncommitted write), not from memory; handed to `_open` after the commit.
+        self.written: dict[tuple[str, str], Transaction] = {}
         # Append-only rows (meter samples, applied seqNos) are collected and inserted with one
         # executemany per table when the transaction ends (`flush_later`, called by Store.session before
         # its commit): the units of a group commit then share one INSERT per table instead of one
@@ -294,6 +330,7 @@ class StoreSession(BookingRepo):
         if protocol:
             values["protocol"] = protocol
         await self.s.execute(update(StationRow).where(StationRow.id == station_id).values(**values))
+        self._open.forget_station(station_id)  # see OpenTransactions
 
     async def touch(self, last_seen: dict[str, datetime]) -> None:
         if last_seen:  # one executemany, not a statement per station; a station deleted meanwhile is skipped
@@ -351,13 +388,23 @@ class StoreSession(BookingRepo):
         return await self._one_tx(select(_T).where(_T.c.key == key))
 
     async def transaction_by_charger_id(self, station_id: str, charger_tx_id: str) -> Transaction | None:
+        if (station_id, charger_tx_id) not in self.written:
+            tx = self._open.get(station_id, charger_tx_id)
+            if tx is not None:
+                return tx
         r = (await self.s.execute(_TX_BY_CHARGER_ID, {"b_station_id": station_id,
                                                       "b_charger_tx_id": charger_tx_id})).first()
         return _tx(r) if r else None
 
     async def transaction_and_seq_seen(self, station_id: str, charger_tx_id: str, seq_no: int
                                        ) -> tuple[Transaction | None, bool]:
-        """transaction_by_charger_id and, if it exists, seq_seen(its key, seq_no): one round trip."""
+        """transaction_by_charger_id and, if it exists, seq_seen(its key, seq_no): from memory when the
+        transaction is open and seq_no is above every seqNo applied to it (last_seq_no is their maximum,
+        written with them), else one round trip."""
+        if (station_id, charger_tx_id) not in self.written:
+            tx = self._open.get(station_id, charger_tx_id)
+            if tx is not None and seq_no > (tx.last_seq_no if tx.last_seq_no is not None else -1):
+                return tx, False
         await self._pending(transaction_key(station_id, charger_tx_id))
         r = (await self.s.execute(_TX_AND_SEQ, {"b_station_id": station_id, "b_charger_tx_id": charger_tx_id,
                                                 "b_seq_no": seq_no})).first()
@@ -403,13 +450,16 @@ class StoreSession(BookingRepo):
         charger_tx_id = str(row_id)
         key = transaction_key(tx.station_id, charger_tx_id)
         await self.s.execute(update(_T).where(_T.c.id == row_id).values(charger_tx_id=charger_tx_id, key=key))
-        return replace(tx, key=TransactionKey(key), charger_tx_id=charger_tx_id)
+        tx = replace(tx, key=TransactionKey(key), charger_tx_id=charger_tx_id)
+        self.written[(tx.station_id, charger_tx_id)] = tx
+        return tx
 
     async def save_transaction(self, tx: Transaction) -> None:
         fields = _tx_fields(tx)
         res = await self.s.execute(_TX_UPDATE, {**fields, "b_key": tx.key})
         if not res.rowcount:
             await self.s.execute(insert(_T).values(key=tx.key, **fields))
+        self.written[(tx.station_id, tx.charger_tx_id)] = tx
 
     async def seq_seen(self, tx_key: str, seq_no: int) -> bool:
         await self._pending(tx_key)
@@ -653,6 +703,7 @@ class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._maker = async_sessionmaker(engine, expire_on_commit=False)
+        self.open_transactions = OpenTransactions()
         self.group_commit: GroupCommit[StoreSession] = GroupCommit(self.session)
         self.health = StoreHealth()
 
@@ -666,9 +717,11 @@ class Store:
         try:
             async with self._maker() as s:
                 async with s.begin():
-                    ss = StoreSession(s)
+                    ss = StoreSession(s, self.open_transactions)
                     yield ss
                     await ss.flush_later()  # before the commit: what a unit wrote is in it
+                if ss.written:  # committed: the message path may read these from memory now
+                    self.open_transactions.committed(ss.written.values())
         except Exception as e:
             if not _unavailable(e):
                 raise
