@@ -136,6 +136,9 @@ class Network:
                              #      three-phase EVSE, which is still counted on all three phases: safe)
     present_frac: Array      # E    seconds of slot 0 the car is plugged in / a whole slot (≤ 1)
     peak_floor_kw: float = 0.0   # site power already reached in this demand period: staying under it is free
+    #: The peak already paid for this demand period, where the plan shaves the peak (0 where the site's limit
+    #: is the floor): slot 0 may be filled up to it with energy planned later (postpass._fill_now).
+    paid_peak_kw: float = 0.0
     unknown_slack_slots: float = 4.0   # the slack an unknown departure is ranked with (urgency only)
 
     @cached_property
@@ -210,6 +213,7 @@ def compile_network(inp: SchedulingInput, topo: Topology | None = None) -> Netwo
         kwh_per_a=wired_kw * inp.slot_h, kw_per_a=kw_per_a, one_phase=one_phase,
         fixed_a=fixed_a, price=np.array([inp.price(t) for t in range(n_t)]), slot_h=slot_h,
         peak_floor_kw=_peak_floor_kw(inp, limit_floor_kw, _rounding_unit_kw(net_fields["min_a"], kw_per_a)),
+        paid_peak_kw=float(inp.peak_floor_kw) if limit_floor_kw is None else 0.0,
         unknown_slack_slots=inp.weights.unknown_slack_h * 3600.0 / inp.slot_s, **net_fields,
     )
 

@@ -169,6 +169,27 @@ def test_the_measured_peak_does_not_ratchet_up_through_rounding(b: SimpleNamespa
     assert sum(30_000.0 - w for w in needs_wh.values()) > 0.9 * 12 * (35 - 6) * V / 12   # and it did charge
 
 
+def test_slot_zero_uses_the_peak_already_paid_for(b: SimpleNamespace) -> None:
+    """The LP plans one rounding unit under the period's peak (the ratchet fix above); on a busy day that held
+    the site a unit below a peak already paid for, for hours, while the cars' needs grew (Caltech: 51.8 kW
+    under 53.1 kW from 09:00 to 16:00, then 57.3 kW forced at 16:15). The post-pass fills slot 0 up to the
+    paid peak with energy planned later: same energy per car, never above the paid peak, every current 0 or
+    at least the minimum. Not on a site whose limit is the floor (nothing is shaved there)."""
+    evses, site = one_phase_site(b, 3, None)
+    paid_kw = 70 * V / 1000                       # 16.1 kW; the LP's floor is a 6 A unit lower (14.72 kW)
+    sessions = [SessionSpec(k, k.upper(), 16_000.0, departure=b.at(16)) for k in "ABC"]   # 12 kW needed
+    s = plan(inp_of(b, evses, site, sessions, peak_floor_kw=paid_kw))
+    assert s.site_power_w[0] == pytest.approx(paid_kw * 1000, abs=1e-3)
+    assert max(s.site_power_w) <= paid_kw * 1000 + 1e-6
+    assert sum(p.energy_wh for p in s.sessions) == pytest.approx(48_000, abs=1.0)
+    for p in s.sessions:
+        assert all(a == 0 or a >= 6.0 - 1e-9 for a in p.current_a)
+    # The same cars with the peak at the site's limit (no shaving): the fill does not apply.
+    evses, capped = one_phase_site(b, 3, paid_kw)
+    c = plan(inp_of(b, evses, capped, sessions, peak_floor_kw=paid_kw))
+    assert max(c.site_power_w) <= paid_kw * 1000 + 1e-6
+
+
 def test_no_shaving_below_the_site_limit_by_default(b: SimpleNamespace) -> None:
     """A capped site charges as early as its limit allows: a lower peak would only move energy later, where
     cars arriving meanwhile compete for it."""
