@@ -48,7 +48,9 @@ from csms.domain.clock import Clock
 from csms.domain.enums import CommandStatus, RegistrationStatus
 from csms.domain.model import Capabilities, CommandResult
 from csms.domain.ports import ChargerEvents
+from csms.domain.commands import Command
 from csms.ocpp import errors as oe
+from csms.ocpp.commands import CommandTable, refused
 from csms.ocpp import schemas
 from csms.ocpp.observe import NULL_OBSERVER, OcppObserver
 
@@ -105,13 +107,14 @@ class OcppConnection(ChargePoint):
     """Base of the per-version adapters (`v16.handlers.V16ChargePoint`, `v201.handlers.V201ChargePoint`).
 
     Subclasses set `protocol` ("ocpp1.6"), `_ocpp_version` ("1.6"), `_actions` (every action name of
-    their version) and mix in the gateway commands that ConnectionRegistry calls (v16/commands.py,
-    v201/commands.py: remote_start, set_charging_profile, ..., fetch_capabilities).
+    their version), `commands` (their version's command table: v16/commands.py, v201/commands.py) and
+    `fetch_capabilities`.
     """
 
     protocol: str = ""
     _ocpp_version: str = ""
     _actions: frozenset[str] = frozenset()
+    commands: CommandTable = {}
 
     def __init__(
         self, station_id: str, connection: Any, *, events: ChargerEvents, clock: Clock,
@@ -357,6 +360,18 @@ class OcppConnection(ChargePoint):
                                               detail=f"invalid {action} answer: {e.description}")) from e
         return _plain(result.payload)  # type: ignore[no-any-return]
 
+    async def send(self, command: Command) -> CommandResult:
+        """Run a command through this version's table: encode, send each request, decode the answers.
+        Raises CommandFailed like `request` (the registry turns it into the result)."""
+        entry = self.commands.get(type(command))
+        if entry is None:
+            return refused(f"{type(command).__name__} is not a command of OCPP {self._ocpp_version}")
+        encode, decode = entry
+        requests = encode(command)
+        if isinstance(requests, CommandResult):  # cannot be expressed in this version: nothing sent
+            return requests
+        return decode(command, [await self.request(action, payload) for action, payload in requests])
+
     async def call(self, payload: Any, suppress: bool = True, unique_id: Any = None,
                    skip_schema_validation: bool = False) -> Any:
         raise NotImplementedError("use request(action, payload) or the ConnectionRegistry gateway")
@@ -412,14 +427,3 @@ class OcppConnection(ChargePoint):
     async def close_replaced(self) -> None:
         """Close this connection because the same identity connected again (1000, reason given)."""
         await self._connection.close(1000, "replaced by a new connection")
-
-
-def status_result(answer: dict[str, Any]) -> CommandResult:
-    """The common answer shape {status, ...}: the charger's status word, the whole answer as data."""
-    status = answer.get("status")
-    return CommandResult(status if isinstance(status, str) else CommandStatus.ACCEPTED.value, data=answer)
-
-
-def refused(detail: str) -> CommandResult:
-    """A command that cannot be expressed in this OCPP version (never sent)."""
-    return CommandResult(CommandStatus.NOT_SUPPORTED, detail=detail)

@@ -12,7 +12,7 @@ CommandResult and never raises for the charger's refusal, absence or silence:
 
 Commands to one station are serialised: at most one CALL is outstanding per charger, the others
 wait for it in arrival order. The registry does not know any OCPP version; each connection class
-(v16/v201 handlers) implements the commands.
+(v16/v201 handlers) runs its version's command table (csms.ocpp.v16.commands, csms.ocpp.v201.commands).
 """
 
 from __future__ import annotations
@@ -20,13 +20,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Any
 
-from csms.domain.certificates import CertificateHashData, CertificateUse, SigningUse
+from csms.domain.commands import Command
 from csms.domain.enums import CommandStatus, RegistrationStatus
-from csms.domain.ids import EvseRef
-from csms.domain.model import Capabilities, ChargingProfile, CommandResult
+from csms.domain.model import Capabilities, CommandResult
 from csms.ocpp.connection import CommandFailed, OcppConnection
 
 log = logging.getLogger("csms.ocpp")
@@ -85,69 +83,9 @@ class ConnectionRegistry:
             return conn.capabilities
         return self._caps.get(station_id, _DEFAULT_CAPS)
 
-    async def remote_start(self, station_id: str, evse_id: int | None, id_token: str,
-                           remote_start_id: int, token_type: str | None = None) -> CommandResult:
-        return await self._run(station_id, "remote_start",
-                               lambda c: c.remote_start(evse_id, id_token, remote_start_id, token_type))
-
-    async def remote_stop(self, station_id: str, charger_tx_id: str) -> CommandResult:
-        return await self._run(station_id, "remote_stop", lambda c: c.remote_stop(charger_tx_id))
-
-    async def set_charging_profile(self, station_id: str, evse_id: int, profile: ChargingProfile) -> CommandResult:
-        return await self._run(station_id, "set_charging_profile", lambda c: c.set_charging_profile(evse_id, profile))
-
-    async def clear_charging_profile(self, station_id: str, profile_id: int | None = None,
-                                     evse_id: int | None = None, purpose: str | None = None) -> CommandResult:
-        return await self._run(station_id, "clear_charging_profile",
-                               lambda c: c.clear_charging_profile(profile_id, evse_id, purpose))
-
-    async def get_composite_schedule(self, station_id: str, evse_id: int, duration_s: int,
-                                     unit: str | None = None) -> CommandResult:
-        return await self._run(station_id, "get_composite_schedule",
-                               lambda c: c.get_composite_schedule(evse_id, duration_s, unit))
-
-    async def change_availability(self, station_id: str, evse_id: int | None, operative: bool) -> CommandResult:
-        return await self._run(station_id, "change_availability", lambda c: c.change_availability(evse_id, operative))
-
-    async def reset(self, station_id: str, hard: bool = False) -> CommandResult:
-        return await self._run(station_id, "reset", lambda c: c.reset(hard))
-
-    async def unlock_connector(self, station_id: str, evse: EvseRef) -> CommandResult:
-        return await self._run(station_id, "unlock_connector", lambda c: c.unlock_connector(evse))
-
-    async def reserve_now(self, station_id: str, reservation_id: int, evse_id: int | None, id_token: str,
-                          expires_at: datetime, token_type: str | None = None) -> CommandResult:
-        return await self._run(station_id, "reserve_now",
-                               lambda c: c.reserve_now(reservation_id, evse_id, id_token, expires_at, token_type))
-
-    async def cancel_reservation(self, station_id: str, reservation_id: int) -> CommandResult:
-        return await self._run(station_id, "cancel_reservation", lambda c: c.cancel_reservation(reservation_id))
-
-    async def trigger_message(self, station_id: str, message: str, evse_id: int | None = None) -> CommandResult:
-        return await self._run(station_id, "trigger_message", lambda c: c.trigger_message(message, evse_id))
-
-    async def get_configuration(self, station_id: str, keys: list[str] | None = None) -> CommandResult:
-        return await self._run(station_id, "get_configuration", lambda c: c.get_configuration(keys))
-
-    async def change_configuration(self, station_id: str, key: str, value: str) -> CommandResult:
-        return await self._run(station_id, "change_configuration", lambda c: c.change_configuration(key, value))
-
-    async def raw_call(self, station_id: str, action: str, payload: dict[str, object]) -> CommandResult:
-        """Any action of the station's version; `payload` in camelCase, validated against the schema.
-        The answer payload is returned in `data`."""
-        return await self._run(station_id, action, lambda c: c.raw_call(action, dict(payload)))
-
-    async def certificate_signed(self, station_id: str, chain_pem: str, use: SigningUse) -> CommandResult:
-        return await self._run(station_id, "certificate_signed", lambda c: c.certificate_signed(chain_pem, use))
-
-    async def install_certificate(self, station_id: str, use: CertificateUse, pem: str) -> CommandResult:
-        return await self._run(station_id, "install_certificate", lambda c: c.install_certificate(use, pem))
-
-    async def installed_certificates(self, station_id: str, uses: list[CertificateUse] | None = None) -> CommandResult:
-        return await self._run(station_id, "installed_certificates", lambda c: c.installed_certificates(uses))
-
-    async def delete_certificate(self, station_id: str, hash_data: CertificateHashData) -> CommandResult:
-        return await self._run(station_id, "delete_certificate", lambda c: c.delete_certificate(hash_data))
+    async def send(self, station_id: str, command: Command) -> CommandResult:
+        """Any command (csms.domain.commands), through the station's version table."""
+        return await self._run(station_id, type(command).__name__, lambda c: c.send(command))
 
     async def refresh_capabilities(self, station_id: str) -> Capabilities:
         conn = self._conns.get(station_id)

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from csms.config import Config
+from csms.domain import commands as cmd
 from csms.domain.clock import Clock
 from csms.domain.enums import AuthorizationStatus
 from csms.domain.errors import (
@@ -287,7 +288,7 @@ class BookingService:
                 raise Conflict(f"booking {booking_id} is {b.status}: only a Confirmed or Reserved one can be "
                                f"cancelled")
         if b.status == "Reserved":
-            res = await self.gateway.cancel_reservation(b.station_id, b.id)
+            res = await self.gateway.send(b.station_id, cmd.CancelReservation(b.id))
             log.info("reservation cancelled booking=%s status=%s", b.id, res.status)
         await self._refresh_cache()
         return await self.get(booking_id)
@@ -336,7 +337,7 @@ class BookingService:
                 if current is None or not await s.set_booking(b.id, only_if=PENDING, status="Expired"):
                     return  # started (Active) or cancelled meanwhile
             if current.status == "Reserved":
-                res = await self.gateway.cancel_reservation(b.station_id, b.id)
+                res = await self.gateway.send(b.station_id, cmd.CancelReservation(b.id))
                 log.info("reservation cancelled (no-show) booking=%s status=%s", b.id, res.status)
             log.info("booking expired (no-show) id=%s", b.id)
             await self._refresh_cache()
@@ -344,14 +345,14 @@ class BookingService:
         if b.status == "Confirmed" and now >= b.start - timedelta(minutes=bc.reserve_lead_min):
             async with self.store.session() as s:
                 token = await s.id_token(b.id_token)  # its configured type (e.g. Central), not always ISO14443
-            res = await self.gateway.reserve_now(b.station_id, b.id, b.evse_id, b.id_token, expiry,
-                                                 token.type if token is not None else None)
+            res = await self.gateway.send(b.station_id, cmd.ReserveNow(
+                b.id, b.evse_id, b.id_token, expiry, token.type if token is not None else None))
             log.info("reserve now booking=%s station=%s evse=%s status=%s", b.id, b.station_id, b.evse_id, res.status)
             if res.accepted:
                 async with self.store.session() as s:
                     reserved = await s.set_booking(b.id, only_if=("Confirmed",), status="Reserved")
                 if not reserved:  # cancelled while ReserveNow was in flight: take the reservation back
-                    await self.gateway.cancel_reservation(b.station_id, b.id)
+                    await self.gateway.send(b.station_id, cmd.CancelReservation(b.id))
 
     def _on_event(self, ev: DomainEvent) -> None:
         if isinstance(ev, TransactionChanged) and (ev.started or ev.ended):

@@ -25,6 +25,7 @@ from csms.domain.certificates import (
     SignVerdict,
     SigningUse,
 )
+from csms.domain import commands as cmd
 from csms.domain.clock import Clock
 from csms.domain.errors import NotConfigured
 from csms.domain.ports import ChargerGateway
@@ -71,7 +72,7 @@ class CertificateService:
         except Exception:  # noqa: BLE001 - a task: nobody else would see it
             log.exception("certificate signing failed station=%s", station_id)
             return
-        result = await self.gateway.certificate_signed(station_id, chain, use)
+        result = await self.gateway.send(station_id, cmd.CertificateSigned(chain, use))
         self.issued[station_id] = Issued(self.clock.now(), use, str(result.status))
         level = logging.INFO if str(result.status) == "Accepted" else logging.WARNING
         log.log(level, "certificate sent station=%s use=%s answer=%s detail=%s", station_id, use.value,

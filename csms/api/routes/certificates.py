@@ -14,6 +14,7 @@ from csms.api.auth import Operator, Viewer
 from csms.api.deps import Ctx
 from csms.api.routes.commands import _known, _out
 from csms.api.schemas import CertificateUseWord, CommandOut, InstallCertificateIn
+from csms.domain import commands as cmd
 from csms.domain.certificates import CertificateHashData, CertificateUse
 
 router = APIRouter(tags=["certificates"])
@@ -24,8 +25,8 @@ _HEX = r"^[0-9A-Fa-f]{1,128}$"
              summary="Install a root certificate on the charger (InstallCertificate); the charger's answer")
 async def install(station_id: str, body: InstallCertificateIn, ctx: Ctx, _: Operator) -> CommandOut:
     await _known(ctx, station_id)
-    return _out(await ctx.gateway.install_certificate(station_id, CertificateUse(body.certificate_type),
-                                                      body.certificate))
+    return _out(await ctx.gateway.send(station_id, cmd.InstallCertificate(CertificateUse(body.certificate_type),
+                                                                         body.certificate)))
 
 
 @router.get("/stations/{station_id}/certificates", response_model=CommandOut,
@@ -34,8 +35,8 @@ async def install(station_id: str, body: InstallCertificateIn, ctx: Ctx, _: Oper
 async def installed(station_id: str, ctx: Ctx, _: Operator,
                     certificate_type: Annotated[list[CertificateUseWord] | None, Query()] = None) -> CommandOut:
     await _known(ctx, station_id)
-    uses = [CertificateUse(u) for u in certificate_type] if certificate_type else None
-    return _out(await ctx.gateway.installed_certificates(station_id, uses))
+    uses = tuple(CertificateUse(u) for u in certificate_type) if certificate_type else None
+    return _out(await ctx.gateway.send(station_id, cmd.GetInstalledCertificates(uses)))
 
 
 @router.delete("/stations/{station_id}/certificates/{serial_number}", response_model=CommandOut,
@@ -47,8 +48,8 @@ async def delete(station_id: str, ctx: Ctx, _: Operator,
                  issuer_key_hash: Annotated[str, Query(pattern=_HEX)],
                  hash_algorithm: Literal["SHA256", "SHA384", "SHA512"] = "SHA256") -> CommandOut:
     await _known(ctx, station_id)
-    return _out(await ctx.gateway.delete_certificate(
-        station_id, CertificateHashData(hash_algorithm, issuer_name_hash, issuer_key_hash, serial_number)))
+    return _out(await ctx.gateway.send(station_id, cmd.DeleteCertificate(
+        CertificateHashData(hash_algorithm, issuer_name_hash, issuer_key_hash, serial_number))))
 
 
 @router.get("/certificates/ca", response_class=PlainTextResponse,

@@ -19,6 +19,7 @@ from csms.api.schemas import (
     TriggerIn,
     UnlockIn,
 )
+from csms.domain import commands as cmd
 from csms.domain.errors import InvalidRequest, UnknownStation
 from csms.domain.ids import EvseRef
 from csms.domain.model import CommandResult
@@ -42,50 +43,51 @@ async def remote_start(station_id: str, body: RemoteStartIn, ctx: Ctx, _: Operat
     remote_start_id = int(ctx.clock.now().timestamp() * 1000) % 2_000_000_000
     async with ctx.store.session() as s:
         token = await s.id_token(body.id_token)  # its configured type (e.g. Central), not always ISO14443
-    return _out(await ctx.gateway.remote_start(station_id, body.evse_id, body.id_token, remote_start_id,
-                                               token.type if token is not None else None))
+    return _out(await ctx.gateway.send(station_id, cmd.RemoteStart(
+        body.evse_id, body.id_token, remote_start_id, token.type if token is not None else None)))
 
 
 @router.post("/remote-stop", response_model=CommandOut)
 async def remote_stop(station_id: str, body: RemoteStopIn, ctx: Ctx, _: Operator) -> CommandOut:
     await _known(ctx, station_id)
-    return _out(await ctx.gateway.remote_stop(station_id, body.transaction_id))
+    return _out(await ctx.gateway.send(station_id, cmd.RemoteStop(body.transaction_id)))
 
 
 @router.post("/availability", response_model=CommandOut)
 async def change_availability(station_id: str, body: AvailabilityIn, ctx: Ctx, _: Operator) -> CommandOut:
     await _known(ctx, station_id)
-    return _out(await ctx.gateway.change_availability(station_id, body.evse_id, body.operative))
+    return _out(await ctx.gateway.send(station_id, cmd.ChangeAvailability(body.evse_id, body.operative)))
 
 
 @router.post("/reset", response_model=CommandOut)
 async def reset(station_id: str, body: ResetIn, ctx: Ctx, _: Operator) -> CommandOut:
     await _known(ctx, station_id)
-    return _out(await ctx.gateway.reset(station_id, body.hard))
+    return _out(await ctx.gateway.send(station_id, cmd.Reset(body.hard)))
 
 
 @router.post("/unlock", response_model=CommandOut)
 async def unlock(station_id: str, body: UnlockIn, ctx: Ctx, _: Operator) -> CommandOut:
     await _known(ctx, station_id)
-    return _out(await ctx.gateway.unlock_connector(station_id, EvseRef(body.evse_id, body.connector_id)))
+    return _out(await ctx.gateway.send(station_id, cmd.UnlockConnector(EvseRef(body.evse_id, body.connector_id))))
 
 
 @router.post("/trigger", response_model=CommandOut)
 async def trigger(station_id: str, body: TriggerIn, ctx: Ctx, _: Operator) -> CommandOut:
     await _known(ctx, station_id)
-    return _out(await ctx.gateway.trigger_message(station_id, body.message, body.evse_id))
+    return _out(await ctx.gateway.send(station_id, cmd.TriggerMessage(body.message, body.evse_id)))
 
 
 @router.post("/get-configuration", response_model=CommandOut)
 async def get_configuration(station_id: str, ctx: Ctx, _: Operator, body: GetConfigurationIn | None = None) -> CommandOut:
     await _known(ctx, station_id)
-    return _out(await ctx.gateway.get_configuration(station_id, body.keys if body else None))
+    return _out(await ctx.gateway.send(station_id, cmd.GetConfiguration(
+        tuple(body.keys) if body and body.keys else None)))
 
 
 @router.post("/change-configuration", response_model=CommandOut)
 async def change_configuration(station_id: str, body: ConfigurationIn, ctx: Ctx, _: Admin) -> CommandOut:
     await _known(ctx, station_id)
-    return _out(await ctx.gateway.change_configuration(station_id, body.key, body.value))
+    return _out(await ctx.gateway.send(station_id, cmd.ChangeConfiguration(body.key, body.value)))
 
 
 @router.post("/raw", response_model=CommandOut,
@@ -93,7 +95,7 @@ async def change_configuration(station_id: str, body: ConfigurationIn, ctx: Ctx,
                      "validated against that version's schema); returns the charger's answer")
 async def raw_call(station_id: str, body: RawCallIn, ctx: Ctx, _: Admin) -> CommandOut:
     await _known(ctx, station_id)
-    r = await ctx.gateway.raw_call(station_id, body.action, body.payload)
+    r = await ctx.gateway.send(station_id, cmd.RawCall(body.action, dict(body.payload)))
     if _never_sent(r, body.action):
         # The request itself is wrong for this charger's version (unknown action, schema violation): the
         # caller's mistake, so 4xx with the validator's message rather than a 200 with status Error.

@@ -11,6 +11,7 @@ from csms.api.auth import Admin, Viewer
 from csms.api.deps import ApiContext, Ctx
 from csms.api.schemas import ConnectorOut, Limit, Offset, Page, StationIn, StationOut, StationPatch
 from csms.config import Config
+from csms.domain import commands as cmd
 from csms.domain.enums import RegistrationStatus
 from csms.domain.errors import Conflict, InvalidRequest, UnknownStation
 from csms.domain.passwords import hash_password
@@ -128,7 +129,7 @@ def _registration_changed(ctx: ApiContext, station_id: str, status: Registration
         return
 
     async def trigger() -> None:
-        res = await ctx.gateway.trigger_message(station_id, "BootNotification")
+        res = await ctx.gateway.send(station_id, cmd.TriggerMessage("BootNotification"))
         log.info("accepted station=%s trigger BootNotification status=%s detail=%s", station_id, res.status,
                  res.detail)
 

@@ -10,20 +10,23 @@ from ocpp.routing import after, on
 from ocpp.v16 import call_result
 from ocpp.v16.enums import Action
 
+from csms.domain import commands as cmd
 from csms.domain.certificates import SigningUse
 from csms.domain.enums import RegistrationStatus
+from csms.domain.model import Capabilities
 from csms.ocpp.common import format_ts, parse_ts_or
 from csms.ocpp.connection import OcppConnection
 from csms.ocpp.v16 import from_domain as fd
 from csms.ocpp.v16 import to_domain as td
-from csms.ocpp.v16.commands import V16Commands
+from csms.ocpp.v16.commands import TABLE
 
 
-class V16ChargePoint(V16Commands, OcppConnection):
+class V16ChargePoint(OcppConnection):
     protocol = "ocpp1.6"
     _ocpp_version = "1.6"
     _call_result = call_result
     _actions = frozenset(a.value for a in Action)
+    commands = TABLE
     _boot_status: RegistrationStatus | None = None
     _to_sign: str | None = None  # an Accepted CSR, signed once its answer is sent
 
@@ -38,6 +41,10 @@ class V16ChargePoint(V16Commands, OcppConnection):
     def after_boot_notification(self, **kw: Any) -> None:
         if self._boot_status is RegistrationStatus.ACCEPTED:
             self.schedule_ready()
+
+    async def fetch_capabilities(self) -> Capabilities:
+        result = await self.send(cmd.GetConfiguration(tuple(fd.CAPABILITY_KEYS)))
+        return fd.capabilities(result.data["values"])  # type: ignore[arg-type]
 
     @on(Action.heartbeat)
     async def on_heartbeat(self, **kw: Any) -> call_result.Heartbeat:

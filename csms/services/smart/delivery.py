@@ -18,6 +18,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from csms.config import ChargerConfig
+from csms.domain import commands as cmd
 from csms.domain.clock import Clock
 from csms.domain.enums import ProfilePurpose, RateUnit
 from csms.domain.model import ChargingProfile, SchedulePeriod
@@ -138,12 +139,12 @@ class Delivery:
         for station_id in station_ids:
             if not self.gateway.is_connected(station_id):
                 continue
-            res = await self.gateway.clear_charging_profile(station_id, profile_id=TX_DEFAULT_PROFILE_ID)
+            res = await self.gateway.send(station_id, cmd.ClearChargingProfile(profile_id=TX_DEFAULT_PROFILE_ID))
             log.info("tx default profile cleared station=%s status=%s", station_id, res.status)
             prefix = f"{station_id}#"
             for key in [k for k in self.state.evses if k.startswith(prefix)]:
                 evse_id = int(key.rsplit("#", 1)[1])
-                await self.gateway.clear_charging_profile(station_id, profile_id=TX_PROFILE_ID_BASE + evse_id)
+                await self.gateway.send(station_id, cmd.ClearChargingProfile(profile_id=TX_PROFILE_ID_BASE + evse_id))
         self.state.evses.clear()
         self.state.tx_default_a.clear()
 
@@ -162,7 +163,7 @@ class Delivery:
             profile_id=TX_DEFAULT_PROFILE_ID, purpose=ProfilePurpose.TX_DEFAULT, stack_level=0,
             unit=RateUnit.AMPS, periods=(SchedulePeriod(0, round(limit_a, 1), c.phases if c else None),),
         )
-        res = await self.gateway.set_charging_profile(station_id, 0, profile)
+        res = await self.gateway.send(station_id, cmd.SetChargingProfile(0, profile))
         now = self.clock.now()
         log.info("tx default profile station=%s limit_a=%s status=%s", station_id, limit_a, res.status)
         if res.accepted:
@@ -177,7 +178,7 @@ class Delivery:
         station_id, evse_id, tx_id = target
         ctl = self.state.ctl(evse_key(station_id, evse_id))
         profile = tx_profile(evse_id, tx_id, p, self.live.charger(station_id))
-        res = await self.gateway.set_charging_profile(station_id, evse_id, profile)
+        res = await self.gateway.send(station_id, cmd.SetChargingProfile(evse_id, profile))
         if res.accepted:
             ctl.accepted, ctl.uncontrolled, ctl.tx_id = p, False, tx_id
             ctl.accepted_at = self.clock.now()

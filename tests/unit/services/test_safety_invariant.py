@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 
 from csms.config import parse_config
 from csms.domain.clock import FakeClock
+from csms.domain.commands import Command, SetChargingProfile
 from csms.domain.enums import ProfilePurpose, RegistrationStatus
 from csms.domain.events import StationOnline, TransactionChanged
 from csms.domain.ids import EvseRef, StationId, TransactionKey
@@ -89,6 +90,12 @@ class FakeGateway:
 
     def is_connected(self, station_id: str) -> bool:
         return self.w.chargers[station_id].online
+
+    async def send(self, station_id: str, command: Command) -> CommandResult:
+        """Smart charging sends profiles only; any other command is a surprise worth failing on."""
+        if not isinstance(command, SetChargingProfile):
+            raise NotImplementedError(f"FakeGateway got {command!r}")
+        return await self.set_charging_profile(station_id, command.evse_id, command.profile)
 
     async def set_charging_profile(self, station_id: str, evse_id: int, profile: ChargingProfile) -> CommandResult:
         cp = self.w.chargers[station_id]
