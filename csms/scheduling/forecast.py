@@ -11,7 +11,7 @@ the mean arrival of its sessions, their median stay, and per day on average thei
 cars. The planner schedules those groups like sessions of a tiny priority (``csms.scheduling.expected``), so
 their energy is placed where it fits best instead of being assumed flat over each stay: a flat forecast
 overstates the competition at midday (acnportal, Caltech week uncapped, departures known: flat forecast
-59.2 kW, flexible 55.1 kW, offline minimum 50.0 kW; docs/scheduling.md). A forecast never feeds a limit and
+59.2 kW, flexible 57.3 kW, offline minimum 50.0 kW; docs/scheduling.md). A forecast never feeds a limit and
 never takes energy from a car that is here (its priority is 1 % of a driver's): a wrong one costs no energy.
 """
 

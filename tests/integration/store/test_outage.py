@@ -30,6 +30,14 @@ class Relay:
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
 
+    @classmethod
+    async def open(cls, pg_url: str) -> tuple[Relay, str]:
+        """A relay in front of the database at `pg_url`, listening, and the URL that goes through it."""
+        u = make_url(pg_url)
+        relay = cls(u.host or "127.0.0.1", u.port or 5432)
+        await relay.restore()
+        return relay, u.set(host="127.0.0.1", port=relay.port).render_as_string(hide_password=False)
+
     async def restore(self) -> None:
         self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
         self.port = self._server.sockets[0].getsockname()[1]
@@ -75,10 +83,7 @@ async def answer(ws, frame: str) -> list[object]:  # type: ignore[no-untyped-def
 
 async def test_database_outage_is_logged_once_counted_and_recovered(pg_url: str,
                                                                     caplog: pytest.LogCaptureFixture) -> None:
-    u = make_url(pg_url)
-    relay = Relay(u.host or "127.0.0.1", u.port or 5432)
-    await relay.restore()
-    url = u.set(host="127.0.0.1", port=relay.port).render_as_string(hide_password=False)
+    relay, url = await Relay.open(pg_url)
     cfg = parse_config(f"""
 server: {{port: 0, security_profile: 0}}
 api: {{port: 0}}

@@ -18,7 +18,6 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy.engine import make_url
 from websockets.asyncio.client import ClientConnection, connect
 
 from csms.app import CsmsApp
@@ -62,10 +61,7 @@ def stop(cp: str, tx_id: int, attempt: int) -> str:
 
 async def test_sessions_ending_through_a_database_outage_are_invoiced_exactly_once(
         pg_url: str, caplog: pytest.LogCaptureFixture) -> None:
-    u = make_url(pg_url)
-    relay = Relay(u.host or "127.0.0.1", u.port or 5432)
-    await relay.restore()
-    url = u.set(host="127.0.0.1", port=relay.port).render_as_string(hide_password=False)
+    relay, url = await Relay.open(pg_url)
     cfg = parse_config(f"""
 server: {{port: 0, security_profile: 0}}
 api: {{port: 0}}

@@ -7,7 +7,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from csms.scheduling import CircuitSpec, EvseSpec, ExpectedArrival, SchedulingInput, SessionSpec, plan
+from csms.scheduling import (
+    CircuitSpec, EvseSpec, ExpectedArrival, ObjectiveWeights, SchedulingInput, SessionSpec, plan,
+)
 from csms.scheduling.forecast import PastSession, expected_arrivals
 
 NOW = datetime(2026, 3, 3, 8, 0, tzinfo=UTC)        # a Tuesday, 08:00
@@ -106,7 +108,6 @@ def test_expected_cars_never_take_energy_from_cars_that_are_here() -> None:
     circuit = CircuitSpec("site", max_power_w=5_000, evse_keys=("A", "B"))
     sessions = (SessionSpec("a", "A", 30_000, departure=NOW + timedelta(hours=4)),)
     later = (ExpectedArrival(NOW + timedelta(minutes=30), NOW + timedelta(hours=4), 50_000, 4.0),)
-    from csms.scheduling import ObjectiveWeights
     told = plan(SchedulingInput(start=NOW, circuits=(circuit,), evses=tuple(evses), sessions=sessions,
                                 slot_s=900, horizon_slots=40, expected_arrivals=later,
                                 weights=ObjectiveWeights(shave_below_limit=True)))

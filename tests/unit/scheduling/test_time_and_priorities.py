@@ -14,7 +14,7 @@ from csms.scheduling import (
     CircuitSpec, EvseSpec, ObjectiveWeights, SchedulingInput, SessionSpec, SitePlanner, SolverOptions,
     check_limits, llf, plan,
 )
-from csms.scheduling.network import compile_network
+from csms.scheduling.network import compile_network, topology_of
 from csms.scheduling.postpass import enforce_min_current
 
 V = 230.0
@@ -184,10 +184,13 @@ def test_slot_zero_uses_the_peak_already_paid_for(b: SimpleNamespace) -> None:
     assert sum(p.energy_wh for p in s.sessions) == pytest.approx(48_000, abs=1.0)
     for p in s.sessions:
         assert all(a == 0 or a >= 6.0 - 1e-9 for a in p.current_a)
-    # The same cars with the peak at the site's limit (no shaving): the fill does not apply.
-    evses, capped = one_phase_site(b, 3, paid_kw)
-    c = plan(inp_of(b, evses, capped, sessions, peak_floor_kw=paid_kw))
-    assert max(c.site_power_w) <= paid_kw * 1000 + 1e-6
+    # Where the site's limit is the peak's floor (no shaving) nothing is paid below it: no fill there.
+    evses, capped = one_phase_site(b, 3, 50.0)
+    def paid(circuit: CircuitSpec) -> float:
+        inp = inp_of(b, evses, circuit, sessions, peak_floor_kw=paid_kw)
+        return compile_network(inp, topology_of(inp)).paid_peak_kw
+    assert paid(capped) == 0.0
+    assert paid(site) == pytest.approx(paid_kw)
 
 
 def test_no_shaving_below_the_site_limit_by_default(b: SimpleNamespace) -> None:
