@@ -39,6 +39,8 @@ from csms.services.open_bookings import OpenBookings
 from csms.services.smart import SmartChargingService
 from csms.services.smart.overrides import SiteOverrides
 from csms.services.solver_thread import SolverThread
+from csms.services.stations import StationService
+from csms.services.tokens import TokenService
 from csms.store.db import create_engine, migrate
 from csms.store.repositories import Store
 from csms.telemetry import MqttTelemetry
@@ -150,6 +152,9 @@ class CsmsApp:
         self.ocpp = OcppServer(cfg.server, self.charging, self.charging, self.clock, observer=self.metrics,
                                registry=registry, certificates=self.certificates)
         self.gateway: ConnectionRegistry = self.ocpp.registry
+        # What the API writes goes through these (and the services below), never straight to the store.
+        self.stations = StationService(cfg, self.store, self.bus, self.gateway, self.clock)
+        self.tokens = TokenService(self.store, self.bus, self.clock)
         await self.ocpp.start()
         self.ocpp_port = self.ocpp.port
         self._stoppers.append(self.ocpp.stop)
@@ -315,7 +320,7 @@ class CsmsApp:
             log.warning("config reload: changes to the API listener apply after a restart")
         await seed_from_config(self.store, new)
         self.cfg = new
-        for svc in (self.smart, self.bookings, self.billing):
+        for svc in (self.smart, self.bookings, self.billing, self.stations):
             if svc is not None and hasattr(svc, "reconfigure"):
                 svc.reconfigure(new)
         self.reloads += 1

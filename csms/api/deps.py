@@ -9,14 +9,20 @@ from fastapi import Depends, Request
 from csms.config import Config
 from csms.domain.clock import Clock
 from csms.domain.ports import ChargerGateway
+from csms.domain.store_ports import StorePort
+from csms.services.stations import StationService
+from csms.services.tokens import TokenService
 
 
 class ApiContext(Protocol):
     cfg: Config
     clock: Clock
-    store: Any  # csms.store.repositories.Store; typed loosely so the API does not import the store
+    #: Reads only: every write goes through a service (stations, tokens, charging, bookings, billing, smart).
+    store: StorePort
     gateway: ChargerGateway
     charging: Any
+    stations: StationService
+    tokens: TokenService
     smart: Any  # csms.services.smart.SmartChargingService | None
     billing: Any  # csms.services.billing.BillingService | None
     bookings: Any  # csms.services.bookings.BookingService | None

@@ -89,7 +89,34 @@ class OverstayChanged:
     at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class StationChanged:
+    """An operator created, changed or removed a station's settings (services.stations)."""
+
+    station_id: str
+    change: str  # created | changed | deleted
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class IdTokenChanged:
+    """An operator created, replaced or removed an id token (services.tokens)."""
+
+    value: str
+    deleted: bool
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class GroupChanged:
+    """An operator set a driver group's priority, or removed the group (priority None)."""
+
+    name: str
+    priority: float | None
+    at: datetime
+
+
 DomainEvent = (
     StationOnline | StationReady | StatusChanged | TransactionChanged | ChargingNeedsChanged
-    | ExternalLimitChanged | MeterSampled | OverstayChanged
+    | ExternalLimitChanged | MeterSampled | OverstayChanged | StationChanged | IdTokenChanged | GroupChanged
 )

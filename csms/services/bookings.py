@@ -30,10 +30,10 @@ from csms.domain.errors import (
 from csms.domain.events import DomainEvent, TransactionChanged
 from csms.domain.model import Booking
 from csms.domain.ports import ChargerGateway
+from csms.domain.store_ports import StorePort, StoreSession
 from csms.scheduling import SessionSpec, plan
 
 from .bus import EventBus
-from .charging import StorePort
 from .open_bookings import OpenBookings
 from .plan_input import BOOKED_PRIORITY, charger_evses, evse_key
 from .site_limits import SiteLimits, external_limits_of, slot_edges
@@ -210,7 +210,7 @@ class BookingService:
         await self._check_one(booking)  # a booking starting within the lead time is reserved at once
         return await self.get(booking.id)  # with the status that produced (Reserved)
 
-    async def _occupied(self, s: Any, site_id: str) -> dict[tuple[str, int], datetime]:
+    async def _occupied(self, s: StoreSession, site_id: str) -> dict[tuple[str, int], datetime]:
         """EVSEs of the site with a running session, and when that car is expected to leave: its stated
         departure (charging needs), else its booking's end, else UNKNOWN_STAY from now."""
         now = self.clock.now()

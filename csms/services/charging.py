@@ -10,7 +10,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 from csms.domain import transactions
 from csms.domain.clock import Clock
@@ -44,22 +44,12 @@ from csms.domain.model import (
     TxReply,
 )
 from csms.domain.ports import BootReply, StationAccess
+from csms.domain.records import StationSettings
+from csms.domain.store_ports import StorePort, StoreSession
 
 from .bus import EventBus
 
 log = logging.getLogger("csms.charging")
-T = TypeVar("T")
-
-
-class StorePort(Protocol):
-    """The store as services see it: `async with store.session() as s` is one database transaction;
-    `await store.write(work)` runs `work(s)` in a transaction shared with other writes (group commit)
-    and returns its result once committed. Charger messages write through `write`: their answers wait
-    for the commit, but not for each other's."""
-
-    def session(self) -> Any: ...
-
-    async def write(self, work: Callable[[Any], Awaitable[T]]) -> T: ...
 
 
 CostQuery = Callable[[Transaction], Awaitable[float | None]]
@@ -90,21 +80,22 @@ class ChargingService:
     # --- handshake ------------------------------------------------------------------------------
     async def access(self, station_id: str) -> StationAccess | None:
         async with self.store.session() as s:
-            known, password_hash, profile, registration = await s.station_access(station_id)
-        if not known:
+            a = await s.station_access(station_id)
+        if a is None:
             return None
-        return StationAccess(True, password_hash, self.default_security_profile if profile is None else profile,
-                             RegistrationStatus(registration))
+        return StationAccess(True, a.password_hash,
+                             self.default_security_profile if a.security_profile is None else a.security_profile,
+                             a.registration)
 
     # --- connection lifecycle -------------------------------------------------------------------
     async def connected(self, station_id: str, protocol: str) -> None:
         now = self.clock.now()
         self._protocol[station_id] = protocol
 
-        async def work(s: Any) -> None:
+        async def work(s: StoreSession) -> None:
             if await s.station(station_id) is None:
                 # Only reachable with allow_unknown_chargers: registered, Pending until an operator accepts.
-                await s.upsert_station(station_id, registration=RegistrationStatus.PENDING.value)
+                await s.save_station_settings(station_id, StationSettings(registration=RegistrationStatus.PENDING))
             await s.set_online(station_id, True, now, protocol)
 
         await self.store.write(work)
@@ -134,12 +125,12 @@ class ChargingService:
     async def booted(self, station_id: str, info: StationInfo, reason: str | None) -> BootReply:
         now = self.clock.now()
 
-        async def work(s: Any) -> RegistrationStatus:
+        async def work(s: StoreSession) -> RegistrationStatus:
             st = await s.station(station_id)
             if st is None:
                 if not self.allow_unknown_chargers:
                     raise UnknownStation(station_id)
-                await s.upsert_station(station_id, registration=RegistrationStatus.PENDING.value)
+                await s.save_station_settings(station_id, StationSettings(registration=RegistrationStatus.PENDING))
                 registration = RegistrationStatus.PENDING
             else:
                 registration = st.registration

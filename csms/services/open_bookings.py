@@ -11,8 +11,7 @@ from datetime import datetime, timedelta
 
 from csms.domain.clock import Clock
 from csms.domain.model import Booking
-
-from .charging import StorePort
+from csms.domain.store_ports import StorePort
 
 OPEN = ("Confirmed", "Reserved", "Active")
 #: A booking shapes the session of its driver from this long before its start (early arrivals).

@@ -13,8 +13,8 @@ from typing import Any
 from csms.config import Config
 from csms.domain.clock import SystemClock
 from csms.domain.errors import InvalidRequest
+from csms.domain.store_ports import StorePort
 
-from .charging import StorePort
 from .site_limits import SiteLimits, external_limits_of
 
 

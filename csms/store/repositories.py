@@ -11,11 +11,11 @@ so that everything a charger message changes is committed together, before the c
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import replace
+from dataclasses import fields as dc_fields, replace
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import bindparam, delete, exists, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
@@ -39,6 +39,19 @@ from csms.domain.model import (
     Station,
     StationInfo,
     Transaction,
+)
+from csms.domain.store_ports import StorePort
+from csms.domain.records import (
+    BillingSession,
+    InvoiceRecord,
+    JsonObject,
+    SiteLoadBucket,
+    StationAccessRecord,
+    StationEvent,
+    StationPower,
+    StationSettings,
+    StatusChange,
+    StoredValue,
 )
 
 from .group_commit import GroupCommit
@@ -161,14 +174,27 @@ def _needs(r: ChargingNeedsRow) -> ChargingNeeds:
     )
 
 
-def _cols(r: Any) -> dict[str, Any]:
-    """A row's column values (billing rows travel as plain dicts)."""
-    return {c.key: getattr(r, c.key) for c in r.__table__.columns}
-
-
 def _booking(r: BookingRow) -> Booking:
     return Booking(r.id, r.site_id, r.station_id, r.evse_id, r.id_token, r.start, r.end, r.energy_wh,
                    r.guaranteed_energy_wh, r.status, r.created_at, r.transaction_key)
+
+
+def _status_change(r: StatusHistoryRow) -> StatusChange:
+    return StatusChange(r.station_id, r.evse_id, r.connector_id, ConnectorStatus(r.status),
+                        ChargingState(r.charging_state) if r.charging_state else None, r.error_code, r.at)
+
+
+_BILLING_FIELDS = tuple(f.name for f in dc_fields(BillingSession))
+_INVOICE_FIELDS = tuple(f.name for f in dc_fields(InvoiceRecord) if f.name not in ("lines", "anomalies", "data"))
+
+
+def _billing_session(r: Any) -> BillingSession:
+    return BillingSession(**{name: getattr(r, name) for name in _BILLING_FIELDS})
+
+
+def _invoice(r: InvoiceRow) -> InvoiceRecord:
+    return InvoiceRecord(**{name: getattr(r, name) for name in _INVOICE_FIELDS},
+                         lines=tuple(r.lines or ()), anomalies=tuple(r.anomalies or ()), data=r.data or {})
 
 
 class BookingRepo:
@@ -188,13 +214,18 @@ class BookingRepo:
         r = await self.s.get(BookingRow, booking_id)
         return _booking(r) if r else None
 
-    async def set_booking(self, booking_id: int, *, only_if: Iterable[str] | None = None, **fields: Any) -> bool:
-        """Update a booking; with `only_if`, only while its status is one of those (compare-and-set, so a
-        booking that became Active meanwhile is not expired or cancelled). True if a row changed."""
+    async def set_booking(self, booking_id: int, status: str, *, transaction_key: str | None = None,
+                          only_if: Iterable[str] | None = None) -> bool:
+        """Set a booking's status (and transaction); with `only_if`, only while its status is one of those
+        (compare-and-set, so a booking that became Active meanwhile is not expired or cancelled). True if
+        a row changed."""
         q = update(BookingRow).where(BookingRow.id == booking_id)
         if only_if is not None:
             q = q.where(BookingRow.status.in_(list(only_if)))
-        res = await self.s.execute(q.values(**fields))
+        values: dict[str, Any] = {"status": status}
+        if transaction_key is not None:
+            values["transaction_key"] = transaction_key
+        res = await self.s.execute(q.values(**values))
         return bool(res.rowcount)
 
     async def bookings(self, *, site_id: str | None = None, station_id: str | None = None,
@@ -285,29 +316,36 @@ class StoreSession(BookingRepo):
         r = await self.s.get(StationRow, station_id)
         return _station(r) if r else None
 
-    async def station_password_hash(self, station_id: str) -> tuple[bool, str | None]:
-        r = await self.s.get(StationRow, station_id)
-        return (r is not None, r.password_hash if r else None)
-
-    async def station_access(self, station_id: str) -> tuple[bool, str | None, int | None, str | None]:
-        """(known, password hash, security profile, registration) for the handshake: one primary-key read."""
+    async def station_access(self, station_id: str) -> StationAccessRecord | None:
+        """The handshake's read: one primary-key lookup."""
         r = await self.s.get(StationRow, station_id)
         if r is None:
-            return (False, None, None, None)
-        return (True, r.password_hash, r.security_profile, r.registration)
-
-    async def registration_by_operator(self, station_id: str) -> bool:
-        r = await self.s.get(StationRow, station_id)
-        return bool(r is not None and r.registration_by_operator)
+            return None
+        return StationAccessRecord(r.password_hash, r.security_profile, RegistrationStatus(r.registration))
 
     async def stations(self) -> list[Station]:
         rows = (await self.s.scalars(select(StationRow).order_by(StationRow.id))).all()
         return [_station(r) for r in rows]
 
-    async def upsert_station(self, station_id: str, **fields: Any) -> None:
+    async def station_settings(self, station_id: str) -> StationSettings | None:
         r = await self.s.get(StationRow, station_id)
         if r is None:
-            fields.setdefault("registration", RegistrationStatus.ACCEPTED.value)
+            return None
+        return StationSettings(
+            site_id=r.site_id, registration=RegistrationStatus(r.registration),
+            registration_by_operator=bool(r.registration_by_operator), password_hash=r.password_hash,
+            security_profile=r.security_profile, max_current_a=r.max_current_a, max_power_w=r.max_power_w,
+            min_current_a=r.min_current_a, phases=r.phases, voltage_v=r.voltage_v, from_config=r.from_config)
+
+    async def save_station_settings(self, station_id: str, settings: StationSettings) -> None:
+        fields = dict(
+            site_id=settings.site_id, registration=settings.registration.value,
+            registration_by_operator=settings.registration_by_operator, password_hash=settings.password_hash,
+            security_profile=settings.security_profile, max_current_a=settings.max_current_a,
+            max_power_w=settings.max_power_w, min_current_a=settings.min_current_a, phases=settings.phases,
+            voltage_v=settings.voltage_v, from_config=settings.from_config)
+        r = await self.s.get(StationRow, station_id)
+        if r is None:
             self.s.add(StationRow(id=station_id, **fields))
         else:
             for k, v in fields.items():
@@ -332,7 +370,7 @@ class StoreSession(BookingRepo):
         await self.s.execute(update(StationRow).where(StationRow.id == station_id).values(**values))
         self._open.forget_station(station_id)  # see OpenTransactions
 
-    async def touch(self, last_seen: dict[str, datetime]) -> None:
+    async def touch(self, last_seen: Mapping[str, datetime]) -> None:
         if last_seen:  # one executemany, not a statement per station; a station deleted meanwhile is skipped
             q = update(StationRow.__table__).where(StationRow.__table__.c.id == bindparam("sid")).values(
                 last_seen=bindparam("at"))
@@ -368,13 +406,12 @@ class StoreSession(BookingRepo):
         return [ConnectorState(StationId(r.station_id), EvseRef(r.evse_id, r.connector_id),
                                ConnectorStatus(r.status), r.at, r.error_code) for r in rows]
 
-    async def status_history(self, station_id: str, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+    async def status_history(self, station_id: str, limit: int = 100, offset: int = 0) -> list[StatusChange]:
         """Newest first."""
         rows = (await self.s.scalars(
             select(StatusHistoryRow).where(StatusHistoryRow.station_id == station_id)
             .order_by(StatusHistoryRow.id.desc()).offset(offset).limit(limit))).all()
-        return [dict(evse_id=r.evse_id, connector_id=r.connector_id, status=r.status,
-                     charging_state=r.charging_state, error_code=r.error_code, at=r.at) for r in rows]
+        return [_status_change(r) for r in rows]
 
     # --- transactions -----------------------------------------------------------------------------
     # Core statements on the table, no ORM objects: these run for nearly every charger message, where
@@ -497,7 +534,7 @@ class StoreSession(BookingRepo):
         have = {(at, m, p or "") for at, m, p in rows}
         return want <= have
 
-    async def samples(self, tx_key: str, *, offset: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
+    async def samples(self, tx_key: str, *, offset: int = 0, limit: int | None = None) -> list[StoredValue]:
         """A transaction's sampled values in time order (all of them by default: pricing reads every one)."""
         await self._pending(tx_key)
         q = (select(MeterSampleRow).where(MeterSampleRow.tx_key == tx_key)
@@ -505,7 +542,7 @@ class StoreSession(BookingRepo):
         if limit is not None:
             q = q.limit(limit)
         rows = (await self.s.scalars(q)).all()
-        return [dict(at=r.at, measurand=r.measurand, phase=r.phase, value=r.value, context=r.context) for r in rows]
+        return [StoredValue(r.at, r.measurand, r.phase, r.value, r.context) for r in rows]
 
     # --- tokens and groups --------------------------------------------------------------------------
     async def id_token(self, value: str) -> IdToken | None:
@@ -576,48 +613,49 @@ class StoreSession(BookingRepo):
         return [(start, end, float(energy or 0.0)) for start, end, energy in rows]
 
     # --- notices ----------------------------------------------------------------------------------
-    async def add_station_event(self, station_id: str, kind: str, detail: dict[str, Any], at: datetime) -> None:
-        self.s.add(StationEventRow(station_id=station_id, kind=kind, detail=detail, at=at))
+    async def add_station_event(self, station_id: str, kind: str, detail: JsonObject, at: datetime) -> None:
+        self.s.add(StationEventRow(station_id=station_id, kind=kind, detail=dict(detail), at=at))
 
-    async def station_events(self, station_id: str, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+    async def station_events(self, station_id: str, limit: int = 100, offset: int = 0) -> list[StationEvent]:
         """Newest first."""
         rows = (await self.s.scalars(select(StationEventRow).where(StationEventRow.station_id == station_id)
                                      .order_by(StationEventRow.id.desc()).offset(offset).limit(limit))).all()
-        return [dict(kind=r.kind, detail=r.detail, at=r.at) for r in rows]
+        return [StationEvent(r.kind, r.detail, r.at) for r in rows]
 
 
     # --- billing (csms.services.billing) -------------------------------------------------------------
-    # Billing state travels as plain dicts of column values (no domain dataclass exists for it).
-    async def billing_session(self, tx_key: str) -> dict[str, Any] | None:
+    async def billing_session(self, tx_key: str) -> BillingSession | None:
         # Core like save_billing_session: no ORM copy of the row can go stale in a shared session.
         r = (await self.s.execute(select(_B).where(_B.c.tx_key == tx_key))).first()
-        return dict(r._mapping) if r else None
+        return _billing_session(r) if r else None
 
-    async def open_billing_sessions(self) -> list[dict[str, Any]]:
+    async def open_billing_sessions(self) -> list[BillingSession]:
         """Sessions not invoiced yet, oldest first."""
-        rows = (await self.s.scalars(select(BillingSessionRow).where(BillingSessionRow.finalised.is_(False))
-                                     .order_by(BillingSessionRow.started_at))).all()
-        return [_cols(r) for r in rows]
+        rows = (await self.s.execute(select(_B).where(_B.c.finalised.is_(False)).order_by(_B.c.started_at))).all()
+        return [_billing_session(r) for r in rows]
 
-    async def save_billing_session(self, fields: dict[str, Any]) -> None:
-        """Insert or update by fields["tx_key"]. Core (one UPDATE, an INSERT only the first time): this runs
-        for every meter value of a session, where an ORM get + flush cost two round trips and the
-        unit of work (issue 10 profile)."""
+    async def save_billing_session(self, b: BillingSession) -> None:
+        """Insert or update by tx_key. Core (one UPDATE, an INSERT only the first time): this runs when a
+        running session's state changes, where an ORM get + flush cost two round trips and the unit of
+        work (issue 10 profile)."""
+        fields = {name: getattr(b, name) for name in _BILLING_FIELDS}
         res = await self.s.execute(update(_B).where(_B.c.tx_key == bindparam("b_tx_key")),
-                                   {**fields, "b_tx_key": fields["tx_key"]})
+                                   {**fields, "b_tx_key": b.tx_key})
         if not res.rowcount:
             await self.s.execute(insert(_B).values(**fields))
 
-    async def invoice(self, tx_key: str) -> dict[str, Any] | None:
+    async def invoice(self, tx_key: str) -> InvoiceRecord | None:
         r = await self.s.scalar(select(InvoiceRow).where(InvoiceRow.tx_key == tx_key))
-        return _cols(r) if r else None
+        return _invoice(r) if r else None
 
-    async def add_invoice(self, fields: dict[str, Any]) -> bool:
+    async def add_invoice(self, inv: InvoiceRecord) -> bool:
         """Store a transaction's invoice. False (and nothing written) when it already has one; the unique
         tx_key also refuses a concurrent second insert at commit."""
-        if await self.s.scalar(select(InvoiceRow.id).where(InvoiceRow.tx_key == fields["tx_key"])) is not None:
+        if await self.s.scalar(select(InvoiceRow.id).where(InvoiceRow.tx_key == inv.tx_key)) is not None:
             return False
-        self.s.add(InvoiceRow(**fields))
+        fields = {name: getattr(inv, name) for name in _INVOICE_FIELDS}
+        self.s.add(InvoiceRow(**fields, lines=[dict(x) for x in inv.lines],
+                              anomalies=[dict(x) for x in inv.anomalies], data=dict(inv.data)))
         await self.s.flush()
         return True
 
@@ -625,7 +663,7 @@ class StoreSession(BookingRepo):
         self, *, since: datetime | None = None, until: datetime | None = None, station_id: str | None = None,
         site_id: str | None = None, id_tokens: Iterable[str] | None = None, offset: int = 0,
         limit: int | None = 100,
-    ) -> list[dict[str, Any]]:
+    ) -> list[InvoiceRecord]:
         """Invoices by session end (since <= session_end < until), newest first."""
         q = select(InvoiceRow).order_by(InvoiceRow.session_end.desc(), InvoiceRow.id.desc())
         if since is not None:
@@ -641,7 +679,7 @@ class StoreSession(BookingRepo):
         q = q.offset(offset)
         if limit is not None:
             q = q.limit(limit)
-        return [_cols(r) for r in (await self.s.scalars(q)).all()]
+        return [_invoice(r) for r in (await self.s.scalars(q)).all()]
 
     async def add_site_load(self, site_id: str, start: datetime, end: datetime, mean_power_w: float,
                             limit_w: float | None) -> None:
@@ -649,17 +687,17 @@ class StoreSession(BookingRepo):
                                        limit_w=limit_w))
 
     async def site_load(self, site_id: str, since: datetime, until: datetime, *, offset: int = 0,
-                        limit: int | None = None) -> list[dict[str, Any]]:
+                        limit: int | None = None) -> list[SiteLoadBucket]:
         """Load buckets overlapping [since, until), in time order."""
         q = (select(SiteLoadRow).where(SiteLoadRow.site_id == site_id, SiteLoadRow.end > since,
                                        SiteLoadRow.start < until).order_by(SiteLoadRow.start).offset(offset))
         if limit is not None:
             q = q.limit(limit)
         rows = (await self.s.scalars(q)).all()
-        return [_cols(r) for r in rows]
+        return [SiteLoadBucket(r.site_id, r.start, r.end, r.mean_power_w, r.limit_w) for r in rows]
 
-    async def status_changes(self, station_ids: Iterable[str], since: datetime, until: datetime
-                             ) -> list[dict[str, Any]]:
+    async def status_changes(self, station_ids: Sequence[str], since: datetime, until: datetime
+                             ) -> list[StatusChange]:
         """Connector status rows of these stations in [since, until), preceded by each connector's last
         row before `since` (its state at `since`), in time order."""
         ids = list(station_ids)
@@ -673,16 +711,14 @@ class StoreSession(BookingRepo):
         first = (await self.s.scalars(select(StatusHistoryRow).where(StatusHistoryRow.id.in_(last_before)))).all()
         rest = (await self.s.scalars(within)).all()
         rows = sorted([*first, *rest], key=lambda r: (r.at, r.id))
-        return [dict(station_id=r.station_id, evse_id=r.evse_id, connector_id=r.connector_id, status=r.status,
-                     charging_state=r.charging_state, at=r.at) for r in rows]
+        return [_status_change(r) for r in rows]
 
-    async def station_billing_info(self, station_id: str) -> dict[str, Any] | None:
+    async def station_power(self, station_id: str) -> StationPower | None:
         """Site and maximum power (W) of a station: max_power_w if configured, else A x V x phases."""
         r = await self.s.get(StationRow, station_id)
         if r is None:
             return None
-        power = r.max_power_w or r.max_current_a * r.voltage_v * r.phases
-        return dict(site_id=r.site_id, max_power_w=power)
+        return StationPower(r.site_id, r.max_power_w or r.max_current_a * r.voltage_v * r.phases)
 
     async def station_ids_of_site(self, site_id: str) -> list[str]:
         return list((await self.s.scalars(select(StationRow.id).where(StationRow.site_id == site_id)
@@ -738,3 +774,8 @@ def _insert_ignoring_duplicates(dialect: str, table: Any) -> Any:
         return pg_insert(table).on_conflict_do_nothing()
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
     return sqlite_insert(table).on_conflict_do_nothing()
+
+
+if TYPE_CHECKING:  # mypy holds the SQL store to the port (tests/unit/test_static_gates.py)
+    def _port(engine: AsyncEngine) -> StorePort:
+        return Store(engine)

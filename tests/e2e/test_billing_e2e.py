@@ -59,8 +59,9 @@ async def test_overstay_after_full_is_invoiced_once(sqlite_url: str, protocol: s
         await cp.close()
     finally:
         await app.stop()
-    assert track is not None and track["charging_finished_at"] is not None and track["finalised"]
-    expected = int((track["unplugged_at"] - track["charging_finished_at"] - timedelta(minutes=5))
+    assert track is not None and track.charging_finished_at is not None and track.finalised
+    assert track.unplugged_at is not None
+    expected = int((track.unplugged_at - track.charging_finished_at - timedelta(minutes=5))
                    // timedelta(minutes=1))
     assert expected >= 5  # the EV really overstayed
     assert inv["overstay_minutes"] == expected

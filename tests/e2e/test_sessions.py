@@ -58,9 +58,9 @@ async def test_full_session(db_url: str, protocol: str) -> None:
     assert tx.ended_at is not None and tx.stop_reason == "Local"
     assert tx.energy_wh == pytest.approx(cp.energy_wh, abs=25)  # the last register sent vs the EV's total
     assert tx.energy_wh > 10
-    measurands = {r["measurand"] for r in samples}
+    measurands = {r.measurand for r in samples}
     assert {"Energy.Active.Import.Register", "Power.Active.Import"} <= measurands
-    statuses = [h["status"] for h in reversed(history) if h["evse_id"] == 1]
+    statuses = [h.status for h in reversed(history) if h.evse_id == 1]
     assert ConnectorStatus.OCCUPIED.value in statuses and statuses[-1] == ConnectorStatus.AVAILABLE.value
     # what the charger was told
     assert cp.registration_status == "Accepted"
@@ -108,8 +108,8 @@ async def test_both_versions_produce_the_same_records(sqlite_url: str) -> None:
         async with app.store.session() as s:
             a = (await s.transactions(station_id="V16"))[0]
             b = (await s.transactions(station_id="V201"))[0]
-            ha = [(h["evse_id"], h["status"]) for h in await s.status_history("V16") if h["evse_id"]]
-            hb = [(h["evse_id"], h["status"]) for h in await s.status_history("V201") if h["evse_id"]]
+            ha = [(h.evse_id, h.status) for h in await s.status_history("V16") if h.evse_id]
+            hb = [(h.evse_id, h.status) for h in await s.status_history("V201") if h.evse_id]
         for cp in cps:
             await cp.close()
     for field in ("evse", "id_token", "group", "stop_reason"):

@@ -109,7 +109,9 @@ async def get_samples(station_id: str, transaction_id: str, ctx: Ctx, caller: Vi
                       limit: Limit = 1000) -> Page:
     t = await _get(ctx, caller, station_id, transaction_id)
     async with ctx.store.session() as s:
-        return Page.of(await s.samples(t.key, offset=offset, limit=limit + 1), offset, limit)
+        rows = await s.samples(t.key, offset=offset, limit=limit + 1)
+    return Page.of([{"at": v.at, "measurand": v.measurand, "phase": v.phase, "value": v.value,
+                     "context": v.context} for v in rows], offset, limit)
 
 
 @router.put("/{station_id}/{transaction_id}/needs",

@@ -65,8 +65,8 @@ async def load_history(site_id: str, ctx: Ctx, _: Viewer, since: UtcDateTime | N
         raise InvalidRequest("since: must be before until")
     async with ctx.store.session() as s:
         rows = await s.site_load(site_id, since, until, offset=offset, limit=limit + 1)
-    return Page.of([{"start": r["start"], "end": r["end"], "load_w": round(r["mean_power_w"], 1),
-                     "limit_w": None if r["limit_w"] is None else round(r["limit_w"], 1)} for r in rows],
+    return Page.of([{"start": r.start, "end": r.end, "load_w": round(r.mean_power_w, 1),
+                     "limit_w": None if r.limit_w is None else round(r.limit_w, 1)} for r in rows],
                    offset, limit)
 
 

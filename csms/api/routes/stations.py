@@ -1,23 +1,18 @@
-"""Stations and their connectors: real-time availability; management (create, change, remove, accept)."""
+"""Stations and their connectors: real-time availability; management (create, change, remove, accept) through
+services.stations."""
 
 from __future__ import annotations
-
-import asyncio
-import logging
 
 from fastapi import APIRouter, Response
 
 from csms.api.auth import Admin, Viewer
-from csms.api.deps import ApiContext, Ctx
+from csms.api.deps import Ctx
 from csms.api.schemas import ConnectorOut, Limit, Offset, Page, StationIn, StationOut, StationPatch
-from csms.config import Config
-from csms.domain import commands as cmd
 from csms.domain.enums import RegistrationStatus
-from csms.domain.errors import Conflict, InvalidRequest, UnknownStation
-from csms.domain.passwords import hash_password
+from csms.domain.errors import UnknownStation
+from csms.services.stations import NewStation, StationChange
 
 router = APIRouter(prefix="/stations", tags=["stations"])
-log = logging.getLogger("csms.api")
 
 
 def _station_out(st, connectors) -> StationOut:  # type: ignore[no-untyped-def]
@@ -62,7 +57,10 @@ async def station_history(station_id: str, ctx: Ctx, _: Viewer, offset: Offset =
     async with ctx.store.session() as s:
         if await s.station(station_id) is None:
             raise UnknownStation(station_id)
-        return Page.of(await s.status_history(station_id, limit + 1, offset), offset, limit)
+        rows = await s.status_history(station_id, limit + 1, offset)
+    return Page.of([{"evse_id": r.evse_id, "connector_id": r.connector_id, "status": r.status.value,
+                     "charging_state": r.charging_state.value if r.charging_state else None,
+                     "error_code": r.error_code, "at": r.at} for r in rows], offset, limit)
 
 
 @router.get("/{station_id}/events", response_model=Page,
@@ -71,87 +69,29 @@ async def station_events(station_id: str, ctx: Ctx, _: Viewer, offset: Offset = 
     async with ctx.store.session() as s:
         if await s.station(station_id) is None:
             raise UnknownStation(station_id)
-        return Page.of(await s.station_events(station_id, limit + 1, offset), offset, limit)
+        rows = await s.station_events(station_id, limit + 1, offset)
+    return Page.of([{"kind": e.kind, "detail": e.detail, "at": e.at} for e in rows], offset, limit)
 
 
 @router.post("", response_model=StationOut, status_code=201, summary="Register a charger")
 async def create_station(body: StationIn, ctx: Ctx, _: Admin) -> StationOut:
-    site = ctx.cfg.site(body.site_id)
-    if site is None:
-        raise InvalidRequest(f"site_id: unknown site {body.site_id!r}")
-    profile = next(p for p in (body.security_profile, site.security_profile, ctx.cfg.server.security_profile)
-                   if p is not None)
-    _check_profile(ctx.cfg, profile, has_password=bool(body.password))
-    pw = await asyncio.to_thread(hash_password, body.password) if body.password else None
-    async with ctx.store.session() as s:
-        if await s.station(body.id) is not None:
-            raise Conflict(f"station {body.id!r} exists")
-        await s.upsert_station(body.id, site_id=body.site_id, password_hash=pw, max_current_a=body.max_current_a,
-                               min_current_a=body.min_current_a, phases=body.phases, voltage_v=body.voltage_v,
-                               registration="Accepted", security_profile=profile)
+    await ctx.stations.create(body.id, NewStation(
+        site_id=body.site_id, password=body.password, security_profile=body.security_profile,
+        max_current_a=body.max_current_a, min_current_a=body.min_current_a, phases=body.phases,
+        voltage_v=body.voltage_v))
     return await get_station(body.id, ctx, _)
 
 
 @router.patch("/{station_id}", response_model=StationOut, summary="Change a charger (e.g. accept a Pending one)")
 async def patch_station(station_id: str, body: StationPatch, ctx: Ctx, _: Admin) -> StationOut:
-    fields = body.model_dump(exclude_none=True)
-    if "site_id" in fields and ctx.cfg.site(fields["site_id"]) is None:
-        raise InvalidRequest(f"site_id: unknown site {fields['site_id']!r}")
-    async with ctx.store.session() as s:
-        known, old_hash, old_profile, _reg = await s.station_access(station_id)
-    if not known:
-        raise UnknownStation(station_id)
-    if "security_profile" in fields or "password" in fields:
-        profile = fields.get("security_profile", old_profile)
-        _check_profile(ctx.cfg, ctx.cfg.server.security_profile if profile is None else profile,
-                       has_password="password" in fields or old_hash is not None)
-    if "password" in fields:
-        fields["password_hash"] = await asyncio.to_thread(hash_password, fields.pop("password"))
-    if "registration" in fields:
-        fields["registration_by_operator"] = True  # config.yaml reloads leave it alone from now on
-    async with ctx.store.session() as s:
-        if await s.station(station_id) is None:
-            raise UnknownStation(station_id)
-        if fields:
-            await s.upsert_station(station_id, **fields)
-    if "registration" in fields:
-        _registration_changed(ctx, station_id, RegistrationStatus(fields["registration"]))
+    await ctx.stations.change(station_id, StationChange(
+        site_id=body.site_id, password=body.password, security_profile=body.security_profile,
+        registration=RegistrationStatus(body.registration) if body.registration else None,
+        max_current_a=body.max_current_a, min_current_a=body.min_current_a, phases=body.phases))
     return await get_station(station_id, ctx, _)
-
-
-_triggers: set[asyncio.Task[object]] = set()
-
-
-def _registration_changed(ctx: ApiContext, station_id: str, status: RegistrationStatus) -> None:
-    """Apply it to the live connection; an accepted charger is asked to boot again now
-    (TriggerMessage(BootNotification)) instead of waiting out its Pending interval."""
-    if not ctx.gateway.set_registration(station_id, status) or status is not RegistrationStatus.ACCEPTED:
-        return
-
-    async def trigger() -> None:
-        res = await ctx.gateway.send(station_id, cmd.TriggerMessage("BootNotification"))
-        log.info("accepted station=%s trigger BootNotification status=%s detail=%s", station_id, res.status,
-                 res.detail)
-
-    task = asyncio.get_running_loop().create_task(trigger())
-    _triggers.add(task)
-    task.add_done_callback(_triggers.discard)
-
-
-def _check_profile(cfg: Config, profile: int, *, has_password: bool) -> None:
-    """The rules config.yaml follows (csms.config): servable, and 1 and 2 need a password."""
-    if profile >= 2 and cfg.server.tls is None:
-        raise InvalidRequest(f"security_profile: profile {profile} needs TLS (server.tls in config.yaml)")
-    if profile == 3 and cfg.server.tls is not None and cfg.server.tls.ca_file is None:
-        raise InvalidRequest("security_profile: profile 3 needs server.tls.ca_file in config.yaml")
-    if profile in (1, 2) and not has_password:
-        raise InvalidRequest(f"password: security profile {profile} needs a password (or security_profile 3 "
-                             f"with a client certificate, or 0 for none at all)")
 
 
 @router.delete("/{station_id}", status_code=204, response_class=Response)
 async def delete_station(station_id: str, ctx: Ctx, _: Admin) -> Response:
-    async with ctx.store.session() as s:
-        if not await s.delete_station(station_id):
-            raise UnknownStation(station_id)
+    await ctx.stations.delete(station_id)
     return Response(status_code=204)

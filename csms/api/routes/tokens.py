@@ -1,4 +1,4 @@
-"""Id tokens and driver groups (persisted; config.yaml seeds them)."""
+"""Id tokens and driver groups (persisted; config.yaml seeds them); changes through services.tokens."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from csms.api.auth import Admin, Viewer
 from csms.api.deps import Ctx
 from csms.api.schemas import GroupIn, IdTokenIn, IdTokenOut, Limit, Offset, Page
 from csms.domain.enums import AuthorizationStatus
-from csms.domain.errors import Conflict, InvalidRequest, UnknownIdToken
+from csms.domain.errors import InvalidRequest
 from csms.domain.model import IdToken
+from csms.services.tokens import UnknownGroup
 
 router = APIRouter(tags=["id tokens and groups"])
 
@@ -30,19 +31,14 @@ async def put_token(value: str, body: IdTokenIn, ctx: Ctx, _: Admin) -> IdTokenO
         raise InvalidRequest("value: must equal the token in the path (or be left out)")
     if not 1 <= len(value) <= 36:
         raise InvalidRequest("value: an id token has 1 to 36 characters")
-    async with ctx.store.session() as s:
-        if body.group is not None and body.group not in await s.groups():
-            raise InvalidRequest(f"group: unknown group {body.group!r}")
-        t = IdToken(value, body.type, AuthorizationStatus(body.status), body.expires_at, body.group)
-        await s.upsert_id_token(t)
+    t = IdToken(value, body.type, AuthorizationStatus(body.status), body.expires_at, body.group)
+    await ctx.tokens.put_token(t)
     return _out(t)
 
 
 @router.delete("/id-tokens/{value}", status_code=204, response_class=Response)
 async def delete_token(value: str, ctx: Ctx, _: Admin) -> Response:
-    async with ctx.store.session() as s:
-        if not await s.delete_id_token(value):
-            raise UnknownIdToken(value)
+    await ctx.tokens.delete_token(value)
     return Response(status_code=204)
 
 
@@ -57,18 +53,14 @@ async def list_groups(ctx: Ctx, _: Viewer, offset: Offset = 0, limit: Limit = 10
 async def put_group(name: str, body: GroupIn, ctx: Ctx, _: Admin) -> dict[str, object]:
     if body.name != name:
         raise InvalidRequest("name: must equal the group in the path")
-    async with ctx.store.session() as s:
-        await s.upsert_group(body.name, body.priority)
+    await ctx.tokens.put_group(body.name, body.priority)
     return {"name": body.name, "priority": body.priority}
 
 
 @router.delete("/groups/{name}", status_code=204, response_class=Response)
 async def delete_group(name: str, ctx: Ctx, _: Admin) -> Response:
-    async with ctx.store.session() as s:
-        users = [t.value for t in await s.id_tokens() if t.group == name]
-        if users:
-            raise Conflict(f"group {name!r} is used by id tokens {', '.join(users[:5])}"
-                           f"{' ...' if len(users) > 5 else ''}: move them to another group first")
-        if not await s.delete_group(name):
-            raise HTTPException(404, f"unknown group {name!r}")
+    try:
+        await ctx.tokens.delete_group(name)
+    except UnknownGroup:
+        raise HTTPException(404, f"unknown group {name!r}") from None
     return Response(status_code=204)

@@ -14,8 +14,8 @@ from csms.billing import Invoice, OverstayInputs, OverstayPolicy, TariffBook, me
 from csms.billing_config import BillingConfig
 from csms.config import Config
 from csms.domain.model import Transaction
-
-from ..charging import StorePort
+from csms.domain.records import InvoiceRecord
+from csms.domain.store_ports import StorePort
 from .overstay import busy_intervals
 from .site_load import SiteLoadMeter, StationInfo
 from .state import SessionTrack, readings_from_samples
@@ -48,13 +48,13 @@ class Invoicer:
         async with self.store.session() as s:
             samples = await s.samples(tx.key)
             info = await self.infos.get(tx.station_id, s)
-            site_id = track.site_id or info.get("site_id")
+            site_id = track.site_id or (info.site_id if info else None)
             rows = await s.site_load(site_id, tx.started_at, end) if site_id else []
             busy = None
             if self.policy is not None and self.policy.only_when_busy:
                 busy = await busy_intervals(s, site_id, tx.started_at, end, self.policy)
         metered = meter_session(readings_from_samples(samples, tx),
-                                max_power_w=Decimal(str(info.get("max_power_w") or DEFAULT_MAX_POWER_W)),
+                                max_power_w=Decimal(str((info.max_power_w if info else None) or DEFAULT_MAX_POWER_W)),
                                 tolerance=self.bc.meter_tolerance)
         overstay = None
         if self.policy is not None:
@@ -83,7 +83,7 @@ class Invoicer:
         invoice = await self.price(tx, track, session_end, booking_end)
         o = invoice.overstay
         async with self.store.session() as s:
-            created = await s.add_invoice(dict(
+            created = await s.add_invoice(InvoiceRecord(
                 tx_key=tx.key, station_id=tx.station_id, charger_tx_id=tx.charger_tx_id,
                 evse_id=tx.evse.evse_id,
                 site_id=track.site_id, id_token=tx.id_token, group=tx.group, currency=invoice.currency,
@@ -91,9 +91,9 @@ class Invoicer:
                 reason=reason, energy_wh=str(invoice.energy_wh), subtotal=str(invoice.subtotal.amount),
                 tax=str(invoice.tax.amount), total=str(invoice.total.amount),
                 overstay_minutes=o.minutes if o else 0, overstay_fee=str(o.fee.amount) if o else "0",
-                lines=[line.to_dict() for line in invoice.lines],
-                anomalies=[a.to_dict() for a in invoice.anomalies], data=invoice.to_dict()))
-            await s.save_billing_session({**track.to_fields(), "finalised": True, "updated_at": now})
+                lines=tuple(line.to_dict() for line in invoice.lines),
+                anomalies=tuple(a.to_dict() for a in invoice.anomalies), data=invoice.to_dict()))
+            await s.save_billing_session(track.to_record(now, finalised=True))
         if created:
             log.info("invoice tx=%s total=%s %s energy_wh=%s overstay_min=%s reason=%s anomalies=%d", tx.key,
                      invoice.total.amount, invoice.currency, invoice.energy_wh, o.minutes if o else 0, reason,
@@ -103,4 +103,4 @@ class Invoicer:
     async def stored_total(self, tx_key: str) -> Decimal | None:
         async with self.store.session() as s:
             inv = await s.invoice(tx_key)
-        return None if inv is None else Decimal(inv["total"])
+        return None if inv is None else Decimal(inv.total)

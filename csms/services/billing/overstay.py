@@ -15,6 +15,7 @@ from typing import Any
 
 from csms.billing import OverstayPhase, OverstayPolicy, OverstayState, busy_intervals_from_occupancy, overstay_state
 from csms.domain.events import OverstayChanged
+from csms.domain.store_ports import StoreSession
 
 from ..bus import EventBus
 from .state import SessionTrack, occupancy_spans
@@ -22,7 +23,7 @@ from .state import SessionTrack, occupancy_spans
 log = logging.getLogger("csms.billing")
 
 
-async def busy_intervals(s: Any, site_id: str | None, since: datetime, until: datetime,
+async def busy_intervals(s: StoreSession, site_id: str | None, since: datetime, until: datetime,
                          policy: OverstayPolicy | None) -> list[tuple[datetime, datetime]]:
     """Where the site's occupancy was at or above the policy's threshold (only_when_busy), from the stored
     connector status history."""

@@ -8,9 +8,11 @@ from typing import Any
 
 from csms.billing_config import BillingConfig
 from csms.domain.ids import transaction_key
+from csms.domain.records import InvoiceRecord
+from csms.domain.store_ports import StorePort
 
 
-def revenue_report(rows: list[dict[str, Any]], since: datetime | None, until: datetime | None,
+def revenue_report(rows: list[InvoiceRecord], since: datetime | None, until: datetime | None,
                    site_id: str | None, currency: str) -> dict[str, Any]:
     """Totals of stored invoice rows (exact decimals as strings), overall and per station."""
     tot = {k: Decimal(0) for k in ("energy_wh", "subtotal", "tax", "total", "overstay_fee")}
@@ -18,13 +20,12 @@ def revenue_report(rows: list[dict[str, Any]], since: datetime | None, until: da
     minutes = 0
     for r in rows:
         for k in tot:
-            tot[k] += Decimal(r[k])
-        minutes += r["overstay_minutes"]
-        st = by_station.setdefault(r["station_id"], {"sessions": 0, "energy_wh": Decimal(0),
-                                                     "total": Decimal(0)})
+            tot[k] += Decimal(getattr(r, k))
+        minutes += r.overstay_minutes
+        st = by_station.setdefault(r.station_id, {"sessions": 0, "energy_wh": Decimal(0), "total": Decimal(0)})
         st["sessions"] += 1
-        st["energy_wh"] += Decimal(r["energy_wh"])
-        st["total"] += Decimal(r["total"])
+        st["energy_wh"] += Decimal(r.energy_wh)
+        st["total"] += Decimal(r.total)
     return {
         "since": since, "until": until, "site_id": site_id, "currency": currency,
         "sessions": len(rows), "energy_kwh": str((tot["energy_wh"] / 1000).quantize(Decimal("0.001"))),
@@ -68,26 +69,25 @@ def _tariff_out(t: Any) -> dict[str, Any]:
     }
 
 
-def invoice_out(row: dict[str, Any]) -> dict[str, Any]:
+def invoice_out(row: InvoiceRecord) -> dict[str, Any]:
     """A stored invoice as the API shows it (amounts as decimal strings)."""
-    data = row["data"]
+    data = row.data
     return {
-        "tx_key": row["tx_key"], "station_id": row["station_id"], "transaction_id": row["charger_tx_id"],
-        "evse_id": row["evse_id"], "site_id": row["site_id"], "id_token": row["id_token"],
-        "group": row["group"],
-        "currency": row["currency"], "tariff": data.get("tariff"), "session_start": row["session_start"],
-        "session_end": row["session_end"], "finalised_at": row["finalised_at"], "reason": row["reason"],
-        "energy_wh": row["energy_wh"], "lines": row["lines"], "subtotal": row["subtotal"],
+        "tx_key": row.tx_key, "station_id": row.station_id, "transaction_id": row.charger_tx_id,
+        "evse_id": row.evse_id, "site_id": row.site_id, "id_token": row.id_token, "group": row.group,
+        "currency": row.currency, "tariff": data.get("tariff"), "session_start": row.session_start,
+        "session_end": row.session_end, "finalised_at": row.finalised_at, "reason": row.reason,
+        "energy_wh": row.energy_wh, "lines": list(row.lines), "subtotal": row.subtotal,
         "tax_rate": data.get("tax_rate"),
-        "tax": row["tax"], "total": row["total"], "overstay_minutes": row["overstay_minutes"],
-        "overstay_fee": row["overstay_fee"], "overstay": data.get("overstay"), "anomalies": row["anomalies"],
+        "tax": row.tax, "total": row.total, "overstay_minutes": row.overstay_minutes,
+        "overstay_fee": row.overstay_fee, "overstay": data.get("overstay"), "anomalies": list(row.anomalies),
     }
 
 
 class BillingQueries:
     """Read side for the API: stored invoices, revenue over a period, the configured tariffs."""
 
-    def __init__(self, store: Any, bc: BillingConfig) -> None:
+    def __init__(self, store: StorePort, bc: BillingConfig) -> None:
         self.store = store
         self.bc = bc
 

@@ -36,7 +36,7 @@ from csms.billing import prices_per_slot as tariff_prices_per_slot
 from csms.billing_config import BillingConfig, parse_billing
 from csms.config import Config
 from csms.domain.clock import Clock
-from csms.domain.enums import ChargingState, ConnectorStatus
+from csms.domain.enums import ConnectorStatus
 from csms.domain.errors import StoreUnavailable
 from csms.domain.events import (
     ChargingNeedsChanged,
@@ -47,9 +47,9 @@ from csms.domain.events import (
     TransactionChanged,
 )
 from csms.domain.model import ChargingNeeds, Transaction
+from csms.domain.store_ports import StorePort, StoreSession
 
 from ..bus import EventBus
-from ..charging import StorePort
 from ..site_limits import ExternalLimits, NoExternalLimits
 from .invoicer import Invoicer
 from .overstay import OverstayTracker, busy_intervals
@@ -286,9 +286,9 @@ class BillingService:
             info = await self.infos.get(tx.station_id, s)
             needs = await s.latest_charging_needs(tx.station_id, tx.evse.evse_id,
                                                   tx.started_at - NEEDS_BEFORE_START)
-        if row is not None and row["finalised"]:
+        if row is not None and row.finalised:
             return None
-        track = SessionTrack.from_fields(row) if row else SessionTrack.for_tx(tx, info.get("site_id"))
+        track = SessionTrack.from_record(row) if row else SessionTrack.for_tx(tx, info.site_id if info else None)
         if needs is not None:
             _apply_needs(track, needs)
         self._open(track, tx)
@@ -316,7 +316,8 @@ class BillingService:
         fields = track.to_fields()
         if _same_state(self._saved.get(track.tx_key), fields):
             return
-        await self.store.write(lambda s: s.save_billing_session({**fields, "updated_at": self.clock.now()}))
+        record = track.to_record(self.clock.now())
+        await self.store.write(lambda s: s.save_billing_session(record))
         self._saved[track.tx_key] = fields
 
     async def _on_tick(self, now: datetime, meter_to: datetime | None = None) -> None:
@@ -421,7 +422,7 @@ class BillingService:
             total = await self.invoicer.stored_total(tx.key)
             if total is not None:
                 return float(total)
-            track = SessionTrack.for_tx(tx, (await self.infos.get(tx.station_id)).get("site_id"))
+            track = SessionTrack.for_tx(tx, await self.infos.site_of(tx.station_id))
         if tx.ended_at is not None and track.ended_at is None:
             track = _copy_ended(track, tx)
         now = self.clock.now()
@@ -494,7 +495,7 @@ class BillingService:
             rows = await s.open_billing_sessions()
             active = await s.active_transactions()
             for row in rows:
-                self._open(SessionTrack.from_fields(row), await s.transaction(row["tx_key"]))
+                self._open(SessionTrack.from_record(row), await s.transaction(row.tx_key))
             for track in self._tracks.values():
                 await self._catch_up(s, track, now)
         for tx in active:
@@ -560,7 +561,7 @@ class BillingService:
         self.repairs[kind] = self.repairs.get(kind, 0) + 1
         log.warning("billing repair kind=%s tx=%s", kind, tx_key)
 
-    async def _catch_up(self, s: Any, track: SessionTrack, now: datetime) -> None:
+    async def _catch_up(self, s: StoreSession, track: SessionTrack, now: datetime) -> None:
         """Bring a track up to what the store holds: the transaction's end and energy, the latest
         charging needs, and the connector statuses since the session started."""
         tx = self._txs.get(track.tx_key)
@@ -574,9 +575,8 @@ class BillingService:
             _apply_needs(track, needs)
         # until: a day ahead, so a status stamped by a charger clock slightly ahead of ours is included.
         for r in await s.status_changes([track.station_id], track.started_at, now + timedelta(days=1)):
-            if r["evse_id"] == track.evse_id and r["at"] >= track.started_at:
-                cs = r["charging_state"]
-                track.on_status(ConnectorStatus(r["status"]), ChargingState(cs) if cs else None, r["at"])
+            if r.evse_id == track.evse_id and r.at >= track.started_at:
+                track.on_status(r.status, r.charging_state, r.at)
 
 
 def _same_state(saved: dict[str, Any] | None, fields: dict[str, Any]) -> bool:

@@ -12,8 +12,8 @@ from typing import Any
 
 from csms.config import Config
 from csms.domain.clock import Clock
-
-from ..charging import StorePort
+from csms.domain.records import SiteLoadBucket, StationPower
+from csms.domain.store_ports import SiteRepo, StorePort
 from ..site_limits import ExternalLimits, SiteLimits
 from .state import SiteLoad, utilisation_spans
 
@@ -23,20 +23,25 @@ class StationInfo:
 
     def __init__(self, store: StorePort) -> None:
         self.store = store
-        self._info: dict[str, dict[str, Any]] = {}
+        self._info: dict[str, StationPower] = {}
 
-    async def get(self, station_id: str, s: Any = None) -> dict[str, Any]:
+    async def get(self, station_id: str, s: SiteRepo | None = None) -> StationPower | None:
+        """None: an unknown station."""
         info = self._info.get(station_id)
         if info is not None:
             return info
         if s is None:
             async with self.store.session() as s2:
-                info = await s2.station_billing_info(station_id) or {}
+                info = await s2.station_power(station_id)
         else:
-            info = await s.station_billing_info(station_id) or {}
-        if info:
+            info = await s.station_power(station_id)
+        if info is not None:
             self._info[station_id] = info
         return info
+
+    async def site_of(self, station_id: str) -> str | None:
+        info = await self.get(station_id)
+        return info.site_id if info is not None else None
 
     def forget(self) -> None:
         """After a config reload (a station may have moved site or changed its maximum)."""
@@ -58,7 +63,7 @@ class SiteLoadMeter:
         """An EVSE's power from `at` on (None: no news, nothing to do)."""
         if power_w is None:
             return
-        site_id = (await self.infos.get(station_id)).get("site_id")
+        site_id = await self.infos.site_of(station_id)
         if site_id is None:
             return
         load = self._loads.setdefault(site_id, SiteLoad(self.bucket_s))
@@ -66,7 +71,7 @@ class SiteLoadMeter:
 
     async def cut(self, station_id: str, at: datetime) -> None:
         """A transaction at `station_id` ended at `at`: close its site's open bucket there (SiteLoad.cut)."""
-        site_id = (await self.infos.get(station_id)).get("site_id")
+        site_id = await self.infos.site_of(station_id)
         load = self._loads.get(site_id) if site_id is not None else None
         if site_id is not None and load is not None:
             await self._persist(site_id, load.cut(min(at, self.clock.now())))
@@ -94,13 +99,13 @@ class SiteLoadMeter:
         return [(x, y, w, None if kw is None else kw * 1000.0)
                 for a, b, w in rows for x, y, kw in limits.limit_kw_spans(a, b)]
 
-    def utilisation(self, site_id: str | None, rows: list[dict[str, Any]], until: datetime) -> list[Any]:
+    def utilisation(self, site_id: str | None, rows: list[SiteLoadBucket], until: datetime) -> list[Any]:
         """Stored buckets against the limit stored with them (the one in force then); the load not stored
         yet as it stands at `until` (SiteLoad.as_of) against the limit in force now. The live cost (`until` =
         now) and the invoice of a session that ends now therefore see the same utilisation."""
         if site_id is None:
             return []
-        buckets = [(r["start"], r["end"], r["mean_power_w"], r["limit_w"]) for r in rows]
+        buckets = [(r.start, r.end, r.mean_power_w, r.limit_w) for r in rows]
         load = self._loads.get(site_id)
         tail = [r for r in (load.as_of(until) if load else []) if not buckets or r[0] >= buckets[-1][1]]
         buckets += self._with_limits(site_id, tail)

@@ -18,7 +18,7 @@ A CSMS pause (SuspendedEVSE) counts only once the EV's stated energy need is del
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -26,6 +26,7 @@ from typing import Any
 from csms.billing import MeterReading
 from csms.domain.enums import ChargingState, ConnectorStatus, Measurand
 from csms.domain.model import MeterSample, SampledValue, Transaction
+from csms.domain.records import BillingSession, StatusChange, StoredValue
 
 NOT_DRAWING = frozenset({ChargingState.SUSPENDED_EV, ChargingState.EV_CONNECTED, ChargingState.IDLE})
 #: Stop reasons (1.6 Reason, 2.0.1 stoppedReason) that are the driver's or the car's doing: a transaction
@@ -73,13 +74,16 @@ class SessionTrack:
         return cls(tx.key, tx.station_id, tx.evse.evse_id, site_id, tx.started_at)
 
     @classmethod
-    def from_fields(cls, d: dict[str, Any]) -> SessionTrack:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+    def from_record(cls, r: BillingSession) -> SessionTrack:
+        return cls(**{name: getattr(r, name) for name in _PERSISTED})
 
     def to_fields(self) -> dict[str, Any]:
-        keep = {f.name for f in fields(self) if f.metadata.get("persist", True)}
-        return {k: v for k, v in asdict(self).items() if k in keep}
+        """The persisted fields (compared with what was last saved: services.billing.service._same_state)."""
+        return {name: getattr(self, name) for name in _PERSISTED}
+
+    def to_record(self, updated_at: datetime, *, finalised: bool | None = None) -> BillingSession:
+        r = BillingSession(**self.to_fields(), updated_at=updated_at)
+        return r if finalised is None else replace(r, finalised=finalised)
 
     def need_met(self) -> bool:
         """The stated energy need is delivered (95 %: plans are made in slots, not to the watt-hour).
@@ -278,6 +282,10 @@ class SiteLoad:
         return self.observed_from, self.last, self.energy_ws / span
 
 
+#: SessionTrack's fields that billing_sessions keeps (the others are rebuilt at start).
+_PERSISTED = tuple(f.name for f in fields(SessionTrack) if f.metadata.get("persist", True))
+
+
 def utilisation_spans(rows: Iterable[tuple[datetime, datetime, float, float | None]]
                       ) -> list[tuple[datetime, datetime, Decimal]]:
     """(start, end, mean W, limit W in force) -> (start, end, fraction of the limit); a span without a limit
@@ -286,27 +294,27 @@ def utilisation_spans(rows: Iterable[tuple[datetime, datetime, float, float | No
 
 
 # --- occupancy -> busy intervals -------------------------------------------------------------------------
-def occupancy_spans(rows: Sequence[dict[str, Any]], connectors: Iterable[tuple[str, int, int]],
+def occupancy_spans(rows: Sequence[StatusChange], connectors: Iterable[tuple[str, int, int]],
                     since: datetime, until: datetime) -> list[tuple[datetime, datetime, float]]:
     """Fraction of the site's connectors Occupied or Reserved, as spans within [since, until).
 
     `rows` are status changes in time order, starting with each connector's last one before `since`
     (StoreSession.status_changes). The denominator is every connector known for the site's stations.
     """
-    known = set(connectors) | {(r["station_id"], r["evse_id"], r["connector_id"] or 1) for r in rows}
+    known = set(connectors) | {(r.station_id, r.evse_id or 0, r.connector_id or 1) for r in rows}
     if not known or until <= since:
         return []
     state: dict[tuple[str, int, int], str] = {}
     spans: list[tuple[datetime, datetime, float]] = []
     t = since
     for r in rows:
-        at = max(r["at"], since)
+        at = max(r.at, since)
         if at >= until:
             break
         if at > t:
             spans.append((t, at, _busy_fraction(state, len(known))))
             t = at
-        state[(r["station_id"], r["evse_id"], r["connector_id"] or 1)] = r["status"]
+        state[(r.station_id, r.evse_id or 0, r.connector_id or 1)] = r.status
     spans.append((t, until, _busy_fraction(state, len(known))))
     return [s for s in spans if s[1] > s[0]]
 
@@ -316,17 +324,17 @@ def _busy_fraction(state: dict[tuple[str, int, int], str], total: int) -> float:
 
 
 # --- stored samples -> meter readings -------------------------------------------------------------------
-def readings_from_samples(samples: Sequence[dict[str, Any]], tx: Transaction) -> list[MeterReading]:
+def readings_from_samples(samples: Sequence[StoredValue], tx: Transaction) -> list[MeterReading]:
     """One MeterReading per instant: the energy register and power (phase-less value, else the sum of
     L1..L3, as MeterSample.get). 1.6 meterStart/meterStop fill the register at the start/end instants."""
     by_at: dict[datetime, list[SampledValue]] = {}
     for s in samples:
         try:
-            m = Measurand(s["measurand"])
+            m = Measurand(s.measurand)
         except ValueError:
             continue
         if m in (Measurand.ENERGY_IMPORT_WH, Measurand.POWER_IMPORT_W):
-            by_at.setdefault(s["at"], []).append(SampledValue(m, s["value"], s["phase"], s["context"]))
+            by_at.setdefault(s.at, []).append(SampledValue(m, s.value, s.phase, s.context))
     values: dict[datetime, tuple[float | None, float | None]] = {}
     for at, vals in by_at.items():
         ms = MeterSample(at, tuple(vals))

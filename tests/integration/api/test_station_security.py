@@ -56,4 +56,5 @@ async def test_patch_password_keeps_profile(tmp_path: Path) -> None:
         assert (await c.post("/api/v1/stations", json={"id": "PW", "password": "p" * 16})).status_code == 201
         assert (await c.patch("/api/v1/stations/PW", json={"password": "n" * 16})).status_code == 200
         async with app.store.session() as s:
-            assert (await s.station_access("PW"))[2] == 1
+            access = await s.station_access("PW")
+            assert access is not None and access.security_profile == 1

@@ -9,6 +9,7 @@ from sqlalchemy import inspect
 from csms.domain.enums import AuthorizationStatus, ConnectorStatus, Measurand, TxEventKind
 from csms.domain.ids import EvseRef, StationId
 from csms.domain.model import IdToken, MeterSample, SampledValue, StationInfo, TxEvent
+from csms.domain.records import StationSettings
 from csms.domain.transactions import new_transaction, start_fingerprint
 from csms.store.db import create_engine, migrate
 from csms.store.repositories import Store
@@ -29,7 +30,7 @@ async def test_migrations_are_idempotent_and_create_every_table(db_url: str) -> 
 
 async def test_station_boot_and_status_round_trip(store: Store) -> None:
     async with store.session() as s:
-        await s.upsert_station("CP-1", site_id="s1")
+        await s.save_station_settings("CP-1", StationSettings(site_id="s1"))
         await s.record_boot("CP-1", StationInfo("ACME", "X1", "SN1", "1.0"), "ocpp1.6", T0)
         await s.record_status("CP-1", EvseRef(1), ConnectorStatus.OCCUPIED, T0, None, None)
         # a late notification with an older timestamp must not overwrite the newer status
@@ -69,7 +70,7 @@ async def test_seq_numbers_and_samples(store: Store) -> None:
         assert await s.seq_seen("CP-1/abc", 1)
         assert not await s.seq_seen("CP-1/abc", 2)
         rows = await s.samples("CP-1/abc")
-    assert {(r["measurand"], r["value"]) for r in rows} == {("Energy.Active.Import.Register", 1234.5),
+    assert {(r.measurand, r.value) for r in rows} == {("Energy.Active.Import.Register", 1234.5),
                                                            ("Power.Active.Import", 7000.0)}
 
 

@@ -1,7 +1,9 @@
 """BillingService driven the way the OCPP adapters drive ChargingService: 1.6- and 2.0.1-shaped sessions,
 overstay with a grace period, restarts, replays, meter anomalies, demand tiers and TOU splits.
 
-Real SQLite store (tmp_path), FakeClock, no sockets. Amounts are exact decimal strings.
+The in-memory store (csms.store.memory: what the SQL stores do, tests/contract), FakeClock, no sockets: this
+tests billing's logic; tests/integration/billing and tests/e2e run it on SQLite and PostgreSQL. Amounts are
+exact decimal strings.
 """
 
 from __future__ import annotations
@@ -25,8 +27,7 @@ from csms.services.billing import BillingService
 from csms.services.bus import EventBus
 from csms.services.charging import ChargingService
 from csms.services.provisioning import seed_from_config
-from csms.store.db import create_engine, migrate
-from csms.store.repositories import Store
+from csms.store.memory import MemoryStore
 
 T0 = datetime(2026, 1, 12, 10, 0, tzinfo=UTC)  # a Monday
 OVERSTAY = {"fee_per_minute": "0.10", "grace_min": 10, "warn_before_min": 5}
@@ -58,9 +59,7 @@ class Harness:
             id_tokens=[IdTokenConfig(value="TAG1"), IdTokenConfig(value="TAG2")],
         )
         self.bc: BillingConfig = parse_billing(self.billing_raw)
-        self.engine = create_engine(f"sqlite+aiosqlite:///{self.tmp / 'csms.db'}")
-        await migrate(self.engine)
-        self.store = Store(self.engine)
+        self.store = MemoryStore()
         await seed_from_config(self.store, self.cfg)
         self.bus = EventBus()
         self.events: list[DomainEvent] = []
@@ -79,7 +78,6 @@ class Harness:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.billing.stop()
-        await self.engine.dispose()
 
     def at(self, minutes: float) -> datetime:
         self.clock.t = T0 + timedelta(minutes=minutes)
@@ -669,6 +667,6 @@ async def test_a_billing_backlog_keeps_the_site_load_meter_in_event_order(harnes
         await h.settle()
         async with h.store.session() as s:
             rows = await s.site_load("s1", T0, T0 + timedelta(hours=2))
-    load = {(r["start"] - T0).total_seconds() / 60: r["mean_power_w"] for r in rows}
+    load = {(r.start - T0).total_seconds() / 60: r.mean_power_w for r in rows}
     assert load[0] == load[5] == 12000.0
     assert load[10] == load[15] == 2000.0, load   # the power from +10 min, where it was measured
