@@ -40,7 +40,6 @@ from csms.domain.model import (
     StationInfo,
     Transaction,
 )
-from csms.domain.store_ports import StorePort
 from csms.domain.records import (
     BillingSession,
     InvoiceRecord,
@@ -53,6 +52,7 @@ from csms.domain.records import (
     StatusChange,
     StoredValue,
 )
+from csms.domain.store_ports import StorePort
 
 from .group_commit import GroupCommit
 from .tables import (

@@ -43,6 +43,7 @@ from csms.domain.events import (
     DomainEvent,
     MeterSampled,
     OverstayChanged,
+    StationChanged,
     StatusChanged,
     TransactionChanged,
 )
@@ -198,6 +199,8 @@ class BillingService:
     def _on_event(self, ev: DomainEvent) -> None:
         if isinstance(ev, TransactionChanged | StatusChanged | MeterSampled | ChargingNeedsChanged):
             self._queue.put_nowait(ev)
+        elif isinstance(ev, StationChanged):
+            self.infos.forget()  # an operator moved a station or changed its maximum: read it again
 
     def _enqueue_timer(self, kind: type) -> None:
         if kind in self._pending:

@@ -133,3 +133,17 @@ async def test_tokens_and_groups() -> None:
         assert await s.groups() == {"staff": 0.5} and await s.id_tokens() == []
     assert events == [IdTokenChanged("T1", False, T0), IdTokenChanged("T1", True, T0), GroupChanged("staff", 0.5, T0),
                       GroupChanged("fleet", None, T0)]
+
+
+async def test_billing_reads_a_station_again_once_an_operator_changed_it() -> None:
+    """Billing caches each station's site and power; a station moved through the API used to keep billing
+    on its old site until the next config reload."""
+    from csms.billing_config import parse_billing
+    from csms.services.billing import BillingService
+
+    store, stations, _, _, _, cfg = _core()
+    billing = BillingService(cfg, store, stations.bus, stations.clock, billing=parse_billing({}))
+    await stations.create("A", NewStation(site_id="s1", password="p" * 12))
+    assert await billing.infos.site_of("A") == "s1"
+    await stations.change("A", StationChange(site_id="s2"))
+    assert await billing.infos.site_of("A") == "s2"
