@@ -278,6 +278,14 @@ class SmartChargingConfig(_Strict):
     #: (drivers leave early; the energy planned in the margin would be lost with them).
     departure_margin_pct: float = Field(15.0, ge=0, le=50)
     departure_margin_max_min: float = Field(30.0, ge=0)
+    #: ... and at most what the site's drivers needed (smart.margin): this quantile of how much earlier than
+    #: stated they left over the last `departure_margin_days` days, once `departure_margin_min_sessions`
+    #: sessions stated a departure. Where drivers keep their word the margin shrinks to 0 (it costs the
+    #: other drivers flexibility and raises the peak).
+    departure_margin_learned: bool = True
+    departure_margin_quantile: float = Field(0.9, ge=0, le=1)
+    departure_margin_days: int = Field(28, ge=1)
+    departure_margin_min_sessions: int = Field(20, ge=1)
     #: Equal delivered fractions (concave reward, and max-min). Off by default: with drivers' estimated
     #: departures it cost 2-5 points of energy on real sessions (docs/scheduling.md).
     fairness_per_kwh: float = Field(0.0, ge=0)

@@ -125,6 +125,11 @@ class TransactionRepo(Protocol):
                                    ) -> list[tuple[datetime, datetime, float]]:
         """(start, end, energy Wh) of the stations' ended sessions that started at or after `since`."""
         ...
+    async def stated_departures_since(self, station_ids: Iterable[str], since: datetime
+                                      ) -> list[tuple[datetime, datetime]]:
+        """(last departure stated while it ran, end) of the stations' ended sessions that started at or after
+        `since` and had one stated (charging needs from 2 minutes before the start to the end)."""
+        ...
     async def ended_transactions_without_invoice(self, since: datetime) -> list[Transaction]:
         """Transactions ended at or after `since` that have no invoice, by end."""
         ...

@@ -110,12 +110,14 @@ def build_input(
     idle_reserve_a: Mapping[str, float] | None = None,
     peak_floor_kw: float = 0.0,
     history: Sequence[PastSession] = (),
+    learned_margin_s: float | None = None,
 ) -> SchedulingInput:
     """`circuit_of` maps a station id to the circuit it hangs from (None: directly under the site).
     `idle_reserve_a`: what the plan keeps free for each idle EVSE under our control (EVSE key -> A per
     phase; absent: nothing), see smart.idle_share. `peak_floor_kw`: the highest site load this demand period,
     under which the plan's peak term costs nothing. `history`: the site's recent sessions, from which the cars
-    expected later are forecast (`smart_charging.arrival_forecast_days`; peak term only).
+    expected later are forecast (`smart_charging.arrival_forecast_days`; peak term only). `learned_margin_s`:
+    the site's learned departure margin (smart.margin), None: the configured one.
 
     The plan starts `now`. Slots sit on a fixed grid (multiples of `slot_min` since the epoch, see
     `slot_floor`): slot 0 runs from now to the next boundary (`first_slot_s`), later slots are whole, so
@@ -161,7 +163,7 @@ def build_input(
         need = 0.0 if s.ev_full else _remaining_need_wh(s, site, max_a * e.voltage_v * len(e.phases))
         planned.append(SessionSpec(
             session_key=s.session_key, evse_key=e.evse_key, energy_needed_wh=need,
-            departure=_known_departure(s, now, cfg), max_current_a=s.ev_max_current_a, priority=s.priority,
+            departure=_known_departure(s, now, cfg, learned_margin_s), max_current_a=s.ev_max_current_a, priority=s.priority,
             ev_phases=min(s.ev_phases, len(e.phases)) if s.ev_phases else None,
         ))
     return SchedulingInput(
@@ -173,21 +175,28 @@ def build_input(
     )
 
 
-def _known_departure(s: ActiveSession, now: datetime, cfg: SmartChargingConfig) -> datetime | None:
+def _known_departure(s: ActiveSession, now: datetime, cfg: SmartChargingConfig,
+                     learned_margin_s: float | None = None) -> datetime | None:
     """The departure the plan may rely on (``planning_departure``). None: unknown, planned risk-averse (as early
     as limits and fairness allow). A stated departure that has passed with the car still plugged in is no
     longer known either."""
     if s.departure is None or s.departure <= now:
         return None
-    return planning_departure(s.departure, now, cfg.departure_margin_pct, cfg.departure_margin_max_min)
+    return planning_departure(s.departure, now, cfg.departure_margin_pct, cfg.departure_margin_max_min,
+                              learned_margin_s)
 
 
-def planning_departure(stated: datetime, now: datetime, margin_pct: float, margin_max_min: float) -> datetime:
-    """A stated departure less a margin: ``margin_pct`` of the time left, at most ``margin_max_min``. Drivers
-    leave early (a quarter of the ACN drivers left more than 15 minutes before the departure they had
-    entered), and energy planned in the margin would leave with them."""
+def planning_departure(stated: datetime, now: datetime, margin_pct: float, margin_max_min: float,
+                       learned_margin_s: float | None = None) -> datetime:
+    """A stated departure less a margin: ``margin_pct`` of the time left, at most ``margin_max_min``, and at
+    most ``learned_margin_s`` when the site's history gave one (smart.margin). Drivers leave early (10 % of
+    the ACN drivers left more than an hour before the departure they had entered), and energy planned in
+    the margin would leave with them; but a margin the drivers do not need only costs flexibility."""
     left_s = max(0.0, (stated - now).total_seconds())
-    return stated - timedelta(seconds=min(left_s * margin_pct / 100.0, margin_max_min * 60.0))
+    margin_s = min(left_s * margin_pct / 100.0, margin_max_min * 60.0)
+    if learned_margin_s is not None:
+        margin_s = min(margin_s, max(0.0, learned_margin_s))
+    return stated - timedelta(seconds=margin_s)
 
 
 def _remaining_need_wh(s: ActiveSession, site: SiteConfig, evse_max_w: float) -> float:

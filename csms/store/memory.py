@@ -14,7 +14,7 @@ import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, TypeVar
 
 from csms.domain.enums import ChargingState, ConnectorStatus, ProtocolVersion
@@ -42,6 +42,9 @@ from csms.domain.records import (
     StoredValue,
 )
 from csms.domain.store_ports import StorePort
+
+#: As the SQL store: a need stated just before the transaction started belongs to it.
+NEEDS_BEFORE_START = timedelta(minutes=2)
 
 T = TypeVar("T")
 K = TypeVar("K", bound=Hashable)
@@ -309,6 +312,22 @@ class MemorySession:
         ids = set(station_ids)
         return [(r.tx.started_at, r.tx.ended_at, float(r.tx.energy_wh or 0.0)) for r in self._txs()
                 if r.tx.station_id in ids and r.tx.started_at >= since and r.tx.ended_at is not None]
+
+    async def stated_departures_since(self, station_ids: Iterable[str], since: datetime
+                                      ) -> list[tuple[datetime, datetime]]:
+        ids = set(station_ids)
+        out: list[tuple[datetime, datetime]] = []
+        for r in self._txs():
+            t = r.tx
+            if t.station_id not in ids or t.started_at < since or t.ended_at is None:
+                continue
+            stated = [n.departure_time for _, n in sorted(self._t.needs.items())
+                      if n.station_id == t.station_id and n.evse.evse_id == t.evse.evse_id
+                      and n.departure_time is not None
+                      and t.started_at - NEEDS_BEFORE_START <= n.received_at <= t.ended_at]
+            if stated and stated[-1] is not None:
+                out.append((stated[-1], t.ended_at))
+        return out
 
     async def ended_transactions_without_invoice(self, since: datetime) -> list[Transaction]:
         txs = [r.tx for r in self._txs() if r.tx.ended_at is not None and r.tx.ended_at >= since

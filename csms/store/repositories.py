@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import fields as dc_fields, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import bindparam, delete, exists, func, insert, select, update
@@ -70,6 +70,9 @@ from .tables import (
 )
 from .health import StoreHealth
 from .tables import BillingSessionRow, InvoiceRow, SiteLoadRow
+
+#: A need stated just before the transaction started belongs to it (the EV talks before the start).
+NEEDS_BEFORE_START = timedelta(minutes=2)
 
 T = TypeVar("T")
 _T = TransactionRow.__table__
@@ -611,6 +614,33 @@ class StoreSession(BookingRepo):
             .where(TransactionRow.station_id.in_(list(station_ids)), TransactionRow.started_at >= since,
                    TransactionRow.ended_at.is_not(None)))).all()
         return [(start, end, float(energy or 0.0)) for start, end, energy in rows]
+
+    async def stated_departures_since(self, station_ids: Iterable[str], since: datetime
+                                      ) -> list[tuple[datetime, datetime]]:
+        """(last stated departure, end) of the stations' sessions that started at or after `since`, ended,
+        and had a departure stated (EV or driver) while they ran. Paired here rather than in SQL: date
+        arithmetic differs between SQLite and PostgreSQL, and this runs once an hour per site."""
+        ids = list(station_ids)
+        txs = (await self.s.execute(
+            select(TransactionRow.station_id, TransactionRow.evse_id, TransactionRow.started_at,
+                   TransactionRow.ended_at)
+            .where(TransactionRow.station_id.in_(ids), TransactionRow.started_at >= since,
+                   TransactionRow.ended_at.is_not(None)))).all()
+        needs = (await self.s.execute(
+            select(ChargingNeedsRow.station_id, ChargingNeedsRow.evse_id, ChargingNeedsRow.received_at,
+                   ChargingNeedsRow.departure_time)
+            .where(ChargingNeedsRow.station_id.in_(ids), ChargingNeedsRow.received_at >= since - NEEDS_BEFORE_START,
+                   ChargingNeedsRow.departure_time.is_not(None))
+            .order_by(ChargingNeedsRow.id))).all()
+        by_evse: dict[tuple[str, int], list[tuple[datetime, datetime]]] = {}
+        for station, evse, received, departure in needs:
+            by_evse.setdefault((station, evse), []).append((received, departure))
+        out: list[tuple[datetime, datetime]] = []
+        for station, evse, started, ended in txs:
+            stated = [d for r, d in by_evse.get((station, evse), ()) if started - NEEDS_BEFORE_START <= r <= ended]
+            if stated:
+                out.append((stated[-1], ended))
+        return out
 
     # --- notices ----------------------------------------------------------------------------------
     async def add_station_event(self, station_id: str, kind: str, detail: JsonObject, at: datetime) -> None:

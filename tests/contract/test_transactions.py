@@ -10,7 +10,7 @@ import pytest
 
 from csms.domain.enums import ChargingState, Measurand
 from csms.domain.ids import EvseRef, StationId, TransactionKey, transaction_key
-from csms.domain.model import MeterSample, SampledValue, Transaction
+from csms.domain.model import ChargingNeeds, MeterSample, SampledValue, Transaction
 from csms.domain.records import StoredValue
 
 from .test_billing import invoice_for
@@ -147,6 +147,22 @@ async def test_session_statistics(store: Any) -> None:
         got = sorted(await s.ended_sessions_since(["A", "B"], T0 + timedelta(minutes=1)))
         assert got == [(T0 + timedelta(minutes=60), T0 + timedelta(minutes=70), 500.0)]
         assert len(await s.ended_sessions_since(["A", "C"], T0)) == 3
+
+
+async def test_stated_departures_pair_the_last_stated_one_with_the_end(store: Any) -> None:
+    await _save(store, tx("A", "1", 0, ended_min=30), tx("A", "2", 60, ended_min=90), tx("B", "3", 0),
+                tx("C", "4", 0, ended_min=30))
+    stated = [("A", -1, 40), ("A", 10, 25), ("A", 95, 200),         # before its start: counts; later one wins
+              ("B", 5, 50), ("C", 5, 35), ("A", 61, None)]           # running; another site; none stated
+    async with store.session() as s:
+        for station, at_min, dep_min in stated:
+            await s.add_charging_needs(ChargingNeeds(
+                StationId(station), EvseRef(1), T0 + timedelta(minutes=at_min), energy_amount_wh=1000.0,
+                departure_time=None if dep_min is None else T0 + timedelta(minutes=dep_min)))
+    async with store.session() as s:
+        got = await s.stated_departures_since(["A", "B"], T0 - timedelta(minutes=5))
+        assert got == [(T0 + timedelta(minutes=25), T0 + timedelta(minutes=30))]
+        assert await s.stated_departures_since(["A"], T0 + timedelta(minutes=1)) == []
 
 
 async def test_ended_transactions_without_invoice(store: Any) -> None:

@@ -9,7 +9,8 @@
 - The TxDefault of idle EVSEs is their share of the site, so a new car charges at once; 0 A only when the base
   load leaves nothing.
 - An offline charger's session stays in the plan, not controlled, with the draw it is counted at.
-- A departure learned from the driver's history reaches the plan.
+- A departure learned from the driver's history reaches the plan; the margin before a stated departure is
+  what the site's drivers needed (none where they kept their word).
 - Timers run on the CSMS clock: the slot timer re-plans at grid boundaries, a refusing charger is retried
   after 60 clock seconds (a fake clock, moved by the test).
 """
@@ -30,7 +31,7 @@ from csms.app import CsmsApp
 from csms.config import Config, load_config
 from csms.domain.clock import FakeClock
 from csms.domain.ids import EvseRef, StationId, TransactionKey
-from csms.domain.model import Transaction
+from csms.domain.model import ChargingNeeds, Transaction
 from csms.services.plan_input import slot_floor
 from simulator.ev import EV, EVModel
 
@@ -365,3 +366,50 @@ id_tokens: [{{value: TAG-A}}]
     finally:
         await cp.close()
         await app.stop()
+
+
+@pytest.mark.parametrize("kept", [True, False], ids=["drivers-keep-their-word", "no-history"])
+async def test_the_departure_margin_is_what_the_sites_drivers_needed(sqlite_url: str, kept: bool) -> None:
+    """A stated departure is planned a margin earlier (drivers leave early), but only as much earlier as this
+    site's drivers really left: where twenty past drivers left exactly when they said, the car gets the energy
+    of its whole stay; with no such history, the configured 15 % of the time left is held back."""
+    async with running(make_config(sqlite_url, setup(44, ["CP-A", "CP-B"]), api=True)) as app, api(app) as c:
+        if kept:
+            async with app.store.session() as s:
+                t0 = datetime.now(UTC) - timedelta(days=20)
+                for i in range(20):
+                    start = t0 + timedelta(days=i)
+                    end = start + timedelta(hours=3)
+                    await s.save_transaction(Transaction(
+                        TransactionKey(f"CP-B/old-{i}"), StationId("CP-B"), f"old-{i}", EvseRef(1), "TAG-B", start,
+                        ended_at=end, energy_wh=5_000))
+                    await s.add_charging_needs(ChargingNeeds(StationId("CP-B"), EvseRef(1), start,
+                                                             energy_amount_wh=5_000, departure_time=end,
+                                                             source="driver"))
+            # The history is read once an hour per site; a plan at start-up has read it already (empty).
+            app.smart.snapshots.margins.forget()
+        cp = charger(app, "CP-A", "1.6")
+        await cp.connect(timeout=10)
+        try:
+            await cp.plug_in(ev(cp.clock, need_wh=60_000), "TAG-A")
+            tx = await cp.start_charging()
+            # On the 15-minute grid, 60 to 75 minutes away: the plan charges in whole slots before a departure,
+            # so a margin of any length loses the whole last slot.
+            departure = slot_floor(datetime.now(UTC), 900) + timedelta(minutes=75)
+            r = await c.put(f"/sessions/CP-A/{tx}/needs",
+                            json={"departure_time": departure.isoformat(), "energy_kwh": 50})
+            assert r.status_code == 200, r.text
+
+            async def stated() -> dict[str, Any] | None:
+                s = await session_in_plan(c, "CP-A")
+                return s if s and s["departure_source"] == "driver" else None
+            mine = await eventually(stated, what="a plan with the driver's departure")
+            # Slot 0 runs to the next boundary, slots 1-4 are the hour up to the departure; 50 kWh is more than
+            # that hour gives, so every slot the plan may use is used at the car's full rate.
+            assert mine["current_a"][1] > 6, mine["current_a"][:6]
+            if kept:
+                assert mine["current_a"][4] > 6, mine["current_a"][:6]    # the whole stay
+            else:
+                assert mine["current_a"][4] == 0, mine["current_a"][:6]   # the margin's slot held back
+        finally:
+            await cp.close()

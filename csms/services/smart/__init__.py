@@ -7,6 +7,7 @@
 - delivery.py   two-phase min(old, new) profile sending, probing for control, retries
 - control.py    what each EVSE accepted and what its car does (the safety accounting's memory)
 - dwell.py      departures learned from a driver's history
+- margin.py     the departure margin learned from how early the site's drivers left
 - views.py      the plan as the API and MQTT show it
 - ports.py      what it needs from others: prices, bookings, plan listeners
 - service.py    SmartChargingService, the facade that runs them

@@ -111,6 +111,7 @@ class SmartChargingService:
         self.live.cfg = cfg
         self.snapshots.dwell.forget()  # the quantile may have changed
         self.snapshots.arrivals.forget()  # and the forecast's look-back
+        self.snapshots.margins.forget()  # and the learned departure margin's quantile
         if was and not cfg.smart_charging.enabled:
             self.triggers.spawn(self._switched_off(), "smart-charging-off")
         elif cfg.smart_charging.enabled and not was:

@@ -31,6 +31,7 @@ from ..plan_input import (
 from .control import ControlState
 from .arrivals import ArrivalHistory
 from .dwell import DwellHistory
+from .margin import DepartureMargins
 from .idle_share import IdleEvse, reserves
 from .live import Live
 from .ports import BookingPort, PricePort
@@ -107,7 +108,8 @@ def merge_needs(needs: Sequence[ChargingNeeds]) -> StatedNeeds:
 class SnapshotBuilder:
     def __init__(self, live: Live, store: StorePort, clock: Clock, state: ControlState, *,
                  prices: PricePort | None = None, bookings: BookingPort | None = None,
-                 dwell: DwellHistory | None = None, arrivals: ArrivalHistory | None = None) -> None:
+                 dwell: DwellHistory | None = None, arrivals: ArrivalHistory | None = None,
+                 margins: DepartureMargins | None = None) -> None:
         self.live = live
         self.store = store
         self.clock = clock
@@ -116,6 +118,7 @@ class SnapshotBuilder:
         self.bookings = bookings
         self.dwell = dwell or DwellHistory()
         self.arrivals = arrivals or ArrivalHistory()
+        self.margins = margins or DepartureMargins()
         #: Per site: (demand period, highest measured EV load in it, kW). Kept in memory: after a restart the
         #: floor starts again from what is measured, which only makes the plan shave more, never overload.
         self._peak_kw: dict[str, tuple[str, float]] = {}
@@ -141,6 +144,7 @@ class SnapshotBuilder:
                 t.station_id, t.evse.evse_id, t.started_at - NEEDS_BEFORE_START)) for t in txs}
             learned = {t.key: await self.dwell.dwell_s(s, t.id_token, sc) for t in txs}
             history = await self.arrivals.sessions(s, site.id, ids, now, sc)
+            margin_s = await self.margins.margin_s(s, site.id, ids, now, sc)
         evses = self._evses(site, stations, now)
         infos: dict[str, SessionInfo] = {}
         sessions: list[ActiveSession] = []
@@ -163,7 +167,7 @@ class SnapshotBuilder:
         def plan_input(reserve: Mapping[str, float]) -> SchedulingInput:
             return build_input(site, evses, sessions, now, sc, circuit_of=circuit_of,
                                external_limit_kw=external_limit_kw, price_per_kwh=prices, idle_reserve_a=reserve,
-                               peak_floor_kw=floor_kw, history=history)
+                               peak_floor_kw=floor_kw, history=history, learned_margin_s=margin_s)
 
         inp = plan_input({})
         if any(e.controlled for e in idle):

@@ -146,6 +146,9 @@ class FakeStore:
     async def session_durations_s(self, *_: Any) -> list[float]:
         return []
 
+    async def stated_departures_since(self, *_: Any) -> list[tuple[Any, Any]]:
+        return []
+
 
 # `stations` is both a field and a method name in the real store: expose the method under that name.
 FakeStore.stations_method = FakeStore.stations_  # type: ignore[attr-defined]

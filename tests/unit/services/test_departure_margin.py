@@ -1,0 +1,60 @@
+"""The learned departure margin (pure): smart.margin.learned_margin_s and plan_input.planning_departure."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from csms.services.plan_input import planning_departure
+from csms.services.smart.margin import learned_margin_s
+
+T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+
+
+def _pairs(early_min: list[float]) -> list[tuple[datetime, datetime]]:
+    """(stated, left) with the driver leaving ``early_min`` minutes before the stated time (negative: later)."""
+    return [(T0, T0 - timedelta(minutes=m)) for m in early_min]
+
+
+def test_drivers_who_keep_their_word_need_no_margin() -> None:
+    assert learned_margin_s(_pairs([0.0] * 15 + [-30.0] * 10), 0.9, 20) == 0.0
+
+
+def test_the_quantile_of_how_early_they_left() -> None:
+    early = [0.0] * 8 + [10.0, 65.0]           # 10 drivers; one left 10 min early, one 65 min early
+    assert learned_margin_s(_pairs(early), 0.9, 5) == 10 * 60.0
+    assert learned_margin_s(_pairs(early), 1.0, 5) == 65 * 60.0
+    assert learned_margin_s(_pairs(early), 0.8, 5) == 0.0
+
+
+def test_too_little_history_learns_nothing() -> None:
+    assert learned_margin_s(_pairs([0.0] * 19), 0.9, 20) is None
+
+
+def test_planning_departure_takes_the_smaller_of_configured_and_learned() -> None:
+    stated = T0 + timedelta(hours=8)
+    assert planning_departure(stated, T0, 15.0, 30.0) == stated - timedelta(minutes=30)          # configured
+    assert planning_departure(stated, T0, 15.0, 30.0, learned_margin_s=0.0) == stated           # kept their word
+    assert planning_departure(stated, T0, 15.0, 30.0, learned_margin_s=600.0) == stated - timedelta(minutes=10)
+    assert planning_departure(stated, T0, 15.0, 30.0, learned_margin_s=7200.0) == stated - timedelta(minutes=30)
+    near = T0 + timedelta(minutes=20)          # 15 % of the 20 minutes left: 3 minutes, below the learned 10
+    assert planning_departure(near, T0, 15.0, 30.0, learned_margin_s=600.0) == near - timedelta(minutes=3)
+
+
+@given(st.lists(st.floats(-120, 240), min_size=1, max_size=60), st.floats(0, 1))
+def test_margin_is_one_of_the_observed_earliness_values(early_min: list[float], q: float) -> None:
+    m = learned_margin_s(_pairs(early_min), q, 1)
+    assert m is not None
+    observed = {max(0.0, e * 60.0) for e in early_min} | {0.0}
+    assert min(abs(m - o) for o in observed) < 1e-6
+    share_at_most = sum(max(0.0, e * 60.0) <= m + 1e-6 for e in early_min) / len(early_min)
+    assert share_at_most >= q - 1e-9 or m == 0.0
+
+
+@pytest.mark.parametrize("q", [0.0, 0.5, 1.0])
+def test_quantile_bounds(q: float) -> None:
+    m = learned_margin_s(_pairs([5.0, 10.0, 20.0]), q, 1)
+    assert m == {0.0: 0.0, 0.5: 600.0, 1.0: 1200.0}[q]
