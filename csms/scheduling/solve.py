@@ -27,6 +27,7 @@ from csms.scheduling.objectives import LEX_OPEN
 from csms.scheduling.network import (
     Array, Network, Topology, change_kind, compile_network, highs_method, lp_bounds, lp_params, topology_of,
 )
+from csms.scheduling.param_push import ParamPusher
 from csms.scheduling.postpass import enforce_min_current
 from csms.scheduling.problem import (
     Infeasible, ObjectiveWeights, SchedulingInput, SolverOptions, SolverUnavailable,
@@ -62,6 +63,7 @@ class SitePlanner:
         self._sm: SiteModel | None = None
         self._opt: Any = None
         self._pushed: dict[str, Array] = {}
+        self._params: ParamPusher | None = None   # compiled Param updates of the current HiGHS instance
         self.builds = 0            # how many times the model was (re)built; handy in tests and metrics
 
     def plan(self, inp: SchedulingInput) -> Schedule:
@@ -92,7 +94,7 @@ class SitePlanner:
                               hidden=virtual)
 
     def _reset(self) -> None:
-        self._key, self._sm, self._opt, self._pushed = None, None, None, {}
+        self._key, self._sm, self._opt, self._pushed, self._params = None, None, None, {}, None
 
     def _solve_lp(self, inp: SchedulingInput, net: Network, deadline: float) -> tuple[Array, dict[str, float]]:
         key = (net.topo, inp.weights)
@@ -132,7 +134,7 @@ class SitePlanner:
         sm.m.lex_rhs.set_value(value1 + w.lex_tolerance * max(1.0, abs(value1)))
         try:
             res2 = self._run(sm, opt, False, [], highs_method(self.options.warm_method, False, "relax", n_cols),
-                             deadline, params_changed=True)
+                             deadline, params_changed=True, coefficients_changed=False)
             x = _read_solution(sm, net, res2)
         except (Infeasible, SolverUnavailable):
             # Numerical trouble in stage 2 only: the stage-1 plan is a correct plan, just not peak-shaved. The
@@ -144,7 +146,7 @@ class SitePlanner:
         return x, terms
 
     def _run(self, sm: SiteModel, opt: Any, cold: bool, changed: list[Any], options: dict[str, Any],
-             deadline: float, params_changed: bool = True) -> Any:
+             deadline: float, params_changed: bool = True, coefficients_changed: bool = True) -> Any:
         """One HiGHS solve with what is left of this plan's budget. A persistent HiGHS instance compares
         ``time_limit`` with its whole run time (HiGHS #1331, #1477), so the limit is set relative to it."""
         remaining = max(0.05, deadline - time.perf_counter())
@@ -158,11 +160,15 @@ class SitePlanner:
             if self.options.threads is not None:
                 kwargs["threads"] = self.options.threads
             res = opt.solve(sm.m, **kwargs)
+            self._params = ParamPusher(opt) if getattr(opt, "_mutable_objective", None) is not None else None
         else:
             if changed:
                 opt.update_variables(changed)
             if params_changed:
-                opt.update_parameters()
+                if self._params is not None:
+                    self._params.push(coefficients=coefficients_changed)
+                else:
+                    opt.update_parameters()
             res = opt.solve(sm.m, auto_updates=_NO_AUTO_UPDATES, **kwargs)
         _check(res)
         return res

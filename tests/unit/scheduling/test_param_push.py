@@ -1,0 +1,81 @@
+"""The compiled Param push (param_push.py) gives HiGHS exactly what Pyomo's ``update_parameters`` gives it."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+from pyomo.common.numeric_types import value
+
+from csms.scheduling import SchedulingInput, SitePlanner
+from csms.scheduling.param_push import ParamPusher, compile_value
+
+from .test_replan import busy_site
+
+
+def _lp(planner: SitePlanner) -> dict[str, Any]:
+    """The LP HiGHS holds: costs, row bounds and the matrix as {(row, col): value}."""
+    lp = planner._opt._solver_model.getLp()
+    a = lp.a_matrix_
+    start, index, val = list(a.start_), list(a.index_), list(a.value_)
+    matrix = {}
+    for col in range(lp.num_col_):
+        for k in range(start[col], start[col + 1]):
+            if val[k] != 0.0:
+                matrix[(index[k], col)] = val[k]
+    return {"cost": np.asarray(lp.col_cost_), "row_lo": np.asarray(lp.row_lower_),
+            "row_hi": np.asarray(lp.row_upper_), "matrix": matrix, "offset": lp.offset_}
+
+
+def _inputs(b: SimpleNamespace) -> list[SchedulingInput]:
+    """A busy site re-planned as time passes: needs shrink, a car arrives, one leaves, prices flip."""
+    rng = random.Random(7)
+    first = busy_site(b)
+    out = [first]
+    for k in range(1, 6):
+        sessions = tuple(dataclasses.replace(s, energy_needed_wh=s.energy_needed_wh * rng.uniform(0.5, 1.0),
+                                             priority=rng.choice((1.0, 2.0, 3.0)))
+                         for s in first.sessions[: 4 - k % 2])
+        if k >= 3:
+            sessions += (b.session("c", "C", 15.0, dep=12),)
+        prices = (0.1,) * 8 + (0.3,) * 8 if k % 2 else (0.3,) * 8 + (0.1,) * 8
+        out.append(dataclasses.replace(first, sessions=sessions, price_per_kwh=prices))
+    return out
+
+
+def test_compiled_values_equal_pyomos(b: SimpleNamespace) -> None:
+    planner = SitePlanner()
+    planner.plan(busy_site(b))
+    opt, m = planner._opt, planner._sm.m
+    rng = random.Random(3)
+    exprs = [h.expr for hs in opt._mutable_helpers.values() for h in hs if hasattr(h, "expr")]
+    exprs += [c.expr for c in opt._mutable_objective.linear_coefs]
+    assert len(exprs) > 50
+    compiled = [compile_value(e) for e in exprs]
+    for _ in range(3):
+        for p in (m.prio, m.need, m.early_w, m.price_h):
+            for idx in p:
+                p[idx].set_value(rng.uniform(-5.0, 5.0))
+        m.w2.set_value(rng.choice((0.0, 1.0)))
+        for e, f in zip(exprs, compiled):
+            assert f() == pytest.approx(value(e), rel=1e-12, abs=1e-12)
+
+
+def test_replans_give_highs_the_lp_pyomo_would(b: SimpleNamespace) -> None:
+    fast, slow = SitePlanner(), SitePlanner()
+    for inp in _inputs(b):
+        a, c = fast.plan(inp), slow.plan(inp)
+        assert isinstance(fast._params, ParamPusher) and fast._params.supported
+        slow._params = None                       # from now on: Pyomo's own update_parameters
+        lp_fast, lp_slow = _lp(fast), _lp(slow)
+        assert np.allclose(lp_fast["cost"], lp_slow["cost"], rtol=1e-12, atol=1e-12)
+        assert np.allclose(lp_fast["row_lo"], lp_slow["row_lo"]) and np.allclose(lp_fast["row_hi"], lp_slow["row_hi"])
+        assert lp_fast["matrix"].keys() == lp_slow["matrix"].keys()
+        assert all(lp_fast["matrix"][k] == pytest.approx(v, rel=1e-12) for k, v in lp_slow["matrix"].items())
+        assert a.objective_terms["lp_objective"] == pytest.approx(c.objective_terms["lp_objective"], rel=1e-9)
+        for p in c.sessions:
+            assert a.session(p.session_key).current_a == pytest.approx(p.current_a, abs=1e-6)
