@@ -47,7 +47,6 @@ from websockets.headers import parse_subprotocol
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
-import csms.ocpp  # noqa: F401 - configures the ocpp library (ASYNC_VALIDATION, logger level)
 from csms.config import OcppServerConfig
 from csms.domain.certificates import CertificateEvents
 from csms.domain.clock import Clock

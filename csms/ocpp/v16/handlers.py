@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from ocpp.routing import after, on
 from ocpp.v16 import call_result
 from ocpp.v16.enums import Action
 
@@ -16,6 +15,7 @@ from csms.domain.enums import RegistrationStatus
 from csms.domain.model import Capabilities
 from csms.ocpp.common import format_ts, parse_ts_or
 from csms.ocpp.connection import OcppConnection
+from csms.ocpp.routing import after, on
 from csms.ocpp.v16 import from_domain as fd
 from csms.ocpp.v16 import to_domain as td
 from csms.ocpp.v16.commands import TABLE
@@ -24,7 +24,6 @@ from csms.ocpp.v16.commands import TABLE
 class V16ChargePoint(OcppConnection):
     protocol = "ocpp1.6"
     _ocpp_version = "1.6"
-    _call_result = call_result
     _actions = frozenset(a.value for a in Action)
     commands = TABLE
     _boot_status: RegistrationStatus | None = None

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from ocpp.routing import after, on
 from ocpp.v201 import call_result
 from ocpp.v201.enums import Action
 
@@ -20,6 +19,7 @@ from csms.domain.model import Capabilities
 from csms.ocpp import certs
 from csms.ocpp.common import format_ts, parse_ts_or
 from csms.ocpp.connection import OcppConnection
+from csms.ocpp.routing import after, on
 from csms.ocpp.v201 import from_domain as fd
 from csms.ocpp.v201 import to_domain as td
 from csms.ocpp.v201.commands import TABLE
@@ -28,7 +28,6 @@ from csms.ocpp.v201.commands import TABLE
 class V201ChargePoint(OcppConnection):
     protocol = "ocpp2.0.1"
     _ocpp_version = "2.0.1"
-    _call_result = call_result
     _actions = frozenset(a.value for a in Action)
     commands = TABLE
     _boot_status: RegistrationStatus | None = None

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from ocpp.messages import get_validator
+from websockets.exceptions import ConnectionClosedOK
 
 from csms.domain import errors as de
 from csms.domain.clock import FakeClock
@@ -74,8 +75,16 @@ def test_schema_errors(payload: dict, kind: str) -> None:
 
 # --- frames without sockets ----------------------------------------------------------------------
 class FakeWs:
-    def __init__(self) -> None:
+    """A websocket that delivers `frames`, then closes; what the connection sends is kept."""
+
+    def __init__(self, frames: list[str]) -> None:
+        self.incoming = list(frames)
         self.sent: list[Any] = []
+
+    async def recv(self) -> str:
+        if not self.incoming:
+            raise ConnectionClosedOK(None, None)
+        return self.incoming.pop(0)
 
     async def send(self, message: str) -> None:
         self.sent.append(json.loads(message))
@@ -92,13 +101,10 @@ class Events:
 
 
 async def feed(cls: type, raw: str) -> list[Any]:
-    ws = FakeWs()
+    """One frame through a whole connection (reader, core, worker, handler), as the server runs it."""
+    ws = FakeWs([raw])
     conn = cls("CP", ws, events=Events(), clock=FakeClock(NOW), response_timeout_s=1)
-    await conn.route_message(raw)
-    while not conn._inbox.empty():
-        item = conn._inbox.get_nowait()
-        assert item is not None
-        await conn._dispatch(*item)
+    await conn.start()
     return ws.sent
 
 

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ocpp.charge_point import camel_to_snake_case
 
-from csms.ocpp.connection import snake_case
+from csms.ocpp.casing import snake_case
 from csms.ocpp.schemas import schema
 
 ROOT = Path(ocpp.__file__).parent
@@ -107,3 +107,41 @@ payloads = st.recursive(st.none() | st.integers() | st.text(max_size=3),
 @given(payloads)
 def test_snake_case_equals_the_library(data: Any) -> None:
     assert snake_case(data) == camel_to_snake_case(data)
+
+
+snake_keys = st.from_regex(r"[a-z][a-z0-9]{0,6}(_[a-z0-9]{1,6}){0,3}", fullmatch=True) | st.sampled_from(
+    ["soc", "ev_soc", "soc_limit_reached", "ocpp_csms_url", "csms_url", "responder_url", "iso15118_schema_version",
+     "v2x_charging_parameters", "v2g_x", "web_socket_ping_interval", "state_of_charge", "custom_data"])
+snake_payloads = st.recursive(st.none() | st.integers() | st.text(max_size=3),
+                              lambda kids: st.lists(kids, max_size=3) | st.dictionaries(snake_keys, kids, max_size=4),
+                              max_leaves=12)
+
+
+@given(snake_payloads)
+def test_to_payload_equals_the_library_on_dicts(data: Any) -> None:
+    from ocpp.charge_point import remove_nones, snake_to_camel_case
+
+    from csms.ocpp.casing import to_payload
+    assert to_payload(data) == snake_to_camel_case(remove_nones(data))
+
+
+def test_to_payload_equals_the_library_on_call_results() -> None:
+    """Nested dataclasses, enums and None fields, as the handlers return them."""
+    from ocpp.charge_point import remove_nones, serialize_as_dict, snake_to_camel_case
+    from ocpp.v16 import call_result as r16
+    from ocpp.v16 import datatypes as d16
+    from ocpp.v201 import call_result as r201
+    from ocpp.v201 import datatypes as d201
+    from ocpp.v201 import enums as e201
+
+    from csms.ocpp.casing import to_payload
+    results = [
+        r16.StartTransaction(transaction_id=3, id_tag_info=d16.IdTagInfo(status="Accepted", expiry_date=None)),
+        r201.TransactionEvent(total_cost=1.5, id_token_info=d201.IdTokenInfoType(
+            status=e201.AuthorizationStatusEnumType.accepted, group_id_token=d201.IdTokenType(id_token="G", type="Central"),
+            personal_message=d201.MessageContentType(format="UTF8", content="hi"))),
+        r201.BootNotification(current_time="2026-01-01T00:00:00Z", interval=300, status="Accepted",
+                              status_info=d201.StatusInfoType(reason_code="x", additional_info=None)),
+    ]
+    for r in results:
+        assert to_payload(r) == snake_to_camel_case(remove_nones(serialize_as_dict(r)))
