@@ -271,7 +271,7 @@ class OcppConnection:
             outcome = await fut
         finally:
             del self._waiting[uid]
-            if not fut.done():  # the caller gave up (cancelled): a queued CALL is never sent
+            if fut.cancelled() or not fut.done():  # the caller gave up: a queued CALL is never sent
                 self.core.forget(uid)
         return self._answer_payload(outcome)
 
