@@ -131,6 +131,7 @@ POWER_DUMP: Path | None = None    # --dump-power DIR
 #: (departure the driver stated, departure) of the sessions in HISTORY: what the live service learns the
 #: departure margin from (csms.services.smart.margin). "Stated" is what the schedulers are told (--departures).
 STATED: list[tuple[datetime, datetime]] = []
+LEARN_MARGIN = [True]             # --margin configured: False
 
 
 def known_departure(estimated_departure: int, now: int) -> int:
@@ -245,7 +246,7 @@ class OursAlgorithm(BaseAlgorithm):
     def learned_margin_s(self, now: datetime, sc: SmartChargingConfig) -> float | None:
         """As the live service (smart.margin, read once an hour): from the sessions that ended in the last
         ``departure_margin_days`` days."""
-        if not sc.departure_margin_learned:
+        if not LEARN_MARGIN[0]:
             return None
         if self._margin is None or now - self._margin[0] >= timedelta(hours=1):
             since = now - timedelta(days=sc.departure_margin_days)
@@ -783,12 +784,20 @@ def main(argv: Sequence[str] | None = None) -> Report:
                          "does (smart_charging.arrival_forecast_days; 0 = no forecast; default %(default)s)")
     ap.add_argument("--departures", choices=("estimated", "actual"), default="estimated",
                     help="what LLF, EDF and ours are told: the driver's estimate (default) or the actual departure")
+    ap.add_argument("--margin", choices=("learned", "configured"),
+                    default="learned" if SmartChargingConfig().departure_margin_learned else "configured",
+                    help="the departure margin ours plans with: learned from the site's history "
+                         "(smart_charging.departure_margin_learned: true) or the configured one (default: as the "
+                         "shipped config, %(default)s)")
     ap.add_argument("--dump-power", type=Path,
                     help="save each online run's site power per period (kW) as DIR/<algorithm>_<cap>.npy")
     args = ap.parse_args(argv)
     global DEPARTURES, POWER_DUMP
     DEPARTURES = args.departures
     POWER_DUMP = args.dump_power
+    if args.margin == "configured":
+        STATED.clear()
+        LEARN_MARGIN[0] = False
     if POWER_DUMP is not None:
         POWER_DUMP.mkdir(parents=True, exist_ok=True)
     algorithms = [a.strip().lower() for a in args.algorithms.split(",")]
@@ -799,7 +808,8 @@ def main(argv: Sequence[str] | None = None) -> Report:
     planner = planner_fingerprint()
     start, sessions, stats = load(args.site, args.start, args.days, PERIOD_MIN)
     HISTORY[:] = history(args.site, args.start, args.days, args.forecast_days)
-    STATED[:] = stated_history(args.site, args.start, args.days, SmartChargingConfig().departure_margin_days)
+    if LEARN_MARGIN[0]:
+        STATED[:] = stated_history(args.site, args.start, args.days, SmartChargingConfig().departure_margin_days)
     print(f"planner: {planner}; load average {os.getloadavg()[0]:.1f}", flush=True)
     print(f"loaded {args.site} {args.start} + {args.days} days: {stats}", flush=True)
     rep = run_bench(args.site, start, sessions, caps, algorithms, log=lambda m: print(m, flush=True),
@@ -807,7 +817,7 @@ def main(argv: Sequence[str] | None = None) -> Report:
     rep.planner = planner
     rep.command = (f".venv/bin/python bench/acn_quality.py --site {args.site} --start {args.start} "
                    f"--days {args.days} --caps {','.join('none' if c is None else f'{c:g}' for c in caps)} "
-                   f"--algorithms {','.join(algorithms)} --departures {args.departures}")
+                   f"--algorithms {','.join(algorithms)} --departures {args.departures} --margin {args.margin}")
     print()
     print(markdown(rep))
     for name, ok, why in rep.targets:

@@ -278,11 +278,14 @@ class SmartChargingConfig(_Strict):
     #: (drivers leave early; the energy planned in the margin would be lost with them).
     departure_margin_pct: float = Field(15.0, ge=0, le=50)
     departure_margin_max_min: float = Field(30.0, ge=0)
-    #: ... and at most what the site's drivers needed (smart.margin): this quantile of how much earlier than
-    #: stated they left over the last `departure_margin_days` days, once `departure_margin_min_sessions`
-    #: sessions stated a departure. Where drivers keep their word the margin shrinks to 0 (it costs the
-    #: other drivers flexibility and raises the peak).
-    departure_margin_learned: bool = True
+    #: true: ... and at most what the site's drivers needed (smart.margin): this quantile of how much earlier
+    #: than stated they left over the last `departure_margin_days` days, once `departure_margin_min_sessions`
+    #: sessions stated a departure; where drivers keep their word the margin shrinks to 0. Off by default:
+    #: on real sessions with departures kept (acnportal, Caltech and JPL weeks) it changed energy by <= 0.04
+    #: point, and the margin's early finish also hedges the peak against cars nobody forecast (Caltech week
+    #: uncapped 54.5 kW with the margin, 57.1 kW learned; JPL 169.8 vs 168.7 kW). For sites whose drivers
+    #: keep their stated departures (fleets, shifts), where the margin only costs flexibility.
+    departure_margin_learned: bool = False
     departure_margin_quantile: float = Field(0.9, ge=0, le=1)
     departure_margin_days: int = Field(28, ge=1)
     departure_margin_min_sessions: int = Field(20, ge=1)

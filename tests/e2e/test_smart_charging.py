@@ -373,7 +373,9 @@ async def test_the_departure_margin_is_what_the_sites_drivers_needed(sqlite_url:
     """A stated departure is planned a margin earlier (drivers leave early), but only as much earlier as this
     site's drivers really left: where twenty past drivers left exactly when they said, the car gets the energy
     of its whole stay; with no such history, the configured 15 % of the time left is held back."""
-    async with running(make_config(sqlite_url, setup(44, ["CP-A", "CP-B"]), api=True)) as app, api(app) as c:
+    cfg = make_config(sqlite_url, setup(44, ["CP-A", "CP-B"], "smart_charging: {departure_margin_learned: true}"),
+                      api=True)
+    async with running(cfg) as app, api(app) as c:
         if kept:
             async with app.store.session() as s:
                 t0 = datetime.now(UTC) - timedelta(days=20)

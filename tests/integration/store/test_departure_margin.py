@@ -33,7 +33,8 @@ async def _session(store: Store, station: str, evse: int, start: datetime, hours
 
 
 async def test_margin_is_learned_per_site_and_cached_an_hour(store: Store) -> None:
-    cfg = SmartChargingConfig(departure_margin_min_sessions=3, departure_margin_quantile=0.9)
+    cfg = SmartChargingConfig(departure_margin_learned=True, departure_margin_min_sessions=3,
+                              departure_margin_quantile=0.9)
     margins = DepartureMargins()
     for k in range(3):      # three drivers who left exactly when they said
         start = T0 - timedelta(days=k + 1)
@@ -45,5 +46,4 @@ async def test_margin_is_learned_per_site_and_cached_an_hour(store: Store) -> No
     async with store.session() as s:
         assert await margins.margin_s(s, "site", ["CP-1"], T0 + timedelta(minutes=30), cfg) == 0.0   # cached
         assert await margins.margin_s(s, "site", ["CP-1"], T0 + timedelta(minutes=61), cfg) == 40 * 60.0
-        assert await margins.margin_s(s, "site", ["CP-1"], T0, SmartChargingConfig(
-            departure_margin_learned=False)) is None
+        assert await margins.margin_s(s, "site", ["CP-1"], T0, SmartChargingConfig()) is None   # off by default
