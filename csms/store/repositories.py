@@ -260,24 +260,45 @@ class OpenTransactions:
     the message path reads the transaction from memory (issue 10). A station's entries are dropped when
     it connects or disconnects (set_online): while it is connected here no other process writes its
     transactions (a second node would hold the connection, and with it the writes). A miss is a
-    database read as before."""
+    database read as before.
+
+    Beside each transaction: the instant of its newest stored meter sample, when this process knows it
+    (None: known to have none). A 1.6 MeterValues carries no seqNo; it is a replay when its samples are
+    stored already, and samples strictly newer than the newest stored one cannot be: no SELECT then."""
 
     def __init__(self) -> None:
         self._by_station: dict[str, dict[str, Transaction]] = {}
+        self._newest_sample: dict[str, datetime | None] = {}
 
     def get(self, station_id: str, charger_tx_id: str) -> Transaction | None:
         txs = self._by_station.get(station_id)
         return txs.get(charger_tx_id) if txs else None
 
-    def committed(self, txs: Iterable[Transaction]) -> None:
+    def newest_sample(self, tx_key: str) -> tuple[bool, datetime | None]:
+        """(known, instant of the newest stored sample or None if there is none)."""
+        if tx_key in self._newest_sample:
+            return True, self._newest_sample[tx_key]
+        return False, None
+
+    def committed(self, txs: Iterable[Transaction], newest_sample: dict[str, datetime | None] | None = None
+                  ) -> None:
+        opened: set[str] = set()
         for tx in txs:
             if tx.ended_at is None:
                 self._by_station.setdefault(tx.station_id, {})[tx.charger_tx_id] = tx
+                opened.add(tx.key)
             else:
                 self._by_station.get(tx.station_id, {}).pop(tx.charger_tx_id, None)
+                self._newest_sample.pop(tx.key, None)
+        # A session knows a newest instant only where it was known before it or read from the database,
+        # and moves it on with every sample it adds: it is never older than what was committed.
+        for key, at in (newest_sample or {}).items():
+            if key in opened or key in self._newest_sample:
+                self._newest_sample[key] = at
 
     def forget_station(self, station_id: str) -> None:
-        self._by_station.pop(station_id, None)
+        for tx in self._by_station.pop(station_id, {}).values():
+            self._newest_sample.pop(tx.key, None)
 
     def __len__(self) -> int:
         return sum(len(t) for t in self._by_station.values())
@@ -298,9 +319,18 @@ class StoreSession(BookingRepo):
         self._later_samples: list[dict[str, Any]] = []
         self._later_seqs: list[dict[str, Any]] = []
         self._later_keys: set[str | None] = set()  # tx keys with rows pending in either list
+        # UPDATEs of transactions known to exist, by key (the last one wins): one executemany before the
+        # commit too. Every read of the transactions table in this session runs them first (_flush_tx).
+        self._later_tx: dict[str, dict[str, Any]] = {}
+        #: Transaction keys known to have a row (read, inserted or committed): their save can wait.
+        self._exists: set[str] = set()
+        #: Newest stored sample instant per transaction key, where known (see OpenTransactions); handed to
+        #: the open transactions with `written` after the commit.
+        self.newest_sample: dict[str, datetime | None] = {}
 
     async def flush_later(self) -> None:
-        """Insert the pending append-only rows (before a commit, or before a read that needs them)."""
+        """Write the pending rows (before a commit, or before a read that needs them)."""
+        await self._flush_tx()
         samples, seqs = self._later_samples, self._later_seqs
         self._later_samples, self._later_seqs, self._later_keys = [], [], set()
         if samples:
@@ -313,6 +343,18 @@ class StoreSession(BookingRepo):
     async def _pending(self, tx_key: str | None) -> None:
         if tx_key in self._later_keys:
             await self.flush_later()
+
+    async def _flush_tx(self) -> None:
+        if not self._later_tx:
+            return
+        rows = list(self._later_tx.values())
+        self._later_tx = {}
+        res = await self.s.execute(_TX_UPDATE, rows)
+        if 0 <= res.rowcount < len(rows):  # a row went away meanwhile (-1: the driver does not say): upsert each
+            for row in rows:
+                if not (await self.s.execute(_TX_UPDATE, row)).rowcount:
+                    fields = {k: v for k, v in row.items() if k != "b_key"}
+                    await self.s.execute(insert(_T).values(key=row["b_key"], **fields))
 
     # --- stations -------------------------------------------------------------------------------
     async def station(self, station_id: str) -> Station | None:
@@ -421,20 +463,30 @@ class StoreSession(BookingRepo):
     # ORM instances, identity-map bookkeeping and flushes cost more than the SQL (issue 10 profile).
     # Every read and write of transactions here is Core, so no stale ORM copy can exist in a session.
     async def _one_tx(self, q: Any) -> Transaction | None:
+        await self._flush_tx()
         r = (await self.s.execute(q)).first()
-        return _tx(r) if r else None
+        if r is None:
+            return None
+        self._exists.add(r.key)
+        return _tx(r)
 
     async def transaction(self, key: str) -> Transaction | None:
         return await self._one_tx(select(_T).where(_T.c.key == key))
 
     async def transaction_by_charger_id(self, station_id: str, charger_tx_id: str) -> Transaction | None:
-        if (station_id, charger_tx_id) not in self.written:
-            tx = self._open.get(station_id, charger_tx_id)
-            if tx is not None:
-                return tx
+        tx = self.written.get((station_id, charger_tx_id)) or self._open.get(station_id, charger_tx_id)
+        if tx is not None:  # what this session wrote, else what was last committed here
+            return tx
+        return await self._one_tx_by_charger_id(station_id, charger_tx_id)
+
+    async def _one_tx_by_charger_id(self, station_id: str, charger_tx_id: str) -> Transaction | None:
+        await self._flush_tx()
         r = (await self.s.execute(_TX_BY_CHARGER_ID, {"b_station_id": station_id,
                                                       "b_charger_tx_id": charger_tx_id})).first()
-        return _tx(r) if r else None
+        if r is None:
+            return None
+        self._exists.add(r.key)
+        return _tx(r)
 
     async def transaction_and_seq_seen(self, station_id: str, charger_tx_id: str, seq_no: int
                                        ) -> tuple[Transaction | None, bool]:
@@ -446,14 +498,19 @@ class StoreSession(BookingRepo):
             if tx is not None and seq_no > (tx.last_seq_no if tx.last_seq_no is not None else -1):
                 return tx, False
         await self._pending(transaction_key(station_id, charger_tx_id))
+        await self._flush_tx()
         r = (await self.s.execute(_TX_AND_SEQ, {"b_station_id": station_id, "b_charger_tx_id": charger_tx_id,
                                                 "b_seq_no": seq_no})).first()
-        return (_tx(r), bool(r.b_seq_seen)) if r else (None, False)
+        if r is None:
+            return None, False
+        self._exists.add(r.key)
+        return _tx(r), bool(r.b_seq_seen)
 
     async def transaction_by_fingerprint(self, fingerprint: str) -> Transaction | None:
         return await self._one_tx(select(_T).where(_T.c.start_fingerprint == fingerprint))
 
     async def active_transactions(self, station_id: str | None = None) -> list[Transaction]:
+        await self._flush_tx()
         q = select(_T).where(_T.c.ended_at.is_(None)).order_by(_T.c.id)
         if station_id is not None:
             q = q.where(_T.c.station_id == station_id)
@@ -468,6 +525,7 @@ class StoreSession(BookingRepo):
         self, *, since: datetime | None = None, until: datetime | None = None, station_id: str | None = None,
         id_tokens: Iterable[str] | None = None, offset: int = 0, limit: int = 100,
     ) -> list[Transaction]:
+        await self._flush_tx()
         q = select(_T).order_by(_T.c.started_at.desc(), _T.c.id.desc())
         if since is not None:
             q = q.where(_T.c.started_at >= since)
@@ -492,13 +550,22 @@ class StoreSession(BookingRepo):
         await self.s.execute(update(_T).where(_T.c.id == row_id).values(charger_tx_id=charger_tx_id, key=key))
         tx = replace(tx, key=TransactionKey(key), charger_tx_id=charger_tx_id)
         self.written[(tx.station_id, charger_tx_id)] = tx
+        self._exists.add(key)
+        self.newest_sample[key] = None  # just created: no samples yet
         return tx
 
     async def save_transaction(self, tx: Transaction) -> None:
         fields = _tx_fields(tx)
-        res = await self.s.execute(_TX_UPDATE, {**fields, "b_key": tx.key})
-        if not res.rowcount:
-            await self.s.execute(insert(_T).values(key=tx.key, **fields))
+        if tx.key in self._exists or self._open.get(tx.station_id, tx.charger_tx_id) is not None:
+            # The row exists (read or written here, or committed by this process and still open): the
+            # UPDATE waits for the batch's executemany (issue 10: one UPDATE per message was a round trip).
+            self._later_tx[tx.key] = {**fields, "b_key": tx.key}
+        else:
+            res = await self.s.execute(_TX_UPDATE, {**fields, "b_key": tx.key})
+            if not res.rowcount:
+                await self.s.execute(insert(_T).values(key=tx.key, **fields))
+                self.newest_sample[tx.key] = None  # created here: no samples yet
+            self._exists.add(tx.key)
         self.written[(tx.station_id, tx.charger_tx_id)] = tx
 
     async def seq_seen(self, tx_key: str, seq_no: int) -> bool:
@@ -524,17 +591,34 @@ class StoreSession(BookingRepo):
             # transaction (flush_later)
             self._later_samples.extend(rows)
             self._later_keys.add(tx_key)
+            if tx_key is not None:
+                known, newest = self._newest_sample(tx_key)
+                if known:
+                    latest = max(r["at"] for r in rows)
+                    self.newest_sample[tx_key] = latest if newest is None else max(newest, latest)
+
+    def _newest_sample(self, tx_key: str) -> tuple[bool, datetime | None]:
+        if tx_key in self.newest_sample:
+            return True, self.newest_sample[tx_key]
+        return self._open.newest_sample(tx_key)
 
     async def samples_stored(self, tx_key: str, samples: Iterable[MeterSample]) -> bool:
-        """Whether every value of `samples` is already stored for `tx_key` (a replayed MeterValues)."""
+        """Whether every value of `samples` is already stored for `tx_key` (a replayed MeterValues).
+        From memory when every sample is newer than the newest one stored (see OpenTransactions)."""
         want = {(s.at, v.measurand.value, v.phase or "") for s in samples for v in s.values}
         if not want:
+            return False
+        known, newest = self._newest_sample(tx_key)
+        if known and (newest is None or min(at for at, _, _ in want) > newest):
             return False
         await self._pending(tx_key)
         t = MeterSampleRow.__table__
         rows = await self.s.execute(select(t.c.at, t.c.measurand, t.c.phase).where(
             t.c.tx_key == tx_key, t.c.at.in_({at for at, _, _ in want})))
         have = {(at, m, p or "") for at, m, p in rows}
+        # From here on this session knows the newest stored instant (the samples it adds move it on).
+        self.newest_sample[tx_key] = (await self.s.execute(
+            select(func.max(t.c.at)).where(t.c.tx_key == tx_key))).scalar()
         return want <= have
 
     async def samples(self, tx_key: str, *, offset: int = 0, limit: int | None = None) -> list[StoredValue]:
@@ -600,6 +684,7 @@ class StoreSession(BookingRepo):
 
     async def session_durations_s(self, id_token: str, limit: int = 50) -> list[float]:
         """Durations (seconds) of the token's latest ended sessions, newest first."""
+        await self._flush_tx()
         rows = (await self.s.execute(
             select(TransactionRow.started_at, TransactionRow.ended_at)
             .where(TransactionRow.id_token == id_token, TransactionRow.ended_at.is_not(None))
@@ -609,6 +694,7 @@ class StoreSession(BookingRepo):
     async def ended_sessions_since(self, station_ids: Iterable[str], since: datetime
                                    ) -> list[tuple[datetime, datetime, float]]:
         """(start, end, energy Wh) of the stations' sessions that started at or after `since` and ended."""
+        await self._flush_tx()
         rows = (await self.s.execute(
             select(TransactionRow.started_at, TransactionRow.ended_at, TransactionRow.energy_wh)
             .where(TransactionRow.station_id.in_(list(station_ids)), TransactionRow.started_at >= since,
@@ -756,6 +842,7 @@ class StoreSession(BookingRepo):
 
     async def ended_transactions_without_invoice(self, since: datetime) -> list[Transaction]:
         """Transactions ended at or after `since` that have no invoice (for billing's start-up catch-up)."""
+        await self._flush_tx()
         q = (select(_T).where(_T.c.ended_at >= since, _T.c.key.not_in(select(InvoiceRow.tx_key)))
              .order_by(_T.c.ended_at))
         return [_tx(r) for r in (await self.s.execute(q)).all()]
@@ -786,8 +873,8 @@ class Store:
                     ss = StoreSession(s, self.open_transactions)
                     yield ss
                     await ss.flush_later()  # before the commit: what a unit wrote is in it
-                if ss.written:  # committed: the message path may read these from memory now
-                    self.open_transactions.committed(ss.written.values())
+                if ss.written or ss.newest_sample:  # committed: the message path may read these from memory now
+                    self.open_transactions.committed(ss.written.values(), ss.newest_sample)
         except Exception as e:
             if not _unavailable(e):
                 raise

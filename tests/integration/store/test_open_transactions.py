@@ -3,6 +3,8 @@ and from the database whenever memory may not know (SQLite, PostgreSQL)."""
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -102,3 +104,78 @@ async def test_an_ended_transaction_leaves_memory(core) -> None:  # type: ignore
     assert store.open_transactions.get("CP1", "T1") is not None
     await svc.transaction(ev(TxEventKind.ENDED, 3, 3, 600.0, stop_reason="Local"))
     assert store.open_transactions.get("CP1", "T1") is None and len(store.open_transactions) == 0
+
+
+def v16_meter(minute: int, wh: float) -> TxEvent:
+    at = T0 + timedelta(minutes=minute)
+    return TxEvent(TxEventKind.UPDATED, StationId("CP1"), at, None, EvseRef(1),
+                   samples=(MeterSample(at, (SampledValue(Measurand.ENERGY_IMPORT_WH, wh),)),))
+
+
+async def test_a_v16_reading_newer_than_the_stored_ones_selects_nothing(core) -> None:  # type: ignore[no-untyped-def]
+    svc, store, _, statements = core
+    start = TxEvent(TxEventKind.STARTED, StationId("CP1"), T0, None, EvseRef(1), id_token="TAG1", meter_start_wh=0.0)
+    tx_id = (await svc.transaction(start)).charger_tx_id
+    statements.clear()
+    await svc.meter_values("CP1", EvseRef(1), tx_id, v16_meter(1, 100.0).samples)
+    await svc.meter_values("CP1", EvseRef(1), tx_id, v16_meter(2, 200.0).samples)
+    # no "are these samples stored already?" query: they are newer than the newest one stored
+    assert "SELECT" not in statements, statements
+    statements.clear()
+    await svc.meter_values("CP1", EvseRef(1), tx_id, v16_meter(1, 100.0).samples)  # resent (no seqNo in 1.6)
+    assert "SELECT" in statements  # not newer: asked, found, ignored
+    async with store.session() as s:
+        tx = await s.transaction_by_charger_id("CP1", tx_id)
+        assert tx is not None and tx.energy_wh == 200.0
+        assert len(await s.samples(tx.key)) == 2
+
+
+async def test_after_a_reconnect_a_v16_replay_is_found_in_the_database(core) -> None:  # type: ignore[no-untyped-def]
+    svc, store, _, statements = core
+    start = TxEvent(TxEventKind.STARTED, StationId("CP1"), T0, None, EvseRef(1), id_token="TAG1", meter_start_wh=0.0)
+    tx_id = (await svc.transaction(start)).charger_tx_id
+    await svc.meter_values("CP1", EvseRef(1), tx_id, v16_meter(5, 500.0).samples)
+    await svc.disconnected("CP1")
+    await svc.connected("CP1", "ocpp1.6")
+    statements.clear()
+    # queued while offline and sent again: older than nothing in memory, so the database is asked
+    await svc.meter_values("CP1", EvseRef(1), tx_id, v16_meter(5, 500.0).samples)
+    assert "SELECT" in statements
+    await svc.meter_values("CP1", EvseRef(1), tx_id, v16_meter(6, 600.0).samples)  # read and written again
+    statements.clear()
+    await svc.meter_values("CP1", EvseRef(1), tx_id, v16_meter(7, 700.0).samples)  # newest known again
+    assert "SELECT" not in statements, statements
+    async with store.session() as s:
+        tx = await s.transaction_by_charger_id("CP1", tx_id)
+        assert tx is not None and tx.energy_wh == 700.0 and len(await s.samples(tx.key)) == 3
+
+
+async def test_the_updates_of_one_group_commit_are_one_statement(core) -> None:  # type: ignore[no-untyped-def]
+    """Messages of several chargers answered by one commit share one UPDATE executemany, and each
+    transaction gets its own values."""
+    svc, store, engine, statements = core
+    async with store.session() as s:
+        await s.upsert_station("CP2", site_id="s1")
+    await svc.transaction(ev(TxEventKind.STARTED, 0, 0, 0.0, id_token="TAG1"))
+    await svc.transaction(replace(ev(TxEventKind.STARTED, 0, 0, 0.0, id_token="TAG1"), station_id=StationId("CP2")))
+    statements.clear()
+    commits = store.group_commit.commits
+    await asyncio.gather(svc.transaction(ev(TxEventKind.UPDATED, 1, 1, 100.0)),
+                         svc.transaction(replace(ev(TxEventKind.UPDATED, 1, 1, 300.0), station_id=StationId("CP2"))))
+    assert store.group_commit.commits == commits + 1  # both in one transaction
+    assert statements.count("UPDATE") == 1, statements
+    async with store.session() as s:
+        a, b = await s.transaction("CP1/T1"), await s.transaction("CP2/T1")
+    assert a is not None and b is not None and (a.energy_wh, b.energy_wh) == (100.0, 300.0)
+
+
+async def test_a_read_in_the_same_session_sees_a_pending_update(core) -> None:  # type: ignore[no-untyped-def]
+    svc, store, _, _ = core
+    await svc.transaction(ev(TxEventKind.STARTED, 0, 0, 0.0, id_token="TAG1"))
+    async with store.session() as s:
+        tx = await s.transaction("CP1/T1")
+        assert tx is not None
+        await s.save_transaction(replace(tx, energy_wh=700.0))
+        # the UPDATE waits for the commit; a read of the table runs it first
+        assert [t.energy_wh for t in await s.active_transactions("CP1")] == [700.0]
+    assert await energy(store) == 700.0
