@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
@@ -13,6 +16,8 @@ from . import sqlite_onehop
 
 log = logging.getLogger("csms.store")
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+#: A pooled PostgreSQL connection idle longer than this is pinged before use (see _ping_when_idle).
+IDLE_PING_S = 1.0
 
 
 def create_engine(url: str, echo: bool = False) -> AsyncEngine:
@@ -32,7 +37,35 @@ def create_engine(url: str, echo: bool = False) -> AsyncEngine:
             cur.close()
 
         return engine
-    return create_async_engine(url, echo=echo, pool_pre_ping=True)
+    engine = create_async_engine(url, echo=echo)
+    _ping_when_idle(engine)
+    return engine
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    """Ping a pooled connection before use only if it sat idle for more than IDLE_PING_S.
+
+    pool_pre_ping pinged on every checkout, and asyncpg's ping is three round trips (BEGIN, ";",
+    ROLLBACK): on the message path, where each group commit checks a connection out, that was three
+    round trips per commit for a connection used milliseconds before (issue 10). A connection that dies
+    while in use (a server restart under load) fails its statement instead; SQLAlchemy then invalidates
+    the whole pool, and the group commit re-runs each unit of the failed batch on fresh connections."""
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _checked_in(_dbapi_conn: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _checked_out(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since <= IDLE_PING_S:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_conn)
+        except Exception as e:  # noqa: BLE001 - any failure: the pool replaces the connection
+            raise DisconnectionError(f"ping failed: {type(e).__name__}") from e
+        if not alive:
+            raise DisconnectionError("ping failed")
 
 
 def sessionmaker(engine: AsyncEngine) -> async_sessionmaker:  # type: ignore[type-arg]

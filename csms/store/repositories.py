@@ -54,6 +54,7 @@ from csms.domain.records import (
 )
 from csms.domain.store_ports import StorePort
 
+from . import sqlite_onehop
 from .group_commit import GroupCommit
 from .tables import (
     BookingRow,
@@ -93,6 +94,31 @@ _SEQ_SEEN = (select(_M.c.id).where(_M.c.tx_key == bindparam("b_tx_key"), _M.c.se
              .limit(1))
 _SEQ_INSERT = insert(_M)
 _S = MeterSampleRow.__table__
+_TX_FIELDS = ("station_id", "charger_tx_id", "evse_id", "connector_id", "id_token", "group", "started_at", "ended_at",
+              "meter_start_wh", "meter_stop_wh", "energy_wh", "power_w", "soc_pct", "charging_state", "stop_reason",
+              "last_seq_no", "ev_phases")  # what _tx_fields returns
+_SAMPLE_FIELDS = ("station_id", "evse_id", "tx_key", "at", "measurand", "phase", "value", "context")
+_SEQ_FIELDS = ("tx_key", "seq_no", "kind", "at")
+
+
+def _p(c: Any) -> Any:
+    return bindparam("p_" + c.name, type_=c.type)
+
+
+class _SqliteBatch:
+    """The group commit's own writes on SQLite's one-hop adapter (sqlite_onehop.run_batch): the
+    transaction UPDATEs, sample and seqNo INSERTs of a batch and its COMMIT in one hop to aiosqlite's
+    thread, statements compiled once."""
+
+    def __init__(self, dialect: Any) -> None:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        C = sqlite_onehop.Compiled
+        self.tx_update = C(update(_T).where(_T.c.key == bindparam("p_b_key", type_=_T.c.key.type))
+                           .values({_T.c[n]: _p(_T.c[n]) for n in _TX_FIELDS}), dialect)
+        self.samples = C(sqlite_insert(_S).values({_S.c[n]: _p(_S.c[n]) for n in _SAMPLE_FIELDS})
+                         .on_conflict_do_nothing(), dialect)
+        self.seqs = C(insert(_M).values({_M.c[n]: _p(_M.c[n]) for n in _SEQ_FIELDS}), dialect)
 
 
 def _unavailable(e: BaseException) -> bool:
@@ -305,8 +331,10 @@ class OpenTransactions:
 
 
 class StoreSession(BookingRepo):
-    def __init__(self, s: AsyncSession, open_txs: OpenTransactions | None = None) -> None:
+    def __init__(self, s: AsyncSession, open_txs: OpenTransactions | None = None,
+                 batch: _SqliteBatch | None = None) -> None:
         self.s = s
+        self._batch = batch
         self._open = open_txs if open_txs is not None else OpenTransactions()
         #: Transactions written in this session, by (station, charger tx id): read from the database
         #: (which sees the uncommitted write), not from memory; handed to `_open` after the commit.
@@ -328,8 +356,13 @@ class StoreSession(BookingRepo):
         #: the open transactions with `written` after the commit.
         self.newest_sample: dict[str, datetime | None] = {}
 
-    async def flush_later(self) -> None:
-        """Write the pending rows (before a commit, or before a read that needs them)."""
+    async def flush_later(self, commit: bool = False) -> None:
+        """Write the pending rows (before a commit, or before a read that needs them). `commit`: the
+        transaction ends here (Store.session); on SQLite's one-hop adapter the rows and the COMMIT then
+        go to the database thread together, and the session's own commit has nothing left to do."""
+        if commit and self._batch is not None:
+            await self._flush_and_commit(self._batch)
+            return
         await self._flush_tx()
         samples, seqs = self._later_samples, self._later_seqs
         self._later_samples, self._later_seqs, self._later_keys = [], [], set()
@@ -350,11 +383,30 @@ class StoreSession(BookingRepo):
         rows = list(self._later_tx.values())
         self._later_tx = {}
         res = await self.s.execute(_TX_UPDATE, rows)
-        if 0 <= res.rowcount < len(rows):  # a row went away meanwhile (-1: the driver does not say): upsert each
-            for row in rows:
-                if not (await self.s.execute(_TX_UPDATE, row)).rowcount:
-                    fields = {k: v for k, v in row.items() if k != "b_key"}
-                    await self.s.execute(insert(_T).values(key=row["b_key"], **fields))
+        if 0 <= res.rowcount < len(rows):  # a row went away meanwhile (-1: the driver does not say)
+            await self._upsert_each(rows)
+
+    async def _upsert_each(self, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            if not (await self.s.execute(_TX_UPDATE, row)).rowcount:
+                fields = {k: v for k, v in row.items() if k != "b_key"}
+                await self.s.execute(insert(_T).values(key=row["b_key"], **fields))
+
+    async def _flush_and_commit(self, b: _SqliteBatch) -> None:
+        if self.s.new or self.s.dirty or self.s.deleted:  # ORM rows of this transaction go first
+            await self.s.flush()
+        txs, samples, seqs = list(self._later_tx.values()), self._later_samples, self._later_seqs
+        self._later_tx, self._later_samples, self._later_seqs, self._later_keys = {}, [], [], set()
+        steps: list[tuple[sqlite_onehop.Compiled, Any, bool]] = []
+        if txs:
+            steps.append((b.tx_update, txs, True))
+        if samples:
+            steps.append((b.samples, samples, False))
+        if seqs:  # a seqNo applied twice raises here: the group commit then re-runs each unit alone
+            steps.append((b.seqs, seqs, False))
+        _, committed = await sqlite_onehop.run_batch(self.s, steps, commit=True)
+        if not committed:  # a transaction row went away meanwhile: update-or-insert each; the session commits
+            await self._upsert_each(txs)
 
     # --- stations -------------------------------------------------------------------------------
     async def station(self, station_id: str) -> Station | None:
@@ -858,6 +910,7 @@ class Store:
         self._maker = async_sessionmaker(engine, expire_on_commit=False)
         self.open_transactions = OpenTransactions()
         self.group_commit: GroupCommit[StoreSession] = GroupCommit(self.session)
+        self._batch = _SqliteBatch(engine.dialect) if sqlite_onehop.is_onehop(engine) else None
         self.health = StoreHealth()
 
     async def write(self, work: Callable[[StoreSession], Awaitable[T]]) -> T:
@@ -870,9 +923,9 @@ class Store:
         try:
             async with self._maker() as s:
                 async with s.begin():
-                    ss = StoreSession(s, self.open_transactions)
+                    ss = StoreSession(s, self.open_transactions, self._batch)
                     yield ss
-                    await ss.flush_later()  # before the commit: what a unit wrote is in it
+                    await ss.flush_later(commit=True)  # what a unit wrote is in the commit
                 if ss.written or ss.newest_sample:  # committed: the message path may read these from memory now
                     self.open_transactions.committed(ss.written.values(), ss.newest_sample)
         except Exception as e:
