@@ -41,6 +41,7 @@ from csms.ocpp.casing import snake_case, to_payload
 from csms.ocpp.commands import CommandTable, refused
 from csms.ocpp.observe import NULL_OBSERVER, OcppObserver
 from csms.ocpp.routing import Route, routes
+from csms.ocpp.ready import UNLIMITED, ReadyGate
 
 log = logging.getLogger("csms.ocpp")
 frames = logging.getLogger("csms.ocpp.frames")
@@ -68,6 +69,8 @@ class OcppConnection:
 
     protocol: str = ""
     _ocpp_version: str = ""
+    #: Set by the server: how many connections run `_ready`'s requests at once (csms/ocpp/ready.py).
+    ready_gate: ReadyGate = UNLIMITED
     _actions: frozenset[str] = frozenset()
     commands: CommandTable = {}
     _routes: dict[str, Route] = {}
@@ -337,19 +340,22 @@ class OcppConnection:
             await asyncio.sleep(delay_s)
         if self._closed or (unless_booted and self._boot_seen):
             return
-        if self.capabilities is None:
+        async with self.ready_gate:  # a boot storm's readiness work queues behind its boots
+            if self._closed:
+                return
+            if self.capabilities is None:
+                try:
+                    self.capabilities = await self.fetch_capabilities()
+                except CommandFailed as e:
+                    log.info("capabilities unknown station=%s status=%s detail=%s", self.id, e.result.status,
+                             e.result.detail)
+                    self.capabilities = Capabilities()
+            if self._closed:
+                return
             try:
-                self.capabilities = await self.fetch_capabilities()
-            except CommandFailed as e:
-                log.info("capabilities unknown station=%s status=%s detail=%s", self.id, e.result.status,
-                         e.result.detail)
-                self.capabilities = Capabilities()
-        if self._closed:
-            return
-        try:
-            await self.events.ready(self.id)
-        except Exception:  # noqa: BLE001
-            log.exception("events.ready failed station=%s", self.id)
+                await self.events.ready(self.id)
+            except Exception:  # noqa: BLE001
+                log.exception("events.ready failed station=%s", self.id)
 
     async def fetch_capabilities(self) -> Capabilities:
         """Ask the station what its smart charging supports. Overridden per version."""

@@ -56,6 +56,7 @@ from csms.ocpp.auth import BasicAuthChecker
 from csms.ocpp.common import identity_from_path
 from csms.ocpp.connection import OcppConnection
 from csms.ocpp.observe import NULL_OBSERVER, OcppObserver
+from csms.ocpp.ready import ReadyGate
 from csms.ocpp.registry import ConnectionRegistry
 from csms.ocpp.security import admit, certificate_cn, server_ssl_context
 from csms.ocpp.throttle import LoginThrottle
@@ -96,6 +97,8 @@ class OcppServer:
         self.clock = clock
         self.registry = registry if registry is not None else ConnectionRegistry()
         self.ready_grace_s = ready_grace_s
+        #: Capability discovery + ready of at most READY_AT_ONCE connections at a time (csms/ocpp/ready.py).
+        self.ready_gate = ReadyGate()
         self.compression = compression
         self.observer = observer
         #: SignCertificate and the ISO 15118 certificate messages go here (None: answered NotSupported).
@@ -223,6 +226,7 @@ class OcppServer:
         conn = ADAPTERS[proto](ident, ws, events=self.events, clock=self.clock,
                                response_timeout_s=self.cfg.response_timeout_s, observer=self.observer,
                                certificates=self.certificates)
+        conn.ready_gate = self.ready_gate
         old = self.registry.register(ident, conn)
         log.info("connected station=%s protocol=%s remote=%s replaced=%s", ident, proto, _remote(ws),
                  old is not None)

@@ -94,6 +94,20 @@ _SEQ_SEEN = (select(_M.c.id).where(_M.c.tx_key == bindparam("b_tx_key"), _M.c.se
              .limit(1))
 _SEQ_INSERT = insert(_M)
 _S = MeterSampleRow.__table__
+_ST = StationRow.__table__
+_C = ConnectorRow.__table__
+_H = StatusHistoryRow.__table__
+# Stations and connectors on the connect/boot/status path as Core statements on the tables: the ORM's
+# get() and ORM-enabled UPDATEs grew the group commit's identity map (hundreds of units per commit in a
+# boot storm) and scanned it on every statement (autoflush's check, UPDATE's synchronize_session).
+_STATION_BY_ID = select(_ST).where(_ST.c.id == bindparam("b_id"))
+_CONNECTOR_UPDATE = (update(_C).where(_C.c.station_id == bindparam("b_station_id"), _C.c.evse_id == bindparam("b_evse_id"),
+                                      _C.c.connector_id == bindparam("b_connector_id"), _C.c.at <= bindparam("b_at"))
+                     .values(status=bindparam("b_status"), error_code=bindparam("b_error_code"), at=bindparam("b_at")))
+_CONNECTOR_EXISTS = select(_C.c.at).where(_C.c.station_id == bindparam("b_station_id"),
+                                          _C.c.evse_id == bindparam("b_evse_id"),
+                                          _C.c.connector_id == bindparam("b_connector_id"))
+_HISTORY_FIELDS = ("station_id", "evse_id", "connector_id", "status", "charging_state", "error_code", "at")
 _TX_FIELDS = ("station_id", "charger_tx_id", "evse_id", "connector_id", "id_token", "group", "started_at", "ended_at",
               "meter_start_wh", "meter_stop_wh", "energy_wh", "power_w", "soc_pct", "charging_state", "stop_reason",
               "last_seq_no", "ev_phases")  # what _tx_fields returns
@@ -119,6 +133,7 @@ class _SqliteBatch:
         self.samples = C(sqlite_insert(_S).values({_S.c[n]: _p(_S.c[n]) for n in _SAMPLE_FIELDS})
                          .on_conflict_do_nothing(), dialect)
         self.seqs = C(insert(_M).values({_M.c[n]: _p(_M.c[n]) for n in _SEQ_FIELDS}), dialect)
+        self.history = C(insert(_H).values({_H.c[n]: _p(_H.c[n]) for n in _HISTORY_FIELDS}), dialect)
 
 
 def _unavailable(e: BaseException) -> bool:
@@ -347,6 +362,7 @@ class StoreSession(BookingRepo):
         self._later_samples: list[dict[str, Any]] = []
         self._later_seqs: list[dict[str, Any]] = []
         self._later_keys: set[str | None] = set()  # tx keys with rows pending in either list
+        self._later_status: list[dict[str, Any]] = []  # status_history rows, read only by status_* below
         # UPDATEs of transactions known to exist, by key (the last one wins): one executemany before the
         # commit too. Every read of the transactions table in this session runs them first (_flush_tx).
         self._later_tx: dict[str, dict[str, Any]] = {}
@@ -364,6 +380,7 @@ class StoreSession(BookingRepo):
             await self._flush_and_commit(self._batch)
             return
         await self._flush_tx()
+        await self._flush_status()
         samples, seqs = self._later_samples, self._later_seqs
         self._later_samples, self._later_seqs, self._later_keys = [], [], set()
         if samples:
@@ -386,6 +403,11 @@ class StoreSession(BookingRepo):
         if 0 <= res.rowcount < len(rows):  # a row went away meanwhile (-1: the driver does not say)
             await self._upsert_each(rows)
 
+    async def _flush_status(self) -> None:
+        if self._later_status:
+            rows, self._later_status = self._later_status, []
+            await self.s.execute(insert(_H), rows)
+
     async def _upsert_each(self, rows: list[dict[str, Any]]) -> None:
         for row in rows:
             if not (await self.s.execute(_TX_UPDATE, row)).rowcount:
@@ -397,9 +419,12 @@ class StoreSession(BookingRepo):
             await self.s.flush()
         txs, samples, seqs = list(self._later_tx.values()), self._later_samples, self._later_seqs
         self._later_tx, self._later_samples, self._later_seqs, self._later_keys = {}, [], [], set()
+        status, self._later_status = self._later_status, []
         steps: list[tuple[sqlite_onehop.Compiled, Any, bool]] = []
         if txs:
             steps.append((b.tx_update, txs, True))
+        if status:
+            steps.append((b.history, status, False))
         if samples:
             steps.append((b.samples, samples, False))
         if seqs:  # a seqNo applied twice raises here: the group commit then re-runs each unit alone
@@ -410,7 +435,9 @@ class StoreSession(BookingRepo):
 
     # --- stations -------------------------------------------------------------------------------
     async def station(self, station_id: str) -> Station | None:
-        r = await self.s.get(StationRow, station_id)
+        if self.s.new or self.s.dirty:  # an ORM station added or changed in this session
+            await self.s.flush()        # (save_station_settings): a Core statement does not autoflush
+        r = (await self.s.execute(_STATION_BY_ID, {"b_id": station_id})).first()
         return _station(r) if r else None
 
     async def station_access(self, station_id: str) -> StationAccessRecord | None:
@@ -454,8 +481,8 @@ class StoreSession(BookingRepo):
 
     async def record_boot(self, station_id: str, info: StationInfo, protocol: str | None, at: datetime) -> None:
         await self.s.execute(
-            update(StationRow)
-            .where(StationRow.id == station_id)
+            update(_ST)
+            .where(_ST.c.id == station_id)
             .values(vendor=info.vendor, model=info.model, serial_number=info.serial_number,
                     firmware_version=info.firmware_version, protocol=protocol, last_boot=at, last_seen=at)
         )
@@ -464,7 +491,7 @@ class StoreSession(BookingRepo):
         values: dict[str, Any] = {"online": online, "last_seen": at}
         if protocol:
             values["protocol"] = protocol
-        await self.s.execute(update(StationRow).where(StationRow.id == station_id).values(**values))
+        await self.s.execute(update(_ST).where(_ST.c.id == station_id).values(**values))
         self._open.forget_station(station_id)  # see OpenTransactions
 
     async def touch(self, last_seen: Mapping[str, datetime]) -> None:
@@ -481,22 +508,28 @@ class StoreSession(BookingRepo):
         self, station_id: str, evse: EvseRef | None, status: ConnectorStatus, at: datetime,
         error_code: str | None, charging_state: ChargingState | None,
     ) -> None:
-        self.s.add(StatusHistoryRow(
+        # History: inserted with the batch's others before the commit (read only by status_history and
+        # status_changes, which insert what is pending first). Core, not ORM objects (see _STATION_BY_ID).
+        self._later_status.append(dict(
             station_id=station_id, evse_id=evse.evse_id if evse else None,
             connector_id=evse.connector_id if evse else None, status=status.value,
             charging_state=charging_state.value if charging_state else None, error_code=error_code, at=at,
         ))
         if evse is None:
             return
-        r = await self.s.get(ConnectorRow, (station_id, evse.evse_id, evse.connector_id))
-        if r is None:
-            self.s.add(ConnectorRow(station_id=station_id, evse_id=evse.evse_id, connector_id=evse.connector_id,
-                                    status=status.value, error_code=error_code, at=at))
-        elif r.at <= at:  # a late, queued notification must not overwrite a newer status
-            r.status, r.error_code, r.at = status.value, error_code, at
+        key = {"b_station_id": station_id, "b_evse_id": evse.evse_id, "b_connector_id": evse.connector_id}
+        # a late, queued notification must not overwrite a newer status: at <= the new instant
+        res = await self.s.execute(_CONNECTOR_UPDATE, {**key, "b_status": status.value, "b_error_code": error_code,
+                                                       "b_at": at})
+        if not res.rowcount and (await self.s.execute(_CONNECTOR_EXISTS, key)).first() is None:
+            await self.s.execute(insert(_C).values(station_id=station_id, evse_id=evse.evse_id,
+                                                   connector_id=evse.connector_id, status=status.value,
+                                                   error_code=error_code, at=at))
 
     async def connectors(self, station_id: str | None = None) -> list[ConnectorState]:
-        q = select(ConnectorRow).order_by(ConnectorRow.station_id, ConnectorRow.evse_id, ConnectorRow.connector_id)
+        # populate_existing: record_status writes with Core, which does not refresh ORM objects of the session
+        q = (select(ConnectorRow).order_by(ConnectorRow.station_id, ConnectorRow.evse_id, ConnectorRow.connector_id)
+             .execution_options(populate_existing=True))
         if station_id is not None:
             q = q.where(ConnectorRow.station_id == station_id)
         rows = (await self.s.scalars(q)).all()
@@ -505,6 +538,7 @@ class StoreSession(BookingRepo):
 
     async def status_history(self, station_id: str, limit: int = 100, offset: int = 0) -> list[StatusChange]:
         """Newest first."""
+        await self._flush_status()
         rows = (await self.s.scalars(
             select(StatusHistoryRow).where(StatusHistoryRow.station_id == station_id)
             .order_by(StatusHistoryRow.id.desc()).offset(offset).limit(limit))).all()
@@ -868,6 +902,7 @@ class StoreSession(BookingRepo):
                              ) -> list[StatusChange]:
         """Connector status rows of these stations in [since, until), preceded by each connector's last
         row before `since` (its state at `since`), in time order."""
+        await self._flush_status()
         ids = list(station_ids)
         keyed = (StatusHistoryRow.station_id, StatusHistoryRow.evse_id, StatusHistoryRow.connector_id)
         last_before = (select(func.max(StatusHistoryRow.id)).where(
