@@ -623,6 +623,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (config, log, database)")
     p.add_argument("--max-p99-ms", type=float, help="fail (exit 1) if the CSMS p99 over all messages exceeds this")
     p.add_argument("--max-errors", type=int, help="fail (exit 1) if errors + timeouts exceed this")
+    p.add_argument("--max-steady-p99-ms", type=float,
+                   help="fail (exit 1) if the CSMS p99 of the steady phase (after the ramp) exceeds this")
+    p.add_argument("--max-cpu-ms-per-msg", type=float,
+                   help="fail (exit 1) if the CSMS's CPU per message over the steady phase exceeds this")
     p.add_argument("--bare-responder", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.chargers is not None:
@@ -659,14 +663,19 @@ async def amain(args: argparse.Namespace) -> int:
     failed = []
     if args.max_p99_ms is not None and not csms["p99_ms"] <= args.max_p99_ms:
         failed.append(f"p99 {csms['p99_ms']:.1f} ms > {args.max_p99_ms} ms")
+    steady = next((r for r in csms["rows"] if r["phase"] == "steady" and r["action"] == "(all)"), None)
+    if args.max_steady_p99_ms is not None and not (steady and steady["p99_ms"] <= args.max_steady_p99_ms):
+        failed.append(f"steady p99 {steady['p99_ms'] if steady else float('nan'):.1f} ms > {args.max_steady_p99_ms} ms")
+    if args.max_cpu_ms_per_msg is not None and not csms["cpu_ms_per_msg"] <= args.max_cpu_ms_per_msg:
+        failed.append(f"CPU per message {csms['cpu_ms_per_msg']:.2f} ms > {args.max_cpu_ms_per_msg} ms")
     if args.max_errors is not None and csms["error_count"] > args.max_errors:
         failed.append(f"errors+timeouts {csms['error_count']} > {args.max_errors}")
     expected = n * (2 if args.storm else 1)
     boots = sum(r["n"] for r in csms["rows"] if r["action"] == "BootNotification")
     if args.max_errors is not None and boots < expected:
         failed.append(f"only {boots} of {expected} BootNotifications answered")
-    print("\nFAILED: " + "; ".join(failed) if failed else "\nPASSED" if args.max_p99_ms or args.max_errors is not None
-          else "")
+    bounded = (args.max_p99_ms, args.max_errors, args.max_steady_p99_ms, args.max_cpu_ms_per_msg)
+    print("\nFAILED: " + "; ".join(failed) if failed else "\nPASSED" if any(b is not None for b in bounded) else "")
     return 1 if failed else 0
 
 
