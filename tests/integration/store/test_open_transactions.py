@@ -16,6 +16,7 @@ from csms.domain.clock import FakeClock
 from csms.domain.enums import ChargingState, Measurand, TxEventKind
 from csms.domain.ids import EvseRef, StationId
 from csms.domain.model import MeterSample, SampledValue, TxEvent
+from csms.domain.records import StationSettings
 from csms.services.bus import EventBus
 from csms.services.charging import ChargingService
 from csms.services.provisioning import seed_from_config
@@ -155,7 +156,7 @@ async def test_the_updates_of_one_group_commit_are_one_statement(core) -> None: 
     transaction gets its own values."""
     svc, store, engine, statements = core
     async with store.session() as s:
-        await s.upsert_station("CP2", site_id="s1")
+        await s.save_station_settings("CP2", StationSettings(site_id="s1"))
     await svc.transaction(ev(TxEventKind.STARTED, 0, 0, 0.0, id_token="TAG1"))
     await svc.transaction(replace(ev(TxEventKind.STARTED, 0, 0, 0.0, id_token="TAG1"), station_id=StationId("CP2")))
     statements.clear()
