@@ -121,6 +121,21 @@ def rss_mb(pid: int) -> float:
     return total
 
 
+def children_cpu_s(pid: int) -> float:
+    """CPU seconds of the live descendants alone (the planner workers)."""
+    total = 0
+    for p in tree(pid)[1:]:
+        with contextlib.suppress(OSError, IndexError):
+            c = _stat(p)
+            total += int(c[11]) + int(c[12])
+    return total / CLK_TCK
+
+
+def children_rss_mb(pid: int) -> float:
+    """RSS of the live descendants alone (the planner workers)."""
+    return sum(rss_mb(p) for p in tree(pid)[1:])
+
+
 # --- the fleet -----------------------------------------------------------------------------------
 @dataclass
 class Stats:
@@ -358,12 +373,13 @@ async def drive(url: str, args: argparse.Namespace, watch_pid: int) -> dict[str,
     n = len(chargers)
     lag: list[float] = []
     probe = asyncio.create_task(lag_probe(lag, stop))
-    rss_peak = [0.0]
+    rss_peak = [0.0, 0.0]  # the CSMS with its workers, the workers alone
 
     async def sample_rss() -> None:
         while not stop.is_set():
             with contextlib.suppress(OSError):
                 rss_peak[0] = max(rss_peak[0], rss_mb(watch_pid))
+                rss_peak[1] = max(rss_peak[1], children_rss_mb(watch_pid))
             await asyncio.sleep(1.0)
 
     sampler = asyncio.create_task(sample_rss())
@@ -373,6 +389,7 @@ async def drive(url: str, args: argparse.Namespace, watch_pid: int) -> dict[str,
     stats.phase = "steady"
     lag.clear()
     cpu0, t0 = cpu_s(watch_pid), time.monotonic()
+    child_cpu0 = children_cpu_s(watch_pid)
     if args.storm:
         await asyncio.sleep(args.duration_s / 2)
         steady_cpu = (cpu_s(watch_pid) - cpu0) / (time.monotonic() - t0) * 100
@@ -384,6 +401,7 @@ async def drive(url: str, args: argparse.Namespace, watch_pid: int) -> dict[str,
         steady_cpu = (cpu_s(watch_pid) - cpu0) / (time.monotonic() - t0) * 100
     rss_end = rss_mb(watch_pid)
     steady_cpu_s = cpu_s(watch_pid) - cpu0
+    worker_cpu_pct = (children_cpu_s(watch_pid) - child_cpu0) / (time.monotonic() - t0) * 100
     steady_msgs = sum(len(v) for (ph, _), v in stats.lat.items() if ph != "ramp")
     stop.set()
     await asyncio.wait(tasks, timeout=args.timeout_s + 5)
@@ -396,6 +414,7 @@ async def drive(url: str, args: argparse.Namespace, watch_pid: int) -> dict[str,
         "chargers": n, "lat": stats.lat, "errors": dict(stats.errors), "timeouts": dict(stats.timeouts),
         "csms_cpu_pct": steady_cpu, "cpu_ms_per_msg": steady_cpu_s * 1000 / max(1, steady_msgs),
         "rss_peak_mb": max(rss_peak[0], rss_end), "rss_end_mb": rss_end,
+        "worker_rss_peak_mb": rss_peak[1], "worker_cpu_pct": worker_cpu_pct,
         "received": dict(stats.received), "self_cpu_s": time.process_time() - self_cpu0,
         "self_cpu_pct": (time.process_time() - self_cpu0) / (time.monotonic() - self_wall0) * 100,
         "self_lag_p99_ms": pct(lag_sorted, 99), "self_lag_max_ms": lag_sorted[-1],
@@ -578,6 +597,9 @@ def print_report(title: str, s: dict[str, Any], seconds: float) -> None:
           f"message (incl. the calls it makes), RSS peak {s['rss_peak_mb']:.0f} MB, "
           f"end {s['rss_end_mb']:.0f} MB; CSMS calls answered: {sum(s['received'].values())} "
           f"{dict(sorted(s['received'].items()))}")
+    if s.get("worker_rss_peak_mb"):
+        print(f"of which the planner worker process(es): CPU {s['worker_cpu_pct']:.0f} % of a core over the run's "
+              f"steady part, RSS peak {s['worker_rss_peak_mb']:.0f} MB")
     print(f"load tool: CPU {s['self_cpu_s']:.1f} s ({s['self_cpu_pct']:.0f} % of a core over the run), own loop "
           f"lag p99 {s['self_lag_p99_ms']:.0f} ms max {s['self_lag_max_ms']:.0f} ms (steady phase)")
     if s["self_lag_p99_ms"] > 100 or s["self_cpu_pct"] > 85:

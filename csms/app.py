@@ -36,9 +36,8 @@ from csms.services.charging import ChargingService
 from csms.services.provisioning import seed_from_config
 from csms.services.site_status import current_load
 from csms.services.open_bookings import OpenBookings
-from csms.services.smart import SmartChargingService
+from csms.services.smart import SmartChargingService, make_planners
 from csms.services.smart.overrides import SiteOverrides
-from csms.services.solver_thread import SolverThread
 from csms.services.stations import StationService
 from csms.services.tokens import TokenService
 from csms.store.db import create_engine, migrate
@@ -136,6 +135,11 @@ class CsmsApp:
         registry = ConnectionRegistry()
         # Before anything is opened: a bad CA or backend setting is a ConfigError with nothing to undo.
         self.certificates = make_certificates(cfg, registry, self.clock, self.pki_backend)
+        # The planner workers import the solver while the database migrates (smart charging waits for them).
+        self.planners = make_planners(cfg.smart_charging.planner_processes)
+        self._stoppers.append(self.planners.shutdown)
+        if cfg.smart_charging.enabled:
+            await self.planners.start()
         self.engine = create_engine(cfg.database.url, cfg.database.echo)
         await migrate(self.engine)
         self.store = Store(self.engine)
@@ -160,8 +164,6 @@ class CsmsApp:
         self._stoppers.append(self.ocpp.stop)
         self._tasks.append(asyncio.create_task(self._flush_loop(), name="flush-last-seen"))
         self._tasks.append(asyncio.create_task(self.metrics.probe_loop(), name="loop-lag-probe"))
-        self.solver = SolverThread()
-        self._stoppers.append(self.solver.shutdown)
         # The ports smart charging plans with exist before it: the external site caps (billing reads them
         # too), open bookings, prices (billing) and the plan listener (MQTT). Bookings then ask smart
         # charging for what-if plans.
@@ -175,7 +177,7 @@ class CsmsApp:
         self.smart = SmartChargingService(
             cfg, self.store, self.bus, self.gateway, self.clock, prices=self.billing, bookings=open_bookings,
             listeners=[self.telemetry] if self.telemetry is not None else [], overrides=overrides,
-            solver=self.solver)
+            planners=self.planners)
         self.smart.planning.solve_times_s = self.metrics.plan_times()  # plan times also go to the histogram
         await self.smart.start()
         self._stoppers.append(self.smart.stop)

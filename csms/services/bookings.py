@@ -275,7 +275,7 @@ class BookingService:
         what_if = replace(inp, start=plan_start, first_slot_s=first_slot_s, slot_s=step_s, horizon_slots=n,
                           circuits=circuits, base_loads=limits.base_loads(edges), sessions=(*sessions, *extra, new),
                           fixed_draws=fixed, price_per_kwh=(), replan_s=None, expected_arrivals=())
-        schedule = await (self.smart.solver.run(plan, what_if) if self.smart is not None
+        schedule = await (self.smart.what_if(snap.site_id, what_if) if self.smart is not None
                           else asyncio.to_thread(plan, what_if))
         return schedule.session("booking-new").energy_wh
 

@@ -119,9 +119,10 @@ def same_from(a: Piecewise, b: Piecewise, now: datetime, until: datetime | None 
     return all(abs(a.at(p) - b.at(p)) <= TOLERANCE_A for p in _points(a, b, now, until))
 
 
-def never_above(a: Piecewise, b: Piecewise, now: datetime, until: datetime | None = None) -> bool:
-    """a <= b (within tolerance) at every instant of [now, until)."""
-    return all(a.at(p) <= b.at(p) + TOLERANCE_A for p in _points(a, b, now, until))
+def never_above(a: Piecewise, b: Piecewise, now: datetime, until: datetime | None = None,
+                tolerance_a: float = TOLERANCE_A) -> bool:
+    """a <= b (within `tolerance_a`) at every instant of [now, until)."""
+    return all(a.at(p) <= b.at(p) + tolerance_a for p in _points(a, b, now, until))
 
 
 def per_slot_max(p: Piecewise, start: datetime, slot_s: int, n: int) -> tuple[float, ...]:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
+
+from csms.scheduling import Schedule, SchedulingInput, SitePlanner, SolverOptions, plan
 
 T = TypeVar("T")
 
@@ -39,3 +41,44 @@ class SolverThread:
         # Do not wait: a solve in progress ends at its own HiGHS time limit.
         self._closed = True
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class ThreadPlanners:
+    """`smart_charging.planner_processes: 0`: every site's `SitePlanner` in the one solver thread of this
+    process (tests, tiny sites). Same interface as `planner_process.PlannerProcesses`."""
+
+    def __init__(self, solver: SolverThread | None = None,
+                 planner_factory: Callable[[SolverOptions], SitePlanner] = SitePlanner) -> None:
+        self.solver = solver or SolverThread()
+        self._factory = planner_factory
+        self._planners: dict[str, SitePlanner] = {}
+
+    async def start(self) -> None:
+        pass
+
+    async def ready(self, site_id: str) -> None:
+        pass
+
+    async def ready_all(self) -> None:
+        pass
+
+    def submit(self, site_id: str, options: SolverOptions, inp: SchedulingInput) -> asyncio.Future[Schedule]:
+        planner = self._planners.get(site_id)
+        if planner is None or planner.options != options:
+            planner = self._planners[site_id] = self._factory(options)
+        return self.solver.submit(planner.plan, inp)
+
+    async def what_if(self, site_id: str, inp: SchedulingInput) -> Schedule:
+        return await self.solver.run(plan, inp)
+
+    def restart(self, site_id: str) -> None:
+        """A thread cannot be killed: its plan ends at HiGHS's own time limit."""
+
+    def stats(self) -> list[Any]:
+        return []
+
+    def pids(self) -> list[int]:
+        return []
+
+    async def shutdown(self) -> None:
+        self.solver.shutdown()

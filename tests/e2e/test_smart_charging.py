@@ -97,6 +97,8 @@ async def test_needs_through_the_api_replan_at_once_and_change_the_plan(sqlite_u
             await cp.plug_in(car, "TAG-A")
             tx = await cp.start_charging()
             await eventually(lambda: car.satisfied and cp.status.value == "SuspendedEV", what="the car full")
+            # ... and the CSMS has taken that message in (the charger's status changes before it is sent).
+            await eventually(lambda: app.smart.state.ev_full.get("CP-A#1"), what="the CSMS knowing the car full")
             await clock.run_for(seconds=31)  # the debounced plan after start and "full"
             mine = await eventually(lambda: session_in_plan(c, "CP-A"), what="the session planned")
             assert mine["planned_energy_wh"] == 0 and mine["departure"] is None  # full; departure unknown

@@ -2,7 +2,7 @@
 
 - triggers.py   domain events and the slot timer -> re-plan requests per site (debounce, immediate ones)
 - snapshot.py   database + control state -> SchedulingInput and per-session facts (public: bookings use it)
-- planning.py   the solver thread, timeout, fallback plan, plan metrics
+- planning.py   where plans run (worker processes or a thread), timeout, fallback plan, plan metrics
 - idle_share.py the idle EVSEs' TxDefault: their safe share of what the plan leaves (pure)
 - delivery.py   two-phase min(old, new) profile sending, probing for control, retries
 - control.py    what each EVSE accepted and what its car does (the safety accounting's memory)
@@ -15,8 +15,8 @@
 
 from .delivery import TX_DEFAULT_PROFILE_ID, TX_PROFILE_ID_BASE, tx_profile
 from .ports import BookingPort, PlanListener, PricePort
-from .service import SmartChargingService
+from .service import SmartChargingService, make_planners
 from .snapshot import SessionInfo, Snapshot
 
 __all__ = ["TX_DEFAULT_PROFILE_ID", "TX_PROFILE_ID_BASE", "BookingPort", "PlanListener", "PricePort",
-           "SessionInfo", "SmartChargingService", "Snapshot", "tx_profile"]
+           "SessionInfo", "SmartChargingService", "Snapshot", "make_planners", "tx_profile"]

@@ -76,6 +76,11 @@ class ControlState:
     def ctl(self, key: str) -> EvseControl:
         return self.evses.setdefault(key, EvseControl())
 
+    def first_default_pending(self, key: str) -> bool:
+        """Nothing accepted on `key` yet and no command of ours failed on it: it just connected."""
+        ctl = self.evses.get(key)
+        return ctl is None or (ctl.accepted is None and ctl.retry_at is None)
+
     def uncontrolled(self, key: str, now: datetime) -> bool:
         ctl = self.evses.get(key)
         return ctl is not None and ctl.uncontrolled and (ctl.retry_at is None or now < ctl.retry_at)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -40,6 +41,12 @@ DEFAULT_TOLERANCE_A = 0.05
 #: A TxDefault rises only by this much or more: each plan moves the leftover a little, and resending every
 #: idle station's TxDefault on every plan would be chatter. It falls whenever it must.
 DEFAULT_RAISE_STEP_A = 1.0
+#: Likewise a TxProfile is re-sent for a rise only if it rises by this much somewhere (a car offered 0 A that
+#: may now charge rises by its min current, 6 A: always material). The car then draws up to this much less
+#: than planned until a material change; never more, so safety does not depend on it. Falls always go out.
+PROFILE_RAISE_STEP_A = 1.0
+#: TxDefault rises wait until no charger of the site became ready for this long (real seconds): see _defaults.
+BOOT_QUIET_S = 1.0
 
 #: (station, evse id, charger transaction id) a TxProfile is for.
 Target = tuple[str, int, str]
@@ -49,13 +56,19 @@ Item = tuple[str, "Piecewise | float"]
 
 class Delivery:
     def __init__(self, live: Live, gateway: ChargerGateway, clock: Clock, state: ControlState, *,
-                 request: Callable[[str, bool], None], retry_later: Callable[[str, float], None]) -> None:
+                 request: Callable[[str, bool], None], retry_later: Callable[[str, float], None],
+                 request_after: Callable[[str, float], None] | None = None) -> None:
         self.live = live
         self.gateway = gateway
         self.clock = clock
         self.state = state
         self._request = request
         self._retry_later = retry_later
+        self._request_after = request_after
+        self._last_ready: dict[str, float] = {}  # per site: when a charger of it last became ready (monotonic)
+
+    def note_ready(self, site_id: str) -> None:
+        self._last_ready[site_id] = time.monotonic()
 
     async def deliver(self, snap: Snapshot, schedule: Schedule, defaults: dict[str, float]) -> None:
         """Send what changed: TxProfiles of planned sessions and the idle EVSEs' TxDefault per station."""
@@ -82,13 +95,21 @@ class Delivery:
                 phase2.append((key, new))  # never accepted: its draw is already counted as its max
                 continue
             low = pointwise(old, new, min).since(now)
-            if not same_from(low, old, now, until):
+            lower = not same_from(low, old, now, until)
+            if lower:
                 phase1.append((key, low))
             if not never_above(new, low, now, until):
-                phase2.append((key, new))
-            elif (key, low) not in phase1:
-                phase1.append((key, new))
-        gained = self._defaults(defaults, phase1, phase2)
+                # A rise. Immaterial ones (< PROFILE_RAISE_STEP_A everywhere) stay unsent: the EVSE keeps `low`
+                # (or `old`), below the plan. A profile of another transaction is replaced whatever the rise.
+                if ctl.tx_id != tx_id or not never_above(new, low, now, until, PROFILE_RAISE_STEP_A):
+                    phase2.append((key, new))
+            elif not lower:
+                phase1.append((key, new))  # the same limits, for the session's new transaction
+        quiet_in_s = BOOT_QUIET_S - (time.monotonic() - self._last_ready.get(snap.site_id, -BOOT_QUIET_S))
+        hold = quiet_in_s > 0 or self._first_defaults_pending(snap)
+        gained = self._defaults(defaults, phase1, phase2, hold_rises=hold)
+        if hold and self._request_after is not None and self._rises_held:
+            self._request_after(snap.site_id, max(quiet_in_s, 0.0))  # the shares, once the boots are over
         if not await self._send_all(snap, targets, phase1):
             # A decrease did not land: increases planned on top of it would overload. Re-plan with that
             # charger counted at what it may still draw.
@@ -99,10 +120,25 @@ class Delivery:
         elif any(self.state.tx_default_a.get(s) is not None for s in gained):
             self._request(snap.site_id, False)  # newly controlled idle EVSEs: plan with their real default
 
-    def _defaults(self, defaults: dict[str, float], phase1: list[Item], phase2: list[Item]) -> list[str]:
+    def _first_defaults_pending(self, snap: Snapshot) -> bool:
+        """Whether an idle EVSE of the site waits for its first TxDefault (just connected, not yet refused or
+        unanswered): it counts at its maximum until it takes our 0 A, which shrinks everyone's share for
+        one plan only."""
+        return any(not e.controlled and self.state.first_default_pending(e.evse_key) for e in snap.idle)
+
+    def _defaults(self, defaults: dict[str, float], phase1: list[Item], phase2: list[Item], *,
+                  hold_rises: bool = False) -> list[str]:
         """Queue TxDefault changes: decreases (and stations whose TxDefault we do not know, which count at
-        their maximum) in phase 1, increases in phase 2. Returns the stations not yet controlled."""
+        their maximum) in phase 1, increases in phase 2. Returns the stations not yet controlled.
+
+        `hold_rises`: increases wait while a charger of the site became ready less than BOOT_QUIET_S ago or
+        still waits for its first TxDefault. In a boot storm the shares fall while newcomers count at their
+        maximum (they may hold any profile: that fall is safety, it is always sent) and rise once they took
+        0 A, then fall again with the next newcomers: idle stations went 0 -> 16 -> 0 A several times
+        (docs/performance.md). Held, each gets its 0 A and then one share once the boots are over (a re-plan
+        is asked for then). Holding a rise is always safe; decreases are never held."""
         unknown: list[str] = []
+        self._rises_held = False
         for station_id, new in defaults.items():
             old = self.state.tx_default_a.get(station_id)
             if old is None:
@@ -110,6 +146,8 @@ class Delivery:
                 phase1.append((station_id, new))
             elif new < old - DEFAULT_TOLERANCE_A:
                 phase1.append((station_id, new))
+            elif hold_rises:
+                self._rises_held |= new > old + DEFAULT_TOLERANCE_A
             elif new >= old + DEFAULT_RAISE_STEP_A or (new > old + DEFAULT_TOLERANCE_A and old == 0):
                 phase2.append((station_id, new))
         return unknown

@@ -1,10 +1,12 @@
-"""Planning: the solver thread, its timeout, the fallback plan, and what each site's last plan was.
+"""Planning: where plans run, their timeout, the fallback plan, and what each site's last plan was.
 
-The solver runs in a worker thread (`SolverThread`, one for the process) so OCPP traffic is never blocked.
-`SitePlanner.plan` never raises for infeasibility or solver errors; if it overruns its time limit or errs,
-the deterministic fallback (`equal_share`, same hard limits) is used. `wait_for` only stops *waiting*: an
-overrunning solve keeps its site's planner busy, so the next plan of that site waits for it (the planner is
-not thread-safe).
+Plans run in planner worker processes, each site pinned to one (`planner_process.PlannerProcesses`,
+`smart_charging.planner_processes`), or with 0 in one solver thread of this process (`ThreadPlanners`), so
+OCPP traffic is never blocked. `SitePlanner.plan` never raises for infeasibility or solver errors; if it
+overruns its time limit, errs, or its worker dies, the deterministic fallback (`equal_share`, same hard
+limits) is used. `wait_for` only stops *waiting*: an overrunning solve keeps its site's planner busy, so the
+next plan of that site waits for it (a planner is not thread-safe); one that overruns by HANG_S more gets
+its worker killed and restarted (a thread cannot be: it ends at HiGHS's own limit).
 """
 
 from __future__ import annotations
@@ -13,27 +15,40 @@ import asyncio
 import collections
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from csms.scheduling import Schedule, SchedulingInput, SitePlanner, SolverOptions, equal_share
+from csms.scheduling import Schedule, SchedulingInput, SolverOptions, equal_share
 
-from ..solver_thread import SolverThread
+from ..planner_process import PlannerDied
 from .overrides import SiteOverrides
 from .snapshot import Snapshot
 
 log = logging.getLogger("csms.smart")
 TIMEOUT_MARGIN_S = 2.0  # HiGHS stops itself at its time limit; we stop waiting this much later
+HANG_S = 60.0  # an overrun this much longer than that is a hung solver: its worker is restarted
+
+
+class Planners(Protocol):
+    """Where site plans run: `planner_process.PlannerProcesses` or `solver_thread.ThreadPlanners`."""
+
+    async def start(self) -> None: ...
+    async def ready(self, site_id: str) -> None: ...
+    async def ready_all(self) -> None: ...
+    def submit(self, site_id: str, options: SolverOptions, inp: SchedulingInput) -> asyncio.Future[Schedule]: ...
+    async def what_if(self, site_id: str, inp: SchedulingInput) -> Schedule: ...
+    def restart(self, site_id: str) -> None: ...
+    def stats(self) -> list[Any]: ...
+    def pids(self) -> list[int]: ...
+    async def shutdown(self) -> None: ...
 
 
 @dataclass
 class SiteState:
     site_id: str
-    planner: SitePlanner
     overrides: SiteOverrides
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    solving: asyncio.Future[Any] | None = None  # a worker thread that overran its timeout
+    solving: asyncio.Future[Any] | None = None  # a plan that overran its timeout (still running)
     last_schedule: Schedule | None = None
     last_snapshot: Snapshot | None = None
     tx_defaults: dict[str, float] = field(default_factory=dict)  # TxDefault per station the last plan chose
@@ -50,33 +65,42 @@ class SiteState:
 
 
 class Planning:
-    def __init__(self, options: SolverOptions, planner_factory: Callable[[SolverOptions], SitePlanner],
-                 solver: SolverThread, overrides: SiteOverrides) -> None:
+    def __init__(self, options: SolverOptions, planners: Planners, overrides: SiteOverrides) -> None:
         self.options = options
         self.overrides = overrides
-        self._planner_factory = planner_factory
-        self.solver = solver
+        self.planners = planners
         self.sites: dict[str, SiteState] = {}
         self.solve_times_s: collections.deque[float] = collections.deque(maxlen=10_000)  # for /metrics
 
     def site(self, site_id: str) -> SiteState:
         st = self.sites.get(site_id)
         if st is None:
-            st = self.sites[site_id] = SiteState(site_id, self._planner_factory(self.options), self.overrides)
+            st = self.sites[site_id] = SiteState(site_id, self.overrides)
         return st
 
     async def wait_overrun(self, st: SiteState) -> None:
         if st.solving is not None and not st.solving.done():
-            await asyncio.wait({st.solving})
+            _, hung = await asyncio.wait({st.solving}, timeout=HANG_S)
+            if hung:
+                self.planners.restart(st.site_id)
+                await asyncio.wait({st.solving})
 
     async def solve(self, st: SiteState, inp: SchedulingInput) -> Schedule:
-        fut = self.solver.submit(st.planner.plan, inp)
+        try:
+            await self.planners.ready(st.site_id)  # a worker's start is not counted against the time limit
+            fut = self.planners.submit(st.site_id, self.options, inp)
+        except (PlannerDied, TimeoutError) as e:
+            fut = asyncio.get_running_loop().create_future()
+            fut.set_exception(PlannerDied(str(e) or type(e).__name__))
         t0 = time.perf_counter()
         try:
             schedule = await asyncio.wait_for(asyncio.shield(fut), self.options.time_limit_s + TIMEOUT_MARGIN_S)
         except TimeoutError:
             st.solving = fut
+            fut.add_done_callback(_retrieve)
             schedule = equal_share(inp, reason="timeout")
+        except PlannerDied as e:  # logged by the worker's owner; the next plan starts it again
+            schedule = equal_share(inp, reason=f"PlannerDied: {e}")
         except Exception as e:  # noqa: BLE001 - plan() only raises for invalid input; never leave a site unplanned
             log.exception("planner error")
             schedule = equal_share(inp, reason=f"{type(e).__name__}: {e}")
@@ -86,3 +110,9 @@ class Planning:
             st.fallbacks += 1
             log.warning("fallback plan reason=%s", schedule.reason)
         return schedule
+
+
+def _retrieve(fut: asyncio.Future[Any]) -> None:
+    """An overrun plan nobody awaits any more may still fail (its worker killed): not an error at exit."""
+    if not fut.cancelled():
+        fut.exception()

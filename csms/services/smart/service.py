@@ -1,6 +1,6 @@
 """SmartChargingService: the facade that runs one site plan along the flow
 
-    triggers -> snapshot (DB + control state) -> planning (solver thread) -> idle shares -> delivery
+    triggers -> snapshot (DB + control state) -> planning (worker process) -> idle shares -> delivery
 
 and answers the API, MQTT and bookings (plan view, site limit override, public snapshot).
 
@@ -14,26 +14,27 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from csms.config import Config
 from csms.domain.clock import Clock
 from csms.domain.errors import InvalidRequest
 from csms.domain.ports import ChargerGateway
-from csms.scheduling import Schedule, SitePlanner, SolverOptions
+from csms.scheduling import Schedule, SchedulingInput, SolverOptions
 
 from ..bus import EventBus
 from ..charging import StorePort
 from ..plan_input import charger_evses
-from ..solver_thread import SolverThread
+from ..planner_process import PlannerProcesses
+from ..solver_thread import ThreadPlanners
 from .control import ControlState, station_of
 from .delivery import DEFAULT_TOLERANCE_A, Delivery
 from .dwell import DwellHistory
 from .idle_share import busy_station_bounds, shares, station_defaults
 from .live import Live
 from .overrides import SiteOverrides
-from .planning import Planning, SiteState
+from .planning import Planners, Planning, SiteState
 from .ports import BookingPort, PlanListener, PricePort
 from .snapshot import Snapshot, SnapshotBuilder
 from .triggers import Triggers
@@ -42,13 +43,16 @@ from .views import plan_view
 log = logging.getLogger("csms.smart")
 
 
+def make_planners(processes: int) -> Planners:
+    """`smart_charging.planner_processes`: that many worker processes, or 0 for the solver thread."""
+    return PlannerProcesses(processes) if processes > 0 else ThreadPlanners()
+
+
 class SmartChargingService:
     def __init__(self, cfg: Config, store: StorePort, bus: EventBus, gateway: ChargerGateway, clock: Clock,
                  *, prices: PricePort | None = None, bookings: BookingPort | None = None,
                  listeners: Sequence[PlanListener] = (), overrides: SiteOverrides | None = None,
-                 solver_options: SolverOptions | None = None,
-                 planner_factory: Callable[[SolverOptions], SitePlanner] = SitePlanner,
-                 solver: SolverThread | None = None) -> None:
+                 solver_options: SolverOptions | None = None, planners: Planners | None = None) -> None:
         self.live = Live(cfg)
         self.store = store
         self.gateway = gateway
@@ -58,13 +62,17 @@ class SmartChargingService:
         self.state = ControlState(self.live)
         dwell = DwellHistory()
         self.overrides = overrides or SiteOverrides()
-        self.planning = Planning(options, planner_factory, solver or SolverThread(), self.overrides)
+        # Planners passed in belong to the caller (the app stops them after everything that plans); made here
+        # from the config, they belong to this service and stop with it.
+        self._own_planners = planners is None
+        self.planning = Planning(options, planners or make_planners(cfg.smart_charging.planner_processes),
+                                 self.overrides)
         self.snapshots = SnapshotBuilder(self.live, store, clock, self.state, prices=prices, bookings=bookings,
                                          dwell=dwell)
         self.triggers = Triggers(self.live, store, clock, self.state, dwell, replan=self.replan,
                                  ready=self.station_ready)
         self.delivery = Delivery(self.live, gateway, clock, self.state, request=self.triggers.request,
-                                 retry_later=self.triggers.retry_later)
+                                 retry_later=self.triggers.retry_later, request_after=self.triggers.request_after)
         self._unsubscribe = bus.subscribe(self.triggers.on_event)
 
     # --- what callers read ---------------------------------------------------------------------
@@ -77,8 +85,12 @@ class SmartChargingService:
         return self.planning.sites
 
     @property
-    def solver(self) -> SolverThread:
-        return self.planning.solver
+    def planners(self) -> Planners:
+        return self.planning.planners
+
+    async def what_if(self, site_id: str, inp: SchedulingInput) -> Schedule:
+        """A one-shot plan of `inp` (bookings' admission), where the site's plans run."""
+        return await self.planning.planners.what_if(site_id, inp)
 
     @property
     def solve_times_s(self) -> collections.deque[float]:
@@ -100,11 +112,17 @@ class SmartChargingService:
 
     # --- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
+        """Starts planning once the planners run: the first plans (chargers that connect at once) must not
+        wait for a worker to import the solver, nor time out on it."""
+        if self.live.enabled:
+            await self.planning.planners.ready_all()
         self.triggers.start()
 
     async def stop(self) -> None:
         self._unsubscribe()
         await self.triggers.stop()
+        if self._own_planners:
+            await self.planning.planners.shutdown()
 
     def reconfigure(self, cfg: Config) -> None:
         was = self.live.enabled
@@ -140,6 +158,9 @@ class SmartChargingService:
             return
         c = self.cfg.charger(station_id)
         self.state.station_ready(station_id, [n for n, _ in charger_evses(c)] if c else [1])
+        site = self.state.station_site.get(station_id) or (c.site if c else None)
+        if site is not None:
+            self.delivery.note_ready(site)
         self.triggers.request_station(station_id, debounce=False, look_up=True)
 
     async def replan(self, site_id: str) -> Schedule | None:

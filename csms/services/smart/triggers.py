@@ -4,6 +4,11 @@ A site is re-planned when an EV arrives or leaves, its charging state or measure
 connects, drops or reports a limit, the site limit changes, and at every boundary of the slot grid.
 Bursts (meter values, arrivals) are debounced into one plan; charging needs stated by the EV or the
 driver, limit changes and the slot timer re-plan at once. Every wait is on the clock (`Clock.sleep`).
+
+Coalescing: a site has at most one plan running and one request queued behind it. Every request that
+arrives meanwhile - debounced or immediate - joins the queued one, which plans from a fresh snapshot once
+the running plan (and its delivery) is done. A boot storm of a hundred chargers in a second thus costs a
+handful of plans per site (about one per plan-and-deliver time), not one per charger.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ class Triggers:
         self._ready = ready
         self._pending: dict[str, asyncio.Task[Any]] = {}  # per site: a request not yet planning
         self._waiting: set[str] = set()  # sites whose pending request still waits out its debounce
+        self._running: dict[str, asyncio.Task[Any]] = {}  # per site: the request planning now
         self._tasks: set[asyncio.Task[Any]] = set()  # every task: requests (also once planning), timer, retries
         self._retries: dict[str, asyncio.Task[Any]] = {}
         self._stopped = False
@@ -75,8 +81,9 @@ class Triggers:
 
     # --- requests --------------------------------------------------------------------------------
     def request(self, site_id: str, debounce: bool = True) -> None:
-        """Ask for a re-plan of `site_id`; requests within the debounce window share one plan. An immediate
-        request overtakes one still waiting out its debounce."""
+        """Ask for a re-plan of `site_id`; requests within the debounce window share one plan, and so do all
+        requests made while the site's plan runs (see the module doc). An immediate request overtakes one
+        still waiting out its debounce."""
         if self._stopped or self.live.cfg.site(site_id) is None or not self.live.enabled:
             return
         task = self._pending.get(site_id)
@@ -98,6 +105,17 @@ class Triggers:
             return
         self.request(site, debounce)
 
+    def request_after(self, site_id: str, real_s: float) -> None:
+        """An immediate re-plan of `site_id` after `real_s` real seconds (once per site at a time): held
+        TxDefault rises, see Delivery._defaults. Real time: it waits for chargers, not for the plan's clock."""
+        key = f"site:{site_id}"
+        if key not in self._retries or self._retries[key].done():
+            self._retries[key] = self.spawn(self._request_after(site_id, real_s), f"after-boots-{site_id}")
+
+    async def _request_after(self, site_id: str, real_s: float) -> None:
+        await asyncio.sleep(real_s)
+        self.request(site_id, debounce=False)
+
     def retry_later(self, station_id: str, seconds: float) -> None:
         """Re-plan the station's site once `seconds` of clock time have passed (a refused command)."""
         if station_id not in self._retries or self._retries[station_id].done():
@@ -110,13 +128,22 @@ class Triggers:
                 await asyncio.gather(self.clock.sleep(self.live.sc.debounce_s), asyncio.sleep(MIN_REAL_DELAY_S))
             finally:
                 self._waiting.discard(site_id)
+        me = asyncio.current_task()
+        # Queued behind the site's running plan: requests made until it ends join this one.
+        while (running := self._running.get(site_id)) is not None and running is not me and not running.done():
+            await asyncio.wait({running})
         self._pending.pop(site_id, None)
+        assert me is not None
+        self._running[site_id] = me
         try:
             await self._replan(site_id)
         except StoreUnavailable:  # the store logged the outage once; the next trigger or slot re-plans
             log.warning("re-plan skipped site=%s: database unavailable", site_id)
         except Exception:  # noqa: BLE001 - a failed plan is retried on the next trigger or slot
             log.exception("re-plan failed site=%s", site_id)
+        finally:
+            if self._running.get(site_id) is me:
+                del self._running[site_id]
 
     async def _retry(self, station_id: str, seconds: float) -> None:
         await self.clock.sleep(seconds)

@@ -19,6 +19,7 @@ from csms.domain.ids import StationId
 from csms.domain.model import ChargingProfile, CommandResult, Station
 from csms.services.bus import EventBus
 from csms.services.smart import SmartChargingService
+from csms.services.smart.delivery import BOOT_QUIET_S
 
 from .test_safety_invariant import T0, FakeCharger, FakeGateway, Store, World
 
@@ -41,7 +42,7 @@ async def _storm(n: int, limit_kw: float) -> tuple[CountingGateway, World]:
     ids = [f"C{i:02d}" for i in range(n)]
     chargers = ", ".join(f"{{id: {i}, site: s, max_current_a: 32}}" for i in ids)
     cfg = parse_config(f"sites: [{{id: s, grid_limit_kw: {limit_kw}}}]\nchargers: [{chargers}]\n"
-                       "smart_charging: {debounce_s: 0}", env={})
+                       "smart_charging: {debounce_s: 0, planner_processes: 0}", env={})
     clock = FakeClock(T0)
     failures: list[str] = []
     world = World(clock, {i: FakeCharger(32.0) for i in ids}, [], lambda phase: None)
@@ -69,6 +70,7 @@ async def _storm(n: int, limit_kw: float) -> tuple[CountingGateway, World]:
         clock.advance(seconds=1)
         await asyncio.sleep(0.003)
     await drain()
+    await asyncio.sleep(BOOT_QUIET_S + 0.1)  # TxDefault rises wait until no charger became ready for this long
     clock.advance(seconds=120)
     await svc.replan("s")
     await drain()

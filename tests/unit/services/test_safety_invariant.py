@@ -206,7 +206,7 @@ async def _run(n: int, limit_kw: float, max_a: float, outcomes: list[str], scrip
     ids = [f"C{i}" for i in range(n)]
     chargers = ", ".join(f"{{id: {i}, site: s, max_current_a: {max_a}}}" for i in ids)
     cfg = parse_config(f"sites: [{{id: s, grid_limit_kw: {limit_kw}}}]\nchargers: [{chargers}]\n"
-                       "smart_charging: {debounce_s: 0}", env={})
+                       "smart_charging: {debounce_s: 0, planner_processes: 0}", env={})
     clock = FakeClock(T0)
     state = {"limit_w": limit_kw * 1000, "prev_limit_w": limit_kw * 1000}
 
