@@ -90,6 +90,26 @@ class _ObservedDeque(collections.deque):  # type: ignore[type-arg]
         self._observe(x)
 
 
+def _planner_metrics(workers: list[Any]) -> Iterator[Metric]:
+    """Planner worker processes (none with planner_processes: 0): memory, and what it holds, per worker."""
+    if not workers:
+        return
+    rss = GaugeMetricFamily("csms_planner_worker_rss_bytes", "Resident memory of a planner worker after its "
+                            "last plan (kind=ready: after start-up, before any site)", labels=["worker", "kind"])
+    evses = GaugeMetricFamily("csms_planner_worker_evses", "EVSEs of the sites pinned to a planner worker",
+                              labels=["worker"])
+    starts = CounterMetricFamily("csms_planner_worker_starts", "Planner worker starts (restarts after a death "
+                                 "count)", labels=["worker"])
+    for i, w in enumerate(workers):
+        rss.add_metric([str(i), "now"], w.rss_bytes)
+        rss.add_metric([str(i), "ready"], w.ready_rss_bytes)
+        evses.add_metric([str(i)], w.evses)
+        starts.add_metric([str(i)], w.starts)
+    yield rss
+    yield evses
+    yield starts
+
+
 class CsmsCollector:
     def __init__(self, ctx: Any) -> None:
         self.ctx = ctx
@@ -126,6 +146,7 @@ class CsmsCollector:
             yield plans
             yield limit
             yield cap
+            yield from _planner_metrics(smart.planners.stats())
         billing = getattr(ctx, "billing", None)
         if billing is not None and hasattr(billing, "status"):
             yield from _billing_metrics(billing.status())

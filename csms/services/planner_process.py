@@ -66,6 +66,8 @@ class _Worker:
         self.closing = False
 
     async def _ensure_started(self) -> None:
+        if self.closing:  # a plan asked for while the CSMS stops ends quietly, and starts no worker
+            raise asyncio.CancelledError()
         if self._ready is None or (self._ready.done() and self.proc is None):
             self._ready = asyncio.get_running_loop().create_future()
             self._reader = asyncio.ensure_future(self._run())
@@ -130,8 +132,6 @@ class _Worker:
 
     async def request(self, op: str, site_id: str | None, options: SolverOptions | None,
                       inp: SchedulingInput | None) -> Any:
-        if self.closing:
-            raise asyncio.CancelledError()
         await self._ensure_started()
         proc = self.proc
         if proc is None or proc.stdin is None:
@@ -188,7 +188,6 @@ class PlannerProcesses:
         self._workers = [_Worker(i) for i in range(n)]
         self._site_worker: dict[str, _Worker] = {}
         self._starting: list[asyncio.Future[None]] = []
-        self._closed = False
 
     def _of(self, site_id: str) -> _Worker:
         w = self._site_worker.get(site_id)
@@ -242,5 +241,4 @@ class PlannerProcesses:
         return [w.proc.pid for w in self._workers if w.proc is not None]
 
     async def shutdown(self) -> None:
-        self._closed = True
         await asyncio.gather(*(w.stop() for w in self._workers))

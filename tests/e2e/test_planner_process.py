@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+from csms.api.metrics import CsmsCollector
+
 from .conftest import charger, ev, eventually, free_port, make_config, running
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,6 +60,11 @@ async def test_a_site_is_planned_in_the_worker_and_its_profiles_reach_the_charge
             assert st.last_schedule.sessions, "the session is planned"
             [stats] = app.planners.stats()
             assert stats.pid == worker and stats.sites == 1 and stats.evses == 2 and stats.rss_bytes > 0
+            # ... and on /metrics: the worker's memory and what it holds.
+            families = {m.name: m for m in CsmsCollector(app).collect()}
+            rss = {tuple(x.labels.values()): x.value for x in families["csms_planner_worker_rss_bytes"].samples}
+            assert rss[("0", "now")] >= rss[("0", "ready")] > 10 * 2**20, rss
+            assert families["csms_planner_worker_evses"].samples[0].value == 2
             # Idle CP-B holds its share of what the car leaves (22 kW: the car's plan plus CP-B's TxDefault).
             await eventually(lambda: cps[1].effective_limit_a >= 6, what="CP-B's share")
             assert (cp.effective_limit_a + cps[1].effective_limit_a) * 690 <= 22_000 + 1e-6

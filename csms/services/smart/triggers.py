@@ -186,7 +186,10 @@ class Triggers:
             case TransactionChanged(transaction=tx, started=started, ended=ended, at=at):
                 if ended:
                     self.dwell.forget(tx.id_token)  # one more stay of this driver to learn from
-                if self.state.note_transaction(tx, started, ended, at):
+                # A charger's clock may run ahead of ours: a sample stamped after a limit we saw accepted may
+                # have been measured before the charger applied it (a false rate-feedback cap). Messages
+                # arrive in order, so our clock at receipt orders them right; take the earlier of the two.
+                if self.state.note_transaction(tx, started, ended, min(at, self.clock.now())):
                     self.request_station(tx.station_id)
             case StatusChanged(station_id=sid, evse=evse, charging_state=state) if evse is not None:
                 if self.state.note_charging_state(evse_key(sid, evse.evse_id), state):
