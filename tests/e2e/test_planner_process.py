@@ -22,6 +22,7 @@ sites: [{id: s1, grid_limit_kw: 22}]
 chargers: [{id: CP-A, site: s1}, {id: CP-B, site: s1}]
 id_tokens: [{value: TAG-A}]
 billing: {enabled: false}
+smart_charging: {debounce_s: 0.1, planner_processes: 1}
 """
 
 
