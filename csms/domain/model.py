@@ -7,7 +7,7 @@ its own payloads, so a 1.6 and a 2.0.1 charger doing the same things produce the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from .enums import (
     AuthorizationStatus,
@@ -184,6 +184,12 @@ class Transaction:
     @property
     def active(self) -> bool:
         return self.ended_at is None
+
+
+#: Needs received this long before a transaction started still belong to it: ISO 15118 EVs state them while the
+#: transaction opens, and the charger's clock (transaction start) may run ahead of ours (needs received). The
+#: planner's snapshot and the store's stated-departure history pair needs with sessions the same way.
+NEEDS_BEFORE_START = timedelta(minutes=2)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,12 +14,13 @@ import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, TypeVar
 
 from csms.domain.enums import ChargingState, ConnectorStatus, ProtocolVersion
 from csms.domain.ids import EvseRef, StationId, transaction_key
 from csms.domain.model import (
+    NEEDS_BEFORE_START,
     Booking,
     ChargingNeeds,
     ConnectorState,
@@ -43,8 +44,6 @@ from csms.domain.records import (
 )
 from csms.domain.store_ports import StorePort
 
-#: As the SQL store: a need stated just before the transaction started belongs to it.
-NEEDS_BEFORE_START = timedelta(minutes=2)
 
 T = TypeVar("T")
 K = TypeVar("K", bound=Hashable)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import fields as dc_fields, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import bindparam, delete, exists, func, insert, select, update
@@ -31,6 +31,7 @@ from csms.domain.enums import (
 from csms.domain.errors import StoreUnavailable
 from csms.domain.ids import EvseRef, StationId, TransactionKey, transaction_key
 from csms.domain.model import (
+    NEEDS_BEFORE_START,
     Booking,
     ChargingNeeds,
     ConnectorState,
@@ -72,8 +73,6 @@ from .tables import (
 from .health import StoreHealth
 from .tables import BillingSessionRow, InvoiceRow, SiteLoadRow
 
-#: A need stated just before the transaction started belongs to it (the EV talks before the start).
-NEEDS_BEFORE_START = timedelta(minutes=2)
 
 T = TypeVar("T")
 _T = TransactionRow.__table__

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 from csms.config import SiteConfig
 from csms.domain.clock import Clock
-from csms.domain.model import ChargingNeeds, Station, Transaction
+from csms.domain.model import NEEDS_BEFORE_START, ChargingNeeds, Station, Transaction
 from csms.scheduling import FixedDraw, SchedulingInput
 
 from ..charging import StorePort
@@ -35,10 +35,6 @@ from .margin import DepartureMargins
 from .idle_share import IdleEvse, reserves
 from .live import Live
 from .ports import BookingPort, PricePort
-
-#: Needs received this long before the transaction started still count: ISO 15118 EVs state them while the
-#: transaction opens, and the charger's clock (transaction start) may run ahead of ours (needs received).
-NEEDS_BEFORE_START = timedelta(minutes=2)
 
 
 @dataclass(frozen=True, slots=True)
