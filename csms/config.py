@@ -307,9 +307,17 @@ class SmartChargingConfig(_Strict):
     #: Upper bound (A per phase) on the TxDefaultProfile of idle EVSEs. Their TxDefault is their safe share
     #: of the site: what base load, sessions and other EVSEs leave, split among the idle EVSEs, between the
     #: EVSE's min current and its max (0 only if the min does not fit); a car that plugs in charges at once.
-    #: Each idle EVSE's min current is kept free for it in the plan. None: no bound beyond the EVSE's max;
-    #: 0: idle EVSEs get 0 A and a new car waits for its own profile (about a second).
+    #: None: no bound beyond the EVSE's max; 0: idle EVSEs get 0 A and a new car waits for its own profile
+    #: (about a second).
     default_profile_current_a: float | None = Field(None, ge=0)
+    #: true: the plan keeps each idle EVSE's min current free ahead of the cars that are here (wherever base
+    #: load leaves room for all of them), so a car plugging in anywhere draws at least the min at once.
+    #: false (default): idle EVSEs share only what the cars here leave; on a site the cars fill, their
+    #: TxDefault is 0 A and a new car waits for its own profile (its arrival re-plans within about a second).
+    #: Measured (scenario replay-caltech-week, 54 EVSEs on 60 kW, first 36 h): with the reserve, 20-34 idle
+    #: EVSEs held 6 A each, up to 47 kW, while cars waited: 42 % of the deliverable energy delivered, 25 % of
+    #: drivers satisfied; without it 95 % and 66 %. For chargers or cars that cannot wait a second at 0 A.
+    idle_reserve: bool = False
     #: A session without a stated departure (EV, driver, booking) gets one learned from its driver's
     #: history: start + this quantile of the token's past session durations (low = risk-averse: most drivers
     #: stay longer). Off, or with too few past sessions, the departure is unknown and the plan charges the

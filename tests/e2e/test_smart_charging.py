@@ -6,8 +6,9 @@
   charging needs) and keeps charging at its full rate: rate feedback used to read its 32 A as 10.7 A.
 - With smart charging disabled no charging profile is ever sent, and chargers charge at their maximum;
   switching it off by a config reload takes back the profiles already sent, switching it on takes control.
-- The TxDefault of idle EVSEs is their share of the site, so a new car charges at once; 0 A only when the base
-  load leaves nothing.
+- The TxDefault of idle EVSEs is their share of what the cars here leave (a new car charges at once where there
+  is room, and waits only for its own plan on a full site); `idle_reserve: true` keeps their min current free
+  ahead of the cars instead; 0 A when the base load leaves nothing.
 - An offline charger's session stays in the plan, not controlled, with the draw it is counted at.
 - A departure learned from the driver's history reaches the plan; the margin before a stated departure is
   what the site's drivers needed (none where they kept their word).
@@ -170,11 +171,14 @@ async def test_disabled_smart_charging_sends_no_profile(sqlite_url: str, protoco
                 await cp.close()
 
 
-async def test_tx_default_is_the_idle_evses_share_of_the_site(sqlite_url: str) -> None:
+async def test_tx_default_is_the_idle_evses_share_of_what_the_cars_leave(sqlite_url: str) -> None:
     """22 kW for three idle three-phase EVSEs: 10.6 A each (not 0 A). A car that plugs in charges at once at
-    that; once planned, what it leaves goes to the two idle ones, at least their 6 A minimum."""
+    that; once planned it takes the whole site (the idle EVSEs are not held a reserve ahead of it) and the
+    idle EVSEs' TxDefault falls to what it leaves, 0 A. A second car then waits only for its own plan, and
+    the two share the site; what all three EVSEs may draw never exceeds the limit."""
     async with running(make_config(sqlite_url, setup(22, ["CP-A", "CP-B", "CP-C"]), api=True)) as app, \
             api(app) as c:
+        # The two cars (on the 1.6 chargers) state no departure: they rank alike and split the site.
         cps = [charger(app, i, "1.6" if i != "CP-B" else "2.0.1") for i in ("CP-A", "CP-B", "CP-C")]
         for cp in cps:
             await cp.connect(timeout=10)
@@ -189,9 +193,43 @@ async def test_tx_default_is_the_idle_evses_share_of_the_site(sqlite_url: str) -
             first = await eventually(lambda: next((x for x in cp.recorder.samples if x.power_w > 0), None),
                                      what="the car charging")
             assert first.power_w == pytest.approx(10.6 * 690, abs=1)
+            # Planned: the whole site (22 kW = 31.8 A of its 32 A); with a reserve of 2 x 6 A for the idle
+            # EVSEs it would get at most 13.7 kW.
+            await eventually(lambda: cp.power_w > 21_000, what="the car planned at the whole site")
+            await eventually(lambda: all(x.effective_limit_a == 0 for x in cps[1:]), what="idle TxDefaults 0 A")
+            assert (cp.effective_limit_a + sum(x.effective_limit_a for x in cps[1:])) * 690 <= 22_000 + 1e-6
+            # A second car, on a 1.6 charger at 0 A (its status goes SuspendedEV, then SuspendedEVSE: not "full"):
+            # 0 A until its plan, then the two share the site.
+            second = cps[2]
+            await second.plug_in(ev(second.clock), "TAG-B")
+            await second.start_charging()
+            await eventually(lambda: second.power_w > 6 * 690, what="the second car planned")
+            await eventually(lambda: cp.power_w + second.power_w > 21_000 and min(cp.power_w, second.power_w) > 9_000,
+                             what="the site shared")
+            assert sum(x.effective_limit_a for x in cps) * 690 <= 22_000 + 1e-6
+        finally:
+            for cp in cps:
+                await cp.close()
+
+
+async def test_idle_reserve_keeps_the_min_current_free_for_idle_evses(sqlite_url: str) -> None:
+    """`smart_charging.idle_reserve: true`: the plan keeps each idle EVSE's 6 A minimum free ahead of the
+    car that is here, so any car plugging in draws at least that at once."""
+    extra = "smart_charging: {debounce_s: 0.1, idle_reserve: true}"
+    async with running(make_config(sqlite_url, setup(22, ["CP-A", "CP-B", "CP-C"], extra), api=True)) as app:
+        cps = [charger(app, i, "1.6" if i != "CP-B" else "2.0.1") for i in ("CP-A", "CP-B", "CP-C")]
+        for cp in cps:
+            await cp.connect(timeout=10)
+        try:
+            await eventually(lambda: all(cp.effective_limit_a == 10.6 for cp in cps), what="TxDefault 10.6 A each")
+            cp = cps[0]
+            await cp.plug_in(ev(cp.clock), "TAG-A")
+            await cp.start_charging()
             # Planned: it takes what the two idle EVSEs' minimum (2 x 6 A) leaves; they keep at least that.
             await eventually(lambda: cp.power_w > 13_000, what="the car planned above its TxDefault")
             await eventually(lambda: all(6 <= x.effective_limit_a < 10.6 for x in cps[1:]), what="idle shares")
+            await asyncio.sleep(0.5)
+            assert cp.power_w <= 22_000 - 2 * 6 * 690 + 1e-6
             total_a = cp.effective_limit_a + sum(x.effective_limit_a for x in cps[1:])
             assert total_a * 690 <= 22_000 + 1e-6
         finally:
@@ -207,6 +245,9 @@ async def test_tx_default_is_0_a_only_when_base_load_leaves_nothing(sqlite_url: 
         await cp.connect(timeout=10)
         try:
             await eventually(lambda: cp.recorder.received("SetChargingProfile"), what="a TxDefault")
+            # (the frame is recorded as it arrives, the limit once installed: wait for that, then hold)
+            await eventually(lambda: cp.effective_limit_a == 0, timeout=2, what="TxDefault installed")
+            await asyncio.sleep(0.5)
             assert cp.effective_limit_a == 0  # 2 kW left: less than 6 A x 690 W
         finally:
             await cp.close()

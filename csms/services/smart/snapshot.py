@@ -166,7 +166,7 @@ class SnapshotBuilder:
                                peak_floor_kw=floor_kw, history=history, learned_margin_s=margin_s)
 
         inp = plan_input({})
-        if any(e.controlled for e in idle):
+        if sc.idle_reserve and any(e.controlled for e in idle):
             bare = Snapshot(site.id, inp, infos, idle).without_idle_draws()
             inp = plan_input(reserves(bare, idle, sc.default_profile_current_a))
         return Snapshot(site.id, inp, infos, idle, _not_controlled(evses, busy))

@@ -20,7 +20,7 @@ from csms.services.smart import SmartChargingService
 from .test_safety_invariant import T0, WPA, FakeCharger, FakeGateway, Store, World
 
 IDS = ["C0", "C1", "C2"]
-LIMIT_KW = 30.0  # the external cap (the site's own limit is 40 kW)
+LIMIT_KW = 20.0  # the external cap (the site's own limit is 40 kW): the car (22 kW) is held below its max
 
 
 class Recording(FakeGateway):
@@ -78,7 +78,7 @@ async def _churn() -> tuple[list[tuple[str, ProfilePurpose, float]], list[tuple[
     await svc.replan("s")
     await drain(svc)
     car_a = world.chargers["C0"].limit_a(clock.now())
-    assert car_a > 20, car_a  # the car takes most of the site; the idle EVSEs keep their share
+    assert car_a > 20, car_a  # the car takes the site (28.9 A); the idle EVSEs share what it leaves
 
     gw.sent.clear()
     before_a = world.chargers["C0"].limit_a(clock.now())
