@@ -16,34 +16,14 @@ of Params) falls back to ``update_parameters()``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 from pyomo.common.numeric_types import native_numeric_types, value
 from pyomo.core.base.param import ParamData
 
-Fn = Callable[[], float]
-
-
-def compile_value(expr: Any) -> Fn:
-    """A closure returning ``value(expr)`` for the Params' current values (constants folded)."""
-    if expr.__class__ in native_numeric_types:
-        const = float(expr)
-        return lambda: const
-    if isinstance(expr, ParamData):
-        return lambda: expr._value
-    if not expr.is_expression_type():
-        if expr.is_constant():
-            const = float(value(expr))
-            return lambda: const
-        return lambda: value(expr)
-    parts = [compile_value(a) for a in expr.args]
-    apply = expr._apply_operation
-    if not any(True for a in expr.args if _has_params(a)):
-        const = float(apply([f() for f in parts]))
-        return lambda: const
-    return lambda: apply([f() for f in parts])
+Array = NDArray[np.float64]
 
 
 def _has_params(expr: Any) -> bool:
@@ -57,7 +37,12 @@ def _has_params(expr: Any) -> bool:
 
 
 class ParamPusher:
-    """The compiled update of one persistent HiGHS instance (build it after ``set_instance``)."""
+    """The compiled update of one persistent HiGHS instance (build it after ``set_instance``).
+
+    All mutable values (matrix coefficients, row bounds, costs, the objective offset) are evaluated together
+    (``Polynomial``) and only those that differ from what this pusher last sent go to HiGHS: HiGHS starts with
+    what ``set_instance`` loaded from the same Params, and nothing else changes these entries afterwards
+    (a planner that hands the instance to Pyomo's ``update_parameters`` stops using its pusher)."""
 
     def __init__(self, opt: Any) -> None:
         from pyomo.contrib.solver.solvers.highs import _MutableConstraintBounds, _MutableLinearCoefficient
@@ -65,25 +50,40 @@ class ParamPusher:
         self.opt = opt
         self.highs = opt._solver_model
         con_map, var_map = opt._pyomo_con_to_solver_con_map, opt._pyomo_var_to_solver_var_map
-        self.coefs: list[tuple[int, int, Fn]] = []
-        self.row_bounds: list[tuple[int, Fn, Fn]] = []
+        coefs: list[tuple[int, int, Any]] = []
+        bounds: list[tuple[int, Any, Any]] = []
         supported = not opt._mutable_bounds and not opt._mutable_objective.quadratic_coefs
         for con, helpers in opt._mutable_helpers.items():
             for h in helpers:
                 if isinstance(h, _MutableLinearCoefficient):
-                    self.coefs.append((con_map[h.pyomo_con], var_map[h.pyomo_var_id], compile_value(h.expr)))
+                    coefs.append((con_map[h.pyomo_con], var_map[h.pyomo_var_id], h.expr))
                 elif isinstance(h, _MutableConstraintBounds):
-                    self.row_bounds.append((con_map[h.con], compile_value(h.lower_expr), compile_value(h.upper_expr)))
+                    bounds.append((con_map[h.con], h.lower_expr, h.upper_expr))
                 else:
                     supported = False
         obj = opt._mutable_objective
-        self.offset = compile_value(obj.constant.expr)
+        self.coef_rows = np.array([r for r, _, _ in coefs], dtype=np.int32)
+        self.coef_cols = np.array([c for _, c, _ in coefs], dtype=np.int32)
+        self.bound_rows = np.array([r for r, _, _ in bounds], dtype=np.int32)
         self.cost_cols = np.array([var_map[c.pyomo_var_id] for c in obj.linear_coefs], dtype=np.int32)
-        self.costs = [compile_value(c.expr) for c in obj.linear_coefs]
         self.supported = supported
+        index: dict[int, int] = {}
+        self.params: list[Any] = []
+        try:
+            self.blocks = [Polynomial(exprs, index, self.params) for exprs in (
+                [e for _, _, e in coefs], [lo for _, lo, _ in bounds], [up for _, _, up in bounds],
+                [c.expr for c in obj.linear_coefs], [obj.constant.expr])]
+        except NotImplementedError:          # an expression it does not expand: Pyomo's own update
+            self.supported = False
+        self.sent = self._evaluate(True) if self.supported else []    # what HiGHS holds after set_instance
+
+    def _evaluate(self, coefficients: bool) -> list[Array]:
+        gathered = np.fromiter((p._value for p in self.params), dtype=float, count=len(self.params))
+        gathered = np.append(gathered, 1.0)
+        return [b.values(gathered) if coefficients or k else self.sent[0] for k, b in enumerate(self.blocks)]
 
     def push(self, coefficients: bool = True) -> None:
-        """What ``opt.update_parameters()`` does, with the compiled values. ``coefficients=False``: the rows'
+        """What ``opt.update_parameters()`` does, for the values that changed. ``coefficients=False``: the rows'
         coefficients are known not to have changed since the last push (the switch to stage 2 changes only
         the objective's ``w2`` and the guard row's bound)."""
         opt = self.opt
@@ -94,11 +94,84 @@ class ParamPusher:
         if opt._last_results_object is not None:
             opt._last_results_object.solution_loader.invalidate()
         highs = self.highs
-        if coefficients:
-            for row, col, f in self.coefs:
-                highs.changeCoeff(row, col, f())
-        for row, lo, up in self.row_bounds:
-            highs.changeRowBounds(row, lo(), up())
-        highs.changeObjectiveOffset(self.offset())
-        if len(self.cost_cols):
-            highs.changeColsCost(len(self.cost_cols), self.cost_cols, np.array([f() for f in self.costs]))
+        coef, lo, up, cost, offset = new = self._evaluate(coefficients)
+        old_coef, old_lo, old_up, old_cost, old_offset = self.sent
+        for k in np.nonzero(coef != old_coef)[0].tolist():
+            highs.changeCoeff(int(self.coef_rows[k]), int(self.coef_cols[k]), float(coef[k]))
+        rows = np.nonzero((lo != old_lo) | (up != old_up))[0]
+        if rows.size:
+            highs.changeRowsBounds(int(rows.size), self.bound_rows[rows], lo[rows], up[rows])
+        if offset[0] != old_offset[0]:
+            highs.changeObjectiveOffset(float(offset[0]))
+        cols = np.nonzero(cost != old_cost)[0]
+        if cols.size:
+            highs.changeColsCost(int(cols.size), self.cost_cols[cols], cost[cols])
+        self.sent = new
+
+
+class Polynomial:
+    """Expressions over mutable Params, each expanded once into monomials (constant × product of Params) and
+    evaluated together with numpy: one gather of the Params' values, one product per monomial, one sum per
+    expression. Raises ``NotImplementedError`` for an operation it does not expand (the caller then keeps the
+    closures)."""
+
+    def __init__(self, exprs: list[Any], index: dict[int, int], params: list[Any]) -> None:
+        self.params, self.n = params, len(exprs)   # ``index``/``params``: shared across instances (one gather)
+        targets: list[int] = []
+        consts: list[float] = []
+        factors: list[tuple[int, ...]] = []
+        for k, expr in enumerate(exprs):
+            for monomial, const in _expand(expr, index, params).items():
+                targets.append(k)
+                consts.append(const)
+                factors.append(monomial)
+        degree = max((len(f) for f in factors), default=0)
+        self.one = -1                                # index of the constant 1.0 appended to the gathered values
+        self.targets = np.array(targets, dtype=np.int64)
+        self.consts = np.array(consts, dtype=float)
+        self.factors = np.array([f + (self.one,) * (degree - len(f)) for f in factors], dtype=np.int64).reshape(
+            len(factors), degree)
+
+    def values(self, gathered: Array) -> Array:
+        """``gathered``: the Params' values (in ``params`` order) followed by 1.0."""
+        terms = self.consts * gathered[self.factors].prod(axis=1) if self.factors.shape[1] else self.consts
+        return np.bincount(self.targets, weights=terms, minlength=self.n) if self.n else np.zeros(0)
+
+
+def _expand(expr: Any, index: dict[int, int], params: list[Any]) -> dict[tuple[int, ...], float]:
+    """``expr`` as {sorted Param indices: constant}."""
+    if expr.__class__ in native_numeric_types:
+        return {(): float(expr)}
+    if isinstance(expr, ParamData):
+        k = index.get(id(expr))
+        if k is None:
+            k = index[id(expr)] = len(params)
+            params.append(expr)
+        return {(k,): 1.0}
+    if not expr.is_expression_type():
+        if expr.is_constant():
+            return {(): float(value(expr))}
+        raise NotImplementedError(type(expr).__name__)
+    if not _has_params(expr):
+        return {(): float(value(expr))}
+    name = expr.__class__.__name__
+    if name in ("NPV_SumExpression", "SumExpression", "LinearExpression"):
+        out: dict[tuple[int, ...], float] = {}
+        for a in expr.args:
+            for m, c in _expand(a, index, params).items():
+                out[m] = out.get(m, 0.0) + c
+        return out
+    if name in ("NPV_ProductExpression", "ProductExpression", "MonomialTermExpression"):
+        left, right = (_expand(a, index, params) for a in expr.args)
+        out = {}
+        for ml, cl in left.items():
+            for mr, cr in right.items():
+                m = tuple(sorted(ml + mr))
+                out[m] = out.get(m, 0.0) + cl * cr
+        return out
+    if name in ("NPV_NegationExpression", "NegationExpression"):
+        return {m: -c for m, c in _expand(expr.args[0], index, params).items()}
+    if name in ("NPV_DivisionExpression", "DivisionExpression") and not _has_params(expr.args[1]):
+        d = float(value(expr.args[1]))
+        return {m: c / d for m, c in _expand(expr.args[0], index, params).items()}
+    raise NotImplementedError(name)

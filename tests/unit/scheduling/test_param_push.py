@@ -1,4 +1,6 @@
-"""The compiled Param push (param_push.py) gives HiGHS exactly what Pyomo's ``update_parameters`` gives it."""
+"""The compiled Param push (param_push.py) gives HiGHS exactly what Pyomo's ``update_parameters`` gives it, and a
+re-plan's direct pushes (bounds by column index, solve and read on the HiGHS instance, solve.py) leave HiGHS
+holding the LP a cold build of the same input loads."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import pytest
 from pyomo.common.numeric_types import value
 
 from csms.scheduling import SchedulingInput, SitePlanner
-from csms.scheduling.param_push import ParamPusher, compile_value
+from csms.scheduling.param_push import ParamPusher, Polynomial
 
 from .test_replan import busy_site
 
@@ -28,6 +30,7 @@ def _lp(planner: SitePlanner) -> dict[str, Any]:
             if val[k] != 0.0:
                 matrix[(index[k], col)] = val[k]
     return {"cost": np.asarray(lp.col_cost_), "row_lo": np.asarray(lp.row_lower_),
+            "col_lo": np.asarray(lp.col_lower_), "col_hi": np.asarray(lp.col_upper_),
             "row_hi": np.asarray(lp.row_upper_), "matrix": matrix, "offset": lp.offset_}
 
 
@@ -55,14 +58,17 @@ def test_compiled_values_equal_pyomos(b: SimpleNamespace) -> None:
     exprs = [h.expr for hs in opt._mutable_helpers.values() for h in hs if hasattr(h, "expr")]
     exprs += [c.expr for c in opt._mutable_objective.linear_coefs]
     assert len(exprs) > 50
-    compiled = [compile_value(e) for e in exprs]
+    index: dict[int, int] = {}
+    params: list[Any] = []
+    poly = Polynomial(exprs, index, params)
     for _ in range(3):
         for p in (m.prio, m.need, m.early_w, m.price_h):
             for idx in p:
                 p[idx].set_value(rng.uniform(-5.0, 5.0))
         m.w2.set_value(rng.choice((0.0, 1.0)))
-        for e, f in zip(exprs, compiled):
-            assert f() == pytest.approx(value(e), rel=1e-12, abs=1e-12)
+        got = poly.values(np.append([p._value for p in params], 1.0))
+        for e, v in zip(exprs, got):
+            assert v == pytest.approx(value(e), rel=1e-12, abs=1e-12)
 
 
 def test_replans_give_highs_the_lp_pyomo_would(b: SimpleNamespace) -> None:
@@ -79,3 +85,22 @@ def test_replans_give_highs_the_lp_pyomo_would(b: SimpleNamespace) -> None:
         assert a.objective_terms["lp_objective"] == pytest.approx(c.objective_terms["lp_objective"], rel=1e-9)
         for p in c.sessions:
             assert a.session(p.session_key).current_a == pytest.approx(p.current_a, abs=1e-6)
+
+
+def test_replans_leave_highs_with_the_lp_a_cold_build_loads(b: SimpleNamespace) -> None:
+    """Column bounds, costs, row bounds and matrix after each warm re-plan equal those of a fresh planner's
+    cold build of the same input (both after stage 2; the guard's bound holds each one's stage-1 value)."""
+    warm = SitePlanner()
+    for inp in _inputs(b):
+        a, cold = warm.plan(inp), SitePlanner()
+        c = cold.plan(inp)
+        lp_w, lp_c = _lp(warm), _lp(cold)
+        for key in ("col_lo", "col_hi", "cost"):
+            assert np.allclose(lp_w[key], lp_c[key], rtol=1e-12, atol=1e-12), key
+        assert np.allclose(lp_w["row_lo"], lp_c["row_lo"]) and np.allclose(lp_w["row_hi"], lp_c["row_hi"], rtol=1e-9)
+        assert lp_w["matrix"].keys() == lp_c["matrix"].keys()
+        assert all(lp_w["matrix"][k] == pytest.approx(v, rel=1e-12) for k, v in lp_c["matrix"].items())
+        assert a.objective_terms["lp_objective"] == pytest.approx(c.objective_terms["lp_objective"], rel=1e-9)
+        for p in c.sessions:
+            assert a.session(p.session_key).current_a == pytest.approx(p.current_a, abs=1e-6)
+    assert warm.builds == 1
