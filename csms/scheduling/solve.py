@@ -118,19 +118,22 @@ class SitePlanner:
         n_cols = len(sm.i) * len(sm.i[0]) if sm.i else 0
         change = change_kind(tightened or need_changed, shares_tightened)
         method = self.options.cold_method if cold else self.options.warm_method
-        value1, secs1 = self._run(sm, opt, cold, changed, highs_method(method, cold, change, n_cols), deadline)
+        value1, secs1 = self._run(sm, opt, cold, changed, highs_method(method, cold, change, n_cols), deadline,
+                                  stage=1)
         terms = {"lp_cold": float(cold), "bounds_pushed": float(len(changed)), "build_s": build_s,
                  "stage1_s": secs1, "stage1_objective": value1}
         if not two_stages or value1 != value1:     # NaN: no incumbent objective, nothing to hold in stage 2
             terms["lp_objective"] = value1
             return self._solution(net), terms
         x1 = self._solution(net)
-        # Stage 2 keeps the stage-1 optimum feasible (it only adds a guard it satisfies): primal simplex.
+        # Stage 2 keeps the stage-1 optimum feasible (it only adds a guard it satisfies): primal simplex from
+        # it. From the previous plan's stage-2 basis (see _Columns.start_from), dual simplex.
         sm.m.w2.set_value(1.0)
         sm.m.lex_rhs.set_value(value1 + w.lex_tolerance * max(1.0, abs(value1)))
+        start2 = "restart" if self._cols is not None and self._cols.has_basis(2) else "relax"
         try:
-            value2, secs2 = self._run(sm, opt, False, [], highs_method(self.options.warm_method, False, "relax", n_cols),
-                                      deadline, coefficients_changed=False)
+            value2, secs2 = self._run(sm, opt, False, [], highs_method(self.options.warm_method, False, start2, n_cols),
+                                      deadline, coefficients_changed=False, stage=2)
             x = self._solution(net)
         except (Infeasible, SolverUnavailable):
             # Numerical trouble in stage 2 only: the stage-1 plan is a correct plan, just not peak-shaved. The
@@ -141,7 +144,7 @@ class SitePlanner:
         return x, terms
 
     def _run(self, sm: SiteModel, opt: Any, cold: bool, changed: Any, options: dict[str, Any],
-             deadline: float, coefficients_changed: bool = True) -> tuple[float, float]:
+             deadline: float, coefficients_changed: bool = True, stage: int = 1) -> tuple[float, float]:
         """One HiGHS solve with what is left of this plan's budget; returns (objective, seconds). A persistent
         HiGHS instance compares ``time_limit`` with its whole run time (HiGHS #1331, #1477), so the limit is
         set relative to it.
@@ -179,6 +182,7 @@ class SitePlanner:
             self._params.push(coefficients=coefficients_changed)
         else:
             opt.update_parameters()
+        self._cols.start_from(stage)
         for key, val in options.items():
             if self._highs_options.get(key) != val:
                 highs.setOptionValue(key, val)
@@ -222,6 +226,25 @@ class _Columns:
             "peak": cols([[sm.m.peak_kw]], 1), "now": cols([[sm.m.now_kw]], 1),
         }
         self.pending: tuple[Array, Array] = (np.zeros(0), np.zeros(0))   # bounds of the columns to change
+        self.basis_stage = 1                  # the stage whose last optimum the instance's basis is
+        self._saved: dict[int, Any] = {}      # stage -> that stage's last optimal basis (the other stage's)
+
+    def has_basis(self, stage: int) -> bool:
+        return stage == self.basis_stage or stage in self._saved
+
+    def start_from(self, stage: int) -> None:
+        """Start the next solve from ``stage``'s own last optimal basis. Stage 1 (energy) and stage 2 (peak,
+        earliness) have different objectives, so each plan's stage 1 used to start from the previous plan's
+        stage-2 optimum and walk back, and stage 2 then walked forth again from the stage-1 optimum. A
+        stage's previous optimum is much closer to its new one (JPL 2-day replay: stage 1 107 -> 25 simplex
+        iterations on average, stage 2 227 -> 101 with dual simplex). Plans with one stage never switch."""
+        if stage == self.basis_stage:
+            return
+        self._saved[self.basis_stage] = self.highs.getBasis()
+        saved = self._saved.pop(stage, None)
+        if saved is not None:
+            self.highs.setBasis(saved)
+        self.basis_stage = stage
 
 
 def _stage2_can_cost_energy(net: Network, w: ObjectiveWeights) -> bool:
