@@ -121,7 +121,7 @@ class SitePlanner:
         value1, secs1 = self._run(sm, opt, cold, changed, highs_method(method, cold, change, n_cols), deadline,
                                   stage=1)
         terms = {"lp_cold": float(cold), "bounds_pushed": float(len(changed)), "build_s": build_s,
-                 "stage1_s": secs1, "stage1_objective": value1}
+                 "stage1_s": secs1, "stage1_objective": value1, "stage1_iterations": _iterations(opt)}
         if not two_stages or value1 != value1:     # NaN: no incumbent objective, nothing to hold in stage 2
             terms["lp_objective"] = value1
             return self._solution(net), terms
@@ -140,7 +140,7 @@ class SitePlanner:
             # next plan sets the stage switch and the guard afresh.
             terms["stage2_failed"] = 1.0
             return x1, terms
-        terms.update(lp_objective=value2, stage2_s=secs2, lp_solve_s=secs1 + secs2)
+        terms.update(lp_objective=value2, stage2_s=secs2, lp_solve_s=secs1 + secs2, stage2_iterations=_iterations(opt))
         return x, terms
 
     def _run(self, sm: SiteModel, opt: Any, cold: bool, changed: Any, options: dict[str, Any],
@@ -350,6 +350,11 @@ def _objective(highs: Any) -> float:
     stage-1 plan and skips stage 2."""
     info = highs.getInfo()
     return float(info.objective_function_value) if info.primal_solution_status == 2 else float("nan")
+
+
+def _iterations(opt: Any) -> float:
+    """Simplex iterations of the last solve (IPM's on a cold solve: its crossover's)."""
+    return float(opt._solver_model.getInfo().simplex_iteration_count)
 
 
 def _check_status(highs: Any) -> None:

@@ -15,6 +15,7 @@ from pyomo.common.numeric_types import value
 
 from csms.scheduling import SchedulingInput, SitePlanner
 from csms.scheduling.param_push import ParamPusher, Polynomial
+from csms.scheduling.solve import _Columns
 
 from .test_replan import busy_site
 
@@ -104,3 +105,24 @@ def test_replans_leave_highs_with_the_lp_a_cold_build_loads(b: SimpleNamespace) 
         for p in c.sessions:
             assert a.session(p.session_key).current_a == pytest.approx(p.current_a, abs=1e-6)
     assert warm.builds == 1
+
+
+def test_each_stage_restarts_from_its_own_optimum(b: SimpleNamespace, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stage 1 starts from the previous plan's stage-1 basis and stage 2 from its stage-2 basis (solve.py,
+    ``_Columns.start_from``): fewer simplex iterations than each stage starting from the other's optimum,
+    and the same plans."""
+    own = SitePlanner()
+    by_stage = [own.plan(inp) for inp in _inputs(b)]
+    monkeypatch.setattr(_Columns, "start_from", lambda self, stage: None)      # the former behaviour
+    shared = SitePlanner()
+    alternating = [shared.plan(inp) for inp in _inputs(b)]
+
+    def iterations(plans: list[Any]) -> float:
+        assert all("stage2_iterations" in p.objective_terms for p in plans), "the case must run both stages"
+        return sum(p.objective_terms["stage1_iterations"] + p.objective_terms["stage2_iterations"] for p in plans[1:])
+
+    assert iterations(by_stage) < iterations(alternating)
+    for a, c in zip(by_stage, alternating):
+        assert a.objective_terms["lp_objective"] == pytest.approx(c.objective_terms["lp_objective"], rel=1e-9)
+        for p in c.sessions:
+            assert a.session(p.session_key).current_a == pytest.approx(p.current_a, abs=1e-6)
