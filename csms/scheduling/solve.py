@@ -1,12 +1,13 @@
 """``SitePlanner``: keeps one persistent HiGHS model per site and re-plans by pushing only what changed.
 
-Design (see docs/scheduling.md, "Re-planning"): the model is built once per ``(Topology, ObjectiveWeights)``.
-Each ``plan()`` compiles the input to arrays, diffs them against what the solver already holds, and pushes
-changed variable bounds with ``update_variables(changed)`` plus the few mutable Params with
-``update_parameters()``; auto-updates are off and the solution is read back only for cells that can be
-non-zero. Each plan solves twice (objectives.py): stage 1 for energy, stage 2 for peak, price and earliness
-under a guard that keeps the stage-1 value; both solves share one time budget. Rolling the horizon forward is the same diff: a session's window shifts by one slot, which changes
-a couple of bounds per session.
+Design (see docs/scheduling.md, "Re-planning"): the model is built once per ``(Topology, ObjectiveWeights)``
+and loaded into HiGHS through Pyomo. Each ``plan()`` compiles the input to arrays and diffs them against what
+the solver already holds; re-plans then talk to that HiGHS instance directly: changed bounds by column index,
+changed Params through ``param_push``, ``run()``, and the solution read for the cells that can be non-zero.
+Each plan solves twice (objectives.py): stage 1 for energy, stage 2 for peak, price and earliness under a guard
+that keeps the stage-1 value; each stage restarts from its own previous optimal basis, and both solves share
+one time budget. Rolling the horizon forward is the same diff: a session's window shifts by one slot, which
+changes a couple of bounds per session.
 
 ``plan()`` never raises for infeasibility or solver trouble: it returns ``heuristics.equal_share`` with
 ``status="fallback"`` and the reason. Only ``InvalidInput`` (a caller bug) propagates.
