@@ -11,6 +11,7 @@ many phases. Plain state and rules, no I/O: the triggers feed it from events, de
 from __future__ import annotations
 
 import collections
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -21,6 +22,9 @@ from csms.domain.model import Transaction
 from ..limits import Piecewise, pointwise
 from ..plan_input import evse_key
 from .live import Live
+
+#: Below this (IEC 61851's minimum pilot current) an EVSE offers the car nothing it could draw.
+MIN_OFFER_A = 6.0
 
 FEEDBACK_MARGIN_A = 2.0  # drawing this much below the limit counts as "cannot take more"
 LIFT_MARGIN_A = 0.5  # a capped car drawing this close to its cap may want more: the cap lifts
@@ -108,11 +112,16 @@ class ControlState:
             replan = self.cap_moved(key, at) or replan
         if started or ended:
             return True
-        return self.note_charging_state(key, tx.charging_state) or replan
+        return self.note_charging_state(key, tx.charging_state, at) or replan
 
-    def note_charging_state(self, key: str, state: ChargingState | None) -> bool:
-        """Track whether the EV on `key` is full; True if that changed (worth a re-plan)."""
+    def note_charging_state(self, key: str, state: ChargingState | None, at: datetime | None = None) -> bool:
+        """Track whether the EV on `key` is full; True if that changed (worth a re-plan). SuspendedEV means
+        full only while the EVSE offers the car at least its minimum current: a charger may report it at a
+        transaction's start, before the car had anything to draw (then SuspendedEVSE follows, which does not
+        clear the mark), and a car marked full at 0 A would never be offered current again."""
         if state is ChargingState.SUSPENDED_EV:
+            if at is not None and self.offered_a(key, at) < MIN_OFFER_A:
+                return False
             full = True
         elif state is ChargingState.CHARGING:
             full = False
@@ -121,6 +130,13 @@ class ControlState:
         changed = self.ev_full.get(key, False) != full
         self.ev_full[key] = full
         return changed
+
+    def offered_a(self, key: str, at: datetime) -> float:
+        """What the EVSE offers at `at` as far as we know (A per phase); inf if it never accepted our limit."""
+        ctl = self.evses.get(key)
+        if ctl is None or ctl.accepted is None:
+            return math.inf
+        return ctl.accepted.at(at)
 
     def note_needs(self, key: str) -> None:
         """The EV or driver stated a need: plan the car for it again even if it looked full. A car held at

@@ -191,8 +191,8 @@ class Triggers:
                 # arrive in order, so our clock at receipt orders them right; take the earlier of the two.
                 if self.state.note_transaction(tx, started, ended, min(at, self.clock.now())):
                     self.request_station(tx.station_id)
-            case StatusChanged(station_id=sid, evse=evse, charging_state=state) if evse is not None:
-                if self.state.note_charging_state(evse_key(sid, evse.evse_id), state):
+            case StatusChanged(station_id=sid, evse=evse, charging_state=state, at=at) if evse is not None:
+                if self.state.note_charging_state(evse_key(sid, evse.evse_id), state, min(at, self.clock.now())):
                     self.request_station(sid)
             case ChargingNeedsChanged(needs=n):
                 # Stated by the EV or the driver: plan for it now, not after the debounce.

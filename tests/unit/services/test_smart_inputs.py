@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from csms.config import parse_config
+from csms.domain.enums import ChargingState
 from csms.domain.ids import EvseRef, StationId
 from csms.domain.model import ChargingNeeds
 from csms.services.limits import Piecewise
@@ -82,3 +83,19 @@ def test_a_stated_need_lifts_the_full_mark() -> None:
     s.measured["CP#1"] = (T0, 0.0)
     s.note_needs("CP#1")
     assert "CP#1" not in s.ev_full and "CP#1" not in s.measured
+
+
+def test_suspended_ev_means_full_only_while_current_is_offered() -> None:
+    """A charger may report SuspendedEV as a transaction starts, before the car had anything to draw; at 0 A
+    offered that must not mark the car full (the plan would then never offer it current again)."""
+    s = state()
+    allowed(s, "CP#1", 0.0)  # a full site: the idle EVSE's TxDefault was 0 A when the car arrived
+    assert s.note_charging_state("CP#1", ChargingState.SUSPENDED_EV, T0) is False
+    assert not s.ev_full.get("CP#1")
+    allowed(s, "CP#1", 16.0)  # offered 16 A and still not drawing: full
+    assert s.note_charging_state("CP#1", ChargingState.SUSPENDED_EV, T0) is True
+    assert s.ev_full["CP#1"]
+    assert s.note_charging_state("CP#1", ChargingState.SUSPENDED_EVSE, T0) is False and s.ev_full["CP#1"]
+    assert s.note_charging_state("CP#1", ChargingState.CHARGING, T0) is True and not s.ev_full["CP#1"]
+    # An EVSE that never accepted a limit from us may offer anything: SuspendedEV there means full.
+    assert s.note_charging_state("CP#2", ChargingState.SUSPENDED_EV, T0) is True
