@@ -384,18 +384,23 @@ async def drive(url: str, args: argparse.Namespace, watch_pid: int) -> dict[str,
 
     sampler = asyncio.create_task(sample_rss())
     self_cpu0, self_wall0 = time.process_time(), time.monotonic()
+    ramp_cpu0 = cpu_s(watch_pid)
     tasks = [asyncio.create_task(c.run(url, args.ramp_s * i / n, stop, storm)) for i, c in enumerate(chargers)]
     await asyncio.sleep(args.ramp_s + min(5.0, args.ramp_s / 2 + 1))  # let the last boots finish
     stats.phase = "steady"
     lag.clear()
     cpu0, t0 = cpu_s(watch_pid), time.monotonic()
+    ramp_cpu_s = cpu0 - ramp_cpu0  # connects, boots, first statuses and capability requests (+ a few beats)
+    storm_cpu_s = 0.0
     child_cpu0 = children_cpu_s(watch_pid)
     if args.storm:
         await asyncio.sleep(args.duration_s / 2)
         steady_cpu = (cpu_s(watch_pid) - cpu0) / (time.monotonic() - t0) * 100
         stats.phase = "storm"
+        storm_cpu0 = cpu_s(watch_pid)
         storm.set()
         await asyncio.sleep(args.storm_window_s + args.duration_s / 2)
+        storm_cpu_s = cpu_s(watch_pid) - storm_cpu0
     else:
         await asyncio.sleep(args.duration_s)
         steady_cpu = (cpu_s(watch_pid) - cpu0) / (time.monotonic() - t0) * 100
@@ -413,6 +418,13 @@ async def drive(url: str, args: argparse.Namespace, watch_pid: int) -> dict[str,
     return {
         "chargers": n, "lat": stats.lat, "errors": dict(stats.errors), "timeouts": dict(stats.timeouts),
         "csms_cpu_pct": steady_cpu, "cpu_ms_per_msg": steady_cpu_s * 1000 / max(1, steady_msgs),
+        # CPU of the CSMS per charger booted during the ramp: the cost of a connect + boot (with its
+        # StatusNotification, capability request, and the few heartbeats of the ramp).
+        "ramp_cpu_s": ramp_cpu_s,
+        "ramp_cpu_ms_per_boot": ramp_cpu_s * 1000 / max(1, len(stats.lat.get(("ramp", "BootNotification"), []))),
+        "storm_cpu_s": storm_cpu_s,
+        "run_cpu_s": ramp_cpu_s + steady_cpu_s,  # ramp + steady (+ storm): with long intervals, ~the boots
+        "storm_cpu_ms_per_boot": storm_cpu_s * 1000 / max(1, len(stats.lat.get(("storm", "BootNotification"), []))),
         "rss_peak_mb": max(rss_peak[0], rss_end), "rss_end_mb": rss_end,
         "worker_rss_peak_mb": rss_peak[1], "worker_cpu_pct": worker_cpu_pct,
         "received": dict(stats.received), "self_cpu_s": time.process_time() - self_cpu0,
@@ -597,6 +609,9 @@ def print_report(title: str, s: dict[str, Any], seconds: float) -> None:
           f"message (incl. the calls it makes), RSS peak {s['rss_peak_mb']:.0f} MB, "
           f"end {s['rss_end_mb']:.0f} MB; CSMS calls answered: {sum(s['received'].values())} "
           f"{dict(sorted(s['received'].items()))}")
+    print(f"connect+boot: CSMS CPU {s['ramp_cpu_s']:.1f} s over the ramp, {s['ramp_cpu_ms_per_boot']:.2f} ms per "
+          f"charger booted (ramp + steady: {s['run_cpu_s']:.1f} s)" + (f"; storm {s['storm_cpu_s']:.1f} s, {s['storm_cpu_ms_per_boot']:.2f} ms per boot "
+                               f"(incl. the steady traffic of that window)" if s['storm_cpu_s'] else ""))
     if s.get("worker_rss_peak_mb"):
         print(f"of which the planner worker process(es): CPU {s['worker_cpu_pct']:.0f} % of a core over the run's "
               f"steady part, RSS peak {s['worker_rss_peak_mb']:.0f} MB")

@@ -79,8 +79,7 @@ class ChargingService:
 
     # --- handshake ------------------------------------------------------------------------------
     async def access(self, station_id: str) -> StationAccess | None:
-        async with self.store.session() as s:
-            a = await s.station_access(station_id)
+        a = await self.store.station_access(station_id)  # in memory (the SQL store's StationDirectory)
         if a is None:
             return None
         return StationAccess(True, a.password_hash,
@@ -93,7 +92,8 @@ class ChargingService:
         self._protocol[station_id] = protocol
 
         async def work(s: StoreSession) -> None:
-            if await s.station(station_id) is None:
+            # station_access, not station(): the access record is in memory (the store's StationDirectory)
+            if await s.station_access(station_id) is None:
                 # Only reachable with allow_unknown_chargers: registered, Pending until an operator accepts.
                 await s.save_station_settings(station_id, StationSettings(registration=RegistrationStatus.PENDING))
             await s.set_online(station_id, True, now, protocol)
@@ -110,8 +110,7 @@ class ChargingService:
         self.bus.publish(StationOnline(station_id, False, now))
 
     async def ready(self, station_id: str) -> None:
-        async with self.store.session() as s:
-            st = await s.station(station_id)
+        st = await self.store.station_access(station_id)  # in memory, see access()
         if st is not None and st.registration is RegistrationStatus.ACCEPTED:
             self.bus.publish(StationReady(station_id, self.clock.now()))
 
@@ -126,7 +125,7 @@ class ChargingService:
         now = self.clock.now()
 
         async def work(s: StoreSession) -> RegistrationStatus:
-            st = await s.station(station_id)
+            st = await s.station_access(station_id)  # in memory, see connected()
             if st is None:
                 if not self.allow_unknown_chargers:
                     raise UnknownStation(station_id)

@@ -23,6 +23,8 @@ class OpenBookings:
         self.store = store
         self.clock = clock
         self._active: dict[tuple[str, str], Booking] = {}
+        #: None until the first refresh: then any station may have one.
+        self._stations: frozenset[str] | None = None
 
     async def refresh(self) -> None:
         """Re-read the open bookings (after any booking changed)."""
@@ -36,6 +38,12 @@ class OpenBookings:
             if key not in active or (b.status == "Active" and active[key].status != "Active"):
                 active[key] = b
         self._active = active
+        self._stations = frozenset(b.station_id for b in open_)
+
+    def may_have_open(self, station_id: str) -> bool:
+        """False only when the last refresh found no open booking at this station (every booking write
+        refreshes): a transaction there cannot start or end one, and needs no query."""
+        return self._stations is None or station_id in self._stations
 
     def booking_for(self, station_id: str, id_token: str) -> tuple[float | None, datetime | None]:
         """(energy wanted, end) of the open booking this session belongs to, if any (smart.BookingPort)."""

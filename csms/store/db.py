@@ -18,13 +18,22 @@ log = logging.getLogger("csms.store")
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 #: A pooled PostgreSQL connection idle longer than this is pinged before use (see _ping_when_idle).
 IDLE_PING_S = 1.0
+#: SQLite connections kept open (and as many more opened for a burst).
+SQLITE_POOL_SIZE = 24
 
 
 def create_engine(url: str, echo: bool = False) -> AsyncEngine:
     if url.startswith("sqlite"):
         # One thread hop per statement instead of four (sqlite_onehop.py), where the adapter allows it.
         onehop = url.startswith("sqlite+aiosqlite") and sqlite_onehop.available()
-        extra = {"module": sqlite_onehop.dbapi()} if onehop else {}
+        extra: dict[str, Any] = {"module": sqlite_onehop.dbapi()} if onehop else {}
+        if not _sqlite_in_memory(url):
+            # SQLAlchemy's default pool keeps 5 connections and opens up to 10 more per use. Each aiosqlite
+            # connection is a thread and a sqlite3 connection with its pragmas: in a boot ramp (handshake
+            # reads, ready checks, live costs outside the group commit) overflow connections were opened
+            # and closed all the time (py-spy: `Thread.start` under `Connection.__await__`, ~4 % of the
+            # CPU, issue 10). Kept open instead: an idle one is a thread blocked on its queue.
+            extra |= {"pool_size": SQLITE_POOL_SIZE, "max_overflow": SQLITE_POOL_SIZE}
         engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30}, **extra)
 
         @event.listens_for(engine.sync_engine, "connect")
@@ -40,6 +49,12 @@ def create_engine(url: str, echo: bool = False) -> AsyncEngine:
     engine = create_async_engine(url, echo=echo)
     _ping_when_idle(engine)
     return engine
+
+
+def _sqlite_in_memory(url: str) -> bool:
+    # An in-memory database lives in one connection: SQLAlchemy gives it a StaticPool (no pool sizes).
+    rest = url.split("://", 1)[-1]
+    return rest in ("", "/", "/:memory:") or "mode=memory" in rest
 
 
 def _ping_when_idle(engine: AsyncEngine) -> None:

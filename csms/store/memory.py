@@ -124,6 +124,10 @@ class MemoryStore:
         async with self.session() as s:
             return await work(s)
 
+    async def station_access(self, station_id: str) -> StationAccessRecord | None:
+        async with self.session() as s:
+            return await s.station_access(station_id)
+
 
 class MemorySession:
     """One transaction over a private copy of the tables; `commit_into` writes back the rows it changed."""

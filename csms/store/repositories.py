@@ -100,6 +100,19 @@ _H = StatusHistoryRow.__table__
 # get() and ORM-enabled UPDATEs grew the group commit's identity map (hundreds of units per commit in a
 # boot storm) and scanned it on every statement (autoflush's check, UPDATE's synchronize_session).
 _STATION_BY_ID = select(_ST).where(_ST.c.id == bindparam("b_id"))
+# Built once with bind parameters: building `update(...).values(...)` per call (and its cache key) was a
+# third of record_boot's and record_status's cost in a boot ramp (py-spy, issue 10).
+_CONNECTOR_INSERT = insert(_C).values(
+    station_id=bindparam("b_station_id"), evse_id=bindparam("b_evse_id"), connector_id=bindparam("b_connector_id"),
+    status=bindparam("b_status"), error_code=bindparam("b_error_code"), at=bindparam("b_at"))
+_RECORD_BOOT = update(_ST).where(_ST.c.id == bindparam("b_id")).values(
+    vendor=bindparam("b_vendor"), model=bindparam("b_model"), serial_number=bindparam("b_serial_number"),
+    firmware_version=bindparam("b_firmware_version"), protocol=bindparam("b_protocol"), last_boot=bindparam("b_at"),
+    last_seen=bindparam("b_at"))
+_SET_ONLINE = update(_ST).where(_ST.c.id == bindparam("b_id")).values(
+    online=bindparam("b_online"), last_seen=bindparam("b_at"))
+_SET_ONLINE_PROTOCOL = _SET_ONLINE.values(protocol=bindparam("b_protocol"))
+_ALL_ACCESS = select(_ST.c.id, _ST.c.password_hash, _ST.c.security_profile, _ST.c.registration)
 _CONNECTOR_UPDATE = (update(_C).where(_C.c.station_id == bindparam("b_station_id"), _C.c.evse_id == bindparam("b_evse_id"),
                                       _C.c.connector_id == bindparam("b_connector_id"), _C.c.at <= bindparam("b_at"))
                      .values(status=bindparam("b_status"), error_code=bindparam("b_error_code"), at=bindparam("b_at")))
@@ -112,6 +125,10 @@ _TX_FIELDS = ("station_id", "charger_tx_id", "evse_id", "connector_id", "id_toke
               "last_seq_no", "ev_phases")  # what _tx_fields returns
 _SAMPLE_FIELDS = ("station_id", "evse_id", "tx_key", "at", "measurand", "phase", "value", "context")
 _SEQ_FIELDS = ("tx_key", "seq_no", "kind", "at")
+
+
+def _access(r: Any) -> StationAccessRecord:
+    return StationAccessRecord(r.password_hash, r.security_profile, RegistrationStatus(r.registration))
 
 
 def _p(c: Any) -> Any:
@@ -344,11 +361,54 @@ class OpenTransactions:
         return sum(len(t) for t in self._by_station.values())
 
 
+class StationDirectory:
+    """The stations' access records (password hash, security profile, registration), as committed, in
+    memory: what the handshake, the connect, the boot and the ready check read for every charger that
+    connects. Each was a database read (a session and a statement: ~10 % of the CSMS's CPU per
+    connect in a boot ramp, issue 10); in a storm after a restart thousands of them at once.
+
+    Filled from the database: all stations with the first lookup (one SELECT), then one station per miss
+    (a station created since). The access fields change only through StoreSession.save_station_settings
+    and delete_station; each drops the station's entry when it runs and again once its session has
+    committed (`changed`), and bumps `gen`: a read that began before a change does not store what it
+    read (it may be the old row). Unknown stations are not remembered (each is read again).
+    The store is this process's: another process writing the stations table directly would not be seen.
+    """
+
+    def __init__(self) -> None:
+        self._by_id: dict[str, StationAccessRecord] = {}
+        self.loaded = False
+        self.gen = 0
+
+    def get(self, station_id: str) -> StationAccessRecord | None:
+        return self._by_id.get(station_id)
+
+    def put(self, station_id: str, rec: StationAccessRecord, gen: int) -> None:
+        if gen == self.gen:
+            self._by_id[station_id] = rec
+
+    def load(self, recs: dict[str, StationAccessRecord], gen: int) -> bool:
+        if gen != self.gen:
+            return False
+        self._by_id = recs
+        self.loaded = True
+        return True
+
+    def changed(self, station_ids: Iterable[str]) -> None:
+        for sid in station_ids:
+            self._by_id.pop(sid, None)
+        self.gen += 1
+
+
 class StoreSession(BookingRepo):
     def __init__(self, s: AsyncSession, open_txs: OpenTransactions | None = None,
-                 batch: _SqliteBatch | None = None) -> None:
+                 batch: _SqliteBatch | None = None, directory: StationDirectory | None = None) -> None:
         self.s = s
         self._batch = batch
+        self._directory = directory if directory is not None else StationDirectory()
+        #: Stations whose settings this session wrote: read from the database here (the uncommitted
+        #: write), dropped from the directory again after the commit.
+        self.stations_written: set[str] = set()
         self._open = open_txs if open_txs is not None else OpenTransactions()
         #: Transactions written in this session, by (station, charger tx id): read from the database
         #: (which sees the uncommitted write), not from memory; handed to `_open` after the commit.
@@ -440,12 +500,28 @@ class StoreSession(BookingRepo):
         return _station(r) if r else None
 
     async def station_access(self, station_id: str) -> StationAccessRecord | None:
-        """The handshake's read: one primary-key lookup (Core: an ORM get() per connect was a third of the
-        handshake's cost in a boot storm)."""
+        """The handshake's read (also the connect's, the boot's and the ready check's): from the
+        StationDirectory when this session changed no station, else one primary-key lookup."""
+        d = self._directory
+        if self.stations_written or self.s.new or self.s.dirty:
+            await self.s.flush()  # an ORM station added or changed here: a Core statement does not autoflush
+            r = (await self.s.execute(_STATION_BY_ID, {"b_id": station_id})).first()
+            return _access(r) if r is not None else None
+        rec = d.get(station_id)
+        if rec is not None:
+            return rec
+        gen = d.gen
+        if not d.loaded:  # the first lookup reads them all: a storm after a restart then reads nothing more
+            rows = (await self.s.execute(_ALL_ACCESS)).all()
+            recs = {r.id: _access(r) for r in rows}
+            d.load(recs, gen)  # not remembered if a station changed meanwhile (the next lookup reads again)
+            return recs.get(station_id)
         r = (await self.s.execute(_STATION_BY_ID, {"b_id": station_id})).first()
         if r is None:
             return None
-        return StationAccessRecord(r.password_hash, r.security_profile, RegistrationStatus(r.registration))
+        rec = _access(r)
+        d.put(station_id, rec, gen)
+        return rec
 
     async def stations(self) -> list[Station]:
         rows = (await self.s.scalars(select(StationRow).order_by(StationRow.id))).all()
@@ -468,6 +544,7 @@ class StoreSession(BookingRepo):
             security_profile=settings.security_profile, max_current_a=settings.max_current_a,
             max_power_w=settings.max_power_w, min_current_a=settings.min_current_a, phases=settings.phases,
             voltage_v=settings.voltage_v, from_config=settings.from_config)
+        self._station_changed(station_id)
         r = await self.s.get(StationRow, station_id)
         if r is None:
             self.s.add(StationRow(id=station_id, **fields))
@@ -476,22 +553,25 @@ class StoreSession(BookingRepo):
                 setattr(r, k, v)
 
     async def delete_station(self, station_id: str) -> bool:
+        self._station_changed(station_id)
         res = await self.s.execute(delete(StationRow).where(StationRow.id == station_id))
         return bool(res.rowcount)
 
+    def _station_changed(self, station_id: str) -> None:
+        self.stations_written.add(station_id)
+        self._directory.changed((station_id,))  # and again after the commit (Store.session)
+
     async def record_boot(self, station_id: str, info: StationInfo, protocol: str | None, at: datetime) -> None:
-        await self.s.execute(
-            update(_ST)
-            .where(_ST.c.id == station_id)
-            .values(vendor=info.vendor, model=info.model, serial_number=info.serial_number,
-                    firmware_version=info.firmware_version, protocol=protocol, last_boot=at, last_seen=at)
-        )
+        await self.s.execute(_RECORD_BOOT, {
+            "b_id": station_id, "b_vendor": info.vendor, "b_model": info.model, "b_serial_number": info.serial_number,
+            "b_firmware_version": info.firmware_version, "b_protocol": protocol, "b_at": at})
 
     async def set_online(self, station_id: str, online: bool, at: datetime, protocol: str | None = None) -> None:
-        values: dict[str, Any] = {"online": online, "last_seen": at}
         if protocol:
-            values["protocol"] = protocol
-        await self.s.execute(update(_ST).where(_ST.c.id == station_id).values(**values))
+            await self.s.execute(_SET_ONLINE_PROTOCOL, {"b_id": station_id, "b_online": online, "b_at": at,
+                                                        "b_protocol": protocol})
+        else:
+            await self.s.execute(_SET_ONLINE, {"b_id": station_id, "b_online": online, "b_at": at})
         self._open.forget_station(station_id)  # see OpenTransactions
 
     async def touch(self, last_seen: Mapping[str, datetime]) -> None:
@@ -519,12 +599,10 @@ class StoreSession(BookingRepo):
             return
         key = {"b_station_id": station_id, "b_evse_id": evse.evse_id, "b_connector_id": evse.connector_id}
         # a late, queued notification must not overwrite a newer status: at <= the new instant
-        res = await self.s.execute(_CONNECTOR_UPDATE, {**key, "b_status": status.value, "b_error_code": error_code,
-                                                       "b_at": at})
+        values = {**key, "b_status": status.value, "b_error_code": error_code, "b_at": at}
+        res = await self.s.execute(_CONNECTOR_UPDATE, values)
         if not res.rowcount and (await self.s.execute(_CONNECTOR_EXISTS, key)).first() is None:
-            await self.s.execute(insert(_C).values(station_id=station_id, evse_id=evse.evse_id,
-                                                   connector_id=evse.connector_id, status=status.value,
-                                                   error_code=error_code, at=at))
+            await self.s.execute(_CONNECTOR_INSERT, values)
 
     async def connectors(self, station_id: str | None = None) -> list[ConnectorState]:
         # populate_existing: record_status writes with Core, which does not refresh ORM objects of the session
@@ -944,6 +1022,7 @@ class Store:
         self.engine = engine
         self._maker = async_sessionmaker(engine, expire_on_commit=False)
         self.open_transactions = OpenTransactions()
+        self.stations = StationDirectory()
         self.group_commit: GroupCommit[StoreSession] = GroupCommit(self.session)
         self._batch = _SqliteBatch(engine.dialect) if sqlite_onehop.is_onehop(engine) else None
         self.health = StoreHealth()
@@ -951,16 +1030,29 @@ class Store:
     async def write(self, work: Callable[[StoreSession], Awaitable[T]]) -> T:
         return await self.group_commit.write(work)
 
+    async def station_access(self, station_id: str) -> StationAccessRecord | None:
+        """From the StationDirectory; a miss opens a session (which loads or reads it). Even a session
+        without a statement costs its setup and commit through SQLAlchemy's greenlet bridge."""
+        rec = self.stations.get(station_id)
+        if rec is not None:
+            return rec
+        async with self.session() as s:
+            return await s.station_access(station_id)
+
     @asynccontextmanager
     async def session(self) -> AsyncIterator[StoreSession]:
         """One transaction. A database that cannot be reached raises StoreUnavailable (logged once per
         outage by `health`, not per call)."""
         try:
             async with self._maker() as s:
-                async with s.begin():
-                    ss = StoreSession(s, self.open_transactions, self._batch)
-                    yield ss
-                    await ss.flush_later(commit=True)  # what a unit wrote is in the commit
+                ss = StoreSession(s, self.open_transactions, self._batch, self.stations)
+                try:
+                    async with s.begin():
+                        yield ss
+                        await ss.flush_later(commit=True)  # what a unit wrote is in the commit
+                finally:
+                    if ss.stations_written:  # dropped when written, and again now: committed or rolled back
+                        self.stations.changed(ss.stations_written)
                 if ss.written or ss.newest_sample:  # committed: the message path may read these from memory now
                     self.open_transactions.committed(ss.written.values(), ss.newest_sample)
         except Exception as e:
