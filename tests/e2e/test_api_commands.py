@@ -77,6 +77,15 @@ async def _session_commands(app: CsmsApp, c: httpx.AsyncClient, cp: Any, protoco
     tx = session["transaction_id"]
     await eventually(lambda: cp.power_w > 10_000, what="charging")
 
+    async def ev_needs_in() -> bool:
+        plan = (await c.get("/sites/s1/plan")).json()
+        return any(s["transaction_id"] == tx and s.get("departure_source") == "ev" for s in plan.get("sessions", []))
+    if protocol == "2.0.1":
+        # The EV states its own needs once its transaction started (NotifyEVChargingNeeds). Needs merge in the
+        # order they reach the CSMS, so a driver's needs sent before the EV's message arrived would be
+        # overridden by it (seen once in CI): wait until the CSMS has the EV's.
+        await eventually(ev_needs_in, what="the EV's own charging needs in the plan")
+
     # Charging needs from the driver: the next plan aims at the new departure and energy.
     departure = (datetime.now(UTC) + timedelta(hours=3)).replace(microsecond=0)
     res = await ok(c.put(f"/sessions/CP-A/{tx}/needs",
