@@ -102,12 +102,8 @@ def tree(pid: int) -> list[int]:
 def cpu_s(pid: int) -> float:
     """utime + stime of a process (all its threads) and of its descendants, live or reaped, in seconds."""
     f = _stat(pid)
-    total = int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])  # own + waited-for children's
-    for p in tree(pid)[1:]:
-        with contextlib.suppress(OSError, IndexError):
-            c = _stat(p)
-            total += int(c[11]) + int(c[12])
-    return total / CLK_TCK
+    own_and_reaped = int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])  # own + waited-for children's
+    return own_and_reaped / CLK_TCK + children_cpu_s(pid)
 
 
 def rss_mb(pid: int) -> float:
