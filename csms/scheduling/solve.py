@@ -150,30 +150,27 @@ class SitePlanner:
         HiGHS instance compares ``time_limit`` with its whole run time (HiGHS #1331, #1477), so the limit is
         set relative to it.
 
-        The cold solve goes through Pyomo (``set_instance`` loads the model). Re-solves talk to that HiGHS
-        instance directly: the bounds were pushed by column index (``_push_bounds``), the Params by the
-        compiled pusher, and the solve and the solution read are plain highspy calls. Pyomo's own
+        Pyomo loads the model into HiGHS (``_load_model``); every solve, the cold one included, runs on that
+        HiGHS instance directly. On a re-solve the bounds were pushed by column index (``_push_bounds``), the
+        Params by the compiled pusher; the solve and the solution read are plain highspy calls. Pyomo's own
         ``solve``/``update_variables``/solution loader cost more than HiGHS's re-solve here (output capture
         with a thread and file descriptors, a config object and index-map rebuilds per solve, a ComponentMap
         per read: 14 of 59 ms per plan on 42 EVSEs with the forecast)."""
         remaining = max(0.05, deadline - time.perf_counter())
         if cold:
-            # output_flag off: HiGHS would otherwise print a warning for every zero coefficient an update pushes.
-            kwargs: dict[str, Any] = dict(load_solutions=False, raise_exception_on_nonoptimal_result=False,
-                                          time_limit=remaining, solver_options={**options, "output_flag": False})
-            if self.options.threads is not None:
-                kwargs["threads"] = self.options.threads
             tick = time.perf_counter()
-            res = opt.solve(sm.m, **kwargs)
+            highs = _load_model(opt, sm.m)
+            self._highs_options = {"output_flag": False}
+            threads = {} if self.options.threads is None else {"threads": self.options.threads}
+            for key, val in {**options, **threads}.items():
+                highs.setOptionValue(key, val)
+                self._highs_options[key] = val
+            highs.setOptionValue("time_limit", float(highs.getRunTime()) + remaining)
+            highs.run()
             seconds = time.perf_counter() - tick
-            _check(res)
-            highs = opt._solver_model
-            # Pyomo runs HiGHS with a keyboard-interrupt callback into Python on every simplex check; a
-            # planner in a worker has no console to interrupt from.
-            highs.HandleKeyboardInterrupt = False
+            _check_status(highs)
             self._params = ParamPusher(opt) if getattr(opt, "_mutable_objective", None) is not None else None
             self._cols = _Columns(sm, opt)
-            self._highs_options = {**options, "output_flag": False}
             return _objective(highs), seconds
         assert self._cols is not None
         highs = self._cols.highs
@@ -205,6 +202,28 @@ class SitePlanner:
             one = net.one_phase[multi]
             x[np.array(multi)[one]] = col_value[self._cols.i1[one]]
         return np.where(net.ub > 0, x, 0.0)
+
+
+def _load_model(opt: Any, model: Any) -> Any:
+    """Load ``model`` into a new HiGHS instance held by ``opt`` (Pyomo's ``set_instance``), and return it.
+
+    Pyomo's own ``set_instance`` and ``solve`` wrap their work in ``capture_output(capture_fd=True)``: they
+    point the process's file descriptors 1 and 2 at a pipe read by a thread. In the CSMS that swallowed every
+    log line other threads wrote meanwhile (a 1,000-EVSE site builds for seconds), and two planner threads
+    capturing at once raised in Pyomo's reader threads ("Exception in thread ... (_mergedReader)", seen at
+    10,000 chargers). This is the same sequence without the capture. HiGHS prints its banner once per process,
+    when the first instance is created; output is switched off before the model is added (HiGHS warns on
+    stdout for every zero coefficient otherwise)."""
+    import highspy
+
+    opt._reinit()
+    opt._model = model
+    opt._solver_model = highs = highspy.Highs()
+    highs.setOptionValue("output_flag", False)
+    opt.add_block(model)
+    if opt._objective is None:
+        opt.set_objective(None)
+    return highs
 
 
 class _Columns:
@@ -359,7 +378,7 @@ def _iterations(opt: Any) -> float:
 
 
 def _check_status(highs: Any) -> None:
-    """``_check`` for a re-solve run on the HiGHS instance directly (the same statuses Pyomo maps)."""
+    """Raise unless the last run on the HiGHS instance ended optimal (the statuses Pyomo maps the same way)."""
     import highspy
 
     status = highs.getModelStatus()
@@ -368,12 +387,3 @@ def _check_status(highs: Any) -> None:
             raise Infeasible(str(status))
         raise SolverUnavailable(f"HiGHS stopped: {status}")
 
-
-def _check(res: Any) -> None:
-    from pyomo.contrib.solver.common.results import TerminationCondition
-
-    tc = res.termination_condition
-    if tc != TerminationCondition.convergenceCriteriaSatisfied:
-        if tc in (TerminationCondition.provenInfeasible, TerminationCondition.infeasibleOrUnbounded):
-            raise Infeasible(str(tc))
-        raise SolverUnavailable(f"HiGHS stopped: {tc}")

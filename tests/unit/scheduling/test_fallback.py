@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from types import SimpleNamespace
 from typing import Any
 
@@ -14,12 +16,16 @@ from csms.scheduling import (
 
 
 class BrokenSolver:
-    """A persistent-solver stand-in whose solve raises, as appsi-HiGHS does on infeasible models (#2920)."""
+    """A persistent-solver stand-in that raises while the model is loaded, as appsi-HiGHS does on infeasible
+    models (#2920)."""
 
     def available(self) -> bool:
         return True
 
-    def solve(self, *args: Any, **kwargs: Any) -> Any:
+    def _reinit(self) -> None:
+        pass
+
+    def add_block(self, *args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("HiGHS exploded")
 
 
@@ -50,6 +56,7 @@ def test_fallback_keeps_hard_limits(planner: SitePlanner, b: SimpleNamespace) ->
     inp = tricky_site(b)
     s = planner.plan(inp)
     assert s.status == "fallback" and s.reason
+    assert "exploded" in s.reason or "available" in s.reason or "forced" in s.reason
     assert check_limits(inp, s) == []
     assert s.objective_terms["delivered_kwh"] > 0
 
@@ -97,3 +104,27 @@ def test_check_limits_catches_session_rule_breaks(b: SimpleNamespace) -> None:
     bad = dataclasses.replace(good, sessions=(dataclasses.replace(plan, current_a=(3.0, 40.0, 0.0, 10.0)),))
     kinds = sorted(v.kind for v in check_limits(inp, bad))
     assert kinds == ["energy", "limit_current", "max_current", "min_current", "window", "window"]
+
+
+def test_a_plan_leaves_the_process_output_alone(b: SimpleNamespace) -> None:
+    """Pyomo's solve and set_instance point file descriptors 1 and 2 at a pipe of their own while they run
+    (``capture_output(capture_fd=True)``): in the CSMS every log line other threads wrote meanwhile was lost, and
+    two planner threads at once raised in Pyomo's reader threads. A planner must leave both alone."""
+    def targets() -> tuple[int, int]:
+        return os.fstat(1).st_ino, os.fstat(2).st_ino
+
+    before, seen, done = targets(), set(), threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            seen.add(targets())
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        for _ in range(3):                      # a new planner each time: a cold load and solve
+            assert SitePlanner().plan(tricky_site(b)).status == "optimal"
+    finally:
+        done.set()
+        watcher.join()
+    assert seen == {before}
