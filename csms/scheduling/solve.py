@@ -218,7 +218,8 @@ def _load_model(opt: Any, model: Any) -> Any:
 
     opt._reinit()
     opt._model = model
-    opt._solver_model = highs = highspy.Highs()
+    new_highs: Any = highspy.Highs             # untyped in highspy's stubs
+    opt._solver_model = highs = new_highs()
     highs.setOptionValue("output_flag", False)
     opt.add_block(model)
     if opt._objective is None:
