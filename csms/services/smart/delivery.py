@@ -202,7 +202,7 @@ class Delivery:
         return all(results)
 
     async def _send_default(self, snap: Snapshot, station_id: str, limit_a: float) -> bool:
-        idle = [e.evse_key for e in snap.idle if e.station_id == station_id]
+        idle = snap.idle_keys_of.get(station_id, [])
         c = self.live.charger(station_id)
         profile = ChargingProfile(
             profile_id=TX_DEFAULT_PROFILE_ID, purpose=ProfilePurpose.TX_DEFAULT, stack_level=0,

@@ -14,9 +14,11 @@ What a session is planned with, first source that knows:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from csms.config import SiteConfig
@@ -66,6 +68,14 @@ class Snapshot:
     idle: tuple[IdleEvse, ...] = ()  # idle EVSEs whose TxDefault we set (after the plan, see idle_share)
     #: EVSEs the plan cannot command, and why: offline | refusing | unknown profile (counted as fixed draws).
     not_controlled: Mapping[str, str] = field(default_factory=dict)
+
+    @functools.cached_property
+    def idle_keys_of(self) -> dict[str, list[str]]:
+        """Station -> its idle EVSEs' keys (each TxDefault sent looks its station up here)."""
+        out: dict[str, list[str]] = {}
+        for e in self.idle:
+            out.setdefault(e.station_id, []).append(e.evse_key)
+        return out
 
     @property
     def tx_ids(self) -> dict[str, str]:
