@@ -43,6 +43,9 @@ class StationRepo(Protocol):
     async def stations(self) -> list[Station]:
         """Every station, by id."""
         ...
+    async def site_stations(self, site_id: str) -> list[Station]:
+        """The stations of one site, by id (a plan's snapshot)."""
+        ...
     async def station_access(self, station_id: str) -> StationAccessRecord | None:
         """The handshake's read (None: unknown identity)."""
         ...
@@ -89,6 +92,9 @@ class TransactionRepo(Protocol):
         ...
     async def active_transactions(self, station_id: str | None = None) -> list[Transaction]:
         """Open transactions, oldest insert first."""
+        ...
+    async def site_active_transactions(self, site_id: str) -> list[Transaction]:
+        """Open transactions at the site's stations, oldest insert first."""
         ...
     async def active_transaction_on(self, station_id: str, evse_id: int) -> Transaction | None:
         """The newest open transaction on the EVSE."""
@@ -159,6 +165,9 @@ class ChargingNeedsRepo(Protocol):
                                     ) -> ChargingNeeds | None: ...
     async def charging_needs_since(self, station_id: str, evse_id: int, since: datetime) -> list[ChargingNeeds]:
         """Oldest first."""
+        ...
+    async def site_charging_needs_since(self, site_id: str, since: datetime) -> list[ChargingNeeds]:
+        """Every need stated at the site's stations since `since`, oldest first (one read per plan)."""
         ...
 
 

@@ -165,6 +165,9 @@ class MemorySession:
     async def stations(self) -> list[Station]:
         return [_station(sid, r) for sid, r in sorted(self._t.stations.items())]
 
+    async def site_stations(self, site_id: str) -> list[Station]:
+        return [_station(sid, r) for sid, r in sorted(self._t.stations.items()) if r.settings.site_id == site_id]
+
     async def station_access(self, station_id: str) -> StationAccessRecord | None:
         r = self._t.stations.get(station_id)
         if r is None:
@@ -252,6 +255,10 @@ class MemorySession:
 
     async def active_transactions(self, station_id: str | None = None) -> list[Transaction]:
         return [r.tx for r in self._txs() if r.tx.active and station_id in (None, r.tx.station_id)]
+
+    async def site_active_transactions(self, site_id: str) -> list[Transaction]:
+        ids = {sid for sid, r in self._t.stations.items() if r.settings.site_id == site_id}
+        return [r.tx for r in self._txs() if r.tx.active and r.tx.station_id in ids]
 
     async def active_transaction_on(self, station_id: str, evse_id: int) -> Transaction | None:
         txs = [tx for tx in await self.active_transactions(station_id) if tx.evse.evse_id == evse_id]
@@ -367,6 +374,10 @@ class MemorySession:
     async def charging_needs_since(self, station_id: str, evse_id: int, since: datetime) -> list[ChargingNeeds]:
         return [n for _, n in sorted(self._t.needs.items()) if n.station_id == station_id
                 and n.evse.evse_id == evse_id and n.received_at >= since]
+
+    async def site_charging_needs_since(self, site_id: str, since: datetime) -> list[ChargingNeeds]:
+        ids = {sid for sid, r in self._t.stations.items() if r.settings.site_id == site_id}
+        return [n for _, n in sorted(self._t.needs.items()) if n.station_id in ids and n.received_at >= since]
 
     async def latest_charging_needs(self, station_id: str, evse_id: int, since: datetime
                                     ) -> ChargingNeeds | None:

@@ -112,6 +112,11 @@ _RECORD_BOOT = update(_ST).where(_ST.c.id == bindparam("b_id")).values(
 _SET_ONLINE = update(_ST).where(_ST.c.id == bindparam("b_id")).values(
     online=bindparam("b_online"), last_seen=bindparam("b_at"))
 _SET_ONLINE_PROTOCOL = _SET_ONLINE.values(protocol=bindparam("b_protocol"))
+# A plan's snapshot reads its own site only, as Core rows: reading every station and every open transaction
+# as ORM objects per plan was a third of the CSMS's CPU with 3,000 chargers (py-spy, issue 10).
+_SITE_IDS = select(_ST.c.id).where(_ST.c.site_id == bindparam("b_site")).scalar_subquery()
+_SITE_STATIONS = select(_ST).where(_ST.c.site_id == bindparam("b_site")).order_by(_ST.c.id)
+_SITE_ACTIVE_TX = select(_T).where(_T.c.station_id.in_(_SITE_IDS), _T.c.ended_at.is_(None)).order_by(_T.c.id)
 _ALL_ACCESS = select(_ST.c.id, _ST.c.password_hash, _ST.c.security_profile, _ST.c.registration)
 _CONNECTOR_UPDATE = (update(_C).where(_C.c.station_id == bindparam("b_station_id"), _C.c.evse_id == bindparam("b_evse_id"),
                                       _C.c.connector_id == bindparam("b_connector_id"), _C.c.at <= bindparam("b_at"))
@@ -527,6 +532,11 @@ class StoreSession(BookingRepo):
         rows = (await self.s.scalars(select(StationRow).order_by(StationRow.id))).all()
         return [_station(r) for r in rows]
 
+    async def site_stations(self, site_id: str) -> list[Station]:
+        if self.s.new or self.s.dirty:  # an ORM station added or changed in this session: Core does not autoflush
+            await self.s.flush()
+        return [_station(r) for r in (await self.s.execute(_SITE_STATIONS, {"b_site": site_id})).all()]
+
     async def station_settings(self, station_id: str) -> StationSettings | None:
         r = await self.s.get(StationRow, station_id)
         if r is None:
@@ -679,6 +689,12 @@ class StoreSession(BookingRepo):
         if station_id is not None:
             q = q.where(_T.c.station_id == station_id)
         return [_tx(r) for r in (await self.s.execute(q)).all()]
+
+    async def site_active_transactions(self, site_id: str) -> list[Transaction]:
+        await self._flush_tx()
+        if self.s.new or self.s.dirty:
+            await self.s.flush()
+        return [_tx(r) for r in (await self.s.execute(_SITE_ACTIVE_TX, {"b_site": site_id})).all()]
 
     async def active_transaction_on(self, station_id: str, evse_id: int) -> Transaction | None:
         return await self._one_tx(select(_T).where(
@@ -844,6 +860,14 @@ class StoreSession(BookingRepo):
         rows = (await self.s.scalars(select(ChargingNeedsRow).where(
             ChargingNeedsRow.station_id == station_id, ChargingNeedsRow.evse_id == evse_id,
             ChargingNeedsRow.received_at >= since).order_by(ChargingNeedsRow.id))).all()
+        return [_needs(r) for r in rows]
+
+    async def site_charging_needs_since(self, site_id: str, since: datetime) -> list[ChargingNeeds]:
+        if self.s.new:
+            await self.s.flush()
+        t = ChargingNeedsRow.__table__
+        rows = (await self.s.execute(select(t).where(
+            t.c.station_id.in_(_SITE_IDS), t.c.received_at >= since).order_by(t.c.id), {"b_site": site_id})).all()
         return [_needs(r) for r in rows]
 
     async def session_durations_s(self, id_token: str, limit: int = 50) -> list[float]:

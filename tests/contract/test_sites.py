@@ -60,3 +60,29 @@ async def test_status_changes_start_with_each_connectors_state_at_since(store: A
         StatusChange("B", 1, 1, ConnectorStatus.RESERVED, None, None, T0 + 2 * M),
         StatusChange("A", 1, 1, ConnectorStatus.AVAILABLE, None, None, T0 + 3 * M),
     ]
+
+
+async def test_a_plans_snapshot_reads_only_its_own_site(store: Any) -> None:
+    """The snapshot of a site plan: the site's stations, their open transactions and what was stated for them,
+    one read each (issue 10: a read of the whole fleet per plan was a third of the CSMS's CPU)."""
+    from csms.domain.ids import StationId, transaction_key
+    from csms.domain.model import ChargingNeeds, Transaction
+
+    def tx(station: str, n: str, ended: bool = False) -> Transaction:
+        return Transaction(key=transaction_key(station, n), station_id=StationId(station), charger_tx_id=n,
+                           evse=EvseRef(1), id_token="TAG", started_at=T0, ended_at=T0 + M if ended else None)
+
+    async with store.session() as s:
+        for sid, site in (("B", "depot"), ("A", "depot"), ("C", "other")):
+            await s.save_station_settings(sid, StationSettings(site_id=site))
+        for t in (tx("A", "1"), tx("C", "2"), tx("B", "3", ended=True), tx("B", "4")):
+            await s.save_transaction(t)
+        for sid, minute in (("A", 0), ("C", 1), ("B", 2), ("A", -5)):
+            await s.add_charging_needs(ChargingNeeds(StationId(sid), EvseRef(1), T0 + minute * M,
+                                                     energy_amount_wh=1000.0 * minute))
+    async with store.session() as s:
+        assert [x.id for x in await s.site_stations("depot")] == ["A", "B"]
+        assert await s.site_stations("none") == []
+        assert [t.charger_tx_id for t in await s.site_active_transactions("depot")] == ["1", "4"]
+        needs = await s.site_charging_needs_since("depot", T0)
+        assert [(n.station_id, n.received_at) for n in needs] == [("A", T0), ("B", T0 + 2 * M)]  # in order stated

@@ -140,6 +140,9 @@ class FakeStore:
     async def charging_needs_since(self, *_: Any) -> list[Any]:
         return []
 
+    async def site_charging_needs_since(self, *_: Any) -> list[Any]:
+        return []
+
     async def ended_sessions_since(self, *_: Any) -> list[tuple[Any, Any, float]]:
         return []
 
@@ -161,6 +164,13 @@ class Store(FakeStore):
     def __init__(self, stations: dict[str, Station]) -> None:
         self._stations = stations
         self.txs = {}
+
+    async def site_stations(self, site_id: str) -> list[Station]:
+        return [x for x in self._stations.values() if x.site_id == site_id]
+
+    async def site_active_transactions(self, site_id: str) -> list[Transaction]:
+        ids = {x.id for x in self._stations.values() if x.site_id == site_id}
+        return [t for t in self.txs.values() if t.station_id in ids]
 
     async def station(self, station_id: str) -> Station | None:
         return self._stations.get(station_id)
