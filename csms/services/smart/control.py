@@ -170,9 +170,16 @@ class ControlState:
         if ctl is None or ctl.accepted is None or ctl.accepted_at is None or measured is None:
             return stated_a
         at, power_w = measured
+        if at <= ctl.accepted_at:
+            # No sample since the EVSE took its latest limit: keep the cap the last plan used, if any (a new
+            # cap needs a sample taken under the limit it is judged against). Dropping it planned the car
+            # at its full limit again after every profile we sent it, and its next meter value capped it
+            # again: a re-plan and two profiles per session per meter value (issue 10, load run).
+            held = self.caps_used.get(key)
+            return stated_a if held is None else held if stated_a is None else min(stated_a, held)
         allowed_a = ctl.accepted.at(now)
         wpa = self.watts_per_amp(key)
-        if at <= ctl.accepted_at or allowed_a <= 0 or wpa <= 0:
+        if allowed_a <= 0 or wpa <= 0:
             return stated_a
         drawn_a = power_w / wpa
         # Hysteresis: capped at what it draws + 1 A, a car that cannot take more draws 1 A below its cap,

@@ -77,6 +77,28 @@ def test_rate_feedback_cap_holds_while_the_car_draws_just_under_it() -> None:
     assert s.ev_limit_a("CP#1", None, T0) is None
 
 
+def test_rate_feedback_cap_holds_until_the_car_is_measured_under_the_limit_it_was_sent() -> None:
+    """The plan that used a cap sends the car a profile; until a sample taken after the car accepted it, the
+    next plan (any other car's meter value) keeps that cap. Dropping it planned the car at its full limit
+    again, the next sample capped it again: a re-plan and two profiles per session per meter value in the
+    load run (issue 10)."""
+    s = state()
+    allowed(s, "CP#1", 32.0)
+    s.measured["CP#1"] = (T0, 10.0 * 690)
+    cap = s.ev_limit_a("CP#1", None, T0)
+    assert cap == 11.0
+    s.caps_used["CP#1"] = cap  # the plan used it and sent 11 A, which the charger accepted after that sample
+    ctl = s.ctl("CP#1")
+    ctl.accepted = Piecewise.constant(11.0, T0, T0 + timedelta(days=1))
+    ctl.accepted_at = T0 + timedelta(seconds=1)
+    later = T0 + timedelta(seconds=2)
+    assert s.ev_limit_a("CP#1", None, later) == 11.0  # no sample under the 11 A yet: the cap stands
+    assert s.ev_limit_a("CP#1", 8.0, later) == 8.0  # a lower stated limit still wins
+    assert not s.cap_moved("CP#1", later)  # so no re-plan either
+    s.caps_used["CP#1"] = None  # never capped: a sample older than the limit caps nothing
+    assert s.ev_limit_a("CP#1", None, later) is None
+
+
 def test_a_stated_need_lifts_the_full_mark() -> None:
     s = state()
     s.ev_full["CP#1"] = True
