@@ -446,7 +446,8 @@ def csms_config(args: argparse.Namespace, ocpp_port: int, api_port: int, db_url:
         "database": {"url": db_url},
         "sites": sites, "chargers": chargers,
         "id_tokens": [{"value": TOKEN}],
-        "smart_charging": {"enabled": not args.no_smart},
+        "smart_charging": {"enabled": not args.no_smart, **(
+            {} if args.planner_processes is None else {"planner_processes": args.planner_processes})},
         "billing": {"enabled": not args.no_billing},
         "logging": {"level": args.log_level},
     }
@@ -490,6 +491,12 @@ def scrape_lag(api_port: int) -> dict[str, float]:
         m = re.search(rf"^{name} (\S+)$", text, re.M)
         if m:
             out[name] = float(m.group(1))
+    # Smart charging: plans computed (all sites) and re-plan requests by what asked for them.
+    plans = [float(v) for v in re.findall(r'^csms_plans_total\{[^}]*\} (\S+)$', text, re.M)]
+    if plans:
+        out["plans"] = sum(plans)
+    for reason, v in re.findall(r'^csms_replan_requests_total\{reason="([^"]+)"\} (\S+)$', text, re.M):
+        out[f"replan_requests:{reason}"] = float(v)
     over = re.search(r'^csms_event_loop_lag_seconds_bucket\{le="0.1"\} (\S+)$', text, re.M)
     if over and "csms_event_loop_lag_seconds_count" in out:
         out["lag_over_100ms"] = out["csms_event_loop_lag_seconds_count"] - float(over.group(1))
@@ -622,6 +629,10 @@ def print_report(title: str, s: dict[str, Any], seconds: float) -> None:
         mean = lag.get("csms_event_loop_lag_seconds_sum", 0) / count * 1000 if count else 0
         print(f"CSMS event loop lag (whole run): max {lag.get('csms_event_loop_lag_max_seconds', 0) * 1000:.0f} ms, "
               f"mean {mean:.1f} ms, probes over 100 ms: {lag.get('lag_over_100ms', 0):.0f} of {count:.0f}")
+    if "plans" in lag:
+        asked = {k.split(":", 1)[1]: int(v) for k, v in lag.items() if k.startswith("replan_requests:")}
+        print(f"smart charging (whole run): {lag['plans']:.0f} plans; re-plan requests by what asked: "
+              f"{dict(sorted(asked.items(), key=lambda kv: -kv[1]))}")
     if lag.get("csms_db_commits_total"):
         # CPU per message falls as more messages share a commit: a loaded machine makes batches larger.
         print(f"CSMS group commit (whole run): {lag['csms_db_commits_total']:.0f} commits, "
@@ -647,6 +658,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--reset-db", action="store_true", help="PostgreSQL: drop and recreate the public schema")
     p.add_argument("--no-smart", action="store_true", help="smart charging off")
     p.add_argument("--no-billing", action="store_true", help="billing off")
+    p.add_argument("--planner-processes", type=int, default=1,
+                   help="smart_charging.planner_processes, as config.yaml ships it (0: plans in a thread of the CSMS)")
     p.add_argument("--log-level", default="INFO")
     p.add_argument("--no-bare", action="store_true", help="skip the bare websockets responder run")
     p.add_argument("--seed", type=int, default=1)

@@ -144,6 +144,11 @@ class CsmsCollector:
                     limit.add_metric([site_id], st.last_schedule.site_power_w[0])
                     cap.add_metric([site_id], st.last_schedule.site_limit_w[0])
             yield plans
+            reasons = CounterMetricFamily("csms_replan_requests", "Re-plan requests by what asked (requests made "
+                                          "while a site's plan runs or waits join it)", labels=["reason"])
+            for reason, n in sorted(smart.triggers.reasons.items()):
+                reasons.add_metric([reason], n)
+            yield reasons
             yield limit
             yield cap
             yield from _planner_metrics(smart.planners.stats())

@@ -71,7 +71,8 @@ class SmartChargingService:
                                          dwell=dwell)
         self.triggers = Triggers(self.live, store, clock, self.state, dwell, replan=self.replan,
                                  ready=self.station_ready)
-        self.delivery = Delivery(self.live, gateway, clock, self.state, request=self.triggers.request,
+        self.delivery = Delivery(self.live, gateway, clock, self.state,
+                                 request=lambda site_id, debounce: self.triggers.request(site_id, debounce, "delivery"),
                                  retry_later=self.triggers.retry_later, request_after=self.triggers.request_after)
         self._unsubscribe = bus.subscribe(self.triggers.on_event)
 
@@ -135,10 +136,10 @@ class SmartChargingService:
         elif cfg.smart_charging.enabled and not was:
             self.triggers.spawn(self._switched_on(), "smart-charging-on")
         for site in cfg.sites:
-            self.triggers.request(site.id, debounce=False)
+            self.triggers.request(site.id, debounce=False, reason="reconfigure")
 
-    def request(self, site_id: str, debounce: bool = True) -> None:
-        self.triggers.request(site_id, debounce)
+    def request(self, site_id: str, debounce: bool = True, reason: str = "external") -> None:
+        self.triggers.request(site_id, debounce, reason)
 
     # --- commands ------------------------------------------------------------------------------
     async def set_site_limit(self, site_id: str, limit_kw: float | None) -> Schedule | None:
@@ -161,7 +162,7 @@ class SmartChargingService:
         site = self.state.station_site.get(station_id) or (c.site if c else None)
         if site is not None:
             self.delivery.note_ready(site)
-        self.triggers.request_station(station_id, debounce=False, look_up=True)
+        self.triggers.request_station(station_id, debounce=False, look_up=True, reason="ready")
 
     async def replan(self, site_id: str) -> Schedule | None:
         site = self.cfg.site(site_id)
@@ -183,7 +184,7 @@ class SmartChargingService:
             await self.delivery.deliver(snap, schedule, defaults)
             st.tx_defaults = {s: a for s in defaults if (a := self.state.tx_default_a.get(s)) is not None}
             if await self.delivery.probe(snap):
-                self.triggers.request(site_id, debounce=False)  # now controllable: plan it properly
+                self.triggers.request(site_id, debounce=False, reason="probed")  # now controllable: plan it properly
             self._publish(site_id)
             return schedule
 

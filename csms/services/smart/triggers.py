@@ -14,6 +14,7 @@ handful of plans per site (about one per plan-and-deliver time), not one per cha
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
@@ -61,6 +62,9 @@ class Triggers:
         self._tasks: set[asyncio.Task[Any]] = set()  # every task: requests (also once planning), timer, retries
         self._retries: dict[str, asyncio.Task[Any]] = {}
         self._stopped = False
+        #: Re-plan requests by what asked (event kind, timer, delivery, ...): which triggers cost plans
+        #: (`/metrics` csms_replan_requests). Counted whether the request starts a plan or joins one.
+        self.reasons: collections.Counter[str] = collections.Counter()
 
     # --- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -80,12 +84,13 @@ class Triggers:
         return [t for t in self._pending.values() if not t.done()]
 
     # --- requests --------------------------------------------------------------------------------
-    def request(self, site_id: str, debounce: bool = True) -> None:
+    def request(self, site_id: str, debounce: bool = True, reason: str = "other") -> None:
         """Ask for a re-plan of `site_id`; requests within the debounce window share one plan, and so do all
         requests made while the site's plan runs (see the module doc). An immediate request overtakes one
         still waiting out its debounce."""
         if self._stopped or self.live.cfg.site(site_id) is None or not self.live.enabled:
             return
+        self.reasons[reason] += 1
         task = self._pending.get(site_id)
         if task is not None and not task.done():
             if debounce or site_id not in self._waiting:
@@ -93,7 +98,8 @@ class Triggers:
             task.cancel()
         self._pending[site_id] = self.spawn(self._debounced(site_id, debounce), f"replan-{site_id}")
 
-    def request_station(self, station_id: str, debounce: bool = True, *, look_up: bool = False) -> None:
+    def request_station(self, station_id: str, debounce: bool = True, *, look_up: bool = False,
+                        reason: str = "other") -> None:
         """Re-plan the station's site. `look_up`: read its site from the database (it may have moved, e.g. a
         charger registered Pending and then accepted into a site through the API)."""
         site = None if look_up else self.state.station_site.get(station_id)
@@ -101,9 +107,9 @@ class Triggers:
             c = self.live.charger(station_id)
             site = c.site if c else None
         if site is None:
-            self.spawn(self._request_station_from_db(station_id, debounce), f"site-of-{station_id}")
+            self.spawn(self._request_station_from_db(station_id, debounce, reason), f"site-of-{station_id}")
             return
-        self.request(site, debounce)
+        self.request(site, debounce, reason)
 
     def request_after(self, site_id: str, real_s: float) -> None:
         """An immediate re-plan of `site_id` after `real_s` real seconds (once per site at a time): held
@@ -114,7 +120,7 @@ class Triggers:
 
     async def _request_after(self, site_id: str, real_s: float) -> None:
         await asyncio.sleep(real_s)
-        self.request(site_id, debounce=False)
+        self.request(site_id, debounce=False, reason="defaults-held")
 
     def retry_later(self, station_id: str, seconds: float) -> None:
         """Re-plan the station's site once `seconds` of clock time have passed (a refused command)."""
@@ -147,14 +153,14 @@ class Triggers:
 
     async def _retry(self, station_id: str, seconds: float) -> None:
         await self.clock.sleep(seconds)
-        self.request_station(station_id, debounce=False)
+        self.request_station(station_id, debounce=False, reason="retry")
 
-    async def _request_station_from_db(self, station_id: str, debounce: bool) -> None:
+    async def _request_station_from_db(self, station_id: str, debounce: bool, reason: str) -> None:
         async with self.store.session() as s:
             st = await s.station(station_id)
         if st is not None:
             self.state.station_site[station_id] = st.site_id
-            self.request(st.site_id, debounce)
+            self.request(st.site_id, debounce, reason)
 
     async def _slot_timer(self) -> None:
         """Re-plan every site at each boundary of the slot grid (slot 0 ends there, and the horizon moves) and
@@ -168,7 +174,7 @@ class Triggers:
             await self.clock.sleep((boundary - self.clock.now()).total_seconds())
             last = boundary
             for site in self.live.cfg.sites:
-                self.request(site.id, debounce=False)
+                self.request(site.id, debounce=False, reason="timer")
 
     def spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
@@ -190,21 +196,22 @@ class Triggers:
                 # have been measured before the charger applied it (a false rate-feedback cap). Messages
                 # arrive in order, so our clock at receipt orders them right; take the earlier of the two.
                 if self.state.note_transaction(tx, started, ended, min(at, self.clock.now())):
-                    self.request_station(tx.station_id)
+                    self.request_station(tx.station_id, reason="transaction-start-end" if started or ended
+                                         else "transaction-update")
             case StatusChanged(station_id=sid, evse=evse, charging_state=state, at=at) if evse is not None:
                 if self.state.note_charging_state(evse_key(sid, evse.evse_id), state, min(at, self.clock.now())):
-                    self.request_station(sid)
+                    self.request_station(sid, reason="charging-state")
             case ChargingNeedsChanged(needs=n):
                 # Stated by the EV or the driver: plan for it now, not after the debounce.
                 self.state.note_needs(evse_key(n.station_id, n.evse.evse_id))
-                self.request_station(n.station_id, debounce=False)
+                self.request_station(n.station_id, debounce=False, reason="needs")
             case StationReady(station_id=sid):
                 self.spawn(self._ready(sid), f"ready-{sid}")
             case StationOnline(station_id=sid):
-                self.request_station(sid)
+                self.request_station(sid, reason="online")
             case ExternalLimitChanged(station_id=sid, evse=evse, limit=limit, unit=unit):
                 self.state.set_station_limit(sid, evse.evse_id if evse else None, limit, unit)
                 site = self.state.station_site.get(sid)
                 if site is not None:
                     self.state.retry_site(site, self.clock.now())
-                self.request_station(sid, debounce=False)
+                self.request_station(sid, debounce=False, reason="station-limit")
