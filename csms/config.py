@@ -265,6 +265,12 @@ class SmartChargingConfig(_Strict):
     #: process, as before; two timing-sensitive e2e tests still race with the worker (docs/performance.md).
     #: Read at start.
     planner_processes: int = Field(0, ge=0, le=64)
+    #: At most this many EVSEs' planner models stay warm between plans, per worker process (or in the solver
+    #: thread); the sites planned least recently give theirs up first and are planned cold next time (a
+    #: 100-EVSE site: ~3 s instead of ~0.5 s). A warm model costs ~0.5-0.6 MB per EVSE at 96 slots
+    #: (docs/performance.md: a worker held 1.2 GB at a bound of 2,000), so 1,500 keep a worker near 1 GB
+    #: whatever the fleet; the site being planned stays warm whatever its size. 0: no bound. Read at start.
+    planner_warm_evses: int = Field(1500, ge=0)
     #: Re-plan at least this often (clock seconds), besides every event and every slot boundary. Slot 0 is
     #: planned only this far, so a car that can finish sooner is offered the current that finishes it.
     replan_interval_s: float = Field(300.0, ge=10)

@@ -53,8 +53,9 @@ class WorkerStats:
 
 
 class _Worker:
-    def __init__(self, index: int) -> None:
+    def __init__(self, index: int, warm_evses: int = 0) -> None:
         self.index = index
+        self.warm_evses = warm_evses
         self.proc: asyncio.subprocess.Process | None = None
         self._ready: asyncio.Future[None] | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -78,7 +79,7 @@ class _Worker:
         """Start the process, read its answers until it exits, then fail what it still held."""
         assert self._ready is not None
         ready = self._ready
-        env = {**os.environ, "CSMS_PLANNER_PARENT": str(os.getpid()),
+        env = {**os.environ, "CSMS_PLANNER_PARENT": str(os.getpid()), "CSMS_PLANNER_WARM_EVSES": str(self.warm_evses),
                "PYTHONPATH": os.pathsep.join(p for p in (_ROOT, os.environ.get("PYTHONPATH")) if p)}
         try:
             proc = await asyncio.create_subprocess_exec(
@@ -182,10 +183,11 @@ async def _reap(proc: asyncio.subprocess.Process) -> int | None:
 class PlannerProcesses:
     """`n` planner worker processes, each site pinned to one. Started lazily by the first plan (or `start`)."""
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, warm_evses: int = 0) -> None:
+        """`warm_evses`: per worker, at most that many EVSEs' models kept warm between plans (0: all)."""
         if n < 1:
             raise ValueError("at least one planner process")
-        self._workers = [_Worker(i) for i in range(n)]
+        self._workers = [_Worker(i, warm_evses) for i in range(n)]
         self._site_worker: dict[str, _Worker] = {}
         self._starting: list[asyncio.Future[None]] = []
 

@@ -5,7 +5,7 @@ a planner thread stalled the event loop that answers chargers (docs/performance.
 smart charging on, loop lag up to seconds). Here it holds only this process's GIL.
 
 What lives here: one `SitePlanner` per site pinned to this worker (its persistent, warm-started Pyomo model
-and HiGHS instance). Nothing else is kept: the peak floor and every other input come with each request
+and HiGHS instance), for as many sites as `smart_charging.planner_warm_evses` allows (see warm_planners). Nothing else is kept: the peak floor and every other input come with each request
 (`SchedulingInput`), so a restarted worker only loses warmth (its first plan per site is cold).
 
 Wire format (both ways): 4-byte big-endian length, then a pickle. Requests are `(id, op, site_id, options,
@@ -90,32 +90,37 @@ def _warm_up() -> None:
                          sessions=(SessionSpec("s", "e", 1000.0),), horizon_slots=4))
 
 
-def serve(inp: IO[bytes], out: IO[bytes]) -> None:
-    from csms.scheduling import SitePlanner, plan  # after the streams are safe: imports may print
+def serve(inp: IO[bytes], out: IO[bytes], warm_evses: int = 0) -> None:
+    """`warm_evses`: at most that many EVSEs' models kept warm (0: all; see warm_planners)."""
+    import gc
+
+    from csms.scheduling import plan  # after the streams are safe: imports may print
+
+    from .warm_planners import WarmPlanners
 
     try:
         _warm_up()
     except Exception as e:  # noqa: BLE001 - not fatal: each plan then meets the same problem and falls back
         print(f"planner worker: warm-up plan failed: {type(e).__name__}: {e}", file=sys.stderr)
     out.write(encode((0, True, "ready", {"rss_bytes": rss_bytes(), "sites": 0, "builds": 0})))
-    planners: dict[str, SitePlanner] = {}
+    planners = WarmPlanners(warm_evses)
     while (msg := read_frame(inp)) is not None:
         req_id, op, site_id, options, payload = msg
         try:
             if op == "plan":
-                planner = planners.get(site_id)
-                if planner is None or planner.options != options:
-                    planner = planners[site_id] = SitePlanner(options)
+                planner = planners.get(site_id, options, len(payload.evses))
+                if planners.trim():
+                    gc.collect()  # before this plan builds: the memory given up is reused, the RSS stays bounded
                 result: Any = planner.plan(payload)
             elif op == "what_if":
                 result = plan(payload, options)  # a fresh model: a what-if never disturbs the site's warm one
             elif op == "forget":
-                planners.pop(site_id, None)
+                planners.forget(site_id)
                 result = None
             else:
                 raise ValueError(f"unknown op {op!r}")
-            stats = {"rss_bytes": rss_bytes(), "sites": len(planners),
-                     "builds": planners[site_id].builds if op == "plan" else 0}
+            stats = {"rss_bytes": rss_bytes(), "sites": len(planners), "warm_evses": planners.warm_evses,
+                     "builds": planners.builds(site_id) if op == "plan" else 0}
             answer: tuple[Any, ...] = (req_id, True, result, stats)
         except Exception as e:  # noqa: BLE001 - InvalidInput or a bug: the parent falls back and logs it
             answer = (req_id, False, f"{type(e).__name__}: {e}", {})
@@ -131,7 +136,7 @@ def main() -> None:
         return
     threading.Thread(target=_watch_parent, args=(parent,), name="parent-watch", daemon=True).start()
     inp, out = _protocol_streams()
-    serve(inp, out)
+    serve(inp, out, int(os.environ.get("CSMS_PLANNER_WARM_EVSES", "0")))
 
 
 if __name__ == "__main__":

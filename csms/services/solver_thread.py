@@ -9,11 +9,14 @@ off the event loop so OCPP traffic is never blocked.
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from csms.scheduling import Schedule, SchedulingInput, SitePlanner, SolverOptions, plan
+
+from .warm_planners import WarmPlanners
 
 T = TypeVar("T")
 
@@ -48,10 +51,9 @@ class ThreadPlanners:
     process (tests, tiny sites). Same interface as `planner_process.PlannerProcesses`."""
 
     def __init__(self, solver: SolverThread | None = None,
-                 planner_factory: Callable[[SolverOptions], SitePlanner] = SitePlanner) -> None:
+                 planner_factory: Callable[[SolverOptions], SitePlanner] = SitePlanner, warm_evses: int = 0) -> None:
         self.solver = solver or SolverThread()
-        self._factory = planner_factory
-        self._planners: dict[str, SitePlanner] = {}
+        self._planners = WarmPlanners(warm_evses, planner_factory)
 
     async def start(self) -> None:
         pass
@@ -63,9 +65,9 @@ class ThreadPlanners:
         pass
 
     def submit(self, site_id: str, options: SolverOptions, inp: SchedulingInput) -> asyncio.Future[Schedule]:
-        planner = self._planners.get(site_id)
-        if planner is None or planner.options != options:
-            planner = self._planners[site_id] = self._factory(options)
+        planner = self._planners.get(site_id, options, len(inp.evses))
+        if self._planners.trim():
+            self.solver.submit(gc.collect)  # in the solver's thread, ahead of this plan: not on the event loop
         return self.solver.submit(planner.plan, inp)
 
     async def what_if(self, site_id: str, inp: SchedulingInput) -> Schedule:

@@ -43,9 +43,10 @@ from .views import plan_view
 log = logging.getLogger("csms.smart")
 
 
-def make_planners(processes: int) -> Planners:
-    """`smart_charging.planner_processes`: that many worker processes, or 0 for the solver thread."""
-    return PlannerProcesses(processes) if processes > 0 else ThreadPlanners()
+def make_planners(processes: int, warm_evses: int = 0) -> Planners:
+    """`smart_charging.planner_processes`: that many worker processes, or 0 for the solver thread; each keeps
+    at most `warm_evses` EVSEs' models warm (`smart_charging.planner_warm_evses`, 0: all)."""
+    return PlannerProcesses(processes, warm_evses) if processes > 0 else ThreadPlanners(warm_evses=warm_evses)
 
 
 class SmartChargingService:
@@ -65,7 +66,8 @@ class SmartChargingService:
         # Planners passed in belong to the caller (the app stops them after everything that plans); made here
         # from the config, they belong to this service and stop with it.
         self._own_planners = planners is None
-        self.planning = Planning(options, planners or make_planners(cfg.smart_charging.planner_processes),
+        self.planning = Planning(options, planners or make_planners(cfg.smart_charging.planner_processes,
+                                                                  cfg.smart_charging.planner_warm_evses),
                                  self.overrides)
         self.snapshots = SnapshotBuilder(self.live, store, clock, self.state, prices=prices, bookings=bookings,
                                          dwell=dwell)
