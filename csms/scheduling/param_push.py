@@ -27,14 +27,45 @@ from pyomo.core.base.param import ParamData
 Array = NDArray[np.float64]
 
 
+_SUMS = ("NPV_SumExpression", "SumExpression", "LinearExpression")
+
+
 def _has_params(expr: Any) -> bool:
-    if expr.__class__ in native_numeric_types:
-        return False
-    if isinstance(expr, ParamData):
-        return True
-    if not expr.is_expression_type():
-        return not expr.is_constant()
-    return any(_has_params(a) for a in expr.args)
+    """Whether ``expr`` depends on a mutable Param. Iterative: a site's sums can nest as deep as it has EVSEs
+    (a plan of 1,000 EVSEs hit Python's recursion limit here, and every plan of that site fell back)."""
+    stack = [expr]
+    while stack:
+        e = stack.pop()
+        if e.__class__ in native_numeric_types:
+            continue
+        if isinstance(e, ParamData):
+            return True
+        if not e.is_expression_type():
+            if not e.is_constant():
+                return True
+            continue
+        stack.extend(e.args)
+    return False
+
+
+_NEGATIONS = ("NPV_NegationExpression", "NegationExpression")
+
+
+def _sum_terms(expr: Any) -> list[tuple[float, Any]]:
+    """The summands of ``expr`` as (sign, term), nested sums and negations flattened iteratively (the objective's
+    constant nests one level per EVSE, see ``_has_params``)."""
+    terms: list[tuple[float, Any]] = []
+    stack: list[tuple[float, Any]] = [(1.0, expr)]
+    while stack:
+        sign, e = stack.pop()
+        name = "" if e.__class__ in native_numeric_types or not e.is_expression_type() else e.__class__.__name__
+        if name in _SUMS:
+            stack.extend((sign, a) for a in reversed(e.args))
+        elif name in _NEGATIONS:
+            stack.append((-sign, e.args[0]))
+        else:
+            terms.append((sign, e))
+    return terms
 
 
 class ParamPusher:
@@ -159,11 +190,11 @@ def _expand(expr: Any, index: dict[int, int], params: list[Any]) -> dict[tuple[i
     if not _has_params(expr):
         return {(): float(value(expr))}
     name = expr.__class__.__name__
-    if name in ("NPV_SumExpression", "SumExpression", "LinearExpression"):
+    if name in _SUMS:
         out: dict[tuple[int, ...], float] = {}
-        for a in expr.args:
+        for sign, a in _sum_terms(expr):
             for m, c in _expand(a, index, params).items():
-                out[m] = out.get(m, 0.0) + c
+                out[m] = out.get(m, 0.0) + sign * c
         return out
     if name in ("NPV_ProductExpression", "ProductExpression", "MonomialTermExpression"):
         left, right = (_expand(a, index, params) for a in expr.args)

@@ -126,3 +126,31 @@ def test_each_stage_restarts_from_its_own_optimum(b: SimpleNamespace, monkeypatc
         assert a.objective_terms["lp_objective"] == pytest.approx(c.objective_terms["lp_objective"], rel=1e-9)
         for p in c.sessions:
             assert a.session(p.session_key).current_a == pytest.approx(p.current_a, abs=1e-6)
+
+
+def test_sums_nested_deeper_than_the_recursion_limit_compile() -> None:
+    """The objective's constant nests one sum (and negation) per EVSE: at 1,000 EVSEs the expansion hit Python's
+    recursion limit and every plan of that site fell back to equal shares."""
+    import sys
+
+    import pyomo.environ as pyo
+
+    n = 3 * sys.getrecursionlimit()
+    m = pyo.ConcreteModel()
+    m.p = pyo.Param(range(n), mutable=True, initialize=lambda _m, i: (i % 7) - 3.0)
+    expr = m.p[0] * 1.0
+    for i in range(1, n):
+        expr = m.p[i] * 2.0 - expr          # p[i]·2 − (previous): a sum over a negation over a sum …
+    depth, node = 0, expr
+    while node.__class__.__name__ in ("NPV_SumExpression", "NPV_NegationExpression"):
+        node, depth = node.args[-1] if node.__class__.__name__ == "NPV_SumExpression" else node.args[0], depth + 1
+    assert depth > n                         # it really is that deep
+
+    params: list[Any] = []
+    poly = Polynomial([expr], {}, params)
+    values = [float(p.value) for p in params]
+    got = poly.values(np.array(values + [1.0]))[0]
+    want = 1.0 * ((0 % 7) - 3.0)
+    for i in range(1, n):
+        want = 2.0 * ((i % 7) - 3.0) - want
+    assert got == pytest.approx(want)
