@@ -205,6 +205,20 @@ class CircuitConfig(_Strict):
     _w = field_validator("max_power_kw")(classmethod(lambda cls, v: _kw(v)))
 
 
+class SitePlanningConfig(_Strict):
+    """This site's planning grid and solver budget, where they differ from smart_charging's (None: those).
+
+    A large site needs a coarser plan: on this machine a 1,000-EVSE site at 96 slots of 15 min takes 20 s to
+    build and solve cold and 5-20 s per re-plan, so every plan ended at the time limit and fell back to equal
+    shares; at 48 slots of 30 min it takes ~8 s cold and ~1-2 s per re-plan (bench/bench_plan.py --sizes 1000
+    --slots 48)."""
+
+    #: Slot length; a multiple of smart_charging.slot_min, so this site's grid boundaries are timer ticks.
+    slot_min: int | None = Field(None, ge=1, le=240)
+    horizon_h: float | None = Field(None, gt=0, le=168)
+    solver_time_limit_s: float | None = Field(None, gt=0)
+
+
 class SiteConfig(_Strict):
     id: Annotated[str, Field(pattern=IDENT)]
     #: Grid connection limit, in kW (sum over phases) and/or amps per phase.
@@ -220,6 +234,8 @@ class SiteConfig(_Strict):
     default_energy_kwh: float = Field(20.0, gt=0)
     #: Security profile of this site's chargers that set none (None: server.security_profile).
     security_profile: SecurityProfile | None = None
+    #: Planning grid and solver budget of this site (None each: smart_charging's).
+    planning: SitePlanningConfig = SitePlanningConfig()
 
     _w = field_validator("grid_limit_kw")(classmethod(lambda cls, v: _kw(v)))
 
@@ -341,6 +357,13 @@ class SmartChargingConfig(_Strict):
     arrival_forecast_days: int = Field(14, ge=0, le=90)
     arrival_forecast_min_days: int = Field(3, ge=1)
 
+    def for_site(self, site: "SiteConfig") -> "SmartChargingConfig":
+        """These settings with the site's own planning grid and solver budget (SiteConfig.planning)."""
+        p = site.planning
+        over = {k: v for k, v in (("slot_min", p.slot_min), ("horizon_h", p.horizon_h),
+                                  ("solver_time_limit_s", p.solver_time_limit_s)) if v is not None}
+        return self.model_copy(update=over) if over else self
+
 
 class BookingsConfig(_Strict):
     #: ReserveNow is sent this many minutes before a booking starts.
@@ -433,6 +456,11 @@ class Config(_Strict):
             if t.group is not None and t.group not in groups:
                 raise ValueError(f"id_tokens[{i}].group: unknown group {t.group!r}")
         for si, s in enumerate(self.sites):
+            slot_min = s.planning.slot_min
+            if slot_min is not None and slot_min % self.smart_charging.slot_min:
+                raise ValueError(f"sites[{si}].planning.slot_min: {slot_min} is not a multiple of "
+                                 f"smart_charging.slot_min ({self.smart_charging.slot_min}): the re-plan timer "
+                                 f"ticks on that grid")
             names = [c.name for c in s.circuits]
             _unique(f"sites[{si}].circuits", names)
             for ci, c in enumerate(s.circuits):

@@ -232,7 +232,7 @@ class BookingService:
             return energy_wh or 0.0
         site = self.cfg.site(site_id)
         assert site is not None
-        sc = self.cfg.smart_charging
+        sc = self.cfg.smart_charging.for_site(site)
         slot_s = sc.slot_min * 60
         snap = await self.smart.snapshot(site_id)
         inp = snap.input  # current sessions and fixed draws, planned from now

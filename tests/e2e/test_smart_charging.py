@@ -458,3 +458,41 @@ async def test_the_departure_margin_is_what_the_sites_drivers_needed(sqlite_url:
                 assert mine["current_a"][4] == 0, mine["current_a"][:6]   # the margin's slot held back
         finally:
             await cp.close()
+
+
+async def test_a_site_plans_on_its_own_grid_and_budget(sqlite_url: str) -> None:
+    """sites[].planning: a large site gets a coarser grid and a longer solver budget than smart_charging's (a
+    1,000-EVSE site at 96 slots of 15 min never finished a plan within 5 s); the other sites keep theirs."""
+    text = setup(44, ["CP-A"], "smart_charging: {slot_min: 15, horizon_h: 24}").replace(
+        "sites: [{id: s1, grid_limit_kw: 44}]",
+        "sites: [{id: s1, grid_limit_kw: 44, planning: {slot_min: 30, horizon_h: 6, solver_time_limit_s: 7}}, "
+        "{id: s2, grid_limit_kw: 22}]").replace(
+        "chargers: [{id: CP-A, site: s1}]", "chargers: [{id: CP-A, site: s1}, {id: CP-B, site: s2}]")
+    async with running(make_config(sqlite_url, text, api=True)) as app, api(app) as c:
+        budgets: dict[str, float] = {}
+        submit = app.smart.planning.planners.submit
+
+        def recording(site_id: str, options: Any, inp: Any) -> Any:
+            budgets[site_id] = options.time_limit_s
+            return submit(site_id, options, inp)
+
+        app.smart.planning.planners.submit = recording  # type: ignore[method-assign]
+        cps = [charger(app, "CP-A", "2.0.1"), charger(app, "CP-B", "1.6")]
+        try:
+            for cp in cps:
+                await cp.connect(timeout=10)
+                await cp.plug_in(ev(cp.clock), "TAG-A")
+                await cp.start_charging()
+            await eventually(lambda: session_in_plan(c, "CP-A"), what="CP-A in s1's plan")
+            await eventually(lambda: {"s1", "s2"} <= budgets.keys(), what="both sites planned")
+            plan = await plan_of(c)
+            start = datetime.fromisoformat(plan["start"])
+            assert plan["slot_s"] == 1800 and len(plan["forecast"]) == 12    # 6 h of 30 min
+            boundary = slot_floor(start, 1800) + timedelta(seconds=1800)
+            assert plan["first_slot_s"] == pytest.approx((boundary - start).total_seconds(), abs=1e-3)
+            other = (await c.get("/sites/s2/plan")).json()
+            assert other["slot_s"] == 900 and len(other["forecast"]) == 96
+            assert budgets == {"s1": 7.0, "s2": app.cfg.smart_charging.solver_time_limit_s}
+        finally:
+            for cp in cps:
+                await cp.close()

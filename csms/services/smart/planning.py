@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -85,16 +86,19 @@ class Planning:
                 self.planners.restart(st.site_id)
                 await asyncio.wait({st.solving})
 
-    async def solve(self, st: SiteState, inp: SchedulingInput) -> Schedule:
+    async def solve(self, st: SiteState, inp: SchedulingInput, time_limit_s: float | None = None) -> Schedule:
+        """Plan ``inp`` for the site; ``time_limit_s``: the site's own solver budget (SiteConfig.planning)."""
+        options = self.options if time_limit_s is None or time_limit_s == self.options.time_limit_s \
+            else dataclasses.replace(self.options, time_limit_s=time_limit_s)
         try:
             await self.planners.ready(st.site_id)  # a worker's start is not counted against the time limit
-            fut = self.planners.submit(st.site_id, self.options, inp)
+            fut = self.planners.submit(st.site_id, options, inp)
         except (PlannerDied, TimeoutError) as e:
             fut = asyncio.get_running_loop().create_future()
             fut.set_exception(PlannerDied(str(e) or type(e).__name__))
         t0 = time.perf_counter()
         try:
-            schedule = await asyncio.wait_for(asyncio.shield(fut), self.options.time_limit_s + TIMEOUT_MARGIN_S)
+            schedule = await asyncio.wait_for(asyncio.shield(fut), options.time_limit_s + TIMEOUT_MARGIN_S)
         except TimeoutError:
             st.solving = fut
             fut.add_done_callback(_retrieve)

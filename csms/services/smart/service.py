@@ -174,7 +174,7 @@ class SmartChargingService:
         async with st.lock:
             await self.planning.wait_overrun(st)
             snap = await self.snapshots.build(site, st.external_limit_kw)
-            schedule = await self.planning.solve(st, snap.input)
+            schedule = await self.planning.solve(st, snap.input, site.planning.solver_time_limit_s)
             if not self.live.enabled:
                 return None  # switched off while it solved: send nothing
             planned = {p.evse_key: p.current_a for p in schedule.sessions}

@@ -140,7 +140,7 @@ class SnapshotBuilder:
 
     async def build(self, site: SiteConfig, external_limit_kw: float | None) -> Snapshot:
         now = self.clock.now()
-        sc = self.live.sc
+        sc = self.live.sc.for_site(site)
         # The site's own rows only, and the needs of all its sessions in one read: per plan the cost follows
         # the site, not the fleet (issue 10: 10,000 chargers, a site of 1,000 EVSEs).
         async with self.store.session() as s:
@@ -160,7 +160,7 @@ class SnapshotBuilder:
             infos[t.key] = info
             sessions.append(active)
         circuit_of = {ch: c.name for c in site.circuits for ch in c.chargers}
-        slot_s = self.live.slot_s
+        slot_s = sc.slot_min * 60
         n_slots = max(1, round(sc.horizon_h * 3600 / slot_s))
         # Prices per slot from the grid boundary before now: slot t >= 1 starts exactly at one.
         prices = self.prices.prices_per_slot(site.id, slot_floor(now, slot_s), slot_s, n_slots) \

@@ -117,3 +117,15 @@ def test_charger_and_site_lookups_follow_a_copy_with_other_lists() -> None:
     assert other.charger("C") is other.chargers[0] and other.charger("B") is None
     assert other.site("north") is other.sites[0] and other.site("default") is None
     assert cfg.charger("B") is cfg.chargers[1]  # the original still answers from its own lists
+
+
+def test_a_site_planning_grid_must_fall_on_the_timer_grid() -> None:
+    with pytest.raises(ConfigError) as e:
+        parse_config("smart_charging: {slot_min: 15}\nsites: [{id: s, grid_limit_kw: 10, planning: {slot_min: 20}}]",
+                     env={})
+    assert "sites[0].planning.slot_min: 20 is not a multiple of smart_charging.slot_min (15)" in str(e.value)
+    cfg = parse_config("sites: [{id: s, grid_limit_kw: 10, planning: {slot_min: 30, solver_time_limit_s: 12}}, "
+                       "{id: t, grid_limit_kw: 10}]", env={})
+    s, t = (cfg.smart_charging.for_site(site) for site in cfg.sites)
+    assert (s.slot_min, s.horizon_h, s.solver_time_limit_s) == (30, 24.0, 12.0)
+    assert t is cfg.smart_charging
