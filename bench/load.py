@@ -496,9 +496,10 @@ def scrape_lag(api_port: int) -> dict[str, float]:
         if m:
             out[name] = float(m.group(1))
     # Smart charging: plans computed (all sites) and re-plan requests by what asked for them.
-    plans = [float(v) for v in re.findall(r'^csms_plans_total\{[^}]*\} (\S+)$', text, re.M)]
+    plans = re.findall(r'^csms_plans_total\{([^}]*)\} (\S+)$', text, re.M)
     if plans:
-        out["plans"] = sum(plans)
+        out["plans"] = sum(float(v) for _, v in plans)
+        out["fallback_plans"] = sum(float(v) for labels, v in plans if 'status="fallback"' in labels)
     for reason, v in re.findall(r'^csms_replan_requests_total\{reason="([^"]+)"\} (\S+)$', text, re.M):
         out[f"replan_requests:{reason}"] = float(v)
     over = re.search(r'^csms_event_loop_lag_seconds_bucket\{le="0.1"\} (\S+)$', text, re.M)
@@ -635,7 +636,8 @@ def print_report(title: str, s: dict[str, Any], seconds: float) -> None:
               f"mean {mean:.1f} ms, probes over 100 ms: {lag.get('lag_over_100ms', 0):.0f} of {count:.0f}")
     if "plans" in lag:
         asked = {k.split(":", 1)[1]: int(v) for k, v in lag.items() if k.startswith("replan_requests:")}
-        print(f"smart charging (whole run): {lag['plans']:.0f} plans; re-plan requests by what asked: "
+        print(f"smart charging (whole run): {lag['plans']:.0f} plans, {lag.get('fallback_plans', 0):.0f} of them "
+              f"fallbacks (solver failed or out of time); re-plan requests by what asked: "
               f"{dict(sorted(asked.items(), key=lambda kv: -kv[1]))}")
     if lag.get("csms_db_commits_total"):
         # CPU per message falls as more messages share a commit: a loaded machine makes batches larger.
@@ -678,6 +680,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--max-errors", type=int, help="fail (exit 1) if errors + timeouts exceed this")
     p.add_argument("--max-steady-p99-ms", type=float,
                    help="fail (exit 1) if the CSMS p99 of the steady phase (after the ramp) exceeds this")
+    p.add_argument("--max-fallback-plans", type=int,
+                   help="fail (exit 1) if more plans than this fell back to equal shares (solver failed or timed out)")
     p.add_argument("--max-cpu-ms-per-msg", type=float,
                    help="fail (exit 1) if the CSMS's CPU per message over the steady phase exceeds this")
     p.add_argument("--bare-responder", type=int, metavar="PORT", help=argparse.SUPPRESS)
@@ -727,7 +731,12 @@ async def amain(args: argparse.Namespace) -> int:
     boots = sum(r["n"] for r in csms["rows"] if r["action"] == "BootNotification")
     if args.max_errors is not None and boots < expected:
         failed.append(f"only {boots} of {expected} BootNotifications answered")
-    bounded = (args.max_p99_ms, args.max_errors, args.max_steady_p99_ms, args.max_cpu_ms_per_msg)
+    fallbacks = (csms.get("csms_lag") or {}).get("fallback_plans")
+    if args.max_fallback_plans is not None and (fallbacks is None or fallbacks > args.max_fallback_plans):
+        failed.append(f"fallback plans {fallbacks} > {args.max_fallback_plans}" if fallbacks is not None
+                      else "no plan figures from /metrics (smart charging off?)")
+    bounded = (args.max_p99_ms, args.max_errors, args.max_steady_p99_ms, args.max_cpu_ms_per_msg,
+               args.max_fallback_plans)
     print("\nFAILED: " + "; ".join(failed) if failed else "\nPASSED" if any(b is not None for b in bounded) else "")
     return 1 if failed else 0
 
