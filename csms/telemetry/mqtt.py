@@ -182,6 +182,10 @@ class MqttTelemetry:
     def site_load(self, site_id: str, load_w: float, limit_w: float | None, at: datetime) -> None:
         self._publish_built(site_load_record, site_id, load_w, limit_w, at)
 
+    @property
+    def wants_plans(self) -> bool:
+        return self.cfg.enabled
+
     def site_plan(self, site_id: str, plan: Mapping[str, Any], at: datetime) -> None:
         self._publish_built(plan_record, site_id, plan, at)
 

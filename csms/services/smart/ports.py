@@ -30,6 +30,11 @@ class BookingPort(Protocol):
 class PlanListener(Protocol):
     """Told about every new plan of a site (implemented by telemetry.MqttTelemetry)."""
 
+    @property
+    def wants_plans(self) -> bool:
+        """False: ``site_plan`` would drop the plan now (MQTT off), so the view is not built for it."""
+        ...
+
     def site_plan(self, site_id: str, plan: Mapping[str, Any], at: datetime) -> None:
         """`plan` is SmartChargingService.plan_view(site_id). Must not block or raise."""
         ...
