@@ -321,8 +321,8 @@ class Charger:
         try:
             while True:
                 delay = min(next_hb, next_mv) - loop.time()
-                if delay > 0:
-                    await asyncio.wait(waiters, timeout=delay)
+                if delay > 0:  # the first of: the next message is due, the storm, the end
+                    await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
                 if stop.is_set():
                     return
                 if storm is not None and storm.is_set():
