@@ -32,7 +32,7 @@ from websockets.exceptions import ConnectionClosed
 from csms.domain.certificates import CertificateEvents
 from csms.domain.clock import Clock
 from csms.domain.enums import CommandStatus, RegistrationStatus
-from csms.domain.model import Capabilities, CommandResult
+from csms.domain.model import Capabilities, CommandResult, StationInfo
 from csms.domain.ports import ChargerEvents
 from csms.domain.commands import Command
 from csms.ocpp import errors as oe
@@ -92,6 +92,14 @@ class OcppConnection:
         self.observer = observer
         self.certs = certificates
         self.capabilities: Capabilities | None = None
+        #: What the last BootNotification of this connection said the station is (None: no boot yet).
+        self.boot_info: StationInfo | None = None
+        #: (boot info, capabilities) of a discovery that succeeded on this connection: the registry keeps
+        #: it past the connection (`ConnectionRegistry.discovered`).
+        self.discovered: tuple[StationInfo | None, Capabilities] | None = None
+        #: Set by the server from the registry: what an earlier connection of this station discovered.
+        #: Reused instead of asking again when the station is the same (see `_remembered_capabilities`).
+        self.remembered: tuple[StationInfo | None, Capabilities] | None = None
         self.core = p.OcppProtocol(self._ocpp_version, actions=self._actions,
                                    handled=frozenset(a for a, r in self._routes.items() if r.on is not None),
                                    response_timeout_s=response_timeout_s)
@@ -332,8 +340,22 @@ class OcppConnection:
         """
         self.spawn(self._ready(delay_s, unless_booted))
 
-    def note_boot(self) -> None:
+    def note_boot(self, info: StationInfo) -> None:
         self._boot_seen = True
+        self.boot_info = info
+
+    def _remembered_capabilities(self) -> Capabilities | None:
+        """What an earlier connection of this station discovered, if it still holds: the capability
+        keys are read-only configuration of the firmware, so they change with what the station boots
+        as (vendor, model, serial, firmware), not with a reconnect. A reconnect without a boot is the
+        same station; a boot as anything else (a firmware update) asks again. In a boot storm this
+        spares every reconnecting charger a GetConfiguration/GetVariables round trip (issue 10)."""
+        if self.remembered is None:
+            return None
+        info, caps = self.remembered
+        if self.boot_info is not None and self.boot_info != info:
+            return None
+        return caps
 
     async def _ready(self, delay_s: float, unless_booted: bool) -> None:
         if delay_s:
@@ -344,8 +366,13 @@ class OcppConnection:
             if self._closed:
                 return
             if self.capabilities is None:
+                self.capabilities = self._remembered_capabilities()
+                if self.capabilities is not None:
+                    self.discovered = (self.boot_info, self.capabilities)
+            if self.capabilities is None:
                 try:
                     self.capabilities = await self.fetch_capabilities()
+                    self.discovered = (self.boot_info, self.capabilities)
                 except CommandFailed as e:
                     log.info("capabilities unknown station=%s status=%s detail=%s", self.id, e.result.status,
                              e.result.detail)

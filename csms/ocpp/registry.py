@@ -22,9 +22,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from csms.domain.commands import Command
+from csms.domain.commands import ChangeConfiguration, Command, RawCall
 from csms.domain.enums import CommandStatus, RegistrationStatus
-from csms.domain.model import Capabilities, CommandResult
+from csms.domain.model import Capabilities, CommandResult, StationInfo
 from csms.ocpp.connection import CommandFailed, OcppConnection
 
 log = logging.getLogger("csms.ocpp")
@@ -36,19 +36,33 @@ class ConnectionRegistry:
     def __init__(self) -> None:
         self._conns: dict[str, OcppConnection] = {}
         self._caps: dict[str, Capabilities] = {}
+        #: Per station, the last successful discovery and what the station had booted as then
+        #: (OcppConnection.discovered): a reconnect of the same station reuses it (OcppConnection.remembered).
+        self._discovered: dict[str, tuple[StationInfo | None, Capabilities]] = {}
 
     # --- bookkeeping (used by OcppServer) --------------------------------------------------------
     def register(self, station_id: str, conn: OcppConnection) -> OcppConnection | None:
         """Make `conn` the station's current connection; returns the one it replaces, if any."""
         old = self._conns.get(station_id)
+        if old is not None and old.discovered is not None:
+            self._discovered[station_id] = old.discovered
         self._conns[station_id] = conn
         return old
+
+    def discovered(self, station_id: str) -> tuple[StationInfo | None, Capabilities] | None:
+        """(boot info, capabilities) of the station's last successful discovery, kept past its connection."""
+        conn = self._conns.get(station_id)
+        if conn is not None and conn.discovered is not None:
+            return conn.discovered
+        return self._discovered.get(station_id)
 
     def unregister(self, station_id: str, conn: OcppConnection) -> bool:
         """Forget `conn`. True if it was the current connection (only then is the station offline)."""
         if conn.capabilities is not None:
             self._caps[station_id] = conn.capabilities
         if self._conns.get(station_id) is conn:
+            if conn.discovered is not None:  # a replaced connection's was kept by register()
+                self._discovered[station_id] = conn.discovered
             del self._conns[station_id]
             return True
         return False
@@ -85,6 +99,8 @@ class ConnectionRegistry:
 
     async def send(self, station_id: str, command: Command) -> CommandResult:
         """Any command (csms.domain.commands), through the station's version table."""
+        if isinstance(command, ChangeConfiguration | RawCall):  # may change what a discovery found: ask again
+            self.forget_discovery(station_id)
         return await self._run(station_id, type(command).__name__, lambda c: c.send(command))
 
     async def refresh_capabilities(self, station_id: str) -> Capabilities:
@@ -93,9 +109,17 @@ class ConnectionRegistry:
             return self.capabilities(station_id)
         try:
             conn.capabilities = await conn.fetch_capabilities()
+            conn.discovered = (conn.boot_info, conn.capabilities)
         except CommandFailed as e:
             log.info("capabilities unknown station=%s status=%s", station_id, e.result.status)
         return self.capabilities(station_id)
+
+    def forget_discovery(self, station_id: str) -> None:
+        """The station's next connection asks for its capabilities again."""
+        self._discovered.pop(station_id, None)
+        conn = self._conns.get(station_id)
+        if conn is not None:
+            conn.discovered = None
 
     async def _run(self, station_id: str, name: str,
                    send: Callable[[Any], Awaitable[CommandResult]]) -> CommandResult:

@@ -28,7 +28,9 @@ min(5 s, ping_timeout_s)).
 Readiness: `events.ready(id)` runs as a task once the station may receive CSMS-initiated calls:
 after a BootNotification answered Accepted has been sent, and on connect of a station the directory
 knows if no BootNotification arrives within `ready_grace_s` (a charger reconnecting after a CSMS
-restart without rebooting still gets its profiles). Capabilities are fetched just before.
+restart without rebooting still gets its profiles). Capabilities are fetched just before, once per
+station: a reconnect reuses what an earlier connection discovered unless the station boots as something
+else (another firmware, model or serial), or a ChangeConfiguration/RawCall was sent to it meanwhile.
 """
 
 from __future__ import annotations
@@ -228,6 +230,7 @@ class OcppServer:
                                certificates=self.certificates)
         conn.ready_gate = self.ready_gate
         old = self.registry.register(ident, conn)
+        conn.remembered = self.registry.discovered(ident)
         log.info("connected station=%s protocol=%s remote=%s replaced=%s", ident, proto, _remote(ws),
                  old is not None)
         if old is not None:

@@ -31,8 +31,9 @@ class V16ChargePoint(OcppConnection):
 
     @on(Action.boot_notification)
     async def on_boot_notification(self, **kw: Any) -> call_result.BootNotification:
-        self.note_boot()
-        reply = await self.events.booted(self.id, td.station_info(kw), None)
+        info = td.station_info(kw)
+        self.note_boot(info)
+        reply = await self.events.booted(self.id, info, None)
         self._boot_status = self.registration = reply.status
         return fd.boot_result(reply, self.clock.now())
 

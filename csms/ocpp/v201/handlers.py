@@ -36,8 +36,9 @@ class V201ChargePoint(OcppConnection):
     @on(Action.boot_notification)
     async def on_boot_notification(self, charging_station: dict[str, Any], reason: str,
                                    **kw: Any) -> call_result.BootNotification:
-        self.note_boot()
-        reply = await self.events.booted(self.id, td.station_info(charging_station), reason)
+        info = td.station_info(charging_station)
+        self.note_boot(info)
+        reply = await self.events.booted(self.id, info, reason)
         self._boot_status = self.registration = reply.status
         return fd.boot_result(reply, self.clock.now())
 

@@ -182,3 +182,67 @@ async def test_events_port_awaiting_a_command_inside_a_charger_call_does_not_dea
     answer = await asyncio.wait_for(cp.call(hb, suppress=False), 3)
     assert answer.current_time.endswith("Z")
     assert len(cp.got("TriggerMessage")) == 1
+
+
+def _boot(version: str, firmware: str) -> object:
+    if version == "1.6":
+        return c16.BootNotification(charge_point_vendor="V", charge_point_model="M", firmware_version=firmware)
+    return c201.BootNotification(charging_station={"vendorName": "V", "model": "M", "firmwareVersion": firmware},
+                                 reason="PowerUp")
+
+
+async def _booted_and_ready(env: Env, version: str, firmware: str = "1.0") -> object:
+    """A connection of CP1 that boots; returns it once the CSMS reported it ready (capabilities settled)."""
+    before = len(env.events.named("ready"))
+    cp = await env.client("CP1", version)
+    await cp.call(_boot(version, firmware), suppress=False)
+    await env.events.wait_for("ready", before + 1)
+    return cp
+
+
+def _asked(cp: object, version: str) -> int:
+    return len(cp.got("GetConfiguration" if version == "1.6" else "GetVariables"))  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_a_reconnect_of_the_same_station_is_not_asked_its_capabilities_again(env: Env, version: str) -> None:
+    # A boot storm after an outage: every charger reconnects and boots as what it was (issue 10).
+    first = await _booted_and_ready(env, version)
+    assert _asked(first, version) == 1
+    await first._connection.close()  # type: ignore[attr-defined]
+    await env.events.wait_for("disconnected")
+    again = await _booted_and_ready(env, version)
+    assert _asked(again, version) == 0  # what the first connection found still holds
+    caps = env.server.registry.capabilities("CP1")
+    assert caps.rate_units == frozenset({RateUnit.AMPS, RateUnit.WATTS})
+    replacing = await _booted_and_ready(env, version)  # a new connection replacing the live one
+    assert _asked(replacing, version) == 0
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_a_station_booting_with_other_firmware_is_asked_again(env: Env, version: str) -> None:
+    first = await _booted_and_ready(env, version, firmware="1.0")
+    await first._connection.close()  # type: ignore[attr-defined]
+    await env.events.wait_for("disconnected")
+    updated = await _booted_and_ready(env, version, firmware="2.0")
+    assert _asked(updated, version) == 1
+
+
+async def test_a_changed_configuration_is_asked_again(env: Env) -> None:
+    first = await _booted_and_ready(env, "1.6")
+    assert (await env.server.registry.send("CP1", cmd.ChangeConfiguration("ChargeProfileMaxStackLevel", "3"))).accepted
+    await first._connection.close()  # type: ignore[attr-defined]
+    await env.events.wait_for("disconnected")
+    again = await _booted_and_ready(env, "1.6")
+    assert _asked(again, "1.6") == 1
+
+
+async def test_a_failed_discovery_is_not_remembered(env: Env) -> None:
+    first = await env.client("CP1", "1.6")
+    first.config = None  # type: ignore[attr-defined]  # its GetConfiguration handler fails: a CALLERROR
+    await first.call(_boot("1.6", "1.0"), suppress=False)
+    await env.events.wait_for("ready")
+    await first._connection.close()
+    await env.events.wait_for("disconnected")
+    again = await _booted_and_ready(env, "1.6")
+    assert _asked(again, "1.6") == 1
