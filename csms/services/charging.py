@@ -6,6 +6,7 @@ bus, and return the answer. Nothing here knows an OCPP version.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -54,6 +55,12 @@ log = logging.getLogger("csms.charging")
 
 CostQuery = Callable[[Transaction], Awaitable[float | None]]
 
+#: How long (real seconds) a connect's "online" may wait to be written with the station's BootNotification
+#: (one unit of work and, unbatched, one commit fewer per reconnect in a boot storm, issue 10). A station
+#: that has not booted by then (a reconnect without a reboot, or a boot still queued) is marked online by
+#: one write for every station waiting, well before the server's ready grace (1 s) asks for its profiles.
+ONLINE_DEFER_S = 0.25
+
 
 class ChargingService:
     def __init__(
@@ -76,6 +83,9 @@ class ChargingService:
         # of idle chargers do not each cost a database write every interval.
         self._last_seen: dict[str, datetime] = {}
         self._protocol: dict[str, str] = {}
+        #: Known stations connected but not written online yet: (when, protocol). See ONLINE_DEFER_S.
+        self._online_pending: dict[str, tuple[datetime, str]] = {}
+        self._online_flush: asyncio.Task[None] | None = None
 
     # --- handshake ------------------------------------------------------------------------------
     async def access(self, station_id: str) -> StationAccess | None:
@@ -90,6 +100,14 @@ class ChargingService:
     async def connected(self, station_id: str, protocol: str) -> None:
         now = self.clock.now()
         self._protocol[station_id] = protocol
+        if await self.store.station_access(station_id) is not None:  # in memory (the StationDirectory)
+            # Written with its BootNotification, or by flush_online: StationOnline is published then, once
+            # committed, as before. Nothing is acknowledged to the charger on it.
+            self._online_pending[station_id] = (now, protocol)
+            if self._online_flush is None:
+                self._online_flush = asyncio.get_running_loop().create_task(self._flush_online_later())
+            log.info("station connected station=%s protocol=%s", station_id, protocol)
+            return
 
         async def work(s: StoreSession) -> None:
             # station_access, not station(): the access record is in memory (the store's StationDirectory)
@@ -102,9 +120,39 @@ class ChargingService:
         log.info("station connected station=%s protocol=%s", station_id, protocol)
         self.bus.publish(StationOnline(station_id, True, now))
 
+    async def _flush_online_later(self) -> None:
+        try:
+            await asyncio.sleep(ONLINE_DEFER_S)
+        finally:
+            self._online_flush = None
+        try:
+            await self.flush_online()
+        except Exception:  # noqa: BLE001 - put back: the next connect's flush or the station's boot retries
+            log.exception("marking stations online failed")
+
+    async def flush_online(self) -> None:
+        """Write "online" for every connected station still waiting for it (one unit of work for all)."""
+        pending, self._online_pending = self._online_pending, {}
+        if not pending:
+            return
+
+        async def work(s: StoreSession) -> None:
+            for sid, (at, protocol) in pending.items():
+                await s.set_online(sid, True, at, protocol)
+
+        try:
+            await self.store.write(work)
+        except BaseException:
+            for sid, v in pending.items():
+                self._online_pending.setdefault(sid, v)
+            raise
+        for sid, (at, _) in pending.items():
+            self.bus.publish(StationOnline(sid, True, at))
+
     async def disconnected(self, station_id: str) -> None:
         now = self.clock.now()
         self._last_seen.pop(station_id, None)
+        self._online_pending.pop(station_id, None)  # its offline is written below, in order
         await self.store.write(lambda s: s.set_online(station_id, False, now))
         log.info("station disconnected station=%s", station_id)
         self.bus.publish(StationOnline(station_id, False, now))
@@ -123,6 +171,7 @@ class ChargingService:
     # --- core messages --------------------------------------------------------------------------
     async def booted(self, station_id: str, info: StationInfo, reason: str | None) -> BootReply:
         now = self.clock.now()
+        online = self._online_pending.pop(station_id, None)  # the connect's write joins this unit
 
         async def work(s: StoreSession) -> RegistrationStatus:
             st = await s.station_access(station_id)  # in memory, see connected()
@@ -133,10 +182,19 @@ class ChargingService:
                 registration = RegistrationStatus.PENDING
             else:
                 registration = st.registration
+            if online is not None:
+                await s.set_online(station_id, True, *online)
             await s.record_boot(station_id, info, self._protocol.get(station_id), now)
             return registration
 
-        registration = await self.store.write(work)
+        try:
+            registration = await self.store.write(work)
+        except BaseException:
+            if online is not None:
+                self._online_pending.setdefault(station_id, online)
+            raise
+        if online is not None:
+            self.bus.publish(StationOnline(station_id, True, online[0]))
         log.info("boot station=%s vendor=%s model=%s serial=%s firmware=%s reason=%s status=%s", station_id,
                  info.vendor, info.model, info.serial_number, info.firmware_version, reason, registration.value)
         interval = self.pending_interval_s if registration is RegistrationStatus.PENDING else self.heartbeat_interval_s
