@@ -131,6 +131,11 @@ class BillingService:
         self._waiting: set[str] = set()  # ended sessions waiting for their unplug at the last pass
         self._reconciled_real = 0.0
         self.invoices_created = 0
+        #: The newest charging needs received per EVSE since `_needs_from` (from ChargingNeedsChanged, the only
+        #: way needs are stored): a transaction start looks for needs in the store only when these may not
+        #: know them (see _needs_for_new).
+        self._needs_at: dict[tuple[str, int], datetime] = {}
+        self._needs_from = clock.now()
         self._unsubscribe = bus.subscribe(self._on_event) if self.bc.enabled else (lambda: None)
 
     @property
@@ -228,8 +233,8 @@ class BillingService:
 
     async def _handle(self, item: DomainEvent | _Tick | _Reconcile | _Barrier) -> None:
         match item:
-            case TransactionChanged(transaction=tx, ended=ended, at=at):
-                await self._on_tx(tx, ended, at)
+            case TransactionChanged(transaction=tx, started=started, ended=ended, at=at):
+                await self._on_tx(tx, ended, at, new=started)
             case StatusChanged(station_id=sid, evse=evse, status=status, charging_state=cs, at=at) if evse:
                 freed = status is ConnectorStatus.AVAILABLE
                 await self.meter.set_power(sid, evse.evse_id, 0.0 if freed else None, at)
@@ -241,6 +246,8 @@ class BillingService:
             case MeterSampled(station_id=sid, evse=evse, power_w=p, at=at) if evse and p is not None:
                 await self.meter.set_power(sid, evse.evse_id, p, at)
             case ChargingNeedsChanged(needs=n):
+                evse_key = (n.station_id, n.evse.evse_id)
+                self._needs_at[evse_key] = max(n.received_at, self._needs_at.get(evse_key, n.received_at))
                 key = self._by_evse.get((n.station_id, n.evse.evse_id))
                 if key is not None and key in self._tracks:
                     _apply_needs(self._tracks[key], n)
@@ -259,8 +266,8 @@ class BillingService:
                     fut.set_result(None)
 
     # --- session tracking -----------------------------------------------------------------------
-    async def _on_tx(self, tx: Transaction, ended: bool, at: datetime) -> None:
-        track = await self._track(tx)
+    async def _on_tx(self, tx: Transaction, ended: bool, at: datetime, new: bool = False) -> None:
+        track = await self._track(tx, new)
         await self.meter.set_power(tx.station_id, tx.evse.evse_id, 0.0 if ended else tx.power_w, at)
         if track is None:
             return  # already invoiced: a late or replayed message changes nothing
@@ -277,10 +284,18 @@ class BillingService:
         await self._refresh_booking_end(tx)
         await self._after_change(track)
 
-    async def _track(self, tx: Transaction) -> SessionTrack | None:
-        """The open track of `tx`, loaded or created; None once the transaction is invoiced."""
+    async def _track(self, tx: Transaction, new: bool = False) -> SessionTrack | None:
+        """The open track of `tx`, loaded or created; None once the transaction is invoiced.
+
+        `new`: the transaction was opened by the message that published it (TransactionChanged.started), so
+        no billing session and no invoice of it can exist yet: created without reading either (issue 10,
+        a boot ramp: half of the chargers start a transaction)."""
         track = self._tracks.get(tx.key)
         if track is not None:
+            return track
+        if new:
+            track = await self._new_track(tx)
+            self._open(track, tx)
             return track
         async with self.store.session() as s:
             row = await s.billing_session(tx.key)
@@ -295,6 +310,21 @@ class BillingService:
         if needs is not None:
             _apply_needs(track, needs)
         self._open(track, tx)
+        return track
+
+    async def _new_track(self, tx: Transaction) -> SessionTrack:
+        since = tx.started_at - NEEDS_BEFORE_START
+        seen = self._needs_at.get((tx.station_id, tx.evse.evse_id))
+        if since >= self._needs_from and (seen is None or seen < since):
+            # Every need received since _needs_from passed through here: none for this EVSE in the window.
+            info, needs = await self.infos.get(tx.station_id), None
+        else:
+            async with self.store.session() as s:
+                info = await self.infos.get(tx.station_id, s)
+                needs = await s.latest_charging_needs(tx.station_id, tx.evse.evse_id, since)
+        track = SessionTrack.for_tx(tx, info.site_id if info else None)
+        if needs is not None:
+            _apply_needs(track, needs)
         return track
 
     def _open(self, track: SessionTrack, tx: Transaction | None) -> None:

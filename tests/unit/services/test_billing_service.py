@@ -670,3 +670,55 @@ async def test_a_billing_backlog_keeps_the_site_load_meter_in_event_order(harnes
     load = {(r.start - T0).total_seconds() / 60: r.mean_power_w for r in rows}
     assert load[0] == load[5] == 12000.0
     assert load[10] == load[15] == 2000.0, load   # the power from +10 min, where it was measured
+
+
+# --- a transaction start (issue 10: half of a boot ramp's chargers start one) ----------------------------------
+def count_reads(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    from csms.store.memory import MemorySession
+
+    calls = {"billing_session": 0, "invoice": 0, "latest_charging_needs": 0}
+    for name in calls:
+        orig = getattr(MemorySession, name)
+
+        async def counted(self: Any, *a: Any, _orig: Any = orig, _name: str = name, **k: Any) -> Any:
+            calls[_name] += 1
+            return await _orig(self, *a, **k)
+
+        monkeypatch.setattr(MemorySession, name, counted)
+    return calls
+
+
+async def test_a_transaction_start_reads_no_billing_session_invoice_or_needs(
+        harness, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    async with harness() as h:
+        calls = count_reads(monkeypatch)
+        await h.v201(TxEventKind.STARTED, 20, "t-1", 0, wh=0.0, w=11000.0, cs=ChargingState.CHARGING)
+        await h.v16_start(21, 0.0, station="CP2")
+        assert calls == {"billing_session": 0, "invoice": 0, "latest_charging_needs": 0}
+        assert len(h.billing._tracks) == 2  # both tracked
+
+
+async def test_needs_stated_before_the_start_still_count(harness, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from csms.domain.model import ChargingNeeds
+
+    async with harness() as h:
+        # ISO 15118: the car states its needs before the transaction starts (within NEEDS_BEFORE_START).
+        await h.charging.charging_needs(ChargingNeeds(StationId("CP1"), E1, h.at(20), energy_amount_wh=6000.0))
+        await h.settle()
+        calls = count_reads(monkeypatch)
+        await h.v201(TxEventKind.STARTED, 22, "t-1", 0, wh=0.0, w=11000.0, cs=ChargingState.CHARGING)
+        assert h.billing._tracks["CP1/t-1"].energy_need_wh == 6000.0
+        assert calls["latest_charging_needs"] == 1  # this EVSE had needs in the window: read them
+
+
+async def test_needs_stated_before_a_billing_restart_still_count(harness) -> None:  # type: ignore[no-untyped-def]
+    from csms.domain.model import ChargingNeeds
+
+    async with harness() as h:
+        await h.charging.charging_needs(ChargingNeeds(StationId("CP1"), E1, h.at(20), energy_amount_wh=6000.0))
+        await h.settle()
+        await h.billing.stop()
+        h.at(21)
+        await h.new_billing()  # it never saw those needs: the start reads them from the store
+        await h.v201(TxEventKind.STARTED, 22, "t-1", 0, wh=0.0, w=11000.0, cs=ChargingState.CHARGING)
+        assert h.billing._tracks["CP1/t-1"].energy_need_wh == 6000.0
