@@ -286,6 +286,7 @@ class CsmsApp:
                 log.exception("error while stopping %s", getattr(stop, "__qualname__", stop))
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.charging.flush_last_seen(), STOP_TIMEOUT_S)
+        self.charging.close()
         await self.engine.dispose()
         log.info("csms stopped")
 

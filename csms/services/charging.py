@@ -24,7 +24,7 @@ from csms.domain.enums import (
     RegistrationStatus,
     TxEventKind,
 )
-from csms.domain.errors import UnknownStation, UnknownTransaction
+from csms.domain.errors import StoreUnavailable, UnknownStation, UnknownTransaction
 from csms.domain.events import (
     ChargingNeedsChanged,
     ExternalLimitChanged,
@@ -60,6 +60,8 @@ CostQuery = Callable[[Transaction], Awaitable[float | None]]
 #: that has not booted by then (a reconnect without a reboot, or a boot still queued) is marked online by
 #: one write for every station waiting, well before the server's ready grace (1 s) asks for its profiles.
 ONLINE_DEFER_S = 0.25
+#: After a failed write (the database unavailable), the waiting stations are tried again this much later.
+ONLINE_RETRY_S = 1.0
 
 
 class ChargingService:
@@ -104,8 +106,7 @@ class ChargingService:
             # Written with its BootNotification, or by flush_online: StationOnline is published then, once
             # committed, as before. Nothing is acknowledged to the charger on it.
             self._online_pending[station_id] = (now, protocol)
-            if self._online_flush is None:
-                self._online_flush = asyncio.get_running_loop().create_task(self._flush_online_later())
+            self._schedule_online_flush(ONLINE_DEFER_S)
             log.info("station connected station=%s protocol=%s", station_id, protocol)
             return
 
@@ -120,15 +121,28 @@ class ChargingService:
         log.info("station connected station=%s protocol=%s", station_id, protocol)
         self.bus.publish(StationOnline(station_id, True, now))
 
-    async def _flush_online_later(self) -> None:
+    def close(self) -> None:
+        """At shutdown, after the server closed every connection (whose ends dropped what was waiting)."""
+        if self._online_flush is not None:
+            self._online_flush.cancel()
+            self._online_flush = None
+
+    def _schedule_online_flush(self, delay_s: float) -> None:
+        if self._online_flush is None:
+            self._online_flush = asyncio.get_running_loop().create_task(self._flush_online_later(delay_s))
+
+    async def _flush_online_later(self, delay_s: float) -> None:
         try:
-            await asyncio.sleep(ONLINE_DEFER_S)
+            await asyncio.sleep(delay_s)
         finally:
             self._online_flush = None
         try:
             await self.flush_online()
-        except Exception:  # noqa: BLE001 - put back: the next connect's flush or the station's boot retries
+        except StoreUnavailable:  # the store logged the outage (once); the stations were put back
+            self._schedule_online_flush(ONLINE_RETRY_S)
+        except Exception:  # noqa: BLE001 - put back: tried again later, or by the station's boot
             log.exception("marking stations online failed")
+            self._schedule_online_flush(ONLINE_RETRY_S)
 
     async def flush_online(self) -> None:
         """Write "online" for every connected station still waiting for it (one unit of work for all)."""
@@ -192,6 +206,7 @@ class ChargingService:
         except BaseException:
             if online is not None:
                 self._online_pending.setdefault(station_id, online)
+                self._schedule_online_flush(ONLINE_RETRY_S)
             raise
         if online is not None:
             self.bus.publish(StationOnline(station_id, True, online[0]))

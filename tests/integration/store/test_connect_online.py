@@ -86,3 +86,27 @@ async def test_a_disconnect_before_the_write_leaves_it_offline(core) -> None:  #
     await asyncio.sleep(charging.ONLINE_DEFER_S * 2)
     assert not await online(store, "CP1")
     assert onlines(seen) == [("CP1", False)]
+
+
+async def test_an_online_write_that_failed_is_tried_again(core, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from csms.domain.errors import StoreUnavailable
+
+    svc, store, seen = core
+    monkeypatch.setattr(charging, "ONLINE_RETRY_S", charging.ONLINE_DEFER_S)
+    write, calls = store.write, []
+
+    async def down_once(work):  # type: ignore[no-untyped-def]
+        calls.append(work)
+        if len(calls) == 1:
+            raise StoreUnavailable("database unavailable")
+        return await write(work)
+
+    monkeypatch.setattr(store, "write", down_once)
+    await svc.connected("CP1", "ocpp1.6")
+    for _ in range(40):
+        if onlines(seen):
+            break
+        await asyncio.sleep(charging.ONLINE_DEFER_S / 4)
+    assert len(calls) == 2 and await online(store, "CP1")
+    assert onlines(seen) == [("CP1", True)]
+    svc.close()
