@@ -77,7 +77,9 @@ from csms.config import SmartChargingConfig  # noqa: E402
 from csms.services.plan_input import planning_departure  # noqa: E402
 from csms.services.smart.margin import learned_margin_s  # noqa: E402
 from csms.scheduling import CircuitSpec, EvseSpec, SchedulingInput, SessionSpec, SitePlanner  # noqa: E402
+from csms.scheduling import expected as expected_mod  # noqa: E402
 from csms.scheduling.forecast import PastSession, expected_arrivals  # noqa: E402
+from csms.scheduling.problem import ExpectedArrival  # noqa: E402
 from csms.services.site_limits import slot_edges  # noqa: E402
 
 try:
@@ -98,7 +100,7 @@ PERIOD_MIN = 5
 VOLTAGE = 208.0
 MAX_A, MIN_A = 32.0, 6.0
 KWH_PER_A_PERIOD = VOLTAGE * PERIOD_MIN / 60 / 1000      # energy of 1 A for one period
-SLOT_S = 900                                            # planner grid: 15 minutes
+SLOT_S = 900                                            # planner grid: 15 minutes (--slot-s)
 HORIZON_SLOTS = 96                                      # 24 h
 PERIODS_PER_DAY = 24 * 60 // PERIOD_MIN
 ALGORITHMS = ("uncontrolled", "llf", "edf", "ours", "offline")
@@ -132,6 +134,11 @@ POWER_DUMP: Path | None = None    # --dump-power DIR
 #: departure margin from (csms.services.smart.margin). "Stated" is what the schedulers are told (--departures).
 STATED: list[tuple[datetime, datetime]] = []
 LEARN_MARGIN = [True]             # --margin configured: False
+NO_MARGIN = [False]               # --margin none: stated departures planned as stated (diagnostics)
+#: --forecast oracle (diagnostics only): the window's own sessions, each told to the planner as one expected
+#: arrival at its real arrival, departure and deliverable energy once "now" is before its arrival.
+ORACLE: list[PastSession] = []
+ORACLE_RULE = ["must"]            # --forecast oracle-mean: "mean"
 
 
 def known_departure(estimated_departure: int, now: int) -> int:
@@ -226,6 +233,8 @@ class OursAlgorithm(BaseAlgorithm):
         first_slot_s = SLOT_S - into_slot.total_seconds()          # in (0, 900]
         # The same policy as the live service: a stated departure is planned with the early-leaver margin.
         sc = SmartChargingConfig()
+        if NO_MARGIN[0]:
+            sc = SmartChargingConfig(departure_margin_pct=0.0)
         margin_s = self.learned_margin_s(now, sc)
         sessions = tuple(
             SessionSpec(s.session_id, s.station_id, energy_needed_wh=s.remaining_demand * 1000,
@@ -236,8 +245,12 @@ class OursAlgorithm(BaseAlgorithm):
         # As the live service does: slot 0 is planned as far as the next call (one period), and the peak term
         # only counts load above the highest site power this run has drawn so far (its demand period).
         # As the live service does: the cars expected later, from the days before today (HISTORY).
-        expected = expected_arrivals(HISTORY, now, slot_edges(now, SLOT_S, HORIZON_SLOTS, first_slot_s)[-1],
-                                     SITE_TZ) if HISTORY else ()
+        horizon_end = slot_edges(now, SLOT_S, HORIZON_SLOTS, first_slot_s)[-1]
+        if ORACLE:
+            expected = oracle_arrivals(ORACLE, now, horizon_end)
+        else:
+            expected = expected_arrivals(HISTORY, now, horizon_end, SITE_TZ,
+                                         car_power_w=MAX_A * VOLTAGE) if HISTORY else ()
         return SchedulingInput(start=now, circuits=(site,), evses=evses, sessions=sessions, slot_s=SLOT_S,
                                first_slot_s=first_slot_s, horizon_slots=HORIZON_SLOTS,
                                replan_s=period.total_seconds(), peak_floor_kw=self.peak_kw,
@@ -278,6 +291,25 @@ class OursAlgorithm(BaseAlgorithm):
         # What the cars could draw under these rates: an upper bound of the site's power this period.
         self.peak_kw = max(self.peak_kw, power_kw)
         return out
+
+
+def oracle_arrivals(sessions: Sequence[PastSession], now: datetime, horizon_end: datetime
+                    ) -> tuple[ExpectedArrival, ...]:
+    """Perfect forecast (diagnostics): every session arriving after ``now`` inside the horizon, one car each.
+    A stay past the horizon's end counts what it could not take after the end at 32 A (the rule of
+    ``expected_arrivals``), or with ``--forecast oracle-mean`` its part inside at its mean rate (the rule
+    before it)."""
+    out = []
+    for s in sessions:
+        if now < s.arrival < horizon_end:
+            end = min(s.departure, horizon_end)
+            if ORACLE_RULE[0] == "mean":
+                energy = s.energy_wh * (end - s.arrival) / (s.departure - s.arrival)
+            else:
+                energy = max(0.0, s.energy_wh - MAX_A * VOLTAGE * (s.departure - end).total_seconds() / 3600)
+            if energy > 0:
+                out.append(ExpectedArrival(s.arrival, end, energy, 1.0))
+    return tuple(out)
 
 
 class Tracked(BaseAlgorithm):
@@ -784,7 +816,13 @@ def main(argv: Sequence[str] | None = None) -> Report:
                          "does (smart_charging.arrival_forecast_days; 0 = no forecast; default %(default)s)")
     ap.add_argument("--departures", choices=("estimated", "actual"), default="estimated",
                     help="what LLF, EDF and ours are told: the driver's estimate (default) or the actual departure")
-    ap.add_argument("--margin", choices=("learned", "configured"),
+    ap.add_argument("--forecast", choices=("history", "oracle", "oracle-mean"), default="history",
+                    help="expected arrivals from the days before (history, as the live service) or the window's "
+                         "own future sessions one by one (oracle: diagnostics only; oracle-mean: a stay past the "
+                         "horizon counts its part inside at its mean rate, the rule before 2026-12-07)")
+    ap.add_argument("--slot-s", type=int, default=900,
+                    help="planner slot length in seconds, horizon 24 h (default %(default)s; diagnostics)")
+    ap.add_argument("--margin", choices=("learned", "configured", "none"),
                     default="learned" if SmartChargingConfig().departure_margin_learned else "configured",
                     help="the departure margin ours plans with: learned from the site's history "
                          "(smart_charging.departure_margin_learned: true) or the configured one (default: as the "
@@ -792,12 +830,14 @@ def main(argv: Sequence[str] | None = None) -> Report:
     ap.add_argument("--dump-power", type=Path,
                     help="save each online run's site power per period (kW) as DIR/<algorithm>_<cap>.npy")
     args = ap.parse_args(argv)
-    global DEPARTURES, POWER_DUMP
+    global DEPARTURES, POWER_DUMP, SLOT_S, HORIZON_SLOTS
     DEPARTURES = args.departures
     POWER_DUMP = args.dump_power
-    if args.margin == "configured":
+    if args.margin in ("configured", "none"):
         STATED.clear()
         LEARN_MARGIN[0] = False
+    NO_MARGIN[0] = args.margin == "none"
+    SLOT_S, HORIZON_SLOTS = args.slot_s, 86400 // args.slot_s
     if POWER_DUMP is not None:
         POWER_DUMP.mkdir(parents=True, exist_ok=True)
     algorithms = [a.strip().lower() for a in args.algorithms.split(",")]
@@ -808,6 +848,13 @@ def main(argv: Sequence[str] | None = None) -> Report:
     planner = planner_fingerprint()
     start, sessions, stats = load(args.site, args.start, args.days, PERIOD_MIN)
     HISTORY[:] = history(args.site, args.start, args.days, args.forecast_days)
+    if args.forecast.startswith("oracle"):
+        ORACLE_RULE[0] = "mean" if args.forecast == "oracle-mean" else "must"
+        period = timedelta(minutes=PERIOD_MIN)
+        ORACLE[:] = [PastSession(start + s.arrival * period, start + s.departure * period,
+                                 1000 * min(s.requested_kwh, MAX_A * KWH_PER_A_PERIOD * (s.departure - s.arrival)))
+                     for s in sessions]
+        expected_mod.MAX_GROUPS = 96      # one virtual EVSE per future car (a day brings up to ~60)
     if LEARN_MARGIN[0]:
         STATED[:] = stated_history(args.site, args.start, args.days, SmartChargingConfig().departure_margin_days)
     print(f"planner: {planner}; load average {os.getloadavg()[0]:.1f}", flush=True)
@@ -817,7 +864,9 @@ def main(argv: Sequence[str] | None = None) -> Report:
     rep.planner = planner
     rep.command = (f".venv/bin/python bench/acn_quality.py --site {args.site} --start {args.start} "
                    f"--days {args.days} --caps {','.join('none' if c is None else f'{c:g}' for c in caps)} "
-                   f"--algorithms {','.join(algorithms)} --departures {args.departures} --margin {args.margin}")
+                   f"--algorithms {','.join(algorithms)} --departures {args.departures} --margin {args.margin}"
+                   + (f" --forecast {args.forecast}" if args.forecast != "history" else "")
+                   + (f" --slot-s {args.slot_s}" if args.slot_s != 900 else ""))
     print()
     print(markdown(rep))
     for name, ok, why in rep.targets:

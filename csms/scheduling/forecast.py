@@ -17,6 +17,7 @@ never takes energy from a car that is here (its priority is 1 % of a driver's): 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
@@ -37,10 +38,13 @@ class PastSession:
 
 def expected_arrivals(history: Sequence[PastSession], now: datetime, horizon_end: datetime, site_tz: tzinfo,
                       lookback_days: int = 14, min_days: int = 3, bin_s: float = 3600.0,
-                      max_groups: int = 24) -> tuple[ExpectedArrival, ...]:
+                      max_groups: int = 24, car_power_w: float = math.inf) -> tuple[ExpectedArrival, ...]:
     """The cars expected to arrive after ``now`` and before ``horizon_end``, as at most ``max_groups`` groups
     (the earliest ones), from the last ``lookback_days`` days of today's kind. Empty when fewer than
-    ``min_days`` such days have any session (no history: no forecast)."""
+    ``min_days`` such days have any session (no history: no forecast).
+
+    A stay that runs past the horizon's end counts only the energy it could not take after it at
+    ``car_power_w`` (a car's power at the site; inf: such a stay counts nothing)."""
     horizon_s = (horizon_end - now).total_seconds()
     if horizon_s <= 0:
         return ()
@@ -60,12 +64,17 @@ def expected_arrivals(history: Sequence[PastSession], now: datetime, horizon_end
         offset_s = (a.replace(year=today.year, month=today.month, day=today.day) - local_now).total_seconds()
         for start_s in (offset_s, offset_s + DAY_S):           # today's clock, and tomorrow's within the horizon
             if 0 < start_s < horizon_s:
-                # A stay past the horizon's end counts for its part inside it, at its mean rate: its whole
-                # energy squeezed into that part would be a spike at the horizon's end, a peak the plan then
-                # treats as paid for (measured: 91.5 kW where the forecast otherwise gives 55 kW).
+                # A stay past the horizon's end counts only what it must take inside the horizon: what it
+                # could not take after the end at the car's power. Its whole energy squeezed into the part
+                # inside was a spike at the horizon's end (91.5 kW where the forecast otherwise gave 55 kW);
+                # its part at its mean rate still forced energy before the end that the car can take later,
+                # so tomorrow looked busier than it is and today's load rose to meet it, as a peak "paid for"
+                # anyway (acnportal, Caltech week, departures known, perfect forecast: 55.0 -> 52.3 kW).
                 inside_s = min(stay_s, horizon_s - start_s)
-                bins.setdefault(int(start_s // bin_s), []).append(
-                    (start_s, inside_s, s.energy_wh * inside_s / stay_s))
+                after_s = stay_s - inside_s
+                energy_wh = s.energy_wh if after_s <= 0 else max(0.0, s.energy_wh - car_power_w * after_s / 3600.0)
+                if energy_wh > 0:
+                    bins.setdefault(int(start_s // bin_s), []).append((start_s, inside_s, energy_wh))
     if len(seen) < min_days:
         return ()
     n_days = len(seen)

@@ -12,6 +12,7 @@ could draw stays within every limit.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -171,8 +172,17 @@ def build_input(
         base_loads=base, price_per_kwh=price_per_kwh, slot_s=slot_s, horizon_slots=n, weights=weights_of(cfg),
         first_slot_s=first_slot_s, replan_s=cfg.replan_interval_s, peak_floor_kw=peak_floor_kw,
         expected_arrivals=expected_arrivals(history, now, edges[-1], ZoneInfo(site.timezone),
-                                            cfg.arrival_forecast_days, cfg.arrival_forecast_min_days) if forecast else (),
+                                            cfg.arrival_forecast_days, cfg.arrival_forecast_min_days,
+                                            car_power_w=_mean_evse_power_w(specs)) if forecast else (),
     )
+
+
+def _mean_evse_power_w(specs: Sequence[EvseSpec]) -> float:
+    """A car's power at the site for the arrival forecast: the mean EVSE's (the planner sizes the expected
+    cars the same way, scheduling.expected)."""
+    if not specs:
+        return math.inf
+    return sum(e.max_current_a * e.watts_per_amp for e in specs) / len(specs)
 
 
 def _known_departure(s: ActiveSession, now: datetime, cfg: SmartChargingConfig,

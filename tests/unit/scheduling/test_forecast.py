@@ -48,10 +48,16 @@ def test_groups_of_later_arrivals_on_days_of_the_same_kind() -> None:
     assert ten.energy_wh == pytest.approx(4_000 / 3)
     assert ten.cars == pytest.approx(1 / 3)
     # With a 24 h horizon, the 07:00 arrival comes back tomorrow, in the horizon's last hour: one hour of its
-    # three-hour stay is inside, so a third of its energy (all of it there would be a spike at the end).
-    tomorrow = expected_arrivals(history, NOW, NOW + timedelta(hours=24), UTC)[-1]
+    # three-hour stay is inside. It counts only what it could not take in the two hours after the horizon at
+    # the car's power (11 kW: 30 - 22 = 8 kWh, one day in three), not a third of its energy at its mean rate,
+    # which forced tomorrow's energy before the horizon's end and made tomorrow look busier than it is.
+    tomorrow = expected_arrivals(history, NOW, NOW + timedelta(hours=24), UTC, car_power_w=11_000)[-1]
     assert tomorrow.arrival == NOW + timedelta(hours=23) and tomorrow.departure == NOW + timedelta(hours=24)
-    assert tomorrow.energy_wh == pytest.approx(30_000 / 3 / 3)
+    assert tomorrow.energy_wh == pytest.approx(8_000 / 3)
+    assert tomorrow.cars == pytest.approx(1 / 3)
+    # A car that can take it all after the horizon is not expected inside it (power unknown: none can).
+    assert expected_arrivals(history, NOW, NOW + timedelta(hours=24), UTC, car_power_w=15_000)[-1] == ten
+    assert expected_arrivals(history, NOW, NOW + timedelta(hours=24), UTC)[-1] == ten
 
 
 def test_no_forecast_without_enough_days_of_history() -> None:

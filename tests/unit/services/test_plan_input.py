@@ -2,6 +2,8 @@
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from csms.config import SiteConfig, SmartChargingConfig
 from csms.scheduling import ExpectedArrival, SitePlanner, check_limits
 from csms.services.plan_input import ActiveSession, EvseState, build_input, evse_key
@@ -124,3 +126,21 @@ def test_the_arrival_forecast_reaches_the_plan_only_where_it_shaves_below_the_li
         (NOW + timedelta(hours=2), NOW + timedelta(hours=4), 10_000, 1.0)]
     assert expected(SmartChargingConfig()) == ()
     assert expected(SmartChargingConfig(shave_below_limit=True, arrival_forecast_days=0)) == ()
+
+
+def test_a_forecast_stay_past_the_horizon_counts_what_the_evse_cannot_deliver_after_it() -> None:
+    """An expected car whose stay runs past the horizon's end counts only the energy it could not take after
+    the end at the site's EVSE power (here 32 A x 230 V x 3 = 22.08 kW): the rest can wait for later plans."""
+    from csms.scheduling.forecast import PastSession
+
+    # Three weekdays before NOW (Friday 08:00 UTC): a car from 07:00 for 3 h taking 60 kWh. With the 24 h
+    # horizon it comes back tomorrow at 07:00, one hour before the horizon's end, two hours after it.
+    history = [PastSession(NOW - timedelta(days=d, hours=1), NOW - timedelta(days=d, hours=1) + timedelta(hours=3),
+                           60_000) for d in (1, 2, 3)]
+    site = SiteConfig(id="s", grid_limit_kw=50)
+    inp = build_input(site, [evse("A")], [session("A")], NOW, SmartChargingConfig(shave_below_limit=True),
+                      circuit_of={}, history=history)
+    assert inp.end == NOW + timedelta(hours=24)
+    (tomorrow,) = inp.expected_arrivals
+    assert tomorrow.arrival == NOW + timedelta(hours=23) and tomorrow.departure == inp.end
+    assert tomorrow.energy_wh == pytest.approx(60_000 - 22_080 * 2)
