@@ -36,6 +36,7 @@ async def core(db_url: str):  # type: ignore[no-untyped-def]
     bus.subscribe(seen.append)
     svc = ChargingService(store, bus, FakeClock(T0), heartbeat_interval_s=60)
     yield svc, store, seen
+    svc.close()  # its deferred online write must not fire into a later test, after this database is gone
     await engine.dispose()
 
 

@@ -45,6 +45,7 @@ async def core(db_url: str):  # type: ignore[no-untyped-def]
     event.listen(engine.sync_engine, "before_cursor_execute",
                  lambda _c, _cur, sql, *_a: statements.append(sql.split()[0].upper()))
     yield svc, store, engine, statements
+    svc.close()  # its deferred online write must not fire into a later test, after this database is gone
     await engine.dispose()
 
 
