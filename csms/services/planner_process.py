@@ -23,6 +23,7 @@ import logging
 import os
 import pickle
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,11 @@ from .planner_worker import HEADER, encode
 log = logging.getLogger("csms.smart")
 START_TIMEOUT_S = 120.0  # import + warm-up plan; minutes only on a machine so loaded nothing works
 STOP_TIMEOUT_S = 3.0
+#: A worker that answered any request within this long is busy, not hung: `restart` leaves it alone. A plan
+#: waits in the worker's queue behind the other sites' plans, so at 10,000 chargers (91 sites, the worker at
+#: 100 % through the boot ramp) a site's plan could wait longer than the hang limit without anything being
+#: stuck; killing the worker then threw every site's warm model away and made the queue longer still.
+BUSY_WITHIN_S = 60.0
 #: Where `csms` can be imported from, for a worker started from any working directory.
 _ROOT = str(Path(__file__).resolve().parents[2])
 
@@ -65,6 +71,7 @@ class _Worker:
         self.stats = WorkerStats(None, 0, 0, 0, 0, 0)
         self.evses: dict[str, int] = {}
         self.closing = False
+        self.last_answer = time.monotonic()  # when the process last answered anything (or started)
 
     async def _ensure_started(self) -> None:
         if self.closing:  # a plan asked for while the CSMS stops ends quietly, and starts no worker
@@ -91,6 +98,7 @@ class _Worker:
             ready.exception()  # retrieved: a caller may have given up waiting
             return
         self.proc = proc
+        self.last_answer = time.monotonic()
         self.stats.pid, self.stats.starts = proc.pid, self.stats.starts + 1
         assert proc.stdout is not None
         pending = self._pending = {}  # this process's requests: a restarted one starts with its own
@@ -99,6 +107,7 @@ class _Worker:
                 head = await proc.stdout.readexactly(HEADER.size)
                 (n,) = HEADER.unpack(head)
                 req_id, ok, result, stats = pickle.loads(await proc.stdout.readexactly(n))
+                self.last_answer = time.monotonic()
                 if stats:
                     self.stats.rss_bytes, self.stats.sites = stats["rss_bytes"], stats["sites"]
                 if req_id == 0:
@@ -227,8 +236,12 @@ class PlannerProcesses:
         return result
 
     def restart(self, site_id: str) -> None:
-        """Kill the site's worker (a plan hung far beyond its time limit); the next request starts it again."""
+        """Kill the site's worker (a plan hung far beyond its time limit); the next request starts it again.
+        Not if it answered anything within `BUSY_WITHIN_S`: the plan is queued behind others, not hung."""
         w = self._of(site_id)
+        if time.monotonic() - w.last_answer < BUSY_WITHIN_S:
+            log.info("planner worker %s busy, not hung: a plan of site %s waits behind others", w.index, site_id)
+            return
         log.warning("planner worker %s killed: a plan of site %s overran its time limit far", w.index, site_id)
         w.kill()
 
