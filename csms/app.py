@@ -136,7 +136,8 @@ class CsmsApp:
         # Before anything is opened: a bad CA or backend setting is a ConfigError with nothing to undo.
         self.certificates = make_certificates(cfg, registry, self.clock, self.pki_backend)
         # The planner workers import the solver while the database migrates (smart charging waits for them).
-        self.planners = make_planners(cfg.smart_charging.planner_processes, cfg.smart_charging.planner_warm_evses)
+        sc = cfg.smart_charging
+        self.planners = make_planners(sc.planner_processes, sc.planner_warm_evses, sc.planner_dormant_evses)
         self._stoppers.append(self.planners.shutdown)
         if cfg.smart_charging.enabled:
             await self.planners.start()

@@ -281,12 +281,17 @@ class SmartChargingConfig(_Strict):
     #: process, as before; two timing-sensitive e2e tests still race with the worker (docs/performance.md).
     #: Read at start.
     planner_processes: int = Field(0, ge=0, le=64)
-    #: At most this many EVSEs' planner models stay warm between plans, per worker process (or in the solver
-    #: thread); the sites planned least recently give theirs up first and are planned cold next time (a
-    #: 100-EVSE site: ~3 s instead of ~0.5 s). A warm model costs ~0.5-0.6 MB per EVSE at 96 slots
-    #: (docs/performance.md: a worker held 1.2 GB at a bound of 2,000), so 1,500 keep a worker near 1 GB
-    #: whatever the fleet; the site being planned stays warm whatever its size. 0: no bound. Read at start.
-    planner_warm_evses: int = Field(1500, ge=0)
+    #: At most this many EVSEs' planner models stay hot (a live HiGHS instance, ~160-210 KB per EVSE at 96
+    #: slots) between plans, per worker process (or in the solver thread); the sites planned least recently go
+    #: dormant first (below). A dormant site re-plans only ~7 % slower than a hot one (a 100-EVSE site: 48 vs
+    #: 45 ms; 1,000 EVSEs at 48 slots: 413 vs 396 ms), so a small bound is enough. The site being planned
+    #: stays hot whatever its size. 0: no bound. Read at start.
+    planner_warm_evses: int = Field(500, ge=0)
+    #: At most this many EVSEs' models stay dormant (the LP and its bases only, ~25-35 KB per EVSE at 96
+    #: slots; re-planned from there in ~15 ms at 100 EVSEs), per worker; beyond it the least recently planned
+    #: are given up and planned cold next time (a 100-EVSE site: 0.5-1.5 s). 20,000 bound a worker's dormant
+    #: models near 0.6 GB. 0: no bound. Read at start (docs/performance.md, "A warm site's memory").
+    planner_dormant_evses: int = Field(20_000, ge=0)
     #: Re-plan at least this often (clock seconds), besides every event and every slot boundary. Slot 0 is
     #: planned only this far, so a car that can finish sooner is offered the current that finishes it.
     replan_interval_s: float = Field(300.0, ge=10)

@@ -100,13 +100,19 @@ def _planner_metrics(workers: list[Any]) -> Iterator[Metric]:
                               labels=["worker"])
     starts = CounterMetricFamily("csms_planner_worker_starts", "Planner worker starts (restarts after a death "
                                  "count)", labels=["worker"])
+    models = GaugeMetricFamily("csms_planner_worker_model_evses", "EVSEs whose site model a planner worker keeps "
+                               "between plans (state=hot: a live HiGHS instance; dormant: the LP and its bases)",
+                               labels=["worker", "state"])
     for i, w in enumerate(workers):
+        models.add_metric([str(i), "hot"], w.hot_evses)
+        models.add_metric([str(i), "dormant"], w.dormant_evses)
         rss.add_metric([str(i), "now"], w.rss_bytes)
         rss.add_metric([str(i), "ready"], w.ready_rss_bytes)
         evses.add_metric([str(i)], w.evses)
         starts.add_metric([str(i)], w.starts)
     yield rss
     yield evses
+    yield models
     yield starts
 
 

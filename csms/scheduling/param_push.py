@@ -12,7 +12,8 @@ It reads the persistent solver's helper objects (``_mutable_helpers``, ``_mutabl
 Pyomo is pinned in constraints.txt, and ``tests/unit/scheduling/test_param_push.py`` checks every compiled
 value against ``pyomo.value`` and every pushed number against HiGHS's own copy, so a Pyomo upgrade that moves
 them fails there, not in production. Anything it does not recognise (quadratic terms, variable bounds made
-of Params) falls back to ``update_parameters()``.
+of Params) falls back to ``update_parameters()``. A compiled pusher keeps the Params' values itself, so the
+Pyomo model is no longer needed once it is compiled.
 """
 
 from __future__ import annotations
@@ -69,62 +70,51 @@ def _sum_terms(expr: Any) -> list[tuple[float, Any]]:
 
 
 class ParamPusher:
-    """The compiled update of one persistent HiGHS instance (build it after ``set_instance``).
+    """The compiled update of one persistent HiGHS instance (``compile_pusher`` builds it after the model is
+    loaded).
 
     All mutable values (matrix coefficients, row bounds, costs, the objective offset) are evaluated together
     (``Polynomial``) and only those that differ from what this pusher last sent go to HiGHS: HiGHS starts with
-    what ``set_instance`` loaded from the same Params, and nothing else changes these entries afterwards
-    (a planner that hands the instance to Pyomo's ``update_parameters`` stops using its pusher)."""
+    what the load put there from the same Params, and nothing else changes these entries afterwards.
 
-    def __init__(self, opt: Any) -> None:
-        from pyomo.contrib.solver.solvers.highs import _MutableConstraintBounds, _MutableLinearCoefficient
+    Once compiled it holds no Pyomo object: the Params' values live here (``values``, set by name with
+    ``set``), so the planner can drop the Pyomo model and keep only HiGHS (solve.py: a Pyomo model is about
+    two thirds of a warm site's memory)."""
 
-        self.opt = opt
-        self.highs = opt._solver_model
-        con_map, var_map = opt._pyomo_con_to_solver_con_map, opt._pyomo_var_to_solver_var_map
-        coefs: list[tuple[int, int, Any]] = []
-        bounds: list[tuple[int, Any, Any]] = []
-        supported = not opt._mutable_bounds and not opt._mutable_objective.quadratic_coefs
-        for con, helpers in opt._mutable_helpers.items():
-            for h in helpers:
-                if isinstance(h, _MutableLinearCoefficient):
-                    coefs.append((con_map[h.pyomo_con], var_map[h.pyomo_var_id], h.expr))
-                elif isinstance(h, _MutableConstraintBounds):
-                    bounds.append((con_map[h.con], h.lower_expr, h.upper_expr))
-                else:
-                    supported = False
-        obj = opt._mutable_objective
-        self.coef_rows = np.array([r for r, _, _ in coefs], dtype=np.int32)
-        self.coef_cols = np.array([c for _, c, _ in coefs], dtype=np.int32)
-        self.bound_rows = np.array([r for r, _, _ in bounds], dtype=np.int32)
-        self.cost_cols = np.array([var_map[c.pyomo_var_id] for c in obj.linear_coefs], dtype=np.int32)
-        self.supported = supported
-        index: dict[int, int] = {}
-        self.params: list[Any] = []
-        try:
-            self.blocks = [Polynomial(exprs, index, self.params) for exprs in (
-                [e for _, _, e in coefs], [lo for _, lo, _ in bounds], [up for _, _, up in bounds],
-                [c.expr for c in obj.linear_coefs], [obj.constant.expr])]
-        except NotImplementedError:          # an expression it does not expand: Pyomo's own update
-            self.supported = False
-        self.sent = self._evaluate(True) if self.supported else []    # what HiGHS holds after set_instance
+    def __init__(self, highs: Any, coef_rows: NDArray[np.int32], coef_cols: NDArray[np.int32],
+                 bound_rows: NDArray[np.int32], cost_cols: NDArray[np.int32], blocks: list[Polynomial],
+                 keys: list[tuple[str, Any]], values: Array) -> None:
+        self.highs = highs   # the instance to push to (solve.py swaps it when a dormant planner wakes)
+        self.coef_rows, self.coef_cols, self.bound_rows, self.cost_cols = coef_rows, coef_cols, bound_rows, cost_cols
+        self.blocks = blocks
+        self.values = np.append(values, 1.0)        # the Params' values, then the constant 1.0 (Polynomial.one)
+        # name -> (positions in values, the Param's integer indices): Params the LP does not use are absent
+        by_name: dict[str, tuple[list[int], list[Any]]] = {}
+        for k, (name, idx) in enumerate(keys):
+            pos, ids = by_name.setdefault(name, ([], []))
+            pos.append(k)
+            ids.append(idx)
+        self._by_name = {n: (np.array(pos, dtype=np.int64), ids) for n, (pos, ids) in by_name.items()}
+        self.sent = self._evaluate(True)             # what HiGHS holds after the load
+
+    def set(self, name: str, new: Array | float) -> None:
+        """Set Param ``name`` (indexed by 0..n-1: ``new`` an array; scalar: a float) for the next push."""
+        entry = self._by_name.get(name)
+        if entry is None:
+            return   # a Param no row, bound or cost of the LP uses
+        pos, ids = entry
+        if isinstance(new, np.ndarray):
+            self.values[pos] = new[np.asarray(ids, dtype=np.int64)]
+        else:
+            self.values[pos] = float(new)
 
     def _evaluate(self, coefficients: bool) -> list[Array]:
-        gathered = np.fromiter((p._value for p in self.params), dtype=float, count=len(self.params))
-        gathered = np.append(gathered, 1.0)
-        return [b.values(gathered) if coefficients or k else self.sent[0] for k, b in enumerate(self.blocks)]
+        return [b.values(self.values) if coefficients or k else self.sent[0] for k, b in enumerate(self.blocks)]
 
     def push(self, coefficients: bool = True) -> None:
-        """What ``opt.update_parameters()`` does, for the values that changed. ``coefficients=False``: the rows'
-        coefficients are known not to have changed since the last push (the switch to stage 2 changes only
-        the objective's ``w2`` and the guard row's bound)."""
-        opt = self.opt
-        if not self.supported:
-            opt.update_parameters()
-            return
-        opt._sol = None
-        if opt._last_results_object is not None:
-            opt._last_results_object.solution_loader.invalidate()
+        """What Pyomo's ``update_parameters()`` does, for the values that changed. ``coefficients=False``: the
+        rows' coefficients are known not to have changed since the last push (the switch to stage 2 changes
+        only the objective's ``w2`` and the guard row's bound)."""
         highs = self.highs
         coef, lo, up, cost, offset = new = self._evaluate(coefficients)
         old_coef, old_lo, old_up, old_cost, old_offset = self.sent
@@ -141,6 +131,43 @@ class ParamPusher:
         self.sent = new
 
 
+def compile_pusher(opt: Any) -> ParamPusher | None:
+    """The compiled pusher of the instance ``opt`` (Pyomo's persistent HiGHS solver) just loaded, or None when
+    the model holds something it does not expand (quadratic terms, variable bounds made of Params): the
+    caller then keeps the Pyomo model and uses ``opt.update_parameters()``."""
+    from pyomo.contrib.solver.solvers.highs import _MutableConstraintBounds, _MutableLinearCoefficient
+
+    obj = getattr(opt, "_mutable_objective", None)
+    if obj is None or opt._mutable_bounds or obj.quadratic_coefs:
+        return None
+    con_map, var_map = opt._pyomo_con_to_solver_con_map, opt._pyomo_var_to_solver_var_map
+    coefs: list[tuple[int, int, Any]] = []
+    bounds: list[tuple[int, Any, Any]] = []
+    for helpers in opt._mutable_helpers.values():
+        for h in helpers:
+            if isinstance(h, _MutableLinearCoefficient):
+                coefs.append((con_map[h.pyomo_con], var_map[h.pyomo_var_id], h.expr))
+            elif isinstance(h, _MutableConstraintBounds):
+                bounds.append((con_map[h.con], h.lower_expr, h.upper_expr))
+            else:
+                return None
+    index: dict[int, int] = {}
+    params: list[Any] = []
+    try:
+        blocks = [Polynomial(exprs, index, params) for exprs in (
+            [e for _, _, e in coefs], [lo for _, lo, _ in bounds], [up for _, _, up in bounds],
+            [c.expr for c in obj.linear_coefs], [obj.constant.expr])]
+    except NotImplementedError:          # an expression it does not expand: Pyomo's own update
+        return None
+    keys = [(p.parent_component().local_name, p.index()) for p in params]
+    return ParamPusher(
+        opt._solver_model,
+        np.array([r for r, _, _ in coefs], dtype=np.int32), np.array([c for _, c, _ in coefs], dtype=np.int32),
+        np.array([r for r, _, _ in bounds], dtype=np.int32),
+        np.array([var_map[c.pyomo_var_id] for c in obj.linear_coefs], dtype=np.int32),
+        blocks, keys, np.fromiter((p._value for p in params), dtype=float, count=len(params)))
+
+
 class Polynomial:
     """Expressions over mutable Params, each expanded once into monomials (constant × product of Params) and
     evaluated together with numpy: one gather of the Params' values, one product per monomial, one sum per
@@ -148,7 +175,8 @@ class Polynomial:
     closures)."""
 
     def __init__(self, exprs: list[Any], index: dict[int, int], params: list[Any]) -> None:
-        self.params, self.n = params, len(exprs)   # ``index``/``params``: shared across instances (one gather)
+        # ``index``/``params``: shared across instances (one gather); not kept, so no Pyomo object outlives the build
+        self.n = len(exprs)
         targets: list[int] = []
         consts: list[float] = []
         factors: list[tuple[int, ...]] = []

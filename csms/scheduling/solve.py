@@ -29,7 +29,7 @@ from csms.scheduling.objectives import LEX_OPEN
 from csms.scheduling.network import (
     Array, Network, Topology, change_kind, compile_network, highs_method, lp_bounds, lp_params, topology_of,
 )
-from csms.scheduling.param_push import ParamPusher
+from csms.scheduling.param_push import ParamPusher, compile_pusher
 from csms.scheduling.postpass import enforce_min_current
 from csms.scheduling.problem import (
     Infeasible, ObjectiveWeights, SchedulingInput, SolverOptions, SolverUnavailable,
@@ -49,11 +49,21 @@ class SitePlanner:
     """Stateful planner for one site. Not thread-safe: give each site (or worker) its own instance.
 
     ``solver_factory`` returns a fresh pyomo.contrib.solver persistent solver; tests inject a failing one.
+
+    Memory (docs/performance.md, "A warm site's memory"): the Pyomo model is needed only to build and load the
+    LP. Once the Param updates are compiled (``param_push``) it is dropped and the planner keeps the HiGHS
+    instance (~150 KB per EVSE at 96 slots instead of ~480 with Pyomo). ``hibernate`` goes further: it keeps
+    only HiGHS's copy of the LP and the stages' optimal bases (~25-35 KB per EVSE), and the next plan loads
+    them into a new instance (a few ms, then a re-factorisation) instead of building the model again
+    (0.5-1.5 s at 100 EVSEs). ``keep_model=True`` (tests) keeps the Pyomo model.
     """
 
-    def __init__(self, options: SolverOptions | None = None, solver_factory: SolverFactoryFn = _highs) -> None:
+    def __init__(self, options: SolverOptions | None = None, solver_factory: SolverFactoryFn = _highs,
+                 keep_model: bool = False) -> None:
         self.options = options or SolverOptions()
         self._factory = solver_factory
+        self.keep_model = keep_model
+        self._lp: Any = None                      # a dormant planner's LP (hibernate); its instance is gone
         self._key: tuple[Topology, ObjectiveWeights] | None = None
         self._sm: SiteModel | None = None
         self._opt: Any = None
@@ -81,6 +91,8 @@ class SitePlanner:
         except Exception as exc:  # noqa: BLE001 - Pyomo/HiGHS raise assorted types (issue #2920)
             self._reset()              # the persistent state may be half-updated: rebuild next time
             return _fallback(inp, net if lp_inp is inp else None, f"{type(exc).__name__}: {exc}", tick)
+        if self._params is not None and not self.keep_model:
+            self._sm = self._opt = None    # compiled: HiGHS and the pusher hold all that re-plans need
         post = time.perf_counter()
         x = enforce_min_current(net, x_lp)
         terms["postpass_s"] = time.perf_counter() - post
@@ -92,12 +104,57 @@ class SitePlanner:
 
     def _reset(self) -> None:
         self._key, self._sm, self._opt, self._pushed, self._params = None, None, None, {}, None
-        self._cols, self._highs_options = None, {}
+        self._cols, self._highs_options, self._lp = None, {}, None
+
+    @property
+    def highs(self) -> Any:
+        """The live HiGHS instance (None before the first plan, or while dormant)."""
+        return self._cols.highs if self._cols is not None else None
+
+    @property
+    def dormant(self) -> bool:
+        return self._lp is not None
+
+    def hibernate(self) -> bool:
+        """Give up the HiGHS instance, keeping its LP and the stages' bases for the next plan; False when there
+        is nothing to give up (no plan yet, already dormant, or a Pyomo model kept that holds the instance)."""
+        cols = self._cols
+        if cols is None or cols.highs is None or self._sm is not None:
+            return False
+        self._lp = cols.highs.getLp()     # a copy (pybind11 copies a returned const reference)
+        cols.sleep()
+        if self._params is not None:
+            self._params.highs = None
+        return True
+
+    def _wake(self) -> bool:
+        """Load a dormant planner's LP into a new HiGHS instance, from the basis it left; False if HiGHS
+        refused it (the caller builds the model again)."""
+        import highspy
+
+        cols = self._cols
+        if cols is None or self._lp is None:
+            return True
+        new_highs: Any = highspy.Highs
+        highs = new_highs()
+        highs.setOptionValue("output_flag", False)
+        for key, val in self._highs_options.items():
+            highs.setOptionValue(key, val)
+        if highs.passModel(self._lp) != highspy.HighsStatus.kOk:
+            return False
+        self._lp = None
+        if not cols.wake(highs):
+            return False
+        if self._params is not None:
+            self._params.highs = highs
+        return True
 
     def _solve_lp(self, inp: SchedulingInput, net: Network, deadline: float) -> tuple[Array, dict[str, float]]:
         key = (net.topo, inp.weights)
-        cold = self._sm is None or self._key != key
+        cold = self._cols is None or self._key != key
         build_s = 0.0
+        if not cold and not self._wake():
+            cold = True
         if cold:
             t0 = time.perf_counter()
             self._reset()
@@ -109,28 +166,29 @@ class SitePlanner:
             self.builds += 1
             build_s = time.perf_counter() - t0
         sm, opt = self._sm, self._opt
-        assert sm is not None
         w = inp.weights
         two_stages = w.lexicographic and _stage2_can_cost_energy(net, w)
         changed, tightened, shares_tightened = _push_bounds(sm, net, self._pushed, None if cold else self._cols)
-        sm.m.w2.set_value(0.0 if two_stages else 1.0)
-        sm.m.lex_rhs.set_value(LEX_OPEN)
-        need_changed = _push_params(sm, net, self._pushed)
-        n_cols = len(sm.i) * len(sm.i[0]) if sm.i else 0
+        target = self._param_target()
+        target.set("w2", 0.0 if two_stages else 1.0)
+        target.set("lex_rhs", LEX_OPEN)
+        need_changed = _push_params(target, net, self._pushed)
+        n_cols = _i_cols(sm, None if cold else self._cols)
         change = change_kind(tightened or need_changed, shares_tightened)
         method = self.options.cold_method if cold else self.options.warm_method
         value1, secs1 = self._run(sm, opt, cold, changed, highs_method(method, cold, change, n_cols), deadline,
                                   stage=1)
         terms = {"lp_cold": float(cold), "bounds_pushed": float(len(changed)), "build_s": build_s,
-                 "stage1_s": secs1, "stage1_objective": value1, "stage1_iterations": _iterations(opt)}
+                 "stage1_s": secs1, "stage1_objective": value1, "stage1_iterations": self._iterations()}
         if not two_stages or value1 != value1:     # NaN: no incumbent objective, nothing to hold in stage 2
             terms["lp_objective"] = value1
             return self._solution(net), terms
         x1 = self._solution(net)
         # Stage 2 keeps the stage-1 optimum feasible (it only adds a guard it satisfies): primal simplex from
         # it. From the previous plan's stage-2 basis (see _Columns.start_from), dual simplex.
-        sm.m.w2.set_value(1.0)
-        sm.m.lex_rhs.set_value(value1 + w.lex_tolerance * max(1.0, abs(value1)))
+        target = self._param_target()
+        target.set("w2", 1.0)
+        target.set("lex_rhs", value1 + w.lex_tolerance * max(1.0, abs(value1)))
         start2 = "restart" if self._cols is not None and self._cols.has_basis(2) else "relax"
         try:
             value2, secs2 = self._run(sm, opt, False, [], highs_method(self.options.warm_method, False, start2, n_cols),
@@ -141,10 +199,23 @@ class SitePlanner:
             # next plan sets the stage switch and the guard afresh.
             terms["stage2_failed"] = 1.0
             return x1, terms
-        terms.update(lp_objective=value2, stage2_s=secs2, lp_solve_s=secs1 + secs2, stage2_iterations=_iterations(opt))
+        terms.update(lp_objective=value2, stage2_s=secs2, lp_solve_s=secs1 + secs2, stage2_iterations=self._iterations())
         return x, terms
 
-    def _run(self, sm: SiteModel, opt: Any, cold: bool, changed: Any, options: dict[str, Any],
+    def _param_target(self) -> Any:
+        """Where Params are set: the compiled pusher once there is one, else the Pyomo model (a cold build,
+        before its load, or a model the pusher cannot compile)."""
+        if self._params is not None:
+            return self._params
+        assert self._sm is not None
+        return _PyomoParams(self._sm.m)
+
+    def _iterations(self) -> float:
+        """Simplex iterations of the last solve (IPM's on a cold solve: its crossover's)."""
+        assert self._cols is not None
+        return float(self._cols.highs.getInfo().simplex_iteration_count)
+
+    def _run(self, sm: SiteModel | None, opt: Any, cold: bool, changed: Any, options: dict[str, Any],
              deadline: float, coefficients_changed: bool = True, stage: int = 1) -> tuple[float, float]:
         """One HiGHS solve with what is left of this plan's budget; returns (objective, seconds). A persistent
         HiGHS instance compares ``time_limit`` with its whole run time (HiGHS #1331, #1477), so the limit is
@@ -158,6 +229,7 @@ class SitePlanner:
         per read: 14 of 59 ms per plan on 42 EVSEs with the forecast)."""
         remaining = max(0.05, deadline - time.perf_counter())
         if cold:
+            assert sm is not None
             tick = time.perf_counter()
             highs = _load_model(opt, sm.m)
             self._highs_options = {"output_flag": False}
@@ -169,7 +241,7 @@ class SitePlanner:
             highs.run()
             seconds = time.perf_counter() - tick
             _check_status(highs)
-            self._params = ParamPusher(opt) if getattr(opt, "_mutable_objective", None) is not None else None
+            self._params = compile_pusher(opt)
             self._cols = _Columns(sm, opt)
             return _objective(highs), seconds
         assert self._cols is not None
@@ -250,6 +322,21 @@ class _Columns:
         self.basis_stage = 1                  # the stage whose last optimum the instance's basis is
         self._saved: dict[int, Any] = {}      # stage -> that stage's last optimal basis (the other stage's)
 
+    def sleep(self) -> None:
+        """Keep the current stage's optimal basis beside the other stage's and let go of the instance."""
+        self._saved[self.basis_stage] = self.highs.getBasis()
+        self.highs = None
+
+    def wake(self, highs: Any) -> bool:
+        """Hold ``highs`` (the same LP, loaded again) and start it from the basis ``sleep`` kept."""
+        self.highs = highs
+        saved = self._saved.pop(self.basis_stage, None)
+        if saved is None:
+            return True
+        import highspy
+
+        return bool(highs.setBasis(saved) == highspy.HighsStatus.kOk)
+
     def has_basis(self, stage: int) -> bool:
         return stage == self.basis_stage or stage in self._saved
 
@@ -294,25 +381,38 @@ def _fallback(inp: SchedulingInput, net: Network | None, reason: str, tick: floa
     return build_schedule(inp, net, x, "fallback", time.perf_counter() - tick, reason=reason)
 
 
-def _push_bounds(sm: SiteModel, net: Network, pushed: dict[str, Array],
+def _i_cols(sm: SiteModel | None, cols: _Columns | None) -> int:
+    """How many current columns ``i[e,t]`` the model has."""
+    if cols is not None:
+        return int(cols.i.size)
+    assert sm is not None
+    return len(sm.i) * len(sm.i[0]) if sm.i else 0
+
+
+def _push_bounds(sm: SiteModel | None, net: Network, pushed: dict[str, Array],
                  cols: _Columns | None = None) -> tuple[Any, bool, bool]:
     """Find the bounds that differ from what the solver holds; return them, whether any bound got tighter and
     whether a fair share did (which decide the warm-start method). ``cols`` None (a cold build): set them on
     the Pyomo variables, which ``set_instance`` loads, and return the variables. Otherwise return the HiGHS
     column indices and leave their bounds in ``cols.pending`` for one ``changeColsBounds`` call: after the
-    build the Pyomo variables are not read again (their bounds stay those of the build)."""
+    build the Pyomo variables are not read again (their bounds stay those of the build), and are dropped."""
+    if cols is not None:
+        n_seg, n_share = cols.blocks["seg"].shape[1], cols.blocks["fs"].shape[1]
+    else:
+        assert sm is not None
+        n_seg, n_share = len(sm.seg[0]), len(sm.fs[0]) if sm.fs else 0
     handles: dict[str, Callable[[int, int], Any]] = {
         "i": lambda a, b: sm.i[a][b], "seg": lambda a, b: sm.seg[a][b], "y": lambda a, b: sm.y[a][b],
         "bl": lambda a, b: sm.bl[b], "free": lambda a, b: sm.free[b], "fs": lambda a, b: sm.fs[a][b],
         "peak": lambda a, b: sm.m.peak_kw, "now": lambda a, b: sm.m.now_kw, "i1": lambda a, b: sm.i1[a][b],
-    }
+    } if sm is not None else {}
     changed: list[Any] = []
     idx: list[NDArray[np.int32]] = []
     los: list[Array] = []
     his: list[Array] = []
     tightened = shares_tightened = False
-    shares = fair_shares(net, len(sm.fs[0]) if sm.fs else 0)
-    for name, (lb, ub) in lp_bounds(net, len(sm.seg[0]), shares).items():
+    shares = fair_shares(net, n_share)
+    for name, (lb, ub) in lp_bounds(net, n_seg, shares).items():
         old = pushed.get(name)
         diff = np.ones(ub.shape, dtype=bool) if old is None else (ub != old[1]) | (lb != old[0])
         # free[e] closing on an arrival does cut off the old optimum (via z), but only through the tie-break
@@ -341,8 +441,23 @@ def _push_bounds(sm: SiteModel, net: Network, pushed: dict[str, Array],
     return (np.concatenate(idx) if idx else np.zeros(0, dtype=np.int32)), tightened, shares_tightened
 
 
-def _push_params(sm: SiteModel, net: Network, pushed: dict[str, Array]) -> bool:
-    """Set changed Params (the solver picks them up in ``update_parameters``); returns whether a need or the
+class _PyomoParams:
+    """Sets Params on the Pyomo model: before its load (a cold build), or when no pusher could be compiled."""
+
+    def __init__(self, m: Any) -> None:
+        self.m = m
+
+    def set(self, name: str, new: Array | float, changed: list[int] | None = None) -> None:
+        param = getattr(self.m, name)
+        if not isinstance(new, np.ndarray):
+            param.set_value(float(new))
+            return
+        for j in (range(len(new)) if changed is None else changed):
+            param[j] = float(new[j])
+
+
+def _push_params(target: Any, net: Network, pushed: dict[str, Array]) -> bool:
+    """Set changed Params on ``target`` (a ``ParamPusher`` or ``_PyomoParams``); returns whether a need or the
     slot-0 coefficient of an active session changed: both are row coefficients, so the previous optimum may
     be infeasible."""
     params = lp_params(net)
@@ -358,9 +473,10 @@ def _push_params(sm: SiteModel, net: Network, pushed: dict[str, Array]) -> bool:
         sent = pushed.get("p:" + name)
         if sent is not None and np.array_equal(sent, new):
             continue
-        param = getattr(sm.m, name)
-        for j in (range(len(new)) if sent is None else np.nonzero(new != sent)[0].tolist()):
-            param[j] = float(new[j])
+        if isinstance(target, ParamPusher):
+            target.set(name, new)
+        else:
+            target.set(name, new, None if sent is None else np.nonzero(new != sent)[0].tolist())
         pushed["p:" + name] = new.copy()
     return row_changed
 
@@ -371,11 +487,6 @@ def _objective(highs: Any) -> float:
     stage-1 plan and skips stage 2."""
     info = highs.getInfo()
     return float(info.objective_function_value) if info.primal_solution_status == 2 else float("nan")
-
-
-def _iterations(opt: Any) -> float:
-    """Simplex iterations of the last solve (IPM's on a cold solve: its crossover's)."""
-    return float(opt._solver_model.getInfo().simplex_iteration_count)
 
 
 def _check_status(highs: Any) -> None:

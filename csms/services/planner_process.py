@@ -56,12 +56,15 @@ class WorkerStats:
     sites: int
     evses: int  # EVSEs of the sites pinned to it (last inputs)
     starts: int
+    hot_evses: int = 0  # EVSEs whose models it holds in a live HiGHS instance (warm_planners)
+    dormant_evses: int = 0  # ... as an LP and bases only
 
 
 class _Worker:
-    def __init__(self, index: int, warm_evses: int = 0) -> None:
+    def __init__(self, index: int, warm_evses: int = 0, dormant_evses: int = 0) -> None:
         self.index = index
         self.warm_evses = warm_evses
+        self.dormant_evses = dormant_evses
         self.proc: asyncio.subprocess.Process | None = None
         self._ready: asyncio.Future[None] | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -87,6 +90,7 @@ class _Worker:
         assert self._ready is not None
         ready = self._ready
         env = {**os.environ, "CSMS_PLANNER_PARENT": str(os.getpid()), "CSMS_PLANNER_WARM_EVSES": str(self.warm_evses),
+               "CSMS_PLANNER_DORMANT_EVSES": str(self.dormant_evses),
                "PYTHONPATH": os.pathsep.join(p for p in (_ROOT, os.environ.get("PYTHONPATH")) if p)}
         try:
             proc = await asyncio.create_subprocess_exec(
@@ -110,6 +114,8 @@ class _Worker:
                 self.last_answer = time.monotonic()
                 if stats:
                     self.stats.rss_bytes, self.stats.sites = stats["rss_bytes"], stats["sites"]
+                    self.stats.hot_evses = stats.get("warm_evses", 0)
+                    self.stats.dormant_evses = stats.get("dormant_evses", 0)
                 if req_id == 0:
                     self.stats.ready_rss_bytes = stats["rss_bytes"]
                     log.info("planner worker %s ready pid=%s rss_mb=%.0f", self.index, proc.pid,
@@ -192,11 +198,11 @@ async def _reap(proc: asyncio.subprocess.Process) -> int | None:
 class PlannerProcesses:
     """`n` planner worker processes, each site pinned to one. Started lazily by the first plan (or `start`)."""
 
-    def __init__(self, n: int, warm_evses: int = 0) -> None:
-        """`warm_evses`: per worker, at most that many EVSEs' models kept warm between plans (0: all)."""
+    def __init__(self, n: int, warm_evses: int = 0, dormant_evses: int = 0) -> None:
+        """Per worker, at most `warm_evses` EVSEs' models kept hot and `dormant_evses` dormant (0: all)."""
         if n < 1:
             raise ValueError("at least one planner process")
-        self._workers = [_Worker(i, warm_evses) for i in range(n)]
+        self._workers = [_Worker(i, warm_evses, dormant_evses) for i in range(n)]
         self._site_worker: dict[str, _Worker] = {}
         self._starting: list[asyncio.Future[None]] = []
 

@@ -4,8 +4,9 @@ Why a process: a plan spends most of its time in Pyomo's pure-Python model updat
 a planner thread stalled the event loop that answers chargers (docs/performance.md: half of the CPU with
 smart charging on, loop lag up to seconds). Here it holds only this process's GIL.
 
-What lives here: one `SitePlanner` per site pinned to this worker (its persistent, warm-started Pyomo model
-and HiGHS instance), for as many sites as `smart_charging.planner_warm_evses` allows (see warm_planners). Nothing else is kept: the peak floor and every other input come with each request
+What lives here: one `SitePlanner` per site pinned to this worker (its LP, hot in a HiGHS instance or dormant,
+warm-started from its last bases), within `smart_charging.planner_warm_evses` and `planner_dormant_evses`
+(see warm_planners). Nothing else is kept: the peak floor and every other input come with each request
 (`SchedulingInput`), so a restarted worker only loses warmth (its first plan per site is cold).
 
 Wire format (both ways): 4-byte big-endian length, then a pickle. Requests are `(id, op, site_id, options,
@@ -90,8 +91,9 @@ def _warm_up() -> None:
                          sessions=(SessionSpec("s", "e", 1000.0),), horizon_slots=4))
 
 
-def serve(inp: IO[bytes], out: IO[bytes], warm_evses: int = 0) -> None:
-    """`warm_evses`: at most that many EVSEs' models kept warm (0: all; see warm_planners)."""
+def serve(inp: IO[bytes], out: IO[bytes], warm_evses: int = 0, dormant_evses: int = 0) -> None:
+    """`warm_evses` / `dormant_evses`: at most that many EVSEs' models kept hot / dormant (0: all; see
+    warm_planners)."""
     import gc
 
     from csms.scheduling import plan  # after the streams are safe: imports may print
@@ -103,28 +105,34 @@ def serve(inp: IO[bytes], out: IO[bytes], warm_evses: int = 0) -> None:
     except Exception as e:  # noqa: BLE001 - not fatal: each plan then meets the same problem and falls back
         print(f"planner worker: warm-up plan failed: {type(e).__name__}: {e}", file=sys.stderr)
     out.write(encode((0, True, "ready", {"rss_bytes": rss_bytes(), "sites": 0, "builds": 0})))
-    planners = WarmPlanners(warm_evses)
+    planners = WarmPlanners(warm_evses, max_dormant_evses=dormant_evses)
     while (msg := read_frame(inp)) is not None:
         req_id, op, site_id, options, payload = msg
+        collect = False
         try:
             if op == "plan":
                 planner = planners.get(site_id, options, len(payload.evses))
-                if planners.trim():
-                    gc.collect()  # before this plan builds: the memory given up is reused, the RSS stays bounded
+                builds = planner.builds
                 result: Any = planner.plan(payload)
+                # Bound what stays warm; after the answer (below), collect the Pyomo model a cold plan built
+                # and dropped (full of reference cycles), so that the next build reuses its memory.
+                collect = planners.trim() or planner.builds != builds
             elif op == "what_if":
                 result = plan(payload, options)  # a fresh model: a what-if never disturbs the site's warm one
+                collect = True
             elif op == "forget":
                 planners.forget(site_id)
                 result = None
             else:
                 raise ValueError(f"unknown op {op!r}")
             stats = {"rss_bytes": rss_bytes(), "sites": len(planners), "warm_evses": planners.warm_evses,
-                     "builds": planners.builds(site_id) if op == "plan" else 0}
+                     "dormant_evses": planners.dormant_evses, "builds": planners.builds(site_id) if op == "plan" else 0}
             answer: tuple[Any, ...] = (req_id, True, result, stats)
         except Exception as e:  # noqa: BLE001 - InvalidInput or a bug: the parent falls back and logs it
             answer = (req_id, False, f"{type(e).__name__}: {e}", {})
         out.write(encode(answer))
+        if collect:
+            gc.collect()
 
 
 def main() -> None:
@@ -136,7 +144,8 @@ def main() -> None:
         return
     threading.Thread(target=_watch_parent, args=(parent,), name="parent-watch", daemon=True).start()
     inp, out = _protocol_streams()
-    serve(inp, out, int(os.environ.get("CSMS_PLANNER_WARM_EVSES", "0")))
+    serve(inp, out, int(os.environ.get("CSMS_PLANNER_WARM_EVSES", "0")),
+          int(os.environ.get("CSMS_PLANNER_DORMANT_EVSES", "0")))
 
 
 if __name__ == "__main__":

@@ -51,9 +51,10 @@ class ThreadPlanners:
     process (tests, tiny sites). Same interface as `planner_process.PlannerProcesses`."""
 
     def __init__(self, solver: SolverThread | None = None,
-                 planner_factory: Callable[[SolverOptions], SitePlanner] = SitePlanner, warm_evses: int = 0) -> None:
+                 planner_factory: Callable[[SolverOptions], SitePlanner] = SitePlanner, warm_evses: int = 0,
+                 dormant_evses: int = 0) -> None:
         self.solver = solver or SolverThread()
-        self._planners = WarmPlanners(warm_evses, planner_factory)
+        self._planners = WarmPlanners(warm_evses, planner_factory, dormant_evses)
 
     async def start(self) -> None:
         pass
@@ -65,10 +66,16 @@ class ThreadPlanners:
         pass
 
     def submit(self, site_id: str, options: SolverOptions, inp: SchedulingInput) -> asyncio.Future[Schedule]:
+        # All of it in the solver's thread: a planner is not thread-safe, and trimming hibernates planners.
+        return self.solver.submit(self._plan, site_id, options, inp)
+
+    def _plan(self, site_id: str, options: SolverOptions, inp: SchedulingInput) -> Schedule:
         planner = self._planners.get(site_id, options, len(inp.evses))
-        if self._planners.trim():
-            self.solver.submit(gc.collect)  # in the solver's thread, ahead of this plan: not on the event loop
-        return self.solver.submit(planner.plan, inp)
+        builds = planner.builds
+        schedule = planner.plan(inp)
+        if self._planners.trim() or planner.builds != builds:
+            gc.collect()  # the dropped Pyomo model (reference cycles), in this thread, not on the event loop
+        return schedule
 
     async def what_if(self, site_id: str, inp: SchedulingInput) -> Schedule:
         return await self.solver.run(plan, inp)

@@ -43,10 +43,13 @@ from .views import plan_view
 log = logging.getLogger("csms.smart")
 
 
-def make_planners(processes: int, warm_evses: int = 0) -> Planners:
+def make_planners(processes: int, warm_evses: int = 0, dormant_evses: int = 0) -> Planners:
     """`smart_charging.planner_processes`: that many worker processes, or 0 for the solver thread; each keeps
-    at most `warm_evses` EVSEs' models warm (`smart_charging.planner_warm_evses`, 0: all)."""
-    return PlannerProcesses(processes, warm_evses) if processes > 0 else ThreadPlanners(warm_evses=warm_evses)
+    at most `warm_evses` EVSEs' models hot and `dormant_evses` dormant (`smart_charging.planner_warm_evses`,
+    `planner_dormant_evses`; 0: all)."""
+    if processes > 0:
+        return PlannerProcesses(processes, warm_evses, dormant_evses)
+    return ThreadPlanners(warm_evses=warm_evses, dormant_evses=dormant_evses)
 
 
 class SmartChargingService:
@@ -66,8 +69,9 @@ class SmartChargingService:
         # Planners passed in belong to the caller (the app stops them after everything that plans); made here
         # from the config, they belong to this service and stop with it.
         self._own_planners = planners is None
-        self.planning = Planning(options, planners or make_planners(cfg.smart_charging.planner_processes,
-                                                                  cfg.smart_charging.planner_warm_evses),
+        sc = cfg.smart_charging
+        self.planning = Planning(options, planners or make_planners(sc.planner_processes, sc.planner_warm_evses,
+                                                                  sc.planner_dormant_evses),
                                  self.overrides)
         self.snapshots = SnapshotBuilder(self.live, store, clock, self.state, prices=prices, bookings=bookings,
                                          dwell=dwell)

@@ -22,7 +22,7 @@ from .test_replan import busy_site
 
 def _lp(planner: SitePlanner) -> dict[str, Any]:
     """The LP HiGHS holds: costs, row bounds and the matrix as {(row, col): value}."""
-    lp = planner._opt._solver_model.getLp()
+    lp = planner.highs.getLp()
     a = lp.a_matrix_
     start, index, val = list(a.start_), list(a.index_), list(a.value_)
     matrix = {}
@@ -52,7 +52,7 @@ def _inputs(b: SimpleNamespace) -> list[SchedulingInput]:
 
 
 def test_compiled_values_equal_pyomos(b: SimpleNamespace) -> None:
-    planner = SitePlanner()
+    planner = SitePlanner(keep_model=True)
     planner.plan(busy_site(b))
     opt, m = planner._opt, planner._sm.m
     rng = random.Random(3)
@@ -73,10 +73,10 @@ def test_compiled_values_equal_pyomos(b: SimpleNamespace) -> None:
 
 
 def test_replans_give_highs_the_lp_pyomo_would(b: SimpleNamespace) -> None:
-    fast, slow = SitePlanner(), SitePlanner()
+    fast, slow = SitePlanner(), SitePlanner(keep_model=True)
     for inp in _inputs(b):
         a, c = fast.plan(inp), slow.plan(inp)
-        assert isinstance(fast._params, ParamPusher) and fast._params.supported
+        assert isinstance(fast._params, ParamPusher) and fast._sm is None     # compiled: Pyomo dropped
         slow._params = None                       # from now on: Pyomo's own update_parameters
         lp_fast, lp_slow = _lp(fast), _lp(slow)
         assert np.allclose(lp_fast["cost"], lp_slow["cost"], rtol=1e-12, atol=1e-12)
@@ -154,3 +154,28 @@ def test_sums_nested_deeper_than_the_recursion_limit_compile() -> None:
     for i in range(1, n):
         want = 2.0 * ((i % 7) - 3.0) - want
     assert got == pytest.approx(want)
+
+
+def test_a_dormant_planner_replans_like_a_hot_one(b: SimpleNamespace) -> None:
+    """``hibernate`` keeps only HiGHS's LP and the stages' bases (solve.py): each later plan loads them into a
+    new instance and gives the plan a planner that kept its instance gives, from the same bases (no model
+    rebuilt, no more simplex iterations than the hot planner's), and HiGHS then holds the same LP."""
+    hot, sleepy = SitePlanner(), SitePlanner()
+    iterations = {"hot": 0.0, "sleepy": 0.0}
+    for k, inp in enumerate(_inputs(b)):
+        a, c = hot.plan(inp), sleepy.plan(inp)
+        assert c.status == "optimal" and not sleepy.dormant
+        if k:
+            for name, s in (("hot", a), ("sleepy", c)):
+                iterations[name] += s.objective_terms["stage1_iterations"] + s.objective_terms.get("stage2_iterations", 0)
+        lp_h, lp_s = _lp(hot), _lp(sleepy)
+        for key in ("col_lo", "col_hi", "cost", "row_lo", "row_hi"):
+            assert np.array_equal(lp_h[key], lp_s[key]), key
+        assert lp_h["matrix"] == lp_s["matrix"]
+        assert c.objective_terms["lp_objective"] == pytest.approx(a.objective_terms["lp_objective"], rel=1e-9)
+        for p in a.sessions:
+            assert c.session(p.session_key).current_a == pytest.approx(p.current_a, abs=1e-6)
+        assert sleepy.hibernate() and sleepy.dormant and sleepy.highs is None
+        assert not sleepy.hibernate()                 # nothing more to give up
+    assert sleepy.builds == 1 and hot.builds == 1
+    assert iterations["sleepy"] <= iterations["hot"] + 5

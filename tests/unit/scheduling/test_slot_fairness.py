@@ -153,7 +153,7 @@ def test_share_slots_zero_turns_it_off(b: SimpleNamespace) -> None:
                  horizon=96, weights=ObjectiveWeights(share_slots=0))
     planner = SitePlanner()
     s = planner.plan(inp)
-    assert s.status == "optimal" and len(planner._sm.fs[0]) == 0    # type: ignore[union-attr]
+    assert s.status == "optimal" and planner._cols.blocks["fs"].shape[1] == 0    # type: ignore[union-attr]
 
 
 def test_warm_replan_keeps_shares(b: SimpleNamespace) -> None:
