@@ -17,6 +17,7 @@ closes their stdin and waits; the worker also exits on its own when the CSMS die
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import itertools
 import logging
@@ -69,6 +70,9 @@ class _Worker:
         self._ready: asyncio.Future[None] | None = None
         self._reader: asyncio.Task[None] | None = None
         self._pending: dict[int, asyncio.Future[Any]] = {}
+        # Requests in the order written, each with the future to set when the worker starts it: it answers one
+        # at a time, in order, so a request starts when the one before it is answered.
+        self._order: collections.deque[tuple[int, asyncio.Future[None] | None]] = collections.deque()
         self._ids = itertools.count(1)
         self._write_lock = asyncio.Lock()
         self.stats = WorkerStats(None, 0, 0, 0, 0, 0)
@@ -106,6 +110,7 @@ class _Worker:
         self.stats.pid, self.stats.starts = proc.pid, self.stats.starts + 1
         assert proc.stdout is not None
         pending = self._pending = {}  # this process's requests: a restarted one starts with its own
+        order = self._order = collections.deque()
         try:
             while True:
                 head = await proc.stdout.readexactly(HEADER.size)
@@ -122,6 +127,7 @@ class _Worker:
                              stats["rss_bytes"] / 2**20)
                     ready.set_result(None)
                     continue
+                _started_next(order, req_id)
                 fut = pending.pop(req_id, None)
                 if fut is None or fut.done():
                     continue
@@ -142,12 +148,14 @@ class _Worker:
                 if not fut.done():
                     fut.set_exception(died)
             pending.clear()
+            order.clear()
             if not self.closing:
                 log.warning("planner worker %s (pid %s) exited rc=%s: restarted on the next plan, its sites "
                             "planned cold", self.index, proc.pid, rc)
 
     async def request(self, op: str, site_id: str | None, options: SolverOptions | None,
-                      inp: SchedulingInput | None) -> Any:
+                      inp: SchedulingInput | None, started: asyncio.Future[None] | None = None) -> Any:
+        """Send one request and wait for its answer; `started` (optional) is set when the worker starts it."""
         await self._ensure_started()
         proc = self.proc
         if proc is None or proc.stdin is None:
@@ -159,6 +167,9 @@ class _Worker:
         try:
             async with self._write_lock:
                 proc.stdin.write(frame)
+                self._order.append((req_id, started))
+                if len(self._order) == 1:
+                    _set_started(started)
                 await proc.stdin.drain()
         except (ConnectionError, RuntimeError) as e:
             self._pending.pop(req_id, None)
@@ -184,6 +195,21 @@ class _Worker:
                     await asyncio.wait_for(self._reader, STOP_TIMEOUT_S)
         for fut in self._pending.values():
             fut.cancel()
+
+
+def _set_started(started: asyncio.Future[None] | None) -> None:
+    if started is not None and not started.done():
+        started.set_result(None)
+
+
+def _started_next(order: collections.deque[tuple[int, asyncio.Future[None] | None]], answered: int) -> None:
+    """Request `answered` is done: the next one in `order` starts now."""
+    while order:
+        req_id, _ = order.popleft()
+        if req_id == answered:
+            break
+    if order:
+        _set_started(order[0][1])
 
 
 async def _reap(proc: asyncio.subprocess.Process) -> int | None:
@@ -231,10 +257,12 @@ class PlannerProcesses:
         """Wait until the site's worker runs (start-up is not counted against a plan's time limit)."""
         await self._of(site_id)._ensure_started()
 
-    def submit(self, site_id: str, options: SolverOptions, inp: SchedulingInput) -> asyncio.Future[Schedule]:
+    def submit(self, site_id: str, options: SolverOptions, inp: SchedulingInput,
+               started: asyncio.Future[None] | None = None) -> asyncio.Future[Schedule]:
+        """The plan's answer; `started` (optional) is set when the worker starts it (after the plans ahead)."""
         w = self._of(site_id)
         w.evses[site_id] = len(inp.evses)
-        return asyncio.ensure_future(w.request("plan", site_id, options, inp))
+        return asyncio.ensure_future(w.request("plan", site_id, options, inp, started))
 
     async def what_if(self, site_id: str, inp: SchedulingInput) -> Schedule:
         """A one-shot plan (a fresh model) on the site's worker, in line with its plans."""

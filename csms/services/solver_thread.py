@@ -65,11 +65,16 @@ class ThreadPlanners:
     async def ready_all(self) -> None:
         pass
 
-    def submit(self, site_id: str, options: SolverOptions, inp: SchedulingInput) -> asyncio.Future[Schedule]:
+    def submit(self, site_id: str, options: SolverOptions, inp: SchedulingInput,
+               started: asyncio.Future[None] | None = None) -> asyncio.Future[Schedule]:
         # All of it in the solver's thread: a planner is not thread-safe, and trimming hibernates planners.
-        return self.solver.submit(self._plan, site_id, options, inp)
+        loop = asyncio.get_running_loop()
+        return self.solver.submit(self._plan, site_id, options, inp, loop, started)
 
-    def _plan(self, site_id: str, options: SolverOptions, inp: SchedulingInput) -> Schedule:
+    def _plan(self, site_id: str, options: SolverOptions, inp: SchedulingInput, loop: asyncio.AbstractEventLoop,
+              started: asyncio.Future[None] | None) -> Schedule:
+        if started is not None:
+            loop.call_soon_threadsafe(lambda: started.done() or started.set_result(None))
         planner = self._planners.get(site_id, options, len(inp.evses))
         builds = planner.builds
         schedule = planner.plan(inp)

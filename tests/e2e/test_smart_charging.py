@@ -472,9 +472,9 @@ async def test_a_site_plans_on_its_own_grid_and_budget(sqlite_url: str) -> None:
         budgets: dict[str, float] = {}
         submit = app.smart.planning.planners.submit
 
-        def recording(site_id: str, options: Any, inp: Any) -> Any:
+        def recording(site_id: str, options: Any, inp: Any, started: Any = None) -> Any:
             budgets[site_id] = options.time_limit_s
-            return submit(site_id, options, inp)
+            return submit(site_id, options, inp, started)
 
         app.smart.planning.planners.submit = recording  # type: ignore[method-assign]
         cps = [charger(app, "CP-A", "2.0.1"), charger(app, "CP-B", "1.6")]

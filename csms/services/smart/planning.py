@@ -28,6 +28,9 @@ from .snapshot import Snapshot
 log = logging.getLogger("csms.smart")
 TIMEOUT_MARGIN_S = 2.0  # HiGHS stops itself at its time limit; we stop waiting this much later
 HANG_S = 60.0  # an overrun this much longer than that is a hung solver: its worker is restarted
+#: A plan's time limit counts from when its worker starts it; it may first wait behind other sites' plans (a
+#: worker runs one at a time) this long, then the site gets the fallback plan while it keeps waiting.
+QUEUE_WAIT_S = 30.0
 
 
 class Planners(Protocol):
@@ -36,7 +39,8 @@ class Planners(Protocol):
     async def start(self) -> None: ...
     async def ready(self, site_id: str) -> None: ...
     async def ready_all(self) -> None: ...
-    def submit(self, site_id: str, options: SolverOptions, inp: SchedulingInput) -> asyncio.Future[Schedule]: ...
+    def submit(self, site_id: str, options: SolverOptions, inp: SchedulingInput,
+               started: asyncio.Future[None] | None = None) -> asyncio.Future[Schedule]: ...
     async def what_if(self, site_id: str, inp: SchedulingInput) -> Schedule: ...
     def restart(self, site_id: str) -> None: ...
     def stats(self) -> list[Any]: ...
@@ -90,19 +94,25 @@ class Planning:
         """Plan ``inp`` for the site; ``time_limit_s``: the site's own solver budget (SiteConfig.planning)."""
         options = self.options if time_limit_s is None or time_limit_s == self.options.time_limit_s \
             else dataclasses.replace(self.options, time_limit_s=time_limit_s)
+        started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         try:
             await self.planners.ready(st.site_id)  # a worker's start is not counted against the time limit
-            fut = self.planners.submit(st.site_id, options, inp)
+            fut = self.planners.submit(st.site_id, options, inp, started)
         except (PlannerDied, TimeoutError) as e:
             fut = asyncio.get_running_loop().create_future()
             fut.set_exception(PlannerDied(str(e) or type(e).__name__))
         t0 = time.perf_counter()
         try:
+            # The time limit starts with the solve, not with the request: at 10,000 chargers (91 sites on one
+            # worker) every plan that fell back had waited behind other sites' plans, none had overrun its own.
+            await asyncio.wait({started, fut}, timeout=QUEUE_WAIT_S, return_when=asyncio.FIRST_COMPLETED)
+            if not (started.done() or fut.done()):
+                raise _Queued()
             schedule = await asyncio.wait_for(asyncio.shield(fut), options.time_limit_s + TIMEOUT_MARGIN_S)
-        except TimeoutError:
+        except (TimeoutError, _Queued) as e:
             st.solving = fut
             fut.add_done_callback(_retrieve)
-            schedule = equal_share(inp, reason="timeout")
+            schedule = equal_share(inp, reason="queued" if isinstance(e, _Queued) else "timeout")
         except PlannerDied as e:  # logged by the worker's owner; the next plan starts it again
             schedule = equal_share(inp, reason=f"PlannerDied: {e}")
         except Exception as e:  # noqa: BLE001 - plan() only raises for invalid input; never leave a site unplanned
@@ -114,6 +124,10 @@ class Planning:
             st.fallbacks += 1
             log.warning("fallback plan reason=%s", schedule.reason)
         return schedule
+
+
+class _Queued(Exception):
+    """The plan waited QUEUE_WAIT_S behind other plans without starting."""
 
 
 def _retrieve(fut: asyncio.Future[Any]) -> None:
