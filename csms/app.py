@@ -39,6 +39,7 @@ from csms.services.open_bookings import OpenBookings
 from csms.services.smart import SmartChargingService, make_planners
 from csms.services.smart.overrides import SiteOverrides
 from csms.services.stations import StationService
+from csms.stall_watch import StallWatch
 from csms.services.tokens import TokenService
 from csms.store.db import create_engine, migrate
 from csms.store.repositories import Store
@@ -165,6 +166,7 @@ class CsmsApp:
         self._stoppers.append(self.ocpp.stop)
         self._tasks.append(asyncio.create_task(self._flush_loop(), name="flush-last-seen"))
         self._tasks.append(asyncio.create_task(self.metrics.probe_loop(), name="loop-lag-probe"))
+        self._tasks.append(asyncio.create_task(StallWatch().run(), name="stall-watch"))
         # The ports smart charging plans with exist before it: the external site caps (billing reads them
         # too), open bookings, prices (billing) and the plan listener (MQTT). Bookings then ask smart
         # charging for what-if plans.
