@@ -11,6 +11,7 @@ It holds the GIL only for that read: a pure-Python stall still lets it in at the
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import sys
 import threading
@@ -29,6 +30,14 @@ class StallWatch:
         self._tick = time.monotonic()
         self._loop_thread: int | None = None
         self._stop = threading.Event()
+        # A garbage collection shows as a stall in whatever code allocated when it started: say so.
+        self._gc_started: tuple[int, float] | None = None   # (generation, monotonic start) while one runs
+        self.gc_stalls = 0
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if threading.get_ident() != self._loop_thread:
+            return
+        self._gc_started = (info["generation"], time.monotonic()) if phase == "start" else None
 
     async def run(self) -> None:
         """Tick on the loop; the watcher thread starts with it and stops when this task ends."""
@@ -36,12 +45,14 @@ class StallWatch:
         watcher = threading.Thread(target=self._watch, name="stall-watch", daemon=True)
         self._tick = time.monotonic()
         watcher.start()
+        gc.callbacks.append(self._on_gc)
         try:
             while True:
                 self._tick = time.monotonic()
                 await asyncio.sleep(self.every_s)
         finally:
             self._stop.set()
+            gc.callbacks.remove(self._on_gc)
 
     def _watch(self) -> None:
         reported = 0.0
@@ -55,7 +66,13 @@ class StallWatch:
             if frame is None:
                 continue
             self.stalls += 1
-            log.warning("event loop stalled %.1f s so far, in:\n%s", stalled_s, _stack(frame))
+            collecting = self._gc_started
+            where = ""
+            if collecting is not None:
+                self.gc_stalls += 1
+                where = (f" a generation-{collecting[0]} garbage collection (running for "
+                         f"{time.monotonic() - collecting[1]:.1f} s, {len(gc.get_objects())} objects tracked), started")
+            log.warning("event loop stalled %.1f s so far, in%s:\n%s", stalled_s, where, _stack(frame))
 
 
 def _stack(frame: object) -> str:
