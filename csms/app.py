@@ -25,6 +25,7 @@ from csms.config import Config, ConfigError, load_config, require_credentials
 from csms.domain.certificates import PkiBackend
 from csms.domain.clock import AcceleratedClock, Clock, SystemClock
 from csms.domain.errors import StoreUnavailable
+from csms.heap_keeper import HeapKeeper
 from csms.ocpp.registry import ConnectionRegistry
 from csms.ocpp.server import OcppServer
 from csms.pki import LocalCA
@@ -167,6 +168,7 @@ class CsmsApp:
         self._tasks.append(asyncio.create_task(self._flush_loop(), name="flush-last-seen"))
         self._tasks.append(asyncio.create_task(self.metrics.probe_loop(), name="loop-lag-probe"))
         self._tasks.append(asyncio.create_task(StallWatch().run(), name="stall-watch"))
+        self._tasks.append(asyncio.create_task(HeapKeeper().run(), name="heap-keeper"))
         # The ports smart charging plans with exist before it: the external site caps (billing reads them
         # too), open bookings, prices (billing) and the plan listener (MQTT). Bookings then ask smart
         # charging for what-if plans.
