@@ -70,8 +70,9 @@ class StallWatch:
             where = ""
             if collecting is not None:
                 self.gc_stalls += 1
+                # (not gc.get_objects(): a list of every object, built while the loop waits)
                 where = (f" a generation-{collecting[0]} garbage collection (running for "
-                         f"{time.monotonic() - collecting[1]:.1f} s, {len(gc.get_objects())} objects tracked), started")
+                         f"{time.monotonic() - collecting[1]:.1f} s, {gc.get_freeze_count()} objects frozen), started")
             log.warning("event loop stalled %.1f s so far, in%s:\n%s", stalled_s, where, _stack(frame))
 
 
