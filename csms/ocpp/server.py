@@ -20,10 +20,10 @@ With `cfg.tls` set, the same handler also listens for wss:// on `tls.port` (`.tl
 
 A second connection with an identity already connected replaces the first: the old one is closed
 with 1000 "replaced by a new connection" and its end does not mark the station offline; only the end
-of the current connection calls `events.disconnected`. Keepalive: websockets pings every
-`ping_interval_s`; no pong within `ping_timeout_s` closes the connection (-> disconnected), at most
-ping_interval_s + 2 x ping_timeout_s after the charger went silent (the close handshake waits
-min(5 s, ping_timeout_s)).
+of the current connection calls `events.disconnected`. Keepalive: a charger that sent nothing for
+`ping_interval_s` is pinged (one that talks is not: keepalive.py); no pong within `ping_timeout_s` closes
+the connection (-> disconnected), at most ping_interval_s + 2 x ping_timeout_s after the charger went silent
+(the close handshake waits min(5 s, ping_timeout_s)).
 
 Readiness: `events.ready(id)` runs as a task once the station may receive CSMS-initiated calls:
 after a BootNotification answered Accepted has been sent, and on connect of a station the directory
@@ -57,6 +57,7 @@ from csms.domain.ports import ChargerEvents, StationAccess, StationDirectory
 from csms.ocpp.auth import BasicAuthChecker
 from csms.ocpp.common import identity_from_path
 from csms.ocpp.connection import OcppConnection
+from csms.ocpp.keepalive import QuietKeepaliveConnection
 from csms.ocpp.observe import NULL_OBSERVER, OcppObserver
 from csms.ocpp.ready import ReadyGate
 from csms.ocpp.registry import ConnectionRegistry
@@ -141,6 +142,7 @@ class OcppServer:
             select_subprotocol=self._select_subprotocol,
             process_request=self._process_request,
             ping_interval=cfg.ping_interval_s, ping_timeout=cfg.ping_timeout_s,
+            create_connection=QuietKeepaliveConnection,  # pings only chargers that went quiet (keepalive.py)
             # After a missed pong, websockets still waits close_timeout for the closing handshake
             # before dropping the TCP connection (default 10 s); a dead charger never answers it.
             close_timeout=min(5.0, cfg.ping_timeout_s),

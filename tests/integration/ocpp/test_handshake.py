@@ -202,3 +202,18 @@ async def test_an_address_guessing_identities_is_throttled(make_env: MakeEnv) ->
     for i in range(6):
         assert await refused(env, f"GUESS-{i}") == 404
     assert await refused(env, "CP1") == 429  # the whole address waits now
+
+
+async def test_only_a_quiet_charger_is_pinged(make_env: MakeEnv) -> None:
+    """A charger that sends messages is alive: no keepalive ping for it; one that says nothing is pinged every
+    interval, answers, and stays connected (keepalive.py: at 10,000 chargers pings were half the frames)."""
+    env = await make_env(ping_interval_s=0.2, ping_timeout_s=1.0)
+    talker = await env.client("CP1")
+    await env.client("CP2")
+    for _ in range(12):
+        await talker.call(call.Heartbeat(), suppress=False)
+        await asyncio.sleep(0.1)
+    server_side = {i: env.server.registry.connection(i)._connection for i in ("CP1", "CP2")}  # type: ignore[union-attr]
+    assert server_side["CP1"].pings_sent == 0
+    assert server_side["CP2"].pings_sent >= 3
+    assert env.server.registry.is_connected("CP2") and env.events.named("disconnected") == []
