@@ -722,3 +722,31 @@ async def test_needs_stated_before_a_billing_restart_still_count(harness) -> Non
         await h.new_billing()  # it never saw those needs: the start reads them from the store
         await h.v201(TxEventKind.STARTED, 22, "t-1", 0, wh=0.0, w=11000.0, cs=ChargingState.CHARGING)
         assert h.billing._tracks["CP1/t-1"].energy_need_wh == 6000.0
+
+
+async def test_a_tick_over_many_open_sessions_lets_the_event_loop_run(tmp_path: Path) -> None:
+    """The tick visits every open session; at 5,000 sessions one uninterrupted pass held the event loop (and
+    every charger's answer) each tick_s. It now yields every TICK_YIELD_EVERY sessions."""
+    import asyncio
+
+    from csms.services.billing.service import TICK_YIELD_EVERY
+
+    chargers = tuple(f"CP{i}" for i in range(3 * TICK_YIELD_EVERY))
+    async with Harness(tmp_path, {"enabled": True}, chargers=chargers) as h:
+        for c in chargers:
+            await h.v16_start(1, 0, station=c)
+        ran = 0
+
+        async def probe() -> None:
+            nonlocal ran
+            while True:
+                await asyncio.sleep(0)
+                ran += 1
+
+        await asyncio.sleep(0)
+        task = asyncio.create_task(probe())
+        await asyncio.sleep(0)
+        before = ran
+        await h.billing.tick(h.at(2))
+        task.cancel()
+        assert ran - before >= 3
