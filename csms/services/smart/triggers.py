@@ -44,6 +44,10 @@ log = logging.getLogger("csms.smart")
 #: A debounced re-plan waits at least this long in real time, even on an accelerated clock: a 1.6 charger
 #: learns its transactionId from the StartTransaction answer, and our TxProfile must not overtake it.
 MIN_REAL_DELAY_S = 0.05
+#: The timer re-plans this many sites at once; more are spread over TIMER_SPREAD_S clock seconds (at most a tenth
+#: of the slot or of replan_interval_s), one after another (see Triggers._staggered).
+TIMER_TOGETHER_SITES = 10
+TIMER_SPREAD_S = 30.0
 
 
 class Triggers:
@@ -173,8 +177,23 @@ class Triggers:
             boundary = min(boundary, now + timedelta(seconds=self.live.sc.replan_interval_s))
             await self.clock.sleep((boundary - self.clock.now()).total_seconds())
             last = boundary
-            for site in self.live.cfg.sites:
-                self.request(site.id, debounce=False, reason="timer")
+            site_ids = [site.id for site in self.live.cfg.sites]
+            if len(site_ids) <= TIMER_TOGETHER_SITES:
+                for site_id in site_ids:
+                    self.request(site_id, debounce=False, reason="timer")
+            else:
+                self.spawn(self._staggered(site_ids), "smart-charging-timer-staggered")
+
+    async def _staggered(self, site_ids: list[str]) -> None:
+        """The timer's re-plans of many sites, spread over TIMER_SPREAD_S of clock time: 91 sites planned at the
+        same instant (snapshots, then deliveries) held the event loop for seconds every replan_interval_s. A
+        site's last profiles stay in force meanwhile (they are absolute schedules over the horizon)."""
+        spread_s = min(TIMER_SPREAD_S, 0.1 * self.live.slot_s, 0.1 * self.live.sc.replan_interval_s)
+        gap_s = spread_s / len(site_ids)
+        for i, site_id in enumerate(site_ids):
+            if i:
+                await self.clock.sleep(gap_s)
+            self.request(site_id, debounce=False, reason="timer")
 
     def spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
