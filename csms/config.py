@@ -319,6 +319,10 @@ class SmartChargingConfig(_Strict):
     #: uncapped 54.5 kW with the margin, 57.1 kW learned; JPL 169.8 vs 168.7 kW). For sites whose drivers
     #: keep their stated departures (fleets, shifts), where the margin only costs flexibility.
     departure_margin_learned: bool = False
+    #: A booked car's guaranteed energy is planned to be in by the last slot boundary at least this long
+    #: before the booking's end (plan_input.booked_deadline), not squeezed into its last minutes, where any
+    #: delay (a profile in flight, a re-plan, a meter interval) would leave the driver short of the guarantee.
+    booking_margin_min: float = Field(5.0, ge=0)
     departure_margin_quantile: float = Field(0.9, ge=0, le=1)
     departure_margin_days: int = Field(28, ge=1)
     departure_margin_min_sessions: int = Field(20, ge=1)

@@ -53,6 +53,7 @@ def _session_checks(
         ev = evses[s.evse_key]
         ev_max = ev.max_current_a if s.max_current_a is None else min(ev.max_current_a, s.max_current_a)
         first, end = inp.arrival_slot(s), inp.departure_slot(s)
+        last, share = inp.departure_share(s)   # the slot it leaves in, at most max × share on average
         energy_wh = 0.0
         car_phases = min(len(ev.phases), s.ev_phases) if s.ev_phases else len(ev.phases)
         burst_wh = 0.0     # the most one slot at the minimum current gives: a stranded tail may exceed the need
@@ -70,7 +71,7 @@ def _session_checks(
                 out.append(Violation("min_current", s.session_key, t, amps, ev.min_current_a))
             if amps > ev_max + tol_a or amps < 0:
                 out.append(Violation("max_current", s.session_key, t, amps, ev_max))
-            if not first <= t < end:
+            if not first <= t < end and not (t == last and amps <= ev_max * share + tol_a):
                 out.append(Violation("window", s.session_key, t, amps, 0.0))
         # Planning beyond the need is allowed only in the session's last planned slot (the car stops itself
         # when full, within that slot): a burst at the minimum for a small need, or a car finishing sooner.

@@ -344,6 +344,11 @@ def _sessions(
         # for nothing.
         if e not in fixed and amps >= min_a[e] and need[e] >= MET_KWH:
             ub[e, a:d] = amps
+            # The slot the car leaves in, at its share (SchedulingInput.departure_share). A share under the
+            # minimum current cannot be a legal average there: that slot stays out.
+            last, share = inp.departure_share(s)
+            if last >= max(a, 1) and amps * share >= min_a[e]:
+                ub[e, last] = amps * share
         if present[e] <= 0:
             ub[e, 0] = 0.0
     kwh_et = kw_per_a[:, None] * scale[:, None] * slot_h[None, :]

@@ -196,6 +196,18 @@ def _known_departure(s: ActiveSession, now: datetime, cfg: SmartChargingConfig,
                               learned_margin_s)
 
 
+def booked_deadline(booking_end: datetime, now: datetime, slot_s: int, margin_s: float) -> datetime | None:
+    """When a booked car's guaranteed energy is planned to be in: the last slot-grid boundary at least
+    ``margin_s`` before the booking's end. The plan is energy-optimal and so tight: planned to the end itself,
+    the booked car took its energy in the window's last minutes (after walk-ins that leave earlier), and any
+    delay there (a profile in flight, the next re-plan) left it short of what the booking guaranteed. Not
+    planning into the last partial slot also keeps the departure slot's share (``departure_share``) away
+    from it. None once that time has passed: the car is then planned as early as possible (still ranked as
+    booked), which delivers what is left soonest."""
+    deadline = slot_floor(booking_end - timedelta(seconds=margin_s), slot_s)
+    return deadline if deadline > now else None
+
+
 def planning_departure(stated: datetime, now: datetime, margin_pct: float, margin_max_min: float,
                        learned_margin_s: float | None = None) -> datetime:
     """A stated departure less a margin: ``margin_pct`` of the time left, at most ``margin_max_min``, and at

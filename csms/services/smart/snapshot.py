@@ -21,14 +21,14 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from csms.config import SiteConfig
+from csms.config import SiteConfig, SmartChargingConfig
 from csms.domain.clock import Clock
 from csms.domain.model import NEEDS_BEFORE_START, ChargingNeeds, Station, Transaction
 from csms.scheduling import FixedDraw, SchedulingInput
 
 from ..charging import StorePort
 from ..plan_input import (
-    BOOKED_PRIORITY, ActiveSession, EvseState, build_input, charger_evses, evse_key, slot_floor,
+    BOOKED_PRIORITY, ActiveSession, booked_deadline, EvseState, build_input, charger_evses, evse_key, slot_floor,
 )
 from .control import ControlState
 from .arrivals import ArrivalHistory
@@ -156,7 +156,7 @@ class SnapshotBuilder:
         infos: dict[str, SessionInfo] = {}
         sessions: list[ActiveSession] = []
         for t in txs:
-            info, active = self._session(t, stated[t.key], learned[t.key], groups, now)
+            info, active = self._session(t, stated[t.key], learned[t.key], groups, now, sc)
             infos[t.key] = info
             sessions.append(active)
         circuit_of = {ch: c.name for c in site.circuits for ch in c.chargers}
@@ -215,7 +215,7 @@ class SnapshotBuilder:
         return evses
 
     def _session(self, t: Transaction, n: StatedNeeds, learned_s: float | None, groups: dict[str, float],
-                 now: datetime) -> tuple[SessionInfo, ActiveSession]:
+                 now: datetime, sc: SmartChargingConfig) -> tuple[SessionInfo, ActiveSession]:
         energy = n.energy_wh
         candidates = [(n.departure, n.departure_source)]
         booked = False
@@ -228,6 +228,9 @@ class SnapshotBuilder:
             candidates.append((t.started_at + timedelta(seconds=learned_s), "learned"))
         # The first source that knows; one that has passed with the car still here knows nothing any more.
         departure, source = next(((d, src) for d, src in candidates if d is not None and d > now), (None, None))
+        # A booking's end is a promise: its energy is planned in a margin before it (shown as the end itself).
+        planned = booked_deadline(departure, now, sc.slot_min * 60, sc.booking_margin_min * 60) \
+            if source == "booking" and departure is not None else departure
         k = evse_key(t.station_id, t.evse.evse_id)
         phases = t.ev_phases or n.ev_phases
         if phases:
@@ -235,7 +238,7 @@ class SnapshotBuilder:
         self.state.caps_used[k] = self.state.ev_limit_a(k, None, now)
         active = ActiveSession(
             session_key=t.key, evse_key=k, started_at=t.started_at, energy_delivered_wh=t.energy_wh,
-            requested_energy_wh=energy, departure=departure,
+            requested_energy_wh=energy, departure=planned,
             ev_max_current_a=self.state.ev_limit_a(k, n.ev_max_current_a, now),
             priority=max(groups.get(t.group or "", 1.0) if t.group else 1.0, BOOKED_PRIORITY if booked else 0.0),
             ev_full=self.state.ev_full.get(k, False), ev_phases=phases,

@@ -61,13 +61,24 @@ def test_departure_inside_slot_zero_plans_exactly_the_seconds_left(b: SimpleName
     assert check_limits(inp, s) == []
 
 
-def test_a_later_departure_inside_a_slot_is_planned_conservatively(b: SimpleNamespace) -> None:
-    """Leaving 20 minutes into slot 2: only slots 0-1 are planned now; the rest is planned exactly once that
-    slot is slot 0. Nothing is planned after the car has left."""
+def test_a_later_departure_inside_a_slot_plans_that_slot_at_the_share_the_car_is_there(b: SimpleNamespace) -> None:
+    """Leaving 5 minutes into slot 2 with more need than it can take: slots 0-1 at the car's max, slot 2 at
+    most a third of it on average (the car is there a third of the slot), nothing after. Leaving 1 minute in,
+    a fifteenth of 32 A is under the 6 A minimum: that slot stays out."""
     evses, site = one_phase_site(b, 1, None)
     inp = inp_of(b, evses, site, [SessionSpec("s", "A", 20_000, departure=b.at(2) + timedelta(minutes=5))])
     s = plan(inp)
-    assert [a > 0 for a in s.session("s").current_a[:3]] == [True, True, False]
+    amps = s.session("s").current_a
+    assert amps[0] == pytest.approx(32) and amps[1] == pytest.approx(32)
+    assert 6 <= amps[2] <= 32 / 3 + 1e-6
+    assert all(a == 0 for a in amps[3:])
+    assert check_limits(inp, s) == []
+    # A plan above the share in that slot is a violation.
+    over = dataclasses.replace(s.session("s"), current_a=(32.0, 32.0, 16.0) + tuple(amps[3:]))
+    assert any(v.kind == "window" for v in check_limits(inp, dataclasses.replace(s, sessions=(over,))))
+
+    short = inp_of(b, evses, site, [SessionSpec("s", "A", 20_000, departure=b.at(2) + timedelta(minutes=1))])
+    assert [a > 0 for a in plan(short).session("s").current_a[:3]] == [True, True, False]
 
 
 def test_a_small_remaining_need_is_always_delivered(b: SimpleNamespace) -> None:
@@ -79,6 +90,24 @@ def test_a_small_remaining_need_is_always_delivered(b: SimpleNamespace) -> None:
     s = plan(inp)
     assert s.current_limit_a("tail", 0) >= 6.0
     assert s.session("tail").shortfall_wh == 0
+    assert check_limits(inp, s) == []
+
+
+def test_a_higher_priority_tail_takes_the_minimum_from_a_lower_priority_car_at_a_full_site(b: SimpleNamespace) -> None:
+    """A booked car (priority 100) with 43 Wh to go next to a walk-in (priority 1) that can take the whole
+    16 kW site: the LP gives the tail a fraction of the minimum, and rounding it to 0 left the booked car
+    short for the rest of its window (the walk-in kept 23 A, every plan again). It gets the minimum, taken
+    from the walk-in, and no limit is passed."""
+    evses = [EvseSpec(k, 32.0, 6.0, (1, 2, 3), V) for k in "AB"]
+    site = CircuitSpec("site", max_power_w=16_000, evse_keys=("A", "B"))
+    inp = inp_of(b, evses, site, [SessionSpec("booked", "A", 43, departure=b.at(2) + timedelta(minutes=10),
+                                              priority=100.0),
+                                  SessionSpec("walk-in", "B", 27_000, departure=b.at(2) + timedelta(minutes=11))],
+                 first_slot_s=745, replan_s=300)
+    s = plan(inp)
+    assert s.current_limit_a("booked", 0) >= 6.0
+    assert s.session("booked").shortfall_wh == 0
+    assert s.current_limit_a("walk-in", 0) >= 6.0          # lowered, not stopped
     assert check_limits(inp, s) == []
 
 

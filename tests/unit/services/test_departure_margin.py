@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from csms.services.plan_input import planning_departure
+from csms.services.plan_input import booked_deadline, planning_departure
 from csms.services.smart.margin import learned_margin_s
 
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
@@ -58,3 +58,13 @@ def test_margin_is_one_of_the_observed_earliness_values(early_min: list[float], 
 def test_quantile_bounds(q: float) -> None:
     m = learned_margin_s(_pairs([5.0, 10.0, 20.0]), q, 1)
     assert m == {0.0: 0.0, 0.5: 600.0, 1.0: 1200.0}[q]
+
+
+def test_a_booked_car_is_planned_to_be_done_a_margin_and_the_partial_slot_before_the_booking_ends() -> None:
+    """A booking ending at 09:07 (5-minute margin, 15-minute slots): its energy is planned in by 09:00, not
+    into the 7 minutes of the slot it ends in; one ending at 09:04 is planned in by 08:45. Once that time has
+    passed the car is planned as early as possible (None: no deadline to wait for)."""
+    assert booked_deadline(T0 + timedelta(hours=1, minutes=7), T0, 900, 300) == T0 + timedelta(hours=1)
+    assert booked_deadline(T0 + timedelta(hours=1, minutes=4), T0, 900, 300) == T0 + timedelta(minutes=45)
+    assert booked_deadline(T0 + timedelta(hours=1), T0, 900, 0) == T0 + timedelta(hours=1)   # on the grid
+    assert booked_deadline(T0 + timedelta(minutes=14), T0, 900, 300) is None
