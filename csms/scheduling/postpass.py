@@ -213,7 +213,7 @@ def _make_room(net: Network, idx: RowIndex, x: Array, e: int, t: int, cap_t: Arr
         col[j] -= cut
         idx.add(j, load, -cut)
         _carry_later(net, idx, x, j, t, cut * net.kwh_et[j, t], bound_kw)
-    return idx.room(e, cap_t, load) >= net.min_a[e] - TOL
+    return bool(idx.room(e, cap_t, load) >= net.min_a[e] - TOL)
 
 
 def _refill(net: Network, idx: RowIndex, x: Array, t: int, cap_t: Array, load: Array,

@@ -28,7 +28,7 @@ from csms.scheduling import FixedDraw, SchedulingInput
 
 from ..charging import StorePort
 from ..plan_input import (
-    BOOKED_PRIORITY, ActiveSession, booked_deadline, EvseState, build_input, charger_evses, evse_key, slot_floor,
+    BOOKED_PRIORITY, ActiveSession, EvseState, booked_deadline, build_input, charger_evses, evse_key, slot_floor,
 )
 from .control import ControlState
 from .arrivals import ArrivalHistory
