@@ -438,8 +438,9 @@ async def test_the_departure_margin_is_what_the_sites_drivers_needed(sqlite_url:
         try:
             await cp.plug_in(ev(cp.clock, need_wh=60_000), "TAG-A")
             tx = await cp.start_charging()
-            # On the 15-minute grid, 60 to 75 minutes away: the plan charges in whole slots before a departure,
-            # so a margin of any length loses the whole last slot.
+            # On the 15-minute grid, 60 to 75 minutes away: the slot a car leaves in is planned at the share of
+            # it before the (planned) departure, so the configured margin (15 % of the 60-75 minutes left,
+            # 9-11 minutes) leaves at most 6 of that slot's 15 minutes: at most 0.4 x the car's 32 A.
             departure = slot_floor(datetime.now(UTC), 900) + timedelta(minutes=75)
             r = await c.put(f"/sessions/CP-A/{tx}/needs",
                             json={"departure_time": departure.isoformat(), "energy_kwh": 50})
@@ -455,7 +456,7 @@ async def test_the_departure_margin_is_what_the_sites_drivers_needed(sqlite_url:
             if kept:
                 assert mine["current_a"][4] > 6, mine["current_a"][:6]    # the whole stay
             else:
-                assert mine["current_a"][4] == 0, mine["current_a"][:6]   # the margin's slot held back
+                assert mine["current_a"][4] <= 32 * 0.4 + 0.1, mine["current_a"][:6]   # the margin held back
         finally:
             await cp.close()
 
