@@ -94,7 +94,9 @@ class ParamPusher:
             pos, ids = by_name.setdefault(name, ([], []))
             pos.append(k)
             ids.append(idx)
-        self._by_name = {n: (np.array(pos, dtype=np.int64), ids) for n, (pos, ids) in by_name.items()}
+        # (indices as an array once, for indexed Params; None for a scalar Param)
+        self._by_name = {n: (np.array(pos, dtype=np.int64), None if None in ids else np.array(ids, dtype=np.int64))
+                         for n, (pos, ids) in by_name.items()}
         self.sent = self._evaluate(True)             # what HiGHS holds after the load
 
     def set(self, name: str, new: Array | float) -> None:
@@ -104,7 +106,7 @@ class ParamPusher:
             return   # a Param no row, bound or cost of the LP uses
         pos, ids = entry
         if isinstance(new, np.ndarray):
-            self.values[pos] = new[np.asarray(ids, dtype=np.int64)]
+            self.values[pos] = new[ids]
         else:
             self.values[pos] = float(new)
 

@@ -50,7 +50,7 @@ class SitePlanner:
 
     ``solver_factory`` returns a fresh pyomo.contrib.solver persistent solver; tests inject a failing one.
 
-    Memory (docs/performance.md, "A warm site's memory"): the Pyomo model is needed only to build and load the
+    Memory (docs/performance.md, "Warm models that fit, plan budgets that start with the solve, and the heap"): the Pyomo model is needed only to build and load the
     LP. Once the Param updates are compiled (``param_push``) it is dropped and the planner keeps the HiGHS
     instance (~150 KB per EVSE at 96 slots instead of ~480 with Pyomo). ``hibernate`` goes further: it keeps
     only HiGHS's copy of the LP and the stages' optimal bases (~25-35 KB per EVSE), and the next plan loads
@@ -135,9 +135,7 @@ class SitePlanner:
         cols = self._cols
         if cols is None or self._lp is None:
             return True
-        new_highs: Any = highspy.Highs
-        highs = new_highs()
-        highs.setOptionValue("output_flag", False)
+        highs = _new_highs()
         for key, val in self._highs_options.items():
             highs.setOptionValue(key, val)
         if highs.passModel(self._lp) != highspy.HighsStatus.kOk:
@@ -286,16 +284,22 @@ def _load_model(opt: Any, model: Any) -> Any:
     10,000 chargers). This is the same sequence without the capture. HiGHS prints its banner once per process,
     when the first instance is created; output is switched off before the model is added (HiGHS warns on
     stdout for every zero coefficient otherwise)."""
-    import highspy
-
     opt._reinit()
     opt._model = model
-    new_highs: Any = highspy.Highs             # untyped in highspy's stubs
-    opt._solver_model = highs = new_highs()
-    highs.setOptionValue("output_flag", False)
+    opt._solver_model = highs = _new_highs()
     opt.add_block(model)
     if opt._objective is None:
         opt.set_objective(None)
+    return highs
+
+
+def _new_highs() -> Any:
+    """A HiGHS instance with its output off (HiGHS warns on stdout for every zero coefficient otherwise)."""
+    import highspy
+
+    new_highs: Any = highspy.Highs             # untyped in highspy's stubs
+    highs = new_highs()
+    highs.setOptionValue("output_flag", False)
     return highs
 
 
