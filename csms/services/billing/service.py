@@ -69,6 +69,9 @@ NEEDS_BEFORE_START = timedelta(minutes=10)
 RECONCILE_LOOKBACK_MIN = timedelta(days=7)
 COST_REFRESH = timedelta(seconds=60)  # clock time between recomputations of a live cost
 COST_REFRESH_REAL_S = 1.0  # and real time, for accelerated clocks
+#: First asks for a session's live cost priced on the message path at once, at most; more answer without
+#: a figure (totalCost is optional) and are priced in the background for the next message.
+LIVE_COST_INLINE = 2
 STOP_DRAIN_S = 5.0  # real seconds a clean stop waits for queued events
 RECONCILE_MIN_REAL_S = 2.0  # on an accelerated clock, real seconds between timer-driven passes
 ENDED_COST_WAIT_S = 2.0  # real seconds the answer to an Ended event waits for the worker
@@ -120,6 +123,11 @@ class BillingService:
         self._by_evse: dict[tuple[str, int], str] = {}
         self._booking_end: dict[str, datetime | None] = {}
         self._cost_cache: dict[str, tuple[datetime, float, float]] = {}  # tx key -> (at, monotonic, cost)
+        #: Open sessions whose live cost is re-priced in the background (see live_cost), and its task.
+        self._to_refresh: dict[str, Transaction] = {}
+        self._refresher: asyncio.Task[None] | None = None
+        self._pricing_inline = 0  # live costs being priced on the message path now
+        self.live_cost_inline = LIVE_COST_INLINE
         #: What was last written for each open track (its persisted fields): see _save.
         self._saved: dict[str, dict[str, Any]] = {}
         self._queue: asyncio.Queue[DomainEvent | _Tick | _Reconcile | _Barrier] = asyncio.Queue()
@@ -162,6 +170,11 @@ class BillingService:
 
     async def stop(self) -> None:
         self._unsubscribe()
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._refresher
+        self._to_refresh.clear()
         # A clean stop handles what is queued (bounded); whatever is left is found by the next start's
         # reconciliation, as after a crash.
         if self._tasks and not self._tasks[0].done():
@@ -427,6 +440,7 @@ class BillingService:
         self._txs.pop(track.tx_key, None)
         self._booking_end.pop(track.tx_key, None)
         self._cost_cache.pop(track.tx_key, None)
+        self._to_refresh.pop(track.tx_key, None)
         self._saved.pop(track.tx_key, None)
         if self._by_evse.get((track.station_id, track.evse_id)) == track.tx_key:
             del self._by_evse[(track.station_id, track.evse_id)]
@@ -441,24 +455,59 @@ class BillingService:
     # --- what the API and the other services call -----------------------------------------------
     async def live_cost(self, tx: Transaction) -> float | None:
         """Total incl. tax of the invoice `tx` would get if its session ended now (its invoice once
-        invoiced): the 2.0.1 `totalCost`. None when billing is off or fails; never raises into the OCPP
-        path. The answer to an Ended event is priced fresh, so that it equals the invoice."""
+        invoiced): the 2.0.1 `totalCost`. None when billing is off or fails, or (rarely) when it is not
+        known yet; never raises into the OCPP path. The answer to an Ended event is priced fresh, so that
+        it equals the invoice. An open session's figure is answered from the cache and, when older than
+        COST_REFRESH, refreshed in the background (one pricing at a time): pricing reads every sample of
+        the session, and at 10,000 chargers the 2.0.1 sessions' re-pricings on the message path held
+        dozens of database connections at once and starved the group commit (PostgreSQL steady p99 4.6 s
+        with billing on, 50 ms off; issue 10)."""
         if not self.bc.enabled:
             return None
         try:
-            return await self._live_cost(tx)
+            return await self._live_cost(tx, wait=False)
         except Exception:  # noqa: BLE001 - a display figure must never break a charger's message
             log.exception("running cost failed tx=%s", tx.key)
             return None
 
-    #: The sessions API (and older callers) ask the same question.
-    cost_so_far = live_cost
+    async def cost_so_far(self, tx: Transaction) -> float | None:
+        """The same figure for the sessions API: at most COST_REFRESH old, priced now if older."""
+        if not self.bc.enabled:
+            return None
+        try:
+            return await self._live_cost(tx, wait=True)
+        except Exception:  # noqa: BLE001 - a display figure must never break a listing
+            log.exception("running cost failed tx=%s", tx.key)
+            return None
 
-    async def _live_cost(self, tx: Transaction) -> float | None:
+    async def _live_cost(self, tx: Transaction, wait: bool) -> float | None:
         if tx.ended_at is not None:
             # The answer to an Ended event: let the worker apply what was queued before it (bounded), so
             # the figure is priced from the same track as the invoice, or is the invoice itself.
             await self._caught_up(ENDED_COST_WAIT_S)
+            return await self._price(tx)
+        cached = self._cost_cache.get(tx.key)
+        if cached is not None:
+            # Pricing reads every sample of the session: recomputing it on every meter value made each
+            # message cost O(samples so far). A live estimate a minute old is good enough for a display.
+            now, real = self.clock.now(), time.monotonic()
+            fast = self.clock.speedup() > 1.0
+            if now - cached[0] < COST_REFRESH or fast and real - cached[1] < COST_REFRESH_REAL_S:
+                return cached[2]
+            if not wait:
+                self._refresh_soon(tx)
+                return cached[2]
+        elif not wait and self._pricing_inline >= self.live_cost_inline:
+            self._refresh_soon(tx)  # many first asks at once (a restart, a storm): the next answer has it
+            return None
+        self._pricing_inline += 1
+        try:
+            return await self._price(tx)
+        finally:
+            self._pricing_inline -= 1
+
+    async def _price(self, tx: Transaction) -> float | None:
+        """Price `tx` as if it ended now and remember the figure (open sessions)."""
         track = self._tracks.get(tx.key)
         if track is None:
             total = await self.invoicer.stored_total(tx.key)
@@ -468,21 +517,39 @@ class BillingService:
         if tx.ended_at is not None and track.ended_at is None:
             track = _copy_ended(track, tx)
         now = self.clock.now()
-        cached = self._cost_cache.get(tx.key)
-        real = time.monotonic()
-        fast = self.clock.speedup() > 1.0
-        # Pricing reads every sample of the session: recomputing it on every meter value made each
-        # message cost O(samples so far). A live estimate a minute old is good enough for a display;
-        # the answer to the end is always priced afresh.
-        if tx.ended_at is None and cached is not None and (
-                now - cached[0] < COST_REFRESH or fast and real - cached[1] < COST_REFRESH_REAL_S):
-            return cached[2]
         invoice = await self.invoicer.cost_as_if_ended(tx, track, now, self._booking_end.get(tx.key))
         value = float(invoice.total.amount)
-        self._cost_cache[tx.key] = (now, real, value)
-        if len(self._cost_cache) > 10_000:
-            self._cost_cache.pop(next(iter(self._cost_cache)))
+        if tx.ended_at is None:
+            self._cost_cache[tx.key] = (now, time.monotonic(), value)
+            if len(self._cost_cache) > 10_000:
+                self._cost_cache.pop(next(iter(self._cost_cache)))
         return value
+
+    def _refresh_soon(self, tx: Transaction) -> None:
+        """Queue `tx` for the background re-pricing (the newest transaction per key wins)."""
+        self._to_refresh[tx.key] = tx
+        if self._refresher is None and self.bc.enabled:
+            self._refresher = asyncio.get_running_loop().create_task(self._refresh(), name="billing-live-cost")
+
+    async def live_costs_refreshed(self) -> None:
+        """Wait until the background re-pricing has nothing left (tests)."""
+        while self._refresher is not None:
+            await asyncio.shield(self._refresher)
+
+    async def _refresh(self) -> None:
+        try:
+            while self._to_refresh:
+                key = next(iter(self._to_refresh))
+                tx = self._to_refresh.pop(key)
+                try:
+                    await self._price(tx)
+                except StoreUnavailable:
+                    self._to_refresh.clear()  # an outage: asked again by the next message
+                except Exception:  # noqa: BLE001 - one session's figure must not stop the others'
+                    log.exception("running cost failed tx=%s", key)
+                await asyncio.sleep(0)
+        finally:
+            self._refresher = None
 
     async def _caught_up(self, timeout_s: float) -> None:
         if not self._tasks or self._tasks[0].done():

@@ -506,6 +506,41 @@ async def test_gap_counts_ended_transactions_waiting_for_an_invoice(harness) -> 
 
 
 # --- one price path: the live cost is the invoice as if the session ended now ---------------------------
+async def test_a_stale_live_cost_is_answered_at_once_and_repriced_in_the_background(harness) -> None:  # type: ignore[no-untyped-def]
+    """Issue 10: re-pricing every 2.0.1 session's samples on its message path held dozens of database
+    connections at once at 10,000 chargers. A figure older than a minute is answered as it is (the charger
+    is not kept waiting) and re-priced behind it; the sessions API still gets one at most a minute old."""
+    async with harness() as h:
+        await h.v201(TxEventKind.STARTED, 0, "t-s", 0, wh=0.0, w=12000.0, cs=ChargingState.CHARGING)
+        await h.v201(TxEventKind.UPDATED, 10, "t-s", 1, wh=2000.0, w=12000.0)
+        first = await h.charging.live_cost("CP1/t-s")  # nothing known yet: priced now
+        await h.v201(TxEventKind.UPDATED, 30, "t-s", 2, wh=6000.0, w=12000.0)
+        stale = await h.charging.live_cost("CP1/t-s")  # 20 minutes old: answered from the cache
+        await h.billing.live_costs_refreshed()
+        repriced = await h.charging.live_cost("CP1/t-s")
+        await h.v201(TxEventKind.UPDATED, 45, "t-s", 3, wh=9000.0, w=12000.0)
+        api = await h.billing.cost_so_far(await _tx(h, "CP1/t-s"))  # the API waits for a fresh figure
+    assert (first, stale, repriced, api) == (0.60, 0.60, 1.80, 2.70)
+
+
+async def test_first_live_costs_beyond_the_inline_limit_come_with_the_next_message(harness) -> None:  # type: ignore[no-untyped-def]
+    """A restart or a boot storm asks for thousands of first figures at once: beyond `live_cost_inline`
+    in flight the answer has no totalCost (optional in 2.0.1) and the figure is priced in the background."""
+    async with harness() as h:
+        h.billing.live_cost_inline = 0
+        await h.v201(TxEventKind.STARTED, 0, "t-f", 0, wh=0.0, w=12000.0, cs=ChargingState.CHARGING)
+        await h.v201(TxEventKind.UPDATED, 10, "t-f", 1, wh=2000.0, w=12000.0)
+        none_yet = await h.charging.live_cost("CP1/t-f")
+        await h.billing.live_costs_refreshed()
+        known = await h.charging.live_cost("CP1/t-f")
+        await h.v201(TxEventKind.ENDED, 20, "t-f", 2, wh=4000.0, reason="EVDisconnected")
+        ended = await h.charging.live_cost("CP1/t-f")  # the Ended answer is always priced, and is the invoice
+        await h.status(20, ConnectorStatus.AVAILABLE)
+        [inv] = await h.invoices()
+    assert (none_yet, known) == (None, 0.60)
+    assert ended == float(inv["total"]) == 1.20
+
+
 async def test_live_cost_of_a_car_held_at_0_a_by_the_plan_carries_no_overstay(harness) -> None:  # type: ignore[no-untyped-def]
     """UX-0001: held at 0 A by the planner, the live cost grew 0.95 -> 3.33 (the overstay cap inferred from
     the meter) while no overstay was ever billed. The live figure is the invoice as if it ended now."""
