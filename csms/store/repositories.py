@@ -55,7 +55,8 @@ from csms.domain.records import (
 )
 from csms.domain.store_ports import StorePort
 
-from . import sqlite_onehop
+from . import pg_batch, sqlite_onehop
+from .pg_batch import PgBatch
 from .group_commit import GroupCommit
 from .tables import (
     BookingRow,
@@ -407,9 +408,11 @@ class StationDirectory:
 
 class StoreSession(BookingRepo):
     def __init__(self, s: AsyncSession, open_txs: OpenTransactions | None = None,
-                 batch: _SqliteBatch | None = None, directory: StationDirectory | None = None) -> None:
+                 batch: _SqliteBatch | None = None, directory: StationDirectory | None = None,
+                 pg: PgBatch | None = None) -> None:
         self.s = s
         self._batch = batch
+        self._pg = pg
         self._directory = directory if directory is not None else StationDirectory()
         #: Stations whose settings this session wrote: read from the database here (the uncommitted
         #: write), dropped from the directory again after the commit.
@@ -442,6 +445,10 @@ class StoreSession(BookingRepo):
         go to the database thread together, and the session's own commit has nothing left to do."""
         if commit and self._batch is not None:
             await self._flush_and_commit(self._batch)
+            return
+        if commit and self._pg is not None and (self._later_tx or self._later_status or self._later_samples
+                                                or self._later_seqs):
+            await self._flush_pg(self._pg)
             return
         await self._flush_tx()
         await self._flush_status()
@@ -496,6 +503,16 @@ class StoreSession(BookingRepo):
         _, committed = await sqlite_onehop.run_batch(self.s, steps, commit=True)
         if not committed:  # a transaction row went away meanwhile: update-or-insert each; the session commits
             await self._upsert_each(txs)
+
+    async def _flush_pg(self, b: PgBatch) -> None:
+        """PostgreSQL: the pending rows in one statement, the transaction too if nothing ran before it
+        (pg_batch.py); the session's commit then has nothing left to send."""
+        if self.s.new or self.s.dirty or self.s.deleted:  # ORM rows of this transaction go first
+            await self.s.flush()
+        txs, samples, seqs = list(self._later_tx.values()), self._later_samples, self._later_seqs
+        self._later_tx, self._later_samples, self._later_seqs, self._later_keys = {}, [], [], set()
+        status, self._later_status = self._later_status, []
+        await b.run(self.s, txs, status, samples, seqs)
 
     # --- stations -------------------------------------------------------------------------------
     async def station(self, station_id: str) -> Station | None:
@@ -1049,6 +1066,9 @@ class Store:
         self.stations = StationDirectory()
         self.group_commit: GroupCommit[StoreSession] = GroupCommit(self.session)
         self._batch = _SqliteBatch(engine.dialect) if sqlite_onehop.is_onehop(engine) else None
+        self._pg = (PgBatch(engine.dialect, _T, _TX_FIELDS, _H, _HISTORY_FIELDS, _S, _SAMPLE_FIELDS, _M, _SEQ_FIELDS)
+                    if engine.dialect.name == "postgresql" and engine.dialect.driver == "asyncpg"
+                    and pg_batch.available() else None)
         self.health = StoreHealth()
 
     async def write(self, work: Callable[[StoreSession], Awaitable[T]]) -> T:
@@ -1069,7 +1089,7 @@ class Store:
         outage by `health`, not per call)."""
         try:
             async with self._maker() as s:
-                ss = StoreSession(s, self.open_transactions, self._batch, self.stations)
+                ss = StoreSession(s, self.open_transactions, self._batch, self.stations, self._pg)
                 try:
                     async with s.begin():
                         yield ss
