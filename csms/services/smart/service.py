@@ -11,6 +11,7 @@ connected chargers as if they had just connected.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import contextlib
 import logging
@@ -41,6 +42,8 @@ from .triggers import Triggers
 from .views import plan_view
 
 log = logging.getLogger("csms.smart")
+#: Sites whose plans are snapshotted and solved at the same time, at least (one more than planner processes).
+PLANS_AT_ONCE = 2
 
 
 def make_planners(processes: int, warm_evses: int = 0, dormant_evses: int = 0) -> Planners:
@@ -75,6 +78,8 @@ class SmartChargingService:
                                  self.overrides)
         self.snapshots = SnapshotBuilder(self.live, store, clock, self.state, prices=prices, bookings=bookings,
                                          dwell=dwell)
+        #: Sites snapshotted and solved at once, at most (see replan).
+        self._planning_slots = asyncio.Semaphore(max(PLANS_AT_ONCE, sc.planner_processes + 1))
         self.triggers = Triggers(self.live, store, clock, self.state, dwell, replan=self.replan,
                                  ready=self.station_ready)
         self.delivery = Delivery(self.live, gateway, clock, self.state,
@@ -177,8 +182,13 @@ class SmartChargingService:
         st = self.planning.site(site_id)
         async with st.lock:
             await self.planning.wait_overrun(st)
-            snap = await self.snapshots.build(site, st.external_limit_kw)
-            schedule = await self.planning.solve(st, snap.input, site.planning.solver_time_limit_s)
+            # Bounded across sites: in a boot storm every reconnect asks its site for a plan at once, and all
+            # sites snapshotting together (database reads, Python on the loop) took the core from the
+            # boots themselves. A site waiting here counts as planning, so its requests meanwhile join its
+            # next plan: fewer, fuller plans. Delivery (chargers' answers) is outside the bound.
+            async with self._planning_slots:
+                snap = await self.snapshots.build(site, st.external_limit_kw)
+                schedule = await self.planning.solve(st, snap.input, site.planning.solver_time_limit_s)
             if not self.live.enabled:
                 return None  # switched off while it solved: send nothing
             planned = {p.evse_key: p.current_a for p in schedule.sessions}
