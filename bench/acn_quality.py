@@ -129,6 +129,9 @@ class MinPilotDeadbandEVSE(acnsim.DeadbandEVSE):
 #: departure ("departures known", as in the issue's first table). Set by --departures.
 DEPARTURES = "estimated"
 HISTORY: list[PastSession] = []   # what ours forecasts arrivals from (main: --forecast-days)
+#: --forecast-days: how many days before each planned day the forecast reads (the live service's
+#: smart_charging.arrival_forecast_days, passed to expected_arrivals as lookback_days)
+FORECAST_DAYS = [SmartChargingConfig().arrival_forecast_days]
 POWER_DUMP: Path | None = None    # --dump-power DIR
 #: (departure the driver stated, departure) of the sessions in HISTORY: what the live service learns the
 #: departure margin from (csms.services.smart.margin). "Stated" is what the schedulers are told (--departures).
@@ -249,8 +252,7 @@ class OursAlgorithm(BaseAlgorithm):
         if ORACLE:
             expected = oracle_arrivals(ORACLE, now, horizon_end)
         else:
-            expected = expected_arrivals(HISTORY, now, horizon_end, SITE_TZ,
-                                         car_power_w=MAX_A * VOLTAGE) if HISTORY else ()
+            expected = history_forecast(now, horizon_end)
         return SchedulingInput(start=now, circuits=(site,), evses=evses, sessions=sessions, slot_s=SLOT_S,
                                first_slot_s=first_slot_s, horizon_slots=HORIZON_SLOTS,
                                replan_s=period.total_seconds(), peak_floor_kw=self.peak_kw,
@@ -291,6 +293,16 @@ class OursAlgorithm(BaseAlgorithm):
         # What the cars could draw under these rates: an upper bound of the site's power this period.
         self.peak_kw = max(self.peak_kw, power_kw)
         return out
+
+
+def history_forecast(now: datetime, horizon_end: datetime) -> tuple[ExpectedArrival, ...]:
+    """The expected arrivals ours is told, as the live service computes them (plan_input): from HISTORY, the
+    last ``FORECAST_DAYS`` days of today's kind, a car's power 32 A at 208 V."""
+    if not HISTORY:
+        return ()
+    return expected_arrivals(HISTORY, now, horizon_end, SITE_TZ, lookback_days=FORECAST_DAYS[0],
+                             min_days=SmartChargingConfig().arrival_forecast_min_days,
+                             car_power_w=MAX_A * VOLTAGE)
 
 
 def oracle_arrivals(sessions: Sequence[PastSession], now: datetime, horizon_end: datetime
@@ -811,7 +823,7 @@ def main(argv: Sequence[str] | None = None) -> Report:
     ap.add_argument("--algorithms", default=",".join(ALGORITHMS), help="subset of %(default)s")
     ap.add_argument("--markdown", type=Path, help="write the tables as Markdown here")
     ap.add_argument("--json", type=Path, help="write all numbers as JSON here")
-    ap.add_argument("--forecast-days", type=int, default=14,
+    ap.add_argument("--forecast-days", type=int, default=FORECAST_DAYS[0],
                     help="days of history before each day that ours forecasts arrivals from, as the live service "
                          "does (smart_charging.arrival_forecast_days; 0 = no forecast; default %(default)s)")
     ap.add_argument("--departures", choices=("estimated", "actual"), default="estimated",
@@ -847,6 +859,9 @@ def main(argv: Sequence[str] | None = None) -> Report:
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     planner = planner_fingerprint()
     start, sessions, stats = load(args.site, args.start, args.days, PERIOD_MIN)
+    # The flag sets both how much history is loaded and how far back the forecast reads it (it used to load
+    # forecast_days of history while expected_arrivals kept its default 14-day lookback).
+    FORECAST_DAYS[0] = args.forecast_days
     HISTORY[:] = history(args.site, args.start, args.days, args.forecast_days)
     if args.forecast.startswith("oracle"):
         ORACLE_RULE[0] = "mean" if args.forecast == "oracle-mean" else "must"
@@ -862,10 +877,12 @@ def main(argv: Sequence[str] | None = None) -> Report:
     rep = run_bench(args.site, start, sessions, caps, algorithms, log=lambda m: print(m, flush=True),
                     days=args.days, load_stats=stats)
     rep.planner = planner
+    cfg = SmartChargingConfig()
     rep.command = (f".venv/bin/python bench/acn_quality.py --site {args.site} --start {args.start} "
                    f"--days {args.days} --caps {','.join('none' if c is None else f'{c:g}' for c in caps)} "
                    f"--algorithms {','.join(algorithms)} --departures {args.departures} --margin {args.margin}"
                    + (f" --forecast {args.forecast}" if args.forecast != "history" else "")
+                   + (f" --forecast-days {args.forecast_days}" if args.forecast_days != cfg.arrival_forecast_days else "")
                    + (f" --slot-s {args.slot_s}" if args.slot_s != 900 else ""))
     print()
     print(markdown(rep))

@@ -92,3 +92,24 @@ def test_schedulers_see_the_estimate_not_the_actual_departure(window: tuple) -> 
                              interface_type=q.KnownInterface)
     sim.run()
     assert seen and all(dep == e == known for dep, e, known in seen)
+
+
+def test_forecast_days_set_how_far_back_the_forecast_reads() -> None:
+    """--forecast-days used to load that much history while the forecast kept its own 14-day lookback, so
+    ``--forecast-days 28`` measured the 14-day forecast. Three weekdays of history 17-19 days before a Monday:
+    a 14-day lookback sees none of them, a 28-day one forecasts from them."""
+    from datetime import datetime, timedelta
+
+    monday = datetime(2019, 6, 17, 6, tzinfo=q.SITE_TZ)
+    past = [q.PastSession(monday - timedelta(days=d) + timedelta(hours=4),
+                          monday - timedelta(days=d) + timedelta(hours=8), 10_000) for d in (17, 18, 19)]
+    saved = q.HISTORY[:], q.FORECAST_DAYS[0]
+    try:
+        q.HISTORY[:] = past
+        q.FORECAST_DAYS[0] = 14
+        assert q.history_forecast(monday, monday + timedelta(hours=24)) == ()
+        q.FORECAST_DAYS[0] = 28
+        (group,) = q.history_forecast(monday, monday + timedelta(hours=24))
+        assert group.energy_wh == pytest.approx(10_000) and group.cars == pytest.approx(1.0)
+    finally:
+        q.HISTORY[:], q.FORECAST_DAYS[0] = saved
