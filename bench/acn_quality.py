@@ -129,9 +129,11 @@ class MinPilotDeadbandEVSE(acnsim.DeadbandEVSE):
 #: departure ("departures known", as in the issue's first table). Set by --departures.
 DEPARTURES = "estimated"
 HISTORY: list[PastSession] = []   # what ours forecasts arrivals from (main: --forecast-days)
-#: --forecast-days: how many days before each planned day the forecast reads (the live service's
-#: smart_charging.arrival_forecast_days, passed to expected_arrivals as lookback_days)
+#: --forecast-days and --quiet-day-fraction: how many days before each planned day the forecast reads and
+#: which quiet days it leaves out (the live service's smart_charging.arrival_forecast_days and
+#: arrival_forecast_quiet_fraction, passed to expected_arrivals as lookback_days and quiet_day_fraction)
 FORECAST_DAYS = [SmartChargingConfig().arrival_forecast_days]
+QUIET_DAY_FRACTION = [SmartChargingConfig().arrival_forecast_quiet_fraction]
 POWER_DUMP: Path | None = None    # --dump-power DIR
 #: (departure the driver stated, departure) of the sessions in HISTORY: what the live service learns the
 #: departure margin from (csms.services.smart.margin). "Stated" is what the schedulers are told (--departures).
@@ -297,12 +299,12 @@ class OursAlgorithm(BaseAlgorithm):
 
 def history_forecast(now: datetime, horizon_end: datetime) -> tuple[ExpectedArrival, ...]:
     """The expected arrivals ours is told, as the live service computes them (plan_input): from HISTORY, the
-    last ``FORECAST_DAYS`` days of today's kind, a car's power 32 A at 208 V."""
+    last ``FORECAST_DAYS`` days of today's kind, quiet days left out, a car's power 32 A at 208 V."""
     if not HISTORY:
         return ()
     return expected_arrivals(HISTORY, now, horizon_end, SITE_TZ, lookback_days=FORECAST_DAYS[0],
                              min_days=SmartChargingConfig().arrival_forecast_min_days,
-                             car_power_w=MAX_A * VOLTAGE)
+                             car_power_w=MAX_A * VOLTAGE, quiet_day_fraction=QUIET_DAY_FRACTION[0])
 
 
 def oracle_arrivals(sessions: Sequence[PastSession], now: datetime, horizon_end: datetime
@@ -826,6 +828,10 @@ def main(argv: Sequence[str] | None = None) -> Report:
     ap.add_argument("--forecast-days", type=int, default=FORECAST_DAYS[0],
                     help="days of history before each day that ours forecasts arrivals from, as the live service "
                          "does (smart_charging.arrival_forecast_days; 0 = no forecast; default %(default)s)")
+    ap.add_argument("--quiet-day-fraction", type=float, default=QUIET_DAY_FRACTION[0],
+                    help="days with fewer sessions than this share of the median day's are left out of the "
+                         "forecast (smart_charging.arrival_forecast_quiet_fraction; 0 = none; "
+                         "default %(default)s)")
     ap.add_argument("--departures", choices=("estimated", "actual"), default="estimated",
                     help="what LLF, EDF and ours are told: the driver's estimate (default) or the actual departure")
     ap.add_argument("--forecast", choices=("history", "oracle", "oracle-mean"), default="history",
@@ -862,6 +868,7 @@ def main(argv: Sequence[str] | None = None) -> Report:
     # The flag sets both how much history is loaded and how far back the forecast reads it (it used to load
     # forecast_days of history while expected_arrivals kept its default 14-day lookback).
     FORECAST_DAYS[0] = args.forecast_days
+    QUIET_DAY_FRACTION[0] = args.quiet_day_fraction
     HISTORY[:] = history(args.site, args.start, args.days, args.forecast_days)
     if args.forecast.startswith("oracle"):
         ORACLE_RULE[0] = "mean" if args.forecast == "oracle-mean" else "must"
@@ -883,6 +890,8 @@ def main(argv: Sequence[str] | None = None) -> Report:
                    f"--algorithms {','.join(algorithms)} --departures {args.departures} --margin {args.margin}"
                    + (f" --forecast {args.forecast}" if args.forecast != "history" else "")
                    + (f" --forecast-days {args.forecast_days}" if args.forecast_days != cfg.arrival_forecast_days else "")
+                   + (f" --quiet-day-fraction {args.quiet_day_fraction:g}"
+                      if args.quiet_day_fraction != cfg.arrival_forecast_quiet_fraction else "")
                    + (f" --slot-s {args.slot_s}" if args.slot_s != 900 else ""))
     print()
     print(markdown(rep))

@@ -358,13 +358,19 @@ class SmartChargingConfig(_Strict):
     learned_dwell_min_sessions: int = Field(5, ge=1)
     #: The plan is told which cars usually arrive in the coming hours: the site's sessions of its last
     #: `arrival_forecast_days` days of the same kind (weekday or weekend), grouped by arrival hour, each group
-    #: its mean energy and number of cars per day and its median stay (csms.scheduling.forecast). The plan
-    #: schedules them as flexible demand of a tiny priority (csms.scheduling.expected). It only shapes peak
-    #: shaving below the site's limit (cars here charge sooner when many are expected later), so it is used
-    #: only with `shave_below_limit`; it never limits anyone and never takes energy from a car that is here.
-    #: 0 turns it off; with history on fewer than `arrival_forecast_min_days` such days there is no forecast.
-    arrival_forecast_days: int = Field(14, ge=0, le=90)
+    #: its mean energy and number of cars per day and its energy-weighted mean stay
+    #: (csms.scheduling.forecast); a day with fewer sessions than `arrival_forecast_quiet_fraction` × the
+    #: median day's (a holiday, a day off) is left out. The plan schedules them as flexible demand of a tiny
+    #: priority (csms.scheduling.expected). It only shapes peak shaving below the site's limit (cars here
+    #: charge sooner when many are expected later), so it is used only with `shave_below_limit`; it never
+    #: limits anyone and never takes energy from a car that is here. 0 turns it off; with history on fewer
+    #: than `arrival_forecast_min_days` such days there is no forecast.
+    #: 28 days rather than 14 (2026-12-07): a longer mean follows a busy or quiet week less and averages out
+    #: the odd day; with quiet days left out, lower peak on 14 of 20 site-weeks of ACN sessions uncapped
+    #: (docs/acn_benchmark.md, "Quiet days and a longer history").
+    arrival_forecast_days: int = Field(28, ge=0, le=90)
     arrival_forecast_min_days: int = Field(3, ge=1)
+    arrival_forecast_quiet_fraction: float = Field(0.5, ge=0, lt=1)
 
     def for_site(self, site: "SiteConfig") -> "SmartChargingConfig":
         """These settings with the site's own planning grid and solver budget (SiteConfig.planning)."""

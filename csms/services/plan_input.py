@@ -173,7 +173,9 @@ def build_input(
         first_slot_s=first_slot_s, replan_s=cfg.replan_interval_s, peak_floor_kw=peak_floor_kw,
         expected_arrivals=expected_arrivals(history, now, edges[-1], ZoneInfo(site.timezone),
                                             cfg.arrival_forecast_days, cfg.arrival_forecast_min_days,
-                                            car_power_w=_mean_evse_power_w(specs)) if forecast else (),
+                                            car_power_w=_mean_evse_power_w(specs),
+                                            quiet_day_fraction=cfg.arrival_forecast_quiet_fraction)
+        if forecast else (),
     )
 
 

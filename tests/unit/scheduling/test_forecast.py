@@ -80,6 +80,31 @@ def test_the_next_morning_is_forecast_past_midnight_in_site_time() -> None:
     assert expected_arrivals(history, late, late + timedelta(hours=8), tz) == ()   # beyond the horizon
 
 
+def test_quiet_days_are_left_out_of_the_mean() -> None:
+    """Four weekdays with four cars from 10:00 (5 kWh each) and a holiday with one car (10 kWh): with the
+    holiday averaged in, every normal day's 10:00 group is under-forecast (18 kWh, 3.4 cars); left out as a
+    day with fewer than half the median day's sessions, the group is the normal day's (20 kWh, 4 cars)."""
+    normal = [PastSession(datetime(2026, 2, d, 10, tzinfo=UTC), datetime(2026, 2, d, 12, tzinfo=UTC), 5_000)
+              for d in (23, 24, 25, 26) for _ in range(4)]                  # Monday to Thursday
+    holiday = [day_of(2, 10, 2, 10_000)]                                   # Monday 2 March
+    horizon = NOW + timedelta(hours=12)
+    averaged, = expected_arrivals(normal + holiday, NOW, horizon, UTC)
+    assert (averaged.energy_wh, averaged.cars) == (pytest.approx(18_000), pytest.approx(3.4))
+    kept, = expected_arrivals(normal + holiday, NOW, horizon, UTC, quiet_day_fraction=0.5)
+    assert (kept.energy_wh, kept.cars) == (pytest.approx(20_000), pytest.approx(4.0))
+    assert kept.departure - kept.arrival == timedelta(hours=2)
+    # A day with half the median's sessions or more is an ordinary quieter day and counts.
+    two_cars = [PastSession(datetime(2026, 3, 2, 10, tzinfo=UTC), datetime(2026, 3, 2, 12, tzinfo=UTC),
+                            5_000)] * 2
+    counted, = expected_arrivals(normal + two_cars, NOW, horizon, UTC, quiet_day_fraction=0.5)
+    assert (counted.energy_wh, counted.cars) == (pytest.approx(90_000 / 5), pytest.approx(18 / 5))
+    # Quiet days do not count towards the days of history a forecast needs (two normal days of four).
+    sparse = normal[:8] + holiday + [PastSession(datetime(2026, 2, 27, 10, tzinfo=UTC),
+                                                 datetime(2026, 2, 27, 12, tzinfo=UTC), 1_000)]
+    assert expected_arrivals(sparse, NOW, horizon, UTC) != ()
+    assert expected_arrivals(sparse, NOW, horizon, UTC, quiet_day_fraction=0.5) == ()
+
+
 def site(n: int) -> tuple[list[EvseSpec], CircuitSpec]:
     evses = [EvseSpec(k, 32.0, 6.0, (1,), V) for k in "ABCDEFGH"[:n]]
     return evses, CircuitSpec("site", max_power_w=None, evse_keys=tuple(e.evse_key for e in evses))

@@ -126,6 +126,15 @@ def test_the_arrival_forecast_reaches_the_plan_only_where_it_shaves_below_the_li
         (NOW + timedelta(hours=2), NOW + timedelta(hours=4), 10_000, 1.0)]
     assert expected(SmartChargingConfig()) == ()
     assert expected(SmartChargingConfig(shave_below_limit=True, arrival_forecast_days=0)) == ()
+    # Four more days with four such cars each: the three one-car days are quiet (under half the median's four
+    # cars) and left out by default, so the forecast is the busy days' four cars, not 19 cars over 7 days.
+    history += [PastSession(NOW - timedelta(days=d) + timedelta(hours=2),
+                            NOW - timedelta(days=d) + timedelta(hours=4), 10_000)
+                for d in (4, 7, 8, 9) for _ in range(4)]
+    (busy,) = expected(SmartChargingConfig(shave_below_limit=True))
+    assert (busy.energy_wh, busy.cars) == (40_000, 4.0)
+    (averaged,) = expected(SmartChargingConfig(shave_below_limit=True, arrival_forecast_quiet_fraction=0))
+    assert (averaged.energy_wh, averaged.cars) == (pytest.approx(190_000 / 7), pytest.approx(19 / 7))
 
 
 def test_a_forecast_stay_past_the_horizon_counts_what_the_evse_cannot_deliver_after_it() -> None:
