@@ -135,6 +135,9 @@ class ConnectionRegistry:
             except Exception as e:  # noqa: BLE001 - a command never raises to the caller
                 log.exception("command failed station=%s command=%s", station_id, name)
                 result = CommandResult(CommandStatus.ERROR, detail=f"{type(e).__name__}: {e}")
-            log.info("command station=%s command=%s status=%s ms=%.0f detail=%s", station_id, name,
-                     result.status, (time.perf_counter() - t0) * 1000, result.detail)
+            # An accepted command at DEBUG (smart charging sends thousands; csms_ocpp_call_latency_seconds counts them);
+            # anything else at INFO, where an operator looks for why a charger did not follow.
+            log.log(logging.DEBUG if result.status is CommandStatus.ACCEPTED else logging.INFO,
+                    "command station=%s command=%s status=%s ms=%.0f detail=%s", station_id, name,
+                    result.status, (time.perf_counter() - t0) * 1000, result.detail)
         return result

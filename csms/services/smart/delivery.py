@@ -210,7 +210,8 @@ class Delivery:
         )
         res = await self.gateway.send(station_id, cmd.SetChargingProfile(0, profile))
         now = self.clock.now()
-        log.info("tx default profile station=%s limit_a=%s status=%s", station_id, limit_a, res.status)
+        log.log(logging.DEBUG if res.accepted else logging.INFO,
+                "tx default profile station=%s limit_a=%s status=%s", station_id, limit_a, res.status)
         if res.accepted:
             self.state.default_accepted(station_id, limit_a, idle, now)
             return True
