@@ -137,7 +137,7 @@ class ConnectionRegistry:
                 result = CommandResult(CommandStatus.ERROR, detail=f"{type(e).__name__}: {e}")
             # An accepted command at DEBUG (smart charging sends thousands; csms_ocpp_call_latency_seconds counts them);
             # anything else at INFO, where an operator looks for why a charger did not follow.
-            log.log(logging.DEBUG if result.status is CommandStatus.ACCEPTED else logging.INFO,
+            log.log(logging.DEBUG if result.accepted else logging.INFO,
                     "command station=%s command=%s status=%s ms=%.0f detail=%s", station_id, name,
                     result.status, (time.perf_counter() - t0) * 1000, result.detail)
         return result

@@ -15,7 +15,7 @@ from csms.billing_config import BillingConfig
 from csms.config import Config
 from csms.domain.model import Transaction
 from csms.domain.records import InvoiceRecord
-from csms.domain.store_ports import StorePort
+from csms.domain.store_ports import StorePort, StoreSession
 from .overstay import busy_intervals
 from .site_load import SiteLoadMeter, StationInfo
 from .state import SessionTrack, readings_from_samples
@@ -82,18 +82,24 @@ class Invoicer:
         invoice and whether it was created now (False: the transaction already had one)."""
         invoice = await self.price(tx, track, session_end, booking_end)
         o = invoice.overstay
-        async with self.store.session() as s:
-            created = await s.add_invoice(InvoiceRecord(
-                tx_key=tx.key, station_id=tx.station_id, charger_tx_id=tx.charger_tx_id,
-                evse_id=tx.evse.evse_id,
-                site_id=track.site_id, id_token=tx.id_token, group=tx.group, currency=invoice.currency,
-                session_start=invoice.session_start, session_end=invoice.session_end, finalised_at=now,
-                reason=reason, energy_wh=str(invoice.energy_wh), subtotal=str(invoice.subtotal.amount),
-                tax=str(invoice.tax.amount), total=str(invoice.total.amount),
-                overstay_minutes=o.minutes if o else 0, overstay_fee=str(o.fee.amount) if o else "0",
-                lines=tuple(line.to_dict() for line in invoice.lines),
-                anomalies=tuple(a.to_dict() for a in invoice.anomalies), data=invoice.to_dict()))
-            await s.save_billing_session(track.to_record(now, finalised=True))
+        record = InvoiceRecord(
+            tx_key=tx.key, station_id=tx.station_id, charger_tx_id=tx.charger_tx_id,
+            evse_id=tx.evse.evse_id,
+            site_id=track.site_id, id_token=tx.id_token, group=tx.group, currency=invoice.currency,
+            session_start=invoice.session_start, session_end=invoice.session_end, finalised_at=now,
+            reason=reason, energy_wh=str(invoice.energy_wh), subtotal=str(invoice.subtotal.amount),
+            tax=str(invoice.tax.amount), total=str(invoice.total.amount),
+            overstay_minutes=o.minutes if o else 0, overstay_fee=str(o.fee.amount) if o else "0",
+            lines=tuple(line.to_dict() for line in invoice.lines),
+            anomalies=tuple(a.to_dict() for a in invoice.anomalies), data=invoice.to_dict())
+        finalised = track.to_record(now, finalised=True)
+
+        async def work(s: StoreSession) -> bool:
+            created = await s.add_invoice(record)
+            await s.save_billing_session(finalised)
+            return created
+        # Through the group commit (one writer on SQLite, see SiteLoadMeter._write); both rows in one transaction.
+        created = await self.store.write(work)
         if created:
             log.info("invoice tx=%s total=%s %s energy_wh=%s overstay_min=%s reason=%s anomalies=%d", tx.key,
                      invoice.total.amount, invoice.currency, invoice.energy_wh, o.minutes if o else 0, reason,
