@@ -57,7 +57,7 @@ class _Rows:
 
     def arrays(self, rows: Sequence[dict[str, Any]], keys: Sequence[str] | None = None) -> list[list[Any]]:
         out = []
-        for name, key, proc in zip(self.names, keys or self.names, self.procs, strict=True):
+        for key, proc in zip(keys or self.names, self.procs, strict=True):
             if proc is None:
                 out.append([r[key] for r in rows])
             else:
@@ -91,17 +91,17 @@ class PgBatch:
             f"tx_upd AS (UPDATE {tq} AS t SET {sets} FROM tx_in AS x WHERE t.{key} = x.{key} RETURNING t.{key}), "
             # a row that went away meanwhile: inserted again (the other path's update-or-insert)
             f"tx_new AS (INSERT INTO {tq} ({cols(self._tx)}) SELECT {cols(self._tx)} FROM tx_in "
-            f"WHERE {key} NOT IN (SELECT {key} FROM tx_upd) RETURNING 1), "
+            f"WHERE {key} NOT IN (SELECT {key} FROM tx_upd)), "
+            # (data-modifying CTEs run whether or not the query reads them)
             f"hist AS (INSERT INTO {q(history.name)} ({cols(self._history)}) "
-            f"SELECT * FROM {self._history.unnest(q)} RETURNING 1), "
+            f"SELECT * FROM {self._history.unnest(q)}), "
             # a value already stored under the natural key (a replayed MeterValues) is skipped
             f"smp AS (INSERT INTO {q(samples.name)} ({cols(self._samples)}) "
-            f"SELECT * FROM {self._samples.unnest(q)} ON CONFLICT DO NOTHING RETURNING 1), "
+            f"SELECT * FROM {self._samples.unnest(q)} ON CONFLICT DO NOTHING), "
             # a seqNo applied twice raises (unique): nothing of the statement is committed
             f"seq AS (INSERT INTO {q(seqs.name)} ({cols(self._seqs)}) "
-            f"SELECT * FROM {self._seqs.unnest(q)} RETURNING 1) "
-            "SELECT (SELECT count(*) FROM tx_upd), (SELECT count(*) FROM tx_new), (SELECT count(*) FROM hist), "
-            "(SELECT count(*) FROM smp), (SELECT count(*) FROM seq)")
+            f"SELECT * FROM {self._seqs.unnest(q)}) "
+            "SELECT 1")
 
     def parameters(self, txs: Sequence[dict[str, Any]], history: Sequence[dict[str, Any]],
                    samples: Sequence[dict[str, Any]], seqs: Sequence[dict[str, Any]]) -> tuple[Any, ...]:
@@ -109,10 +109,9 @@ class PgBatch:
                 *self._samples.arrays(samples), *self._seqs.arrays(seqs))
 
     async def run(self, session: Any, txs: Sequence[dict[str, Any]], history: Sequence[dict[str, Any]],
-                  samples: Sequence[dict[str, Any]], seqs: Sequence[dict[str, Any]]) -> tuple[int, ...]:
+                  samples: Sequence[dict[str, Any]], seqs: Sequence[dict[str, Any]]) -> None:
         """Write the rows in `session`'s transaction; if no statement ran in it yet, as a transaction of
-        its own (committed when this returns). Returns the rows updated, re-inserted, and inserted per
-        table."""
+        its own (committed when this returns)."""
         conn = await session.connection()
         fairy = await conn.get_raw_connection()
         adapt = fairy.dbapi_connection
@@ -120,8 +119,7 @@ class PgBatch:
         if alone:  # no BEGIN: the adapter starts none in autocommit, the server commits the statement
             adapt.autocommit = True
         try:
-            res = await conn.exec_driver_sql(self.sql, self.parameters(txs, history, samples, seqs))
-            return tuple(res.one())
+            await conn.exec_driver_sql(self.sql, self.parameters(txs, history, samples, seqs))
         finally:
             if alone:
                 adapt.autocommit = False

@@ -485,12 +485,19 @@ class StoreSession(BookingRepo):
                 fields = {k: v for k, v in row.items() if k != "b_key"}
                 await self.s.execute(insert(_T).values(key=row["b_key"], **fields))
 
-    async def _flush_and_commit(self, b: _SqliteBatch) -> None:
-        if self.s.new or self.s.dirty or self.s.deleted:  # ORM rows of this transaction go first
+    async def _take_later(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]],
+                                         list[dict[str, Any]]]:
+        """For a batch's one-hop write: ORM rows of this transaction flushed first, then the pending
+        transaction UPDATEs, status history, samples and seqNos, taken (the session holds none after)."""
+        if self.s.new or self.s.dirty or self.s.deleted:
             await self.s.flush()
-        txs, samples, seqs = list(self._later_tx.values()), self._later_samples, self._later_seqs
-        self._later_tx, self._later_samples, self._later_seqs, self._later_keys = {}, [], [], set()
-        status, self._later_status = self._later_status, []
+        later = (list(self._later_tx.values()), self._later_status, self._later_samples, self._later_seqs)
+        self._later_tx, self._later_status, self._later_samples, self._later_seqs = {}, [], [], []
+        self._later_keys = set()
+        return later
+
+    async def _flush_and_commit(self, b: _SqliteBatch) -> None:
+        txs, status, samples, seqs = await self._take_later()
         steps: list[tuple[sqlite_onehop.Compiled, Any, bool]] = []
         if txs:
             steps.append((b.tx_update, txs, True))
@@ -507,12 +514,7 @@ class StoreSession(BookingRepo):
     async def _flush_pg(self, b: PgBatch) -> None:
         """PostgreSQL: the pending rows in one statement, the transaction too if nothing ran before it
         (pg_batch.py); the session's commit then has nothing left to send."""
-        if self.s.new or self.s.dirty or self.s.deleted:  # ORM rows of this transaction go first
-            await self.s.flush()
-        txs, samples, seqs = list(self._later_tx.values()), self._later_samples, self._later_seqs
-        self._later_tx, self._later_samples, self._later_seqs, self._later_keys = {}, [], [], set()
-        status, self._later_status = self._later_status, []
-        await b.run(self.s, txs, status, samples, seqs)
+        await b.run(self.s, *await self._take_later())
 
     # --- stations -------------------------------------------------------------------------------
     async def station(self, station_id: str) -> Station | None:

@@ -462,21 +462,18 @@ class BillingService:
         the session, and at 10,000 chargers the 2.0.1 sessions' re-pricings on the message path held
         dozens of database connections at once and starved the group commit (PostgreSQL steady p99 4.6 s
         with billing on, 50 ms off; issue 10)."""
-        if not self.bc.enabled:
-            return None
-        try:
-            return await self._live_cost(tx, wait=False)
-        except Exception:  # noqa: BLE001 - a display figure must never break a charger's message
-            log.exception("running cost failed tx=%s", tx.key)
-            return None
+        return await self._figure(tx, wait=False)
 
     async def cost_so_far(self, tx: Transaction) -> float | None:
         """The same figure for the sessions API: at most COST_REFRESH old, priced now if older."""
+        return await self._figure(tx, wait=True)
+
+    async def _figure(self, tx: Transaction, wait: bool) -> float | None:
         if not self.bc.enabled:
             return None
         try:
-            return await self._live_cost(tx, wait=True)
-        except Exception:  # noqa: BLE001 - a display figure must never break a listing
+            return await self._live_cost(tx, wait)
+        except Exception:  # noqa: BLE001 - a display figure must never break a charger's message or a listing
             log.exception("running cost failed tx=%s", tx.key)
             return None
 
