@@ -502,6 +502,8 @@ def scrape_lag(api_port: int) -> dict[str, float]:
         out["fallback_plans"] = sum(float(v) for labels, v in plans if 'status="fallback"' in labels)
     for reason, v in re.findall(r'^csms_replan_requests_total\{reason="([^"]+)"\} (\S+)$', text, re.M):
         out[f"replan_requests:{reason}"] = float(v)
+    for kind, why, v in re.findall(r'^csms_profiles_sent_total\{kind="([^"]+)",why="([^"]+)"\} (\S+)$', text, re.M):
+        out[f"profiles_sent:{kind}:{why}"] = float(v)
     over = re.search(r'^csms_event_loop_lag_seconds_bucket\{le="0.1"\} (\S+)$', text, re.M)
     if over and "csms_event_loop_lag_seconds_count" in out:
         out["lag_over_100ms"] = out["csms_event_loop_lag_seconds_count"] - float(over.group(1))
@@ -639,6 +641,9 @@ def print_report(title: str, s: dict[str, Any], seconds: float) -> None:
         print(f"smart charging (whole run): {lag['plans']:.0f} plans, {lag.get('fallback_plans', 0):.0f} of them "
               f"fallbacks (solver failed or out of time); re-plan requests by what asked: "
               f"{dict(sorted(asked.items(), key=lambda kv: -kv[1]))}")
+        sent = {k.split(":", 1)[1]: int(v) for k, v in lag.items() if k.startswith("profiles_sent:")}
+        if sent:
+            print(f"charging profiles sent by kind:why: {dict(sorted(sent.items(), key=lambda kv: -kv[1]))}")
     if lag.get("csms_db_commits_total"):
         # CPU per message falls as more messages share a commit: a loaded machine makes batches larger.
         print(f"CSMS group commit (whole run): {lag['csms_db_commits_total']:.0f} commits, "

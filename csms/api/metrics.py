@@ -155,6 +155,12 @@ class CsmsCollector:
             for reason, n in sorted(smart.triggers.reasons.items()):
                 reasons.add_metric([reason], n)
             yield reasons
+            sent = CounterMetricFamily("csms_profiles_sent", "Charging profiles sent, by kind (tx_default, "
+                                       "tx_profile) and why (decrease, rise, new, unknown, probe, reassert)",
+                                       labels=["kind", "why"])
+            for (kind, why), n in sorted(smart.delivery.sent.items()):
+                sent.add_metric([kind, why], n)
+            yield sent
             yield limit
             yield cap
             yield from _planner_metrics(smart.planners.stats())

@@ -34,11 +34,17 @@ from csms.domain.clock import FakeClock
 from csms.domain.ids import EvseRef, StationId, TransactionKey
 from csms.domain.model import ChargingNeeds, Transaction
 from csms.services.plan_input import slot_floor
+from csms.services.smart.idle_share import IdleEvse, on_ladder
 from simulator.ev import EV, EVModel
 
 from .conftest import charger, ev, eventually, make_config, running
 
 KEY = "e2e-smart-key-0123456789"
+
+
+#: 22 kW over three idle three-phase 32 A EVSEs: 10.6 A each, sent rounded down to a level of the TxDefault
+#: ladder (idle_share.on_ladder): 10.4 A.
+IDLE_SHARE_A = on_ladder({"x": 10.6}, [IdleEvse("x#1", "x", 6.0, 32.0)])["x"]
 
 
 def setup(limit_kw: float, chargers: list[str], extra: str = "") -> str:
@@ -183,16 +189,17 @@ async def test_tx_default_is_the_idle_evses_share_of_what_the_cars_leave(sqlite_
         for cp in cps:
             await cp.connect(timeout=10)
         try:
-            await eventually(lambda: all(cp.effective_limit_a == 10.6 for cp in cps), what="TxDefault 10.6 A each")
+            await eventually(lambda: all(cp.effective_limit_a == IDLE_SHARE_A for cp in cps),
+                             what="TxDefault 10.6 A each, on the ladder")
             plan = await plan_of(c)
-            assert plan["tx_defaults_a"] == {"CP-A": 10.6, "CP-B": 10.6, "CP-C": 10.6}
+            assert plan["tx_defaults_a"] == {"CP-A": IDLE_SHARE_A, "CP-B": IDLE_SHARE_A, "CP-C": IDLE_SHARE_A}
             cp = cps[0]
             await cp.plug_in(ev(cp.clock), "TAG-A")
             await cp.start_charging()
             # At once, at its TxDefault: the first power the simulator recorded for the session.
             first = await eventually(lambda: next((x for x in cp.recorder.samples if x.power_w > 0), None),
                                      what="the car charging")
-            assert first.power_w == pytest.approx(10.6 * 690, abs=1)
+            assert first.power_w == pytest.approx(IDLE_SHARE_A * 690, abs=1)
             # Planned: the whole site (22 kW = 31.8 A of its 32 A); with a reserve of 2 x 6 A for the idle
             # EVSEs it would get at most 13.7 kW.
             await eventually(lambda: cp.power_w > 21_000, what="the car planned at the whole site")
@@ -221,7 +228,8 @@ async def test_idle_reserve_keeps_the_min_current_free_for_idle_evses(sqlite_url
         for cp in cps:
             await cp.connect(timeout=10)
         try:
-            await eventually(lambda: all(cp.effective_limit_a == 10.6 for cp in cps), what="TxDefault 10.6 A each")
+            await eventually(lambda: all(cp.effective_limit_a == IDLE_SHARE_A for cp in cps),
+                             what="TxDefault 10.6 A each, on the ladder")
             cp = cps[0]
             await cp.plug_in(ev(cp.clock), "TAG-A")
             await cp.start_charging()

@@ -47,6 +47,14 @@ def station_of(key: str) -> str:
     return key.rsplit("#", 1)[0]
 
 
+@dataclass(frozen=True)
+class Held:
+    """A station's profiles as we knew them when it (re)connected (see ControlState.held)."""
+
+    default_a: float | None  # its TxDefault (A per phase); None: unknown
+    profiles: dict[str, tuple[Piecewise, str]]  # EVSE key -> (accepted TxProfile, charger transaction id)
+
+
 @dataclass
 class EvseControl:
     """What we know an EVSE accepted, and what is in flight."""
@@ -213,6 +221,23 @@ class ControlState:
                 self.station_limit_a.pop(k, None)
             else:
                 self.station_limit_a[k] = limit / wpa if unit is RateUnit.WATTS else limit
+
+    def held(self, station_id: str, evse_ids: list[int]) -> "Held":
+        """What the station held as far as we know, before `station_ready` forgets it: its TxDefault and the
+        TxProfiles its EVSEs accepted (by EVSE key, with their transaction). Upper bounds, like all of this
+        state: a command that timed out counts at the higher of old and new."""
+        profiles = {}
+        for n in evse_ids:
+            k = evse_key(station_id, n)
+            ctl = self.evses.get(k)
+            if ctl is not None and ctl.accepted is not None and ctl.tx_id is not None:
+                profiles[k] = (ctl.accepted, ctl.tx_id)
+        return Held(self.tx_default_a.get(station_id), profiles)
+
+    def profile_accepted(self, key: str, p: Piecewise, tx_id: str, now: datetime) -> None:
+        ctl = self.ctl(key)
+        ctl.accepted, ctl.uncontrolled, ctl.tx_id, ctl.retry_at = p, False, tx_id, None
+        ctl.accepted_at = now
 
     def station_ready(self, station_id: str, evse_ids: list[int]) -> None:
         """A (re)connected station may hold any profile: every EVSE counts at its maximum until it accepts

@@ -13,9 +13,11 @@ grid (`Schedule.slot_starts()`). An EVSE in a session that never accepted a prof
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import timedelta
 
 from csms.config import ChargerConfig
@@ -28,7 +30,7 @@ from csms.scheduling import Schedule
 
 from ..limits import Piecewise, floor_to, never_above, pointwise, same_from
 from ..plan_input import evse_key
-from .control import RETRY_S, ControlState, retry_time
+from .control import RETRY_S, ControlState, Held, retry_time
 from .live import Live
 from .snapshot import Snapshot
 
@@ -45,15 +47,19 @@ DEFAULT_RAISE_STEP_A = 1.0
 #: may now charge rises by its min current, 6 A: always material). The car then draws up to this much less
 #: than planned until a material change; never more, so safety does not depend on it. Falls always go out.
 PROFILE_RAISE_STEP_A = 1.0
-#: TxDefault rises wait until no charger of the site became ready for this long (real seconds): see _defaults.
-#: Off (0): at 1 s it changed the plan counts two e2e tests assert; the hold while a newcomer waits for its
-#: first 0 A stays on.
-BOOT_QUIET_S = 0.0
+#: A site is booting while at least BOOT_READIES of its chargers became ready within the last BOOT_WINDOW_S real
+#: seconds (a ramp or a storm, not one charger rebooting): its TxDefault rises wait until that is over (see
+#: _defaults), and are then sent in one plan, paced (SENDS_AT_ONCE).
+BOOT_READIES = 3
+BOOT_WINDOW_S = 5.0
+#: Profiles of one delivery phase in flight at once (see _send_all).
+SENDS_AT_ONCE = 16
 
 #: (station, evse id, charger transaction id) a TxProfile is for.
 Target = tuple[str, int, str]
-#: A command of a phase: a TxProfile (EVSE key, limits) or a TxDefault (station id, A).
-Item = tuple[str, "Piecewise | float"]
+#: A command of a phase: a TxProfile (EVSE key, limits) or a TxDefault (station id, A), and why it is sent
+#: ("decrease", "rise", "new": never accepted or another transaction, "unknown": a TxDefault we do not know).
+Item = tuple[str, "Piecewise | float", str]
 
 
 class Delivery:
@@ -67,10 +73,25 @@ class Delivery:
         self._request = request
         self._retry_later = retry_later
         self._request_after = request_after
-        self._last_ready: dict[str, float] = {}  # per site: when a charger of it last became ready (monotonic)
+        #: Per site: when its chargers became ready lately (monotonic, the last BOOT_READIES).
+        self._readies: dict[str, collections.deque[float]] = {}
+        #: Profiles sent, by (kind, why): kind "tx_default" or "tx_profile"; why "decrease", "rise", "new",
+        #: "unknown", "probe", "reassert" (`/metrics` csms_profiles_sent: what a boot ramp or storm costs).
+        self.sent: collections.Counter[tuple[str, str]] = collections.Counter()
+        #: Stations whose `secure` commands are in flight: a plan meanwhile counts them at their maximum and
+        #: sends them nothing (their own re-plan follows).
+        self._securing: set[str] = set()
 
     def note_ready(self, site_id: str) -> None:
-        self._last_ready[site_id] = time.monotonic()
+        self._readies.setdefault(site_id, collections.deque(maxlen=BOOT_READIES)).append(time.monotonic())
+
+    def booting_for_s(self, site_id: str) -> float:
+        """How long the site still counts as booting (0: not booting): until BOOT_WINDOW_S after the oldest of
+        its last BOOT_READIES readies."""
+        readies = self._readies.get(site_id)
+        if readies is None or len(readies) < BOOT_READIES:
+            return 0.0
+        return max(0.0, readies[0] + BOOT_WINDOW_S - time.monotonic())
 
     async def deliver(self, snap: Snapshot, schedule: Schedule, defaults: dict[str, float]) -> None:
         """Send what changed: TxProfiles of planned sessions and the idle EVSEs' TxDefault per station."""
@@ -85,6 +106,8 @@ class Delivery:
         phase2: list[Item] = []
         for plan in schedule.sessions:
             info = snap.sessions[plan.session_key]
+            if info.station_id in self._securing:
+                continue
             key, tx_id = plan.evse_key, info.transaction_id
             targets[key] = (info.station_id, info.evse_id, tx_id)
             new = Piecewise.from_breaks(starts, [floor_to(v) for v in plan.current_a],
@@ -94,20 +117,20 @@ class Delivery:
             if old is not None and same_from(old, new, now, until) and ctl.tx_id == tx_id:
                 continue  # unchanged profiles are not resent
             if old is None:
-                phase2.append((key, new))  # never accepted: its draw is already counted as its max
+                phase2.append((key, new, "new"))  # never accepted: its draw is already counted as its max
                 continue
             low = pointwise(old, new, min).since(now)
             lower = not same_from(low, old, now, until)
             if lower:
-                phase1.append((key, low))
+                phase1.append((key, low, "decrease"))
             if not never_above(new, low, now, until):
                 # A rise. Immaterial ones (< PROFILE_RAISE_STEP_A everywhere) stay unsent: the EVSE keeps `low`
                 # (or `old`), below the plan. A profile of another transaction is replaced whatever the rise.
                 if ctl.tx_id != tx_id or not never_above(new, low, now, until, PROFILE_RAISE_STEP_A):
-                    phase2.append((key, new))
+                    phase2.append((key, new, "rise" if ctl.tx_id == tx_id else "new"))
             elif not lower:
-                phase1.append((key, new))  # the same limits, for the session's new transaction
-        quiet_in_s = BOOT_QUIET_S - (time.monotonic() - self._last_ready.get(snap.site_id, -BOOT_QUIET_S))
+                phase1.append((key, new, "new"))  # the same limits, for the session's new transaction
+        quiet_in_s = self.booting_for_s(snap.site_id)
         hold = quiet_in_s > 0 or self._first_defaults_pending(snap)
         gained = self._defaults(defaults, phase1, phase2, hold_rises=hold)
         if hold and self._request_after is not None and self._rises_held:
@@ -138,7 +161,7 @@ class Delivery:
         """Queue TxDefault changes: decreases (and stations whose TxDefault we do not know, which count at
         their maximum) in phase 1, increases in phase 2. Returns the stations not yet controlled.
 
-        `hold_rises`: increases wait while a charger of the site became ready less than BOOT_QUIET_S ago or
+        `hold_rises`: increases wait while the site boots (BOOT_READIES within BOOT_WINDOW_S) or
         still waits for its first TxDefault. In a boot storm the shares fall while newcomers count at their
         maximum (they may hold any profile: that fall is safety, it is always sent) and rise once they took
         0 A, then fall again with the next newcomers: idle stations went 0 -> 16 -> 0 A several times
@@ -147,17 +170,65 @@ class Delivery:
         unknown: list[str] = []
         self._rises_held = False
         for station_id, new in defaults.items():
+            if station_id in self._securing:
+                continue
             old = self.state.tx_default_a.get(station_id)
             if old is None:
                 unknown.append(station_id)
-                phase1.append((station_id, new))
+                phase1.append((station_id, new, "unknown"))
             elif new < old - DEFAULT_TOLERANCE_A:
-                phase1.append((station_id, new))
+                phase1.append((station_id, new, "decrease"))
             elif hold_rises:
                 self._rises_held |= new > old + DEFAULT_TOLERANCE_A
             elif new >= old + DEFAULT_RAISE_STEP_A or (new > old + DEFAULT_TOLERANCE_A and old == 0):
-                phase2.append((station_id, new))
+                phase2.append((station_id, new, "rise"))
         return unknown
+
+    async def secure(self, station_id: str, evse_ids: list[int], held: Held, busy: Mapping[int, str]) -> bool:
+        """A station just (re)connected and counts at its maximum until it accepts a profile of ours. Left to
+        the plan, that maximum shrank every other EVSE's share for a plan or two: a storm of reconnects sent
+        about twelve profiles per charger, most of them to chargers that had not moved (a decrease, then
+        the rise back), and probed every running session with 0 A. So before its site is planned, send it
+        what it held as far as we know - its TxDefault, and the TxProfile of each session still running on
+        the same transaction - or a 0 A TxDefault if we knew nothing. Neither is more than the plans before
+        counted for it, so once it is accepted no other EVSE has to change. Only what it accepts counts;
+        anything else stays at its maximum for the plan to deal with, as before. `busy`: EVSE id ->
+        charger transaction id of its open sessions (from the database). True if it took every command: then
+        nothing about it is urgent any more."""
+        self._securing.add(station_id)
+        try:
+            return await self._secure(station_id, evse_ids, held, busy)
+        finally:
+            self._securing.discard(station_id)
+
+    async def _secure(self, station_id: str, evse_ids: list[int], held: Held, busy: Mapping[int, str]) -> bool:
+        now = self.clock.now()
+        idle = [evse_key(station_id, n) for n in evse_ids if n not in busy]
+        default_a = held.default_a if held.default_a is not None else 0.0
+        self.sent["tx_default", "reassert" if held.default_a is not None else "first"] += 1
+        res = await self.gateway.send(station_id, cmd.SetChargingProfile(0, self._tx_default(station_id, default_a)))
+        if not res.accepted:
+            return False
+        self.state.default_accepted(station_id, default_a, idle, self.clock.now())
+        sends = []
+        for n, tx_id in busy.items():
+            key = evse_key(station_id, n)
+            p_tx = held.profiles.get(key)
+            if p_tx is None or p_tx[1] != tx_id or p_tx[0].end <= now:
+                continue  # never controlled, or another session: the plan probes it
+            p = replace(p_tx[0].since(now), after=self.state.after_a(station_id))
+            self.sent["tx_profile", "reassert"] += 1
+            sends.append(self._reassert((station_id, n, tx_id), p))
+        # A session we held no profile for is probed by the plan: urgent too.
+        return all(await asyncio.gather(*sends)) and len(sends) == len(busy)
+
+    async def _reassert(self, target: Target, p: Piecewise) -> bool:
+        station_id, evse_id, tx_id = target
+        res = await self.gateway.send(station_id, cmd.SetChargingProfile(
+            evse_id, tx_profile(evse_id, tx_id, p, self.live.charger(station_id))))
+        if res.accepted:
+            self.state.profile_accepted(evse_key(station_id, evse_id), p, tx_id, self.clock.now())
+        return res.accepted
 
     async def probe(self, snap: Snapshot) -> bool:
         """Gain control of EVSEs in a session that never accepted a profile from us, by sending a 0 A
@@ -172,9 +243,10 @@ class Delivery:
             ctl = self.state.evses.get(key)
             if key not in fixed or (ctl is not None and (ctl.accepted is not None or ctl.uncontrolled)):
                 continue
-            if not self.gateway.is_connected(info.station_id):
+            if not self.gateway.is_connected(info.station_id) or info.station_id in self._securing:
                 continue
             p = Piecewise.constant(0.0, inp.start, inp.end, after=self.state.after_a(info.station_id))
+            self.sent["tx_profile", "probe"] += 1
             gained |= await self._send_profile((info.station_id, info.evse_id, info.transaction_id), p)
         return gained
 
@@ -196,19 +268,24 @@ class Delivery:
     async def _send_all(self, snap: Snapshot, targets: dict[str, Target], items: list[Item]) -> bool:
         if not items:
             return True
-        results = await asyncio.gather(*(
-            self._send_profile(targets[k], v) if isinstance(v, Piecewise) else self._send_default(snap, k, v)
-            for k, v in items))
+        for _, v, why in items:
+            self.sent["tx_profile" if isinstance(v, Piecewise) else "tx_default", why] += 1
+        # At most SENDS_AT_ONCE in flight: a plan of a 1,000-EVSE site may change 500 profiles at once, and
+        # starting them all in one go (each encoded, validated and written before the loop turns) held the
+        # chargers' own messages back for a second (issue 10, a p99 burst at the end of a boot ramp).
+        pace = asyncio.Semaphore(SENDS_AT_ONCE)
+
+        async def one(k: str, v: "Piecewise | float") -> bool:
+            async with pace:
+                if isinstance(v, Piecewise):
+                    return await self._send_profile(targets[k], v)
+                return await self._send_default(snap, k, v)
+        results = await asyncio.gather(*(one(k, v) for k, v, _ in items))
         return all(results)
 
     async def _send_default(self, snap: Snapshot, station_id: str, limit_a: float) -> bool:
         idle = snap.idle_keys_of.get(station_id, [])
-        c = self.live.charger(station_id)
-        profile = ChargingProfile(
-            profile_id=TX_DEFAULT_PROFILE_ID, purpose=ProfilePurpose.TX_DEFAULT, stack_level=0,
-            unit=RateUnit.AMPS, periods=(SchedulePeriod(0, round(limit_a, 1), c.phases if c else None),),
-        )
-        res = await self.gateway.send(station_id, cmd.SetChargingProfile(0, profile))
+        res = await self.gateway.send(station_id, cmd.SetChargingProfile(0, self._tx_default(station_id, limit_a)))
         now = self.clock.now()
         log.log(logging.DEBUG if res.accepted else logging.INFO,
                 "tx default profile station=%s limit_a=%s status=%s", station_id, limit_a, res.status)
@@ -219,6 +296,13 @@ class Delivery:
                                    timed_out=str(res.status) in ("Timeout", "Error", "Offline"))
         self._retry_later(station_id, RETRY_S)
         return False
+
+    def _tx_default(self, station_id: str, limit_a: float) -> ChargingProfile:
+        c = self.live.charger(station_id)
+        return ChargingProfile(
+            profile_id=TX_DEFAULT_PROFILE_ID, purpose=ProfilePurpose.TX_DEFAULT, stack_level=0,
+            unit=RateUnit.AMPS, periods=(SchedulePeriod(0, round(limit_a, 1), c.phases if c else None),),
+        )
 
     async def _send_profile(self, target: Target, p: Piecewise) -> bool:
         station_id, evse_id, tx_id = target

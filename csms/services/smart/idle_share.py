@@ -102,6 +102,53 @@ def station_defaults(idle: Iterable[IdleEvse], share: Mapping[str, float]) -> di
     return out
 
 
+#: TxDefault shares move on a ladder of levels this far apart (see on_ladder).
+LADDER_RATIO = 1.25
+HYSTERESIS = 1.1
+
+
+def on_ladder(defaults: Mapping[str, float], idle: Iterable[IdleEvse],
+              held: Mapping[str, float] | None = None) -> dict[str, float]:
+    """Each station's TxDefault rounded down to a level of a ladder from its maximum down by LADDER_RATIO
+    (16 A: 16, 12.8, 10.2, 8.1, 6.5, then the 6 A minimum). Why: an equal share moves with every EVSE that
+    joins or leaves, and every decrease must be sent: while a site's chargers boot one by one, each plan
+    lowered every idle station's share a little, so n boots cost about n * n / 2 commands (15,469 TxDefault
+    decreases in a 1,000-charger ramp). On the ladder a falling share crosses a handful of levels. Rounding
+    down is always safe (the sum only shrinks); what is given up is at most a fifth of a share that a
+    car plugging in draws only until its own profile arrives. `held`: the TxDefault each station holds now;
+    it is kept while the share is at or above it and would not reach a higher level with a tenth less
+    (hysteresis: a share moving around a level must not step the station down and up on every plan)."""
+    levels: dict[str, tuple[float, float]] = {}
+    for e in idle:
+        lo, hi = levels.get(e.station_id, (0.0, math.inf))
+        levels[e.station_id] = (max(lo, e.min_a), min(hi, e.max_a))
+    out: dict[str, float] = {}
+    for station_id, a in defaults.items():
+        if station_id not in levels or a <= 0:
+            out[station_id] = a
+            continue
+        min_a, max_a = levels[station_id]
+        level = max_a
+        while level > a + MIN_TOLERANCE_A and level / LADDER_RATIO >= min_a:
+            level /= LADDER_RATIO
+        if level > a + MIN_TOLERANCE_A:
+            level = min_a if a >= min_a - MIN_TOLERANCE_A else 0.0
+        out[station_id] = min(a, round(floor_to(level), 1)) if level < a else a
+    if held:
+        lower = on_ladder({s: a / HYSTERESIS for s, a in defaults.items() if s in held}, levels_of(levels))
+        for station_id, old in held.items():
+            a = defaults.get(station_id)
+            if (a is not None and station_id in levels and levels[station_id][0] - MIN_TOLERANCE_A <= old
+                    <= a + MIN_TOLERANCE_A and lower.get(station_id, 0.0) <= old + MIN_TOLERANCE_A):
+                out[station_id] = old
+    return out
+
+
+def levels_of(levels: Mapping[str, tuple[float, float]]) -> list[IdleEvse]:
+    """Stand-in idle EVSEs carrying each station's (min, max) (on_ladder's second pass)."""
+    return [IdleEvse(f"{s}#0", s, lo, hi) for s, (lo, hi) in levels.items()]
+
+
 def busy_station_bounds(busy: Mapping[str, Iterable[Sequence[float]]], idle_stations: Iterable[str]
                         ) -> dict[str, float]:
     """The most a station's TxDefault may be while every EVSE of it is in a planned session.

@@ -32,7 +32,7 @@ from ..solver_thread import ThreadPlanners
 from .control import ControlState, station_of
 from .delivery import DEFAULT_TOLERANCE_A, Delivery
 from .dwell import DwellHistory
-from .idle_share import busy_station_bounds, shares, station_defaults
+from .idle_share import busy_station_bounds, on_ladder, shares, station_defaults
 from .live import Live
 from .overrides import SiteOverrides
 from .planning import Planners, Planning, SiteState
@@ -169,11 +169,25 @@ class SmartChargingService:
         if not self.live.enabled:
             return
         c = self.cfg.charger(station_id)
-        self.state.station_ready(station_id, [n for n, _ in charger_evses(c)] if c else [1])
+        evse_ids = [n for n, _ in charger_evses(c)] if c else [1]
+        held = self.state.held(station_id, evse_ids)
+        self.state.station_ready(station_id, evse_ids)
         site = self.state.station_site.get(station_id) or (c.site if c else None)
+        secured = False
         if site is not None:
             self.delivery.note_ready(site)
-        self.triggers.request_station(station_id, debounce=False, look_up=True, reason="ready")
+            if self.gateway.is_connected(station_id):
+                # Back to what it held (or 0 A) before its site plans: see Delivery.secure.
+                async with self.store.session() as s:
+                    busy = {t.evse.evse_id: t.charger_tx_id for t in await s.active_transactions(station_id)}
+                secured = await self.delivery.secure(station_id, evse_ids, held, busy)
+        # Secured with what it held, it is where the plans before left it: the next plan can wait for the
+        # debounce, which gathers a storm's reconnects into few plans; so can a new one (at 0 A) while its
+        # site boots (its share waits for the boots to end anyway). A charger that connects alone gets its
+        # share at once; one not secured counts at its maximum: plan now.
+        booting = site is not None and self.delivery.booting_for_s(site) > 0
+        self.triggers.request_station(station_id, debounce=secured and (held.default_a is not None or booting),
+                                      look_up=True, reason="ready")
 
     async def replan(self, site_id: str) -> Schedule | None:
         site = self.cfg.site(site_id)
@@ -195,7 +209,7 @@ class SmartChargingService:
             idle = shares(snap.without_idle_draws(), snap.idle, planned,
                           self.cfg.smart_charging.default_profile_current_a)
             st.last_schedule, st.last_snapshot = schedule, snap
-            defaults = station_defaults(snap.idle, idle)
+            defaults = on_ladder(station_defaults(snap.idle, idle), snap.idle, self.state.tx_default_a)
             defaults.update(self._busy_default_decreases(snap, schedule))
             await self.delivery.deliver(snap, schedule, defaults)
             st.tx_defaults = {s: a for s in defaults if (a := self.state.tx_default_a.get(s)) is not None}

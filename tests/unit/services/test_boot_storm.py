@@ -18,8 +18,8 @@ from csms.domain.events import StationOnline
 from csms.domain.ids import StationId
 from csms.domain.model import ChargingProfile, CommandResult, Station
 from csms.services.bus import EventBus
-from csms.services.smart import SmartChargingService
-from csms.services.smart.delivery import BOOT_QUIET_S
+from csms.services.smart import SmartChargingService, delivery
+from csms.services.smart.idle_share import LADDER_RATIO
 
 from .test_safety_invariant import T0, FakeCharger, FakeGateway, Store, World
 
@@ -70,7 +70,7 @@ async def _storm(n: int, limit_kw: float) -> tuple[CountingGateway, World]:
         clock.advance(seconds=1)
         await asyncio.sleep(0.003)
     await drain()
-    await asyncio.sleep(BOOT_QUIET_S + 0.1)  # TxDefault rises wait until no charger became ready for this long
+    await asyncio.sleep(delivery.BOOT_WINDOW_S + 0.1)  # TxDefault rises wait until the site stopped booting
     clock.advance(seconds=120)
     await svc.replan("s")
     await drain()
@@ -79,13 +79,17 @@ async def _storm(n: int, limit_kw: float) -> tuple[CountingGateway, World]:
     return gw, world
 
 
-def test_a_boot_storm_sends_each_idle_station_few_tx_defaults() -> None:
+def test_a_boot_storm_sends_each_idle_station_few_tx_defaults(monkeypatch: Any) -> None:
+    monkeypatch.setattr(delivery, "BOOT_WINDOW_S", 0.3)
     gw, world = asyncio.run(_storm(30, 200.0))
     worst = max(gw.defaults.values())
-    assert worst <= 3, (worst, gw.limits)
-    # ... and once it is over, every idle station holds its share of the site (200 kW over 30: 9.6 A at 690 W/A).
+    assert worst <= 3, (worst, {k: v for k, v in gw.limits.items() if len(v) > 3})
+    # ... and once it is over, every idle station holds its share of the site (200 kW over 30: 9.66 A at 690
+    # W/A), rounded down to a level of the ladder (idle_share.on_ladder).
     held = {i: c.tx_default.periods[0].limit for i, c in world.chargers.items() if c.tx_default is not None}
-    assert len(held) == 30 and min(held.values()) >= 9.0, held
+    fair_a = 200_000 / 30 / 690
+    assert len(held) == 30 and len(set(held.values())) == 1, held
+    assert fair_a / LADDER_RATIO <= min(held.values()) <= fair_a, held
 
 
 def test_a_storm_over_many_sites_plans_few_at_a_time_and_every_site_gets_its_plan() -> None:

@@ -98,3 +98,24 @@ def test_plan_plus_tx_defaults_stay_within_every_limit(limit_kw: float, n_idle: 
     with_defaults = SchedulingInput(**{**{f: getattr(bare, f) for f in bare.__dataclass_fields__},
                                        "fixed_draws": tuple(FixedDraw(k, a) for k, a in got.items() if a > 0)})
     assert check_limits(with_defaults, sch, tol_a=1e-3, tol_w=1.0) == []
+
+
+def test_shares_move_on_a_ladder_rounded_down_with_hysteresis() -> None:
+    """Issue 10: an equal share moved with every EVSE that joined, and every decrease is sent: a 1,000-charger
+    ramp sent 15,469 TxDefault decreases. On the ladder a falling share crosses a handful of levels."""
+    from csms.services.smart.idle_share import LADDER_RATIO, on_ladder
+
+    idle = [IdleEvse("A#1", "A", 6.0, 16.0)]
+    seen = []
+    for tenth in range(160, 59, -1):  # a share falling from 16 A to 6 A in 0.1 A steps
+        a = on_ladder({"A": tenth / 10}, idle)["A"]
+        assert tenth / 10 / LADDER_RATIO - 0.1 <= a <= tenth / 10  # never above the share, at most a level below
+        if not seen or seen[-1] != a:
+            seen.append(a)
+    assert seen == [16.0, 12.8, 10.2, 8.1, 6.5, 6.0], seen  # 5 decreases instead of 100
+    assert on_ladder({"A": 5.0}, idle)["A"] == 0.0 and on_ladder({"A": 0.0}, idle)["A"] == 0.0
+    # Held 8.1 A: kept while the share stays at or above it and a tenth less would not reach the next level.
+    assert on_ladder({"A": 11.0}, idle, {"A": 8.1})["A"] == 8.1
+    assert on_ladder({"A": 11.3}, idle, {"A": 8.1})["A"] == 10.2
+    assert on_ladder({"A": 8.0}, idle, {"A": 8.1})["A"] == 6.5  # below what it holds: down, always
+    assert on_ladder({"A": 7.0}, idle, {"A": 0.0})["A"] == 6.5  # from 0 A, up as soon as the minimum fits

@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
+import pytest
+
 from csms.config import parse_config
 from csms.domain.clock import FakeClock
 from csms.domain.enums import ProfilePurpose, RegistrationStatus
@@ -15,9 +17,16 @@ from csms.domain.events import TransactionChanged
 from csms.domain.ids import EvseRef, StationId, TransactionKey
 from csms.domain.model import ChargingProfile, CommandResult, Station, Transaction
 from csms.services.bus import EventBus
-from csms.services.smart import SmartChargingService
+from csms.services.smart import SmartChargingService, delivery
+from csms.services.smart.idle_share import LADDER_RATIO
 
 from .test_safety_invariant import T0, WPA, FakeCharger, FakeGateway, Store, World
+
+
+@pytest.fixture(autouse=True)
+def _short_boot_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """TxDefault rises wait while a site boots (delivery.BOOT_WINDOW_S, real seconds): shorter here."""
+    monkeypatch.setattr(delivery, "BOOT_WINDOW_S", 0.3)
 
 IDS = ["C0", "C1", "C2"]
 LIMIT_KW = 20.0  # the external cap (the site's own limit is 40 kW): the car (22 kW) is held below its max
@@ -128,4 +137,6 @@ def test_a_burst_of_ready_chargers_is_planned_a_handful_of_times() -> None:
     assert plans <= 20, plans  # 10-14 here (49 before coalescing)
     # Each station: its 0 A, then its share once the boots are over (7 before: 0 -> 7.2 -> 0 -> 6.6 -> ...).
     assert max(defaults.values()) <= 2, defaults
-    assert held_a >= 7.0, held_a  # and it holds its share (200 kW over 40 EVSEs at 690 W/A: 7.2 A)
+    # and it holds its share (200 kW over 40 EVSEs at 690 W/A: 7.2 A), rounded down to a level of the ladder
+    # (idle_share.on_ladder: 6.7 A for a 32 A charger)
+    assert 7.2 / LADDER_RATIO <= held_a <= 7.2, held_a
