@@ -135,10 +135,11 @@ def on_ladder(defaults: Mapping[str, float], idle: Iterable[IdleEvse],
             level = min_a if a >= min_a - MIN_TOLERANCE_A else 0.0
         out[station_id] = min(a, round(floor_to(level), 1)) if level < a else a
     if held:
+        # `held` covers every station of the fleet: look up this site's only.
         lower = on_ladder({s: a / HYSTERESIS for s, a in defaults.items() if s in held}, levels_of(levels))
-        for station_id, old in held.items():
-            a = defaults.get(station_id)
-            if (a is not None and station_id in levels and levels[station_id][0] - MIN_TOLERANCE_A <= old
+        for station_id, a in defaults.items():
+            old = held.get(station_id)
+            if (old is not None and station_id in levels and levels[station_id][0] - MIN_TOLERANCE_A <= old
                     <= a + MIN_TOLERANCE_A and lower.get(station_id, 0.0) <= old + MIN_TOLERANCE_A):
                 out[station_id] = old
     return out
