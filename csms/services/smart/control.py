@@ -53,6 +53,9 @@ class Held:
 
     default_a: float | None  # its TxDefault (A per phase); None: unknown
     profiles: dict[str, tuple[Piecewise, str]]  # EVSE key -> (accepted TxProfile, charger transaction id)
+    #: Every EVSE held a limit we knew: our TxDefault (idle, or a session that started while it was away: a
+    #: charger applies its TxDefault to a transaction without a TxProfile) or one of `profiles`.
+    complete: bool = False
 
 
 @dataclass
@@ -227,12 +230,14 @@ class ControlState:
         TxProfiles its EVSEs accepted (by EVSE key, with their transaction). Upper bounds, like all of this
         state: a command that timed out counts at the higher of old and new."""
         profiles = {}
+        known = True
         for n in evse_ids:
             k = evse_key(station_id, n)
             ctl = self.evses.get(k)
+            known = known and ctl is not None and ctl.accepted is not None
             if ctl is not None and ctl.accepted is not None and ctl.tx_id is not None:
                 profiles[k] = (ctl.accepted, ctl.tx_id)
-        return Held(self.tx_default_a.get(station_id), profiles)
+        return Held(self.tx_default_a.get(station_id), profiles, known)
 
     def profile_accepted(self, key: str, p: Piecewise, tx_id: str, now: datetime) -> None:
         ctl = self.ctl(key)

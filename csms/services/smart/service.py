@@ -177,9 +177,15 @@ class SmartChargingService:
         if site is not None:
             self.delivery.note_ready(site)
             if self.gateway.is_connected(station_id):
-                # Back to what it held (or 0 A) before its site plans: see Delivery.secure.
-                async with self.store.session() as s:
-                    busy = {t.evse.evse_id: t.charger_tx_id for t in await s.active_transactions(station_id)}
+                # Back to what it held (or 0 A) before its site plans: see Delivery.secure. Which EVSEs are in a
+                # session: what we held tells, if we knew every EVSE's limit (a storm of reconnects then reads
+                # nothing); otherwise the database (a new station, or after a restart, may run sessions under
+                # profiles we never saw).
+                if held.default_a is not None and held.complete:
+                    busy = {int(k.rsplit("#", 1)[1]): tx_id for k, (_, tx_id) in held.profiles.items()}
+                else:
+                    async with self.store.session() as s:
+                        busy = {t.evse.evse_id: t.charger_tx_id for t in await s.active_transactions(station_id)}
                 secured = await self.delivery.secure(station_id, evse_ids, held, busy)
         # Secured with what it held, it is where the plans before left it: the next plan can wait for the
         # debounce, which gathers a storm's reconnects into few plans; so can a new one (at 0 A) while its
