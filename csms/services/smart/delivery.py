@@ -310,8 +310,7 @@ class Delivery:
         profile = tx_profile(evse_id, tx_id, p, self.live.charger(station_id))
         res = await self.gateway.send(station_id, cmd.SetChargingProfile(evse_id, profile))
         if res.accepted:
-            ctl.accepted, ctl.uncontrolled, ctl.tx_id = p, False, tx_id
-            ctl.accepted_at = self.clock.now()
+            self.state.profile_accepted(evse_key(station_id, evse_id), p, tx_id, self.clock.now())
             return True
         if f"{station_id}/{tx_id}" in self.state.ended:
             log.debug("profile for an ended session refused station=%s evse=%s", station_id, evse_id)

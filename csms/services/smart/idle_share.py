@@ -128,26 +128,24 @@ def on_ladder(defaults: Mapping[str, float], idle: Iterable[IdleEvse],
             out[station_id] = a
             continue
         min_a, max_a = levels[station_id]
-        level = max_a
-        while level > a + MIN_TOLERANCE_A and level / LADDER_RATIO >= min_a:
-            level /= LADDER_RATIO
-        if level > a + MIN_TOLERANCE_A:
-            level = min_a if a >= min_a - MIN_TOLERANCE_A else 0.0
-        out[station_id] = min(a, round(floor_to(level), 1)) if level < a else a
-    if held:
-        # `held` covers every station of the fleet: look up this site's only.
-        lower = on_ladder({s: a / HYSTERESIS for s, a in defaults.items() if s in held}, levels_of(levels))
-        for station_id, a in defaults.items():
-            old = held.get(station_id)
-            if (old is not None and station_id in levels and levels[station_id][0] - MIN_TOLERANCE_A <= old
-                    <= a + MIN_TOLERANCE_A and lower.get(station_id, 0.0) <= old + MIN_TOLERANCE_A):
-                out[station_id] = old
+        out[station_id] = _ladder_floor(a, min_a, max_a)
+        old = (held or {}).get(station_id)
+        # `held` covers every station of the fleet: looked up for this site's only.
+        if (old is not None and min_a - MIN_TOLERANCE_A <= old <= a + MIN_TOLERANCE_A
+                and _ladder_floor(a / HYSTERESIS, min_a, max_a) <= old + MIN_TOLERANCE_A):
+            out[station_id] = old
     return out
 
 
-def levels_of(levels: Mapping[str, tuple[float, float]]) -> list[IdleEvse]:
-    """Stand-in idle EVSEs carrying each station's (min, max) (on_ladder's second pass)."""
-    return [IdleEvse(f"{s}#0", s, lo, hi) for s, (lo, hi) in levels.items()]
+def _ladder_floor(a: float, min_a: float, max_a: float) -> float:
+    """The highest level of the ladder from `max_a` down by LADDER_RATIO (then `min_a`) at or below `a`; 0
+    below the minimum."""
+    level = max_a
+    while level > a + MIN_TOLERANCE_A and level / LADDER_RATIO >= min_a:
+        level /= LADDER_RATIO
+    if level > a + MIN_TOLERANCE_A:
+        level = min_a if a >= min_a - MIN_TOLERANCE_A else 0.0
+    return min(a, round(floor_to(level), 1)) if level < a else a
 
 
 def busy_station_bounds(busy: Mapping[str, Iterable[Sequence[float]]], idle_stations: Iterable[str]
