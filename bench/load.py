@@ -491,7 +491,8 @@ def scrape_lag(api_port: int) -> dict[str, float]:
         return {}
     out = {}
     for name in ("csms_event_loop_lag_max_seconds", "csms_event_loop_lag_seconds_sum",
-                 "csms_event_loop_lag_seconds_count", "csms_db_commits_total", "csms_db_commit_units_total"):
+                 "csms_event_loop_lag_seconds_count", "csms_db_commits_total", "csms_db_commit_units_total",
+                 "csms_db_writer_busy_seconds_total", "csms_db_batch_units_max"):
         m = re.search(rf"^{name} (\S+)$", text, re.M)
         if m:
             out[name] = float(m.group(1))
@@ -523,7 +524,7 @@ async def run_against_csms(args: argparse.Namespace, workdir: Path) -> dict[str,
     with log.open("wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "csms", "--config", str(cfg_path)], cwd=workdir,
                                 stdout=out, stderr=subprocess.STDOUT,
-                                env={**os.environ, "PYTHONPATH": str(args.csms_root or ROOT)})
+                                env={**os.environ, "PYTHONPATH": os.environ.get("LOAD_EXTRA_PATH", "") + str(args.csms_root or ROOT)})
     try:
         await wait_port(ocpp_port, proc, 120, log)
         print(f"csms pid {proc.pid} on ws://127.0.0.1:{ocpp_port}/ocpp ({db_url.split(':')[0]}), "
@@ -647,7 +648,10 @@ def print_report(title: str, s: dict[str, Any], seconds: float) -> None:
     if lag.get("csms_db_commits_total"):
         # CPU per message falls as more messages share a commit: a loaded machine makes batches larger.
         print(f"CSMS group commit (whole run): {lag['csms_db_commits_total']:.0f} commits, "
-              f"{lag['csms_db_commit_units_total'] / lag['csms_db_commits_total']:.1f} units per commit")
+              f"{lag['csms_db_commit_units_total'] / lag['csms_db_commits_total']:.1f} units per commit"
+              + (f", largest {lag['csms_db_batch_units_max']:.0f}; writer busy {lag['csms_db_writer_busy_seconds_total']:.1f} s"
+                 f" ({1000 * lag['csms_db_writer_busy_seconds_total'] / lag['csms_db_commit_units_total']:.2f} ms per unit)"
+                 if "csms_db_writer_busy_seconds_total" in lag else ""))
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:

@@ -137,6 +137,11 @@ class CsmsCollector:
                                       value=gc.commits)
             yield CounterMetricFamily("csms_db_commit_units", "Charger messages (units of work) in them: "
                                       "units / commits is the mean group-commit batch", value=gc.units)
+            yield CounterMetricFamily("csms_db_writer_busy_seconds", "Wall time the group commit's writer spent "
+                                      "in transactions (its rate near 1: messages queue on the writer)",
+                                      value=gc.busy_s)
+            yield GaugeMetricFamily("csms_db_batch_units_max", "Largest group-commit batch so far",
+                                    value=gc.max_units)
         smart = ctx.smart
         if smart is not None:
             plans = CounterMetricFamily("csms_plans", "Plans computed, by site and status", labels=["site", "status"])

@@ -46,6 +46,8 @@ class StationAccessRecord:
     password_hash: str | None
     security_profile: int | None
     registration: RegistrationStatus
+    #: Its site (in memory with the rest: a connect's re-plan asks its site without a database read)
+    site_id: str = "default"
 
 
 @dataclass(frozen=True, slots=True)

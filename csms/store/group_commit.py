@@ -17,6 +17,7 @@ and each unit is run again alone, so one charger's bad message fails only its ow
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Generic, TypeVar
@@ -39,6 +40,10 @@ class GroupCommit(Generic[S]):
         #: Figures for /metrics: transactions committed and units in them.
         self.commits = 0
         self.units = 0
+        #: Wall time the writer spent in transactions (a busy fraction near 1 means the message path queues
+        #: on the writer, not on the event loop) and the largest batch it took.
+        self.busy_s = 0.0
+        self.max_units = 0
 
     async def write(self, work: Callable[[S], Awaitable[T]]) -> T:
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
@@ -54,7 +59,12 @@ class GroupCommit(Generic[S]):
             while self._queue:
                 batch = self._queue[: self._max_batch]
                 del self._queue[: self._max_batch]
-                await self._commit(batch)
+                self.max_units = max(self.max_units, len(batch))
+                t0 = time.perf_counter()
+                try:
+                    await self._commit(batch)
+                finally:
+                    self.busy_s += time.perf_counter() - t0
         finally:
             self._writer = None
             for _, fut in self._queue:  # only on cancellation (shutdown): nothing of these was committed

@@ -172,7 +172,8 @@ class MemorySession:
         r = self._t.stations.get(station_id)
         if r is None:
             return None
-        return StationAccessRecord(r.settings.password_hash, r.settings.security_profile, r.settings.registration)
+        return StationAccessRecord(r.settings.password_hash, r.settings.security_profile, r.settings.registration,
+                                   r.settings.site_id)
 
     async def station_settings(self, station_id: str) -> StationSettings | None:
         r = self._t.stations.get(station_id)

@@ -50,6 +50,21 @@ async def test_billing_sessions_round_trip_and_replace(store: Any) -> None:
         assert await s.open_billing_sessions() == [_track("B/2", -10, site_id=None)]
 
 
+async def test_a_session_reads_the_billing_rows_it_saved(store: Any) -> None:
+    """The SQL stores write billing rows with the batch (one upsert): a read in the same session sees the
+    last state saved."""
+    async with store.session() as s:
+        await s.save_billing_session(_track("A/1", 0))
+        assert await s.billing_session("A/1") == _track("A/1", 0)
+        await s.save_billing_session(_track("A/1", 0, drew_power=True))
+        await s.save_billing_session(_track("A/1", 0, drew_power=True, finalised=True))
+        assert await s.open_billing_sessions() == []
+        await s.save_billing_session(_track("B/2", 5))
+    async with store.session() as s:
+        assert await s.billing_session("A/1") == _track("A/1", 0, drew_power=True, finalised=True)
+        assert [b.tx_key for b in await s.open_billing_sessions()] == ["B/2"]
+
+
 def _tx(station: str, charger_id: str, end_min: int, token: str = "TAG") -> Transaction:
     from .test_transactions import tx
 

@@ -52,7 +52,7 @@ async def test_saving_settings_again_replaces_them_and_keeps_what_the_charger_re
 async def test_station_access(store: Any) -> None:
     async with store.session() as s:
         await s.save_station_settings("A", SETTINGS)
-        assert await s.station_access("A") == StationAccessRecord("h1", 2, RegistrationStatus.PENDING)
+        assert await s.station_access("A") == StationAccessRecord("h1", 2, RegistrationStatus.PENDING, "depot")
         assert await s.station_access("nope") is None
 
 
@@ -114,6 +114,41 @@ async def test_deleting_a_station_takes_its_connectors(store: Any) -> None:
     async with store.session() as s:
         assert await s.delete_station("A") is True
         assert await s.delete_station("A") is False
+    async with store.session() as s:
+        assert await s.station("A") is None and await s.connectors("A") == []
+
+
+async def test_a_session_reads_the_contacts_and_statuses_it_wrote(store: Any) -> None:
+    """Boots, contacts and connector statuses wait for the commit in the SQL stores (one hop for a batch):
+    whatever the same session reads afterwards sees them, in the order they were made."""
+    async with store.session() as s:
+        await s.save_station_settings("A", StationSettings())
+    async with store.session() as s:
+        await s.set_online("A", True, T0, "ocpp1.6")
+        await s.record_boot("A", StationInfo("ACME", "X1", "SN-1", "1.0"), "ocpp1.6", T0)
+        await s.record_status("A", EvseRef(1), ConnectorStatus.OCCUPIED, T0, None, None)
+        a = await s.station("A")
+        assert a is not None and a.online and a.info == StationInfo("ACME", "X1", "SN-1", "1.0")
+        assert [(c.evse, c.status) for c in await s.connectors("A")] == [(EvseRef(1), ConnectorStatus.OCCUPIED)]
+        await s.set_online("A", False, T0 + timedelta(seconds=1))
+        await s.set_online("A", True, T0 + timedelta(seconds=2), "ocpp2.0.1")
+        # a re-boot reports what it has now: a serial number it no longer sends is not kept
+        await s.record_boot("A", StationInfo("ACME", "X2"), "ocpp2.0.1", T0 + timedelta(seconds=2))
+        await s.record_status("A", EvseRef(1), ConnectorStatus.AVAILABLE, T0 + timedelta(seconds=2), None, None)
+    async with store.session() as s:
+        a = await s.station("A")
+        assert a is not None and a.online and a.protocol is ProtocolVersion.V201
+        assert a.info == StationInfo("ACME", "X2") and a.last_seen == T0 + timedelta(seconds=2)
+        assert [c.status for c in await s.connectors("A")] == [ConnectorStatus.AVAILABLE]
+
+
+async def test_a_status_and_then_a_delete_in_one_session_leave_no_connector(store: Any) -> None:
+    async with store.session() as s:
+        await s.save_station_settings("A", StationSettings())
+    async with store.session() as s:
+        await s.record_status("A", EvseRef(1), ConnectorStatus.AVAILABLE, T0, None, None)
+        await s.set_online("A", True, T0)
+        assert await s.delete_station("A") is True
     async with store.session() as s:
         assert await s.station("A") is None and await s.connectors("A") == []
 

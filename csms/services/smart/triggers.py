@@ -104,14 +104,14 @@ class Triggers:
 
     def request_station(self, station_id: str, debounce: bool = True, *, look_up: bool = False,
                         reason: str = "other") -> None:
-        """Re-plan the station's site. `look_up`: read its site from the database (it may have moved, e.g. a
+        """Re-plan the station's site. `look_up`: its site as committed (the store's station directory; it may have moved, e.g. a
         charger registered Pending and then accepted into a site through the API)."""
         site = None if look_up else self.state.station_site.get(station_id)
         if site is None and not look_up:
             c = self.live.charger(station_id)
             site = c.site if c else None
         if site is None:
-            self.spawn(self._request_station_from_db(station_id, debounce, reason), f"site-of-{station_id}")
+            self.spawn(self._request_station_looked_up(station_id, debounce, reason), f"site-of-{station_id}")
             return
         self.request(site, debounce, reason)
 
@@ -159,9 +159,9 @@ class Triggers:
         await self.clock.sleep(seconds)
         self.request_station(station_id, debounce=False, reason="retry")
 
-    async def _request_station_from_db(self, station_id: str, debounce: bool, reason: str) -> None:
-        async with self.store.session() as s:
-            st = await s.station(station_id)
+    async def _request_station_looked_up(self, station_id: str, debounce: bool, reason: str) -> None:
+        # As committed, from memory where the store keeps its stations' access records (every connect asks)
+        st = await self.store.station_access(station_id)
         if st is not None:
             self.state.station_site[station_id] = st.site_id
             self.request(st.site_id, debounce, reason)

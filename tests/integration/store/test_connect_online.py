@@ -111,3 +111,39 @@ async def test_an_online_write_that_failed_is_tried_again(core, monkeypatch: pyt
     assert len(calls) == 2 and await online(store, "CP1")
     assert onlines(seen) == [("CP1", True)]
     svc.close()
+
+
+async def test_boots_and_statuses_of_a_batch_share_one_hop_to_sqlite(core, db_url: str,  # type: ignore[no-untyped-def]
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """On SQLite the writes of boots and StatusNotifications wait for the batch's one hop (with its COMMIT),
+    however many units share it: each hop waits for its turn in a busy event loop, and 2-3 of them per
+    message made the writer, not the CPU, the limit of a boot ramp (issue 10)."""
+    if not db_url.startswith("sqlite"):
+        pytest.skip("counts aiosqlite's thread hops")
+    import aiosqlite
+
+    from csms.domain.enums import ConnectorStatus
+    from csms.domain.ids import EvseRef
+    svc, store, seen = core
+    await svc.booted("CP1", StationInfo("V", "M"), None)  # the station directory is loaded, the pool warm
+    hops: list[str] = []
+    original = aiosqlite.Connection._execute
+
+    async def counting(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        hops.append(getattr(fn, "__name__", repr(fn)))
+        return await original(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counting)
+    units = store.group_commit.units
+    commits = store.group_commit.commits
+    at = datetime(2026, 1, 12, 10, 1, tzinfo=UTC)
+    await asyncio.gather(
+        svc.booted("CP1", StationInfo("V", "M2", "SN"), None), svc.booted("CP2", StationInfo("V", "M"), None),
+        *(svc.status_changed(sid, EvseRef(1), ConnectorStatus.AVAILABLE, at, None, None) for sid in ("CP1", "CP2")))
+    assert store.group_commit.units == units + 4
+    n_commits = store.group_commit.commits - commits
+    assert len(hops) <= 2 * n_commits, hops  # BEGIN and the batch's writes with the COMMIT, per transaction
+    async with store.session() as s:
+        cp1 = await s.station("CP1")
+        assert cp1 is not None and cp1.info == StationInfo("V", "M2", "SN")
+        assert [c.status for c in await s.connectors("CP2")] == [ConnectorStatus.AVAILABLE]

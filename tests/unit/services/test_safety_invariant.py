@@ -30,6 +30,7 @@ from csms.domain.enums import ProfilePurpose, RegistrationStatus
 from csms.domain.events import StationOnline, TransactionChanged
 from csms.domain.ids import EvseRef, StationId, TransactionKey
 from csms.domain.model import ChargingProfile, CommandResult, Station, Transaction
+from csms.domain.records import StationAccessRecord
 from csms.services.bus import EventBus
 from csms.services.smart import SmartChargingService
 
@@ -127,6 +128,10 @@ class FakeStore:
 
     async def station(self, station_id: str) -> Station | None:
         return self.stations.get(station_id)
+
+    async def station_access(self, station_id: str) -> StationAccessRecord | None:
+        st = await self.station(station_id)
+        return StationAccessRecord(None, None, st.registration, st.site_id) if st is not None else None
 
     async def stations_(self) -> list[Station]:
         return list(self.stations.values())
