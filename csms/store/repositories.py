@@ -532,14 +532,10 @@ class StoreSession(BookingRepo):
         per table)."""
         stations, connectors, billing = self._take_deferred()
         dialect = self.s.get_bind().dialect.name
-        if stations:
-            await self.s.execute(_STATION_SEEN, [{"p_" + k: v for k, v in r.items()} for r in stations])
-        if connectors:
-            await self.s.execute(_upsert_for("connectors", dialect),
-                                 [{"p_" + k: v for k, v in r.items()} for r in connectors])
-        if billing:
-            await self.s.execute(_upsert_for("billing", dialect),
-                                 [{"p_" + k: v for k, v in r.items()} for r in billing])
+        for stmt, rows in ((_STATION_SEEN, stations), (_upsert_for("connectors", dialect), connectors),
+                           (_upsert_for("billing", dialect), billing)):
+            if rows:
+                await self.s.execute(stmt, [{"p_" + k: v for k, v in r.items()} for r in rows])
 
     def _take_deferred(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
         taken = (self._later_stations, self._later_connectors, list(self._later_billing.values()))
@@ -571,29 +567,20 @@ class StoreSession(BookingRepo):
     async def _flush_and_commit(self, b: _SqliteBatch) -> None:
         txs, status, samples, seqs = await self._take_later()
         stations, connectors, billing = self._take_deferred()
-        steps: list[tuple[sqlite_onehop.Compiled, Any, bool]] = []
-        if stations:
-            steps.append((b.stations, stations, False))
-        if connectors:
-            steps.append((b.connectors, connectors, False))
-        if billing:
-            steps.append((b.billing, billing, False))
-        if txs:
-            steps.append((b.tx_update, txs, True))
-        if status:
-            steps.append((b.history, status, False))
-        if samples:
-            steps.append((b.samples, samples, False))
-        if seqs:  # a seqNo applied twice raises here: the group commit then re-runs each unit alone
-            steps.append((b.seqs, seqs, False))
+        # (statement, rows, whether each row must change exactly one row); a seqNo applied twice raises in
+        # its step: the group commit then re-runs each unit alone
+        steps: list[tuple[sqlite_onehop.Compiled, Any, bool]] = [step for step in (
+            (b.stations, stations, False), (b.connectors, connectors, False), (b.billing, billing, False),
+            (b.tx_update, txs, True), (b.history, status, False), (b.samples, samples, False),
+            (b.seqs, seqs, False)) if step[1]]
         _, committed = await sqlite_onehop.run_batch(self.s, steps, commit=True)
         if not committed:  # a transaction row went away meanwhile: update-or-insert each; the session commits
             await self._upsert_each(txs)
 
     async def _flush_pg(self, b: PgBatch) -> None:
         """PostgreSQL: the pending rows in one statement, the transaction too if nothing ran before it
-        (pg_batch.py); the session's commit then has nothing left to send. Pending station updates and
-        connector upserts go first, one executemany each (then the transaction commits as usual)."""
+        (pg_batch.py); the session's commit then has nothing left to send. Pending station updates,
+        connector and billing upserts go first, one executemany each (then the transaction commits as usual)."""
         await self._flush_deferred()
         await b.run(self.s, *await self._take_later())
 
