@@ -47,6 +47,11 @@ def station_of(key: str) -> str:
     return key.rsplit("#", 1)[0]
 
 
+def evse_id_of(key: str) -> int:
+    """The EVSE id of an EVSE key ("<station>#<evse id>", plan_input.evse_key)."""
+    return int(key.rsplit("#", 1)[1])
+
+
 @dataclass(frozen=True)
 class Held:
     """A station's profiles as we knew them when it (re)connected (see ControlState.held)."""

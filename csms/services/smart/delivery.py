@@ -30,7 +30,7 @@ from csms.scheduling import Schedule
 
 from ..limits import Piecewise, floor_to, never_above, pointwise, same_from
 from ..plan_input import evse_key
-from .control import RETRY_S, ControlState, Held, retry_time
+from .control import RETRY_S, ControlState, Held, evse_id_of, retry_time
 from .live import Live
 from .snapshot import Snapshot
 
@@ -260,8 +260,8 @@ class Delivery:
             log.info("tx default profile cleared station=%s status=%s", station_id, res.status)
             prefix = f"{station_id}#"
             for key in [k for k in self.state.evses if k.startswith(prefix)]:
-                evse_id = int(key.rsplit("#", 1)[1])
-                await self.gateway.send(station_id, cmd.ClearChargingProfile(profile_id=TX_PROFILE_ID_BASE + evse_id))
+                await self.gateway.send(station_id,
+                                        cmd.ClearChargingProfile(profile_id=TX_PROFILE_ID_BASE + evse_id_of(key)))
         self.state.evses.clear()
         self.state.tx_default_a.clear()
 

@@ -29,7 +29,7 @@ from ..charging import StorePort
 from ..plan_input import charger_evses
 from ..planner_process import PlannerProcesses
 from ..solver_thread import ThreadPlanners
-from .control import ControlState, station_of
+from .control import ControlState, evse_id_of, station_of
 from .delivery import DEFAULT_TOLERANCE_A, Delivery
 from .dwell import DwellHistory
 from .idle_share import busy_station_bounds, on_ladder, shares, station_defaults
@@ -182,7 +182,7 @@ class SmartChargingService:
                 # nothing); otherwise the database (a new station, or after a restart, may run sessions under
                 # profiles we never saw).
                 if held.default_a is not None and held.complete:
-                    busy = {int(k.rsplit("#", 1)[1]): tx_id for k, (_, tx_id) in held.profiles.items()}
+                    busy = {evse_id_of(k): tx_id for k, (_, tx_id) in held.profiles.items()}
                 else:
                     async with self.store.session() as s:
                         busy = {t.evse.evse_id: t.charger_tx_id for t in await s.active_transactions(station_id)}

@@ -114,26 +114,17 @@ async def test_an_online_write_that_failed_is_tried_again(core, monkeypatch: pyt
 
 
 async def test_boots_and_statuses_of_a_batch_share_one_hop_to_sqlite(core, db_url: str,  # type: ignore[no-untyped-def]
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+                                                                    request: pytest.FixtureRequest) -> None:
     """On SQLite the writes of boots and StatusNotifications wait for the batch's one hop (with its COMMIT),
     however many units share it: each hop waits for its turn in a busy event loop, and 2-3 of them per
     message made the writer, not the CPU, the limit of a boot ramp (issue 10)."""
     if not db_url.startswith("sqlite"):
         pytest.skip("counts aiosqlite's thread hops")
-    import aiosqlite
-
     from csms.domain.enums import ConnectorStatus
     from csms.domain.ids import EvseRef
     svc, store, seen = core
     await svc.booted("CP1", StationInfo("V", "M"), None)  # the station directory is loaded, the pool warm
-    hops: list[str] = []
-    original = aiosqlite.Connection._execute
-
-    async def counting(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
-        hops.append(getattr(fn, "__name__", repr(fn)))
-        return await original(self, fn, *args, **kwargs)
-
-    monkeypatch.setattr(aiosqlite.Connection, "_execute", counting)
+    hops = request.getfixturevalue("hops")  # counting from here on
     units = store.group_commit.units
     commits = store.group_commit.commits
     at = datetime(2026, 1, 12, 10, 1, tzinfo=UTC)

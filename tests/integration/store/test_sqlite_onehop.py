@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import aiosqlite
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
@@ -24,20 +23,6 @@ async def engine(tmp_path: Path):  # type: ignore[no-untyped-def]
         await c.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY AUTOINCREMENT, k TEXT UNIQUE, v REAL)"))
     yield eng
     await eng.dispose()
-
-
-@pytest.fixture
-def hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every function run on aiosqlite's thread (its Connection._execute), by name."""
-    seen: list[str] = []
-    original = aiosqlite.Connection._execute
-
-    async def counting(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
-        seen.append(getattr(fn, "__name__", repr(fn)))
-        return await original(self, fn, *args, **kwargs)
-
-    monkeypatch.setattr(aiosqlite.Connection, "_execute", counting)
-    return seen
 
 
 def test_the_adapter_internals_it_needs_are_there() -> None:
