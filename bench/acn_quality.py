@@ -135,6 +135,9 @@ HISTORY: list[PastSession] = []   # what ours forecasts arrivals from (main: --f
 FORECAST_DAYS = [SmartChargingConfig().arrival_forecast_days]
 QUIET_DAY_FRACTION = [SmartChargingConfig().arrival_forecast_quiet_fraction]
 POWER_DUMP: Path | None = None    # --dump-power DIR
+#: --reserve-pct: the share of the paid peak kept free for unforeseen cars when there is no forecast (the live
+#: service's smart_charging.peak_reserve_without_forecast_pct; plan_input passes it only without a forecast)
+RESERVE_FRAC = [SmartChargingConfig().peak_reserve_without_forecast_pct / 100.0]
 #: (departure the driver stated, departure) of the sessions in HISTORY: what the live service learns the
 #: departure margin from (csms.services.smart.margin). "Stated" is what the schedulers are told (--departures).
 STATED: list[tuple[datetime, datetime]] = []
@@ -258,7 +261,7 @@ class OursAlgorithm(BaseAlgorithm):
         return SchedulingInput(start=now, circuits=(site,), evses=evses, sessions=sessions, slot_s=SLOT_S,
                                first_slot_s=first_slot_s, horizon_slots=HORIZON_SLOTS,
                                replan_s=period.total_seconds(), peak_floor_kw=self.peak_kw,
-                               expected_arrivals=expected)
+                               expected_arrivals=expected, peak_reserve_frac=0.0 if expected else RESERVE_FRAC[0])
 
     def learned_margin_s(self, now: datetime, sc: SmartChargingConfig) -> float | None:
         """As the live service (smart.margin, read once an hour): from the sessions that ended in the last
@@ -845,6 +848,9 @@ def main(argv: Sequence[str] | None = None) -> Report:
                     help="the departure margin ours plans with: learned from the site's history "
                          "(smart_charging.departure_margin_learned: true) or the configured one (default: as the "
                          "shipped config, %(default)s)")
+    ap.add_argument("--reserve-pct", type=float, default=RESERVE_FRAC[0] * 100,
+                    help="share of the paid peak kept free for unforeseen cars while there is no forecast "
+                         "(smart_charging.peak_reserve_without_forecast_pct, default %(default)s; 0 = off)")
     ap.add_argument("--dump-power", type=Path,
                     help="save each online run's site power per period (kW) as DIR/<algorithm>_<cap>.npy")
     args = ap.parse_args(argv)
@@ -855,6 +861,7 @@ def main(argv: Sequence[str] | None = None) -> Report:
         STATED.clear()
         LEARN_MARGIN[0] = False
     NO_MARGIN[0] = args.margin == "none"
+    RESERVE_FRAC[0] = args.reserve_pct / 100.0
     SLOT_S, HORIZON_SLOTS = args.slot_s, 86400 // args.slot_s
     if POWER_DUMP is not None:
         POWER_DUMP.mkdir(parents=True, exist_ok=True)
@@ -892,7 +899,9 @@ def main(argv: Sequence[str] | None = None) -> Report:
                    + (f" --forecast-days {args.forecast_days}" if args.forecast_days != cfg.arrival_forecast_days else "")
                    + (f" --quiet-day-fraction {args.quiet_day_fraction:g}"
                       if args.quiet_day_fraction != cfg.arrival_forecast_quiet_fraction else "")
-                   + (f" --slot-s {args.slot_s}" if args.slot_s != 900 else ""))
+                   + (f" --slot-s {args.slot_s}" if args.slot_s != 900 else "")
+                   + (f" --reserve-pct {args.reserve_pct:g}"
+                      if args.reserve_pct != cfg.peak_reserve_without_forecast_pct else ""))
     print()
     print(markdown(rep))
     for name, ok, why in rep.targets:

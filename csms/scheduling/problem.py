@@ -272,6 +272,12 @@ class SchedulingInput:
     #: need the capacity the midday arrivals need too (``csms.scheduling.expected``). Ignored where the
     #: site's limit is the peak's floor (a site with a limit that does not shave below it).
     expected_arrivals: tuple[ExpectedArrival, ...] = ()
+    #: Without a forecast (a new site, too little history): the share of the peak already paid for
+    #: (``peak_floor_kw``) that the peak term keeps free in every slot after slot 0 for cars nobody can
+    #: foresee yet. The plan then charges the cars that are here sooner instead of spreading them over their
+    #: stays and meeting every later arrival with a higher peak. It feeds the peak term only (never a limit,
+    #: never a car's energy), and only where the site shaves its peak (no limit, or ``shave_below_limit``).
+    peak_reserve_frac: float = 0.0
 
     def __post_init__(self) -> None:
         if self.start.tzinfo is None:
@@ -280,6 +286,8 @@ class SchedulingInput:
             raise InvalidInput("slot_s and horizon_slots must be positive")
         if self.first_slot_s is not None and not 0 < self.first_slot_s <= self.slot_s:
             raise InvalidInput("first_slot_s must be in (0, slot_s]")
+        if not 0.0 <= self.peak_reserve_frac < 1.0:
+            raise InvalidInput("peak_reserve_frac must be in [0, 1)")
 
     @property
     def slot_h(self) -> float:

@@ -135,7 +135,7 @@ def build_input(
 
     # The arrival forecast only shapes peak shaving above the site's own limit, so the planner ignores it on a
     # site with a limit unless it shaves below it (scheduling.expected.applies): not computed there.
-    forecast = bool(history) and (cfg.shave_below_limit or all(v is None for v in limits.limit_kw_by_slot(edges)))
+    shaves = cfg.shave_below_limit or all(v is None for v in limits.limit_kw_by_slot(edges))
     by_evse = {s.evse_key: s for s in sessions}
     specs: list[EvseSpec] = []
     fixed: list[FixedDraw] = []
@@ -167,15 +167,17 @@ def build_input(
             departure=_known_departure(s, now, cfg, learned_margin_s), max_current_a=s.ev_max_current_a, priority=s.priority,
             ev_phases=min(s.ev_phases, len(e.phases)) if s.ev_phases else None,
         ))
+    expected = expected_arrivals(history, now, edges[-1], ZoneInfo(site.timezone), cfg.arrival_forecast_days,
+                                 cfg.arrival_forecast_min_days, car_power_w=_mean_evse_power_w(specs),
+                                 quiet_day_fraction=cfg.arrival_forecast_quiet_fraction) if shaves and history else ()
     return SchedulingInput(
         start=now, circuits=tuple(circuits), evses=tuple(specs), sessions=tuple(planned), fixed_draws=tuple(fixed),
         base_loads=base, price_per_kwh=price_per_kwh, slot_s=slot_s, horizon_slots=n, weights=weights_of(cfg),
         first_slot_s=first_slot_s, replan_s=cfg.replan_interval_s, peak_floor_kw=peak_floor_kw,
-        expected_arrivals=expected_arrivals(history, now, edges[-1], ZoneInfo(site.timezone),
-                                            cfg.arrival_forecast_days, cfg.arrival_forecast_min_days,
-                                            car_power_w=_mean_evse_power_w(specs),
-                                            quiet_day_fraction=cfg.arrival_forecast_quiet_fraction)
-        if forecast else (),
+        expected_arrivals=expected,
+        # No forecast (yet): a share of the paid peak kept free for the cars nobody foresees (planner: peak
+        # term only, and only where the site shaves its peak).
+        peak_reserve_frac=0.0 if expected or not shaves else cfg.peak_reserve_without_forecast_pct / 100.0,
     )
 
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from csms.scheduling import (
-    CircuitSpec, EvseSpec, ObjectiveWeights, SchedulingInput, SessionSpec, SitePlanner, SolverOptions,
-    check_limits, llf, plan,
+    CircuitSpec, EvseSpec, ExpectedArrival, ObjectiveWeights, SchedulingInput, SessionSpec, SitePlanner,
+    SolverOptions, check_limits, llf, plan,
 )
 from csms.scheduling.network import compile_network, topology_of
 from csms.scheduling.postpass import enforce_min_current
@@ -316,3 +316,33 @@ def test_a_need_under_one_wh_is_met_not_planned(b: SimpleNamespace) -> None:
     s = plan(inp)
     assert s.session("s").current_a == (0.0, 0.0, 0.0)
     assert check_limits(inp, s) == []
+
+
+def test_without_a_forecast_the_plan_keeps_room_for_unforeseen_cars(b: SimpleNamespace) -> None:
+    """No forecast (a new site): the peak term keeps ``peak_reserve_frac`` of the paid peak free after slot 0,
+    so cars that need the whole paid peak until they leave charge above it now instead of filling every hour
+    ahead (where each later arrival would raise the peak again). Same energy; every current 0 or ≥ 6 A."""
+    evses, site = one_phase_site(b, 3, None)
+    paid_kw = 60 * V / 1000                                    # 13.8 kW already reached this period
+    need_wh = paid_kw * 1000 * 16 * 0.25 / 3                   # the three need the paid peak for 16 slots
+    sessions = [SessionSpec(k, k.upper(), need_wh, departure=b.at(16)) for k in "ABC"]
+    plain = plan(inp_of(b, evses, site, sessions, peak_floor_kw=paid_kw))
+    kept = plan(inp_of(b, evses, site, sessions, peak_floor_kw=paid_kw, peak_reserve_frac=0.1))
+    for s in (plain, kept):
+        assert sum(p.shortfall_wh for p in s.sessions) == pytest.approx(0.0, abs=1.0)
+        for p in s.sessions:
+            assert all(a == 0 or a >= 6.0 - 1e-9 for a in p.current_a)
+    assert plain.site_power_w[0] <= paid_kw * 1000 + 1e-6
+    assert kept.site_power_w[0] > paid_kw * 1000 + 1.0        # sooner: above the paid peak now ...
+    assert max(kept.site_power_w[1:]) < max(plain.site_power_w[1:]) - 1.0   # ... and lower in the hours ahead
+    # Never a limit: on a site whose limit is the peak's floor, and where a forecast stands in for the cars
+    # to come, the reserve changes nothing.
+    evses_c, capped = one_phase_site(b, 3, 50.0)
+    assert plan(inp_of(b, evses_c, capped, sessions, peak_floor_kw=paid_kw, peak_reserve_frac=0.5)).site_power_w \
+        == plan(inp_of(b, evses_c, capped, sessions, peak_floor_kw=paid_kw)).site_power_w
+    coming = (ExpectedArrival(b.at(4), b.at(12), 10_000.0, 2.0),)
+    with_forecast = [plan(inp_of(b, evses, site, sessions, peak_floor_kw=paid_kw, expected_arrivals=coming,
+                                 peak_reserve_frac=f)).site_power_w for f in (0.0, 0.5)]
+    assert with_forecast[0] == with_forecast[1]
+    with pytest.raises(ValueError):
+        inp_of(b, evses, site, sessions, peak_reserve_frac=1.0)

@@ -137,6 +137,28 @@ def test_the_arrival_forecast_reaches_the_plan_only_where_it_shaves_below_the_li
     assert (averaged.energy_wh, averaged.cars) == (pytest.approx(190_000 / 7), pytest.approx(19 / 7))
 
 
+def test_the_peak_reserve_stands_in_for_a_forecast_the_site_does_not_have_yet() -> None:
+    """Where the plan shaves the peak and there is no forecast (a new site: too few days of history), the
+    configured share of the paid peak is kept free for unforeseen cars; with a forecast, or where the site's
+    limit is the peak's floor, it is 0."""
+    from csms.scheduling.forecast import PastSession
+
+    history = [PastSession(NOW - timedelta(days=d) + timedelta(hours=2), NOW - timedelta(days=d) + timedelta(hours=4),
+                           10_000) for d in (1, 2, 3)]
+
+    def reserve(cfg: SmartChargingConfig, hist: list[PastSession]) -> float:
+        site = SiteConfig(id="s", grid_limit_kw=50)
+        return build_input(site, [evse("A")], [session("A")], NOW, cfg, circuit_of={}, history=hist,
+                           peak_floor_kw=20.0).peak_reserve_frac
+
+    shaving = SmartChargingConfig(shave_below_limit=True)
+    assert reserve(shaving, []) == pytest.approx(0.10)                     # the shipped 10 %
+    assert reserve(shaving, history[:2]) == pytest.approx(0.10)            # two days: still no forecast
+    assert reserve(shaving, history) == 0.0                                # a forecast: no reserve
+    assert reserve(SmartChargingConfig(), []) == 0.0                       # the limit is the floor
+    assert reserve(SmartChargingConfig(shave_below_limit=True, peak_reserve_without_forecast_pct=0), []) == 0.0
+
+
 def test_a_forecast_stay_past_the_horizon_counts_what_the_evse_cannot_deliver_after_it() -> None:
     """An expected car whose stay runs past the horizon's end counts only the energy it could not take after
     the end at the site's EVSE power (here 32 A x 230 V x 3 = 22.08 kW): the rest can wait for later plans."""
