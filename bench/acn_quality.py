@@ -138,6 +138,7 @@ POWER_DUMP: Path | None = None    # --dump-power DIR
 #: --reserve-pct: the share of the paid peak kept free for unforeseen cars when there is no forecast (the live
 #: service's smart_charging.peak_reserve_without_forecast_pct; plan_input passes it only without a forecast)
 RESERVE_FRAC = [SmartChargingConfig().peak_reserve_without_forecast_pct / 100.0]
+RESERVE_IDLE_FRAC = [SmartChargingConfig().peak_reserve_idle_evse_pct / 100.0]   # --reserve-idle-pct
 #: (departure the driver stated, departure) of the sessions in HISTORY: what the live service learns the
 #: departure margin from (csms.services.smart.margin). "Stated" is what the schedulers are told (--departures).
 STATED: list[tuple[datetime, datetime]] = []
@@ -261,7 +262,8 @@ class OursAlgorithm(BaseAlgorithm):
         return SchedulingInput(start=now, circuits=(site,), evses=evses, sessions=sessions, slot_s=SLOT_S,
                                first_slot_s=first_slot_s, horizon_slots=HORIZON_SLOTS,
                                replan_s=period.total_seconds(), peak_floor_kw=self.peak_kw,
-                               expected_arrivals=expected, peak_reserve_frac=0.0 if expected else RESERVE_FRAC[0])
+                               expected_arrivals=expected, peak_reserve_frac=0.0 if expected else RESERVE_FRAC[0],
+                               peak_reserve_idle_frac=0.0 if expected else RESERVE_IDLE_FRAC[0])
 
     def learned_margin_s(self, now: datetime, sc: SmartChargingConfig) -> float | None:
         """As the live service (smart.margin, read once an hour): from the sessions that ended in the last
@@ -851,6 +853,9 @@ def main(argv: Sequence[str] | None = None) -> Report:
     ap.add_argument("--reserve-pct", type=float, default=RESERVE_FRAC[0] * 100,
                     help="share of the paid peak kept free for unforeseen cars while there is no forecast "
                          "(smart_charging.peak_reserve_without_forecast_pct, default %(default)s; 0 = off)")
+    ap.add_argument("--reserve-idle-pct", type=float, default=RESERVE_IDLE_FRAC[0] * 100,
+                    help="... plus this share of each idle EVSE's power (smart_charging.peak_reserve_idle_evse_pct, "
+                         "default %(default)s; 0 = off)")
     ap.add_argument("--dump-power", type=Path,
                     help="save each online run's site power per period (kW) as DIR/<algorithm>_<cap>.npy")
     args = ap.parse_args(argv)
@@ -862,6 +867,7 @@ def main(argv: Sequence[str] | None = None) -> Report:
         LEARN_MARGIN[0] = False
     NO_MARGIN[0] = args.margin == "none"
     RESERVE_FRAC[0] = args.reserve_pct / 100.0
+    RESERVE_IDLE_FRAC[0] = args.reserve_idle_pct / 100.0
     SLOT_S, HORIZON_SLOTS = args.slot_s, 86400 // args.slot_s
     if POWER_DUMP is not None:
         POWER_DUMP.mkdir(parents=True, exist_ok=True)
@@ -901,7 +907,9 @@ def main(argv: Sequence[str] | None = None) -> Report:
                       if args.quiet_day_fraction != cfg.arrival_forecast_quiet_fraction else "")
                    + (f" --slot-s {args.slot_s}" if args.slot_s != 900 else "")
                    + (f" --reserve-pct {args.reserve_pct:g}"
-                      if args.reserve_pct != cfg.peak_reserve_without_forecast_pct else ""))
+                      if args.reserve_pct != cfg.peak_reserve_without_forecast_pct else "")
+                   + (f" --reserve-idle-pct {args.reserve_idle_pct:g}"
+                      if args.reserve_idle_pct != cfg.peak_reserve_idle_evse_pct else ""))
     print()
     print(markdown(rep))
     for name, ok, why in rep.targets:

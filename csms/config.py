@@ -375,9 +375,13 @@ class SmartChargingConfig(_Strict):
     #: `arrival_forecast_min_days` days of history), the plan keeps this share of the peak already reached
     #: free in the hours ahead for cars it cannot foresee, so the cars that are here charge sooner
     #: (scheduling.network._reserve_kw). Peak term only: never a limit, never a car's energy. First month
-    #: of ACN sessions with no history, uncapped, departures known: Caltech 1.144 -> 1.109 x, JPL 1.248 ->
-    #: 1.078 x the offline minimum peak (docs/acn_benchmark.md, "A new site"). 0 = off.
+    #: of ACN sessions with no history, uncapped, departures known, with the idle EVSEs' share below:
+    #: Caltech 1.144 -> 1.071 x, JPL 1.248 -> 1.072 x the offline minimum peak (docs/acn_benchmark.md,
+    #: "A new site"). 0 = off.
     peak_reserve_without_forecast_pct: float = Field(10.0, ge=0, lt=100)
+    #: ... plus this share of the power of each idle EVSE (one a car can still plug into): large in the
+    #: morning, when most cars are still to come and the peak reached is small; it fades as the site fills.
+    peak_reserve_idle_evse_pct: float = Field(3.0, ge=0, le=100)
 
     def for_site(self, site: "SiteConfig") -> "SmartChargingConfig":
         """These settings with the site's own planning grid and solver budget (SiteConfig.planning)."""

@@ -254,20 +254,25 @@ def _rounding_unit_kw(min_a: Array, kw_per_a: Array) -> float:
 
 
 def _reserve_kw(inp: SchedulingInput, limit_floor_kw: float | None) -> float:
-    """The peak term's reserve for cars nobody foresees: ``peak_reserve_frac`` × the peak already paid for,
-    where the site shaves its peak (no limit is the peak's floor) and no forecast stands in for those cars.
+    """The peak term's reserve for cars nobody foresees: ``peak_reserve_frac`` × the peak already paid for plus
+    ``peak_reserve_idle_frac`` × the power of the EVSEs a car could still plug into, where the site shaves its
+    peak (no limit is the peak's floor), no forecast stands in for those cars and the period has a peak.
 
     Why: an online plan that knows only the cars here spreads each over its stay up to the paid peak, so the
     hours ahead are full and every car that arrives later raises the peak a little, all day long (acnportal,
     the first day of a site with no history, departures known: Caltech 2019-05-01 creeping from 44 kW at
     09:00 to 63 kW at 15:30 where 49.8 kW served every car; JPL 142 to 195 kW for 144.9 kW). Keeping a share
     of the paid peak free after slot 0 makes the plan charge the cars that are here sooner, which leaves the
-    afternoon room for the cars still to come (month from 2019-05-01, uncapped: Caltech 63.05 -> 61.15 kW,
-    JPL 195.24 -> 168.60 kW; docs/acn_benchmark.md, "A new site"). With a forecast the reserve only
+    afternoon room for the cars still to come. The paid peak is small in the morning, when most cars are still
+    to come; the idle EVSEs' power follows them (month from 2019-05-01, uncapped: Caltech 63.05 -> 61.15 kW
+    with the paid peak's share, 59.03 kW with both; JPL 195.24 -> 168.60 -> 167.65 kW; docs/acn_benchmark.md,
+    "A new site"). With a forecast the reserve only
     double-counts the cars it expects (Caltech week of 2019-05-06 53.07 -> 55.11 kW): it is not used then."""
-    if limit_floor_kw is not None or inp.expected_arrivals:     # the limit is the floor, or a forecast
-        return 0.0
-    return inp.peak_reserve_frac * float(inp.peak_floor_kw)
+    if limit_floor_kw is not None or inp.expected_arrivals or inp.peak_floor_kw <= 0:
+        return 0.0                          # the limit is the floor, a forecast stands in, or nothing paid yet
+    taken = {s.evse_key for s in inp.sessions} | {f.evse_key for f in inp.fixed_draws}
+    idle_kw = sum(e.max_current_a * e.watts_per_amp for e in inp.evses if e.evse_key not in taken) / 1000.0
+    return inp.peak_reserve_frac * float(inp.peak_floor_kw) + inp.peak_reserve_idle_frac * idle_kw
 
 
 def _peak_floor_kw(inp: SchedulingInput, limit_floor_kw: float | None, unit_kw: float) -> float:

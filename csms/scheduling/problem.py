@@ -278,6 +278,10 @@ class SchedulingInput:
     #: stays and meeting every later arrival with a higher peak. It feeds the peak term only (never a limit,
     #: never a car's energy), and only where the site shaves its peak (no limit, or ``shave_below_limit``).
     peak_reserve_frac: float = 0.0
+    #: ... plus this share of each idle EVSE's power (no session, no fixed draw): where a car can still plug
+    #: in. It is large in the morning, when most cars are still to come and the paid peak is small, and fades
+    #: as the site fills. Same conditions as ``peak_reserve_frac``, once the period has a peak.
+    peak_reserve_idle_frac: float = 0.0
 
     def __post_init__(self) -> None:
         if self.start.tzinfo is None:
@@ -286,8 +290,8 @@ class SchedulingInput:
             raise InvalidInput("slot_s and horizon_slots must be positive")
         if self.first_slot_s is not None and not 0 < self.first_slot_s <= self.slot_s:
             raise InvalidInput("first_slot_s must be in (0, slot_s]")
-        if not 0.0 <= self.peak_reserve_frac < 1.0:
-            raise InvalidInput("peak_reserve_frac must be in [0, 1)")
+        if not (0.0 <= self.peak_reserve_frac < 1.0 and 0.0 <= self.peak_reserve_idle_frac <= 1.0):
+            raise InvalidInput("peak_reserve_frac must be in [0, 1) and peak_reserve_idle_frac in [0, 1]")
 
     @property
     def slot_h(self) -> float:

@@ -178,6 +178,7 @@ def build_input(
         # No forecast (yet): a share of the paid peak kept free for the cars nobody foresees (planner: peak
         # term only, and only where the site shaves its peak).
         peak_reserve_frac=0.0 if expected or not shaves else cfg.peak_reserve_without_forecast_pct / 100.0,
+        peak_reserve_idle_frac=0.0 if expected or not shaves else cfg.peak_reserve_idle_evse_pct / 100.0,
     )
 
 

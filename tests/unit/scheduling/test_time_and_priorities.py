@@ -346,3 +346,34 @@ def test_without_a_forecast_the_plan_keeps_room_for_unforeseen_cars(b: SimpleNam
     assert with_forecast[0] == with_forecast[1]
     with pytest.raises(ValueError):
         inp_of(b, evses, site, sessions, peak_reserve_frac=1.0)
+
+
+def test_the_reserve_counts_the_paid_peak_and_the_evses_a_car_can_still_plug_into(b: SimpleNamespace) -> None:
+    """reserve = frac × paid peak + idle_frac × the power of EVSEs with neither a session nor a fixed draw;
+    nothing before the period has a peak, with a forecast, or where the site's limit is the peak's floor."""
+    from csms.scheduling import FixedDraw
+
+    evses, site = one_phase_site(b, 5, None)
+    sessions = [SessionSpec("a", "A", 5_000.0, departure=b.at(8))]
+    fixed = (FixedDraw("B", 16.0),)                     # not ours to plan: no car can plug in there for us
+
+    def reserve_kw(circuit: CircuitSpec = site, **kw) -> float:
+        inp = inp_of(b, evses, circuit, sessions, fixed_draws=fixed, **kw)
+        return compile_network(inp, topology_of(inp)).reserve_kw
+
+    idle_kw = 3 * 32 * V / 1000                          # C, D, E
+    assert reserve_kw(peak_floor_kw=20.0, peak_reserve_frac=0.1, peak_reserve_idle_frac=0.05) \
+        == pytest.approx(0.1 * 20.0 + 0.05 * idle_kw)
+    assert reserve_kw(peak_floor_kw=0.0, peak_reserve_frac=0.1, peak_reserve_idle_frac=0.05) == 0.0
+    coming = (ExpectedArrival(b.at(4), b.at(12), 10_000.0, 2.0),)
+    assert reserve_kw(peak_floor_kw=20.0, peak_reserve_frac=0.1, peak_reserve_idle_frac=0.05,
+                      expected_arrivals=coming) == 0.0
+    _, capped = one_phase_site(b, 5, 50.0)
+    assert reserve_kw(capped, peak_floor_kw=20.0, peak_reserve_frac=0.1, peak_reserve_idle_frac=0.05) == 0.0
+    # It is load on the peak row after slot 0, nowhere else.
+    inp = inp_of(b, evses, site, sessions, fixed_draws=fixed, peak_floor_kw=20.0, peak_reserve_idle_frac=0.05)
+    net = compile_network(inp, topology_of(inp))
+    assert net.peak_load_kw[0] == pytest.approx(net.non_ev[net.topo.row(0, 3), 0])
+    assert net.peak_load_kw[1:] == pytest.approx(net.non_ev[net.topo.row(0, 3), 1:] + 0.05 * idle_kw)
+    assert (net.cap == compile_network(dataclasses.replace(inp, peak_reserve_idle_frac=0.0),
+                                       topology_of(inp)).cap).all()

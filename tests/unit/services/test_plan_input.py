@@ -146,17 +146,20 @@ def test_the_peak_reserve_stands_in_for_a_forecast_the_site_does_not_have_yet() 
     history = [PastSession(NOW - timedelta(days=d) + timedelta(hours=2), NOW - timedelta(days=d) + timedelta(hours=4),
                            10_000) for d in (1, 2, 3)]
 
-    def reserve(cfg: SmartChargingConfig, hist: list[PastSession]) -> float:
+    def reserve(cfg: SmartChargingConfig, hist: list[PastSession]) -> tuple[float, float]:
         site = SiteConfig(id="s", grid_limit_kw=50)
-        return build_input(site, [evse("A")], [session("A")], NOW, cfg, circuit_of={}, history=hist,
-                           peak_floor_kw=20.0).peak_reserve_frac
+        inp = build_input(site, [evse("A")], [session("A")], NOW, cfg, circuit_of={}, history=hist,
+                          peak_floor_kw=20.0)
+        return inp.peak_reserve_frac, inp.peak_reserve_idle_frac
 
     shaving = SmartChargingConfig(shave_below_limit=True)
-    assert reserve(shaving, []) == pytest.approx(0.10)                     # the shipped 10 %
-    assert reserve(shaving, history[:2]) == pytest.approx(0.10)            # two days: still no forecast
-    assert reserve(shaving, history) == 0.0                                # a forecast: no reserve
-    assert reserve(SmartChargingConfig(), []) == 0.0                       # the limit is the floor
-    assert reserve(SmartChargingConfig(shave_below_limit=True, peak_reserve_without_forecast_pct=0), []) == 0.0
+    shipped = (pytest.approx(0.10), pytest.approx(0.03))       # 10 % of the paid peak, 3 % of idle EVSEs
+    assert reserve(shaving, []) == shipped
+    assert reserve(shaving, history[:2]) == shipped             # two days: still no forecast
+    assert reserve(shaving, history) == (0.0, 0.0)              # a forecast: no reserve
+    assert reserve(SmartChargingConfig(), []) == (0.0, 0.0)     # the limit is the floor
+    assert reserve(SmartChargingConfig(shave_below_limit=True, peak_reserve_without_forecast_pct=0,
+                                       peak_reserve_idle_evse_pct=0), []) == (0.0, 0.0)
 
 
 def test_a_forecast_stay_past_the_horizon_counts_what_the_evse_cannot_deliver_after_it() -> None:
