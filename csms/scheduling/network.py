@@ -255,8 +255,9 @@ def _rounding_unit_kw(min_a: Array, kw_per_a: Array) -> float:
 
 def _reserve_kw(inp: SchedulingInput, limit_floor_kw: float | None) -> float:
     """The peak term's reserve for cars nobody foresees: ``peak_reserve_frac`` × the peak already paid for plus
-    ``peak_reserve_idle_frac`` × the power of the EVSEs a car could still plug into, where the site shaves its
-    peak (no limit is the peak's floor), no forecast stands in for those cars and the period has a peak.
+    ``peak_reserve_idle_frac`` × the power of the EVSEs a car could still plug into, at most the paid peak;
+    where the site shaves its peak (no limit is the peak's floor), no forecast stands in for those cars and the
+    period has a peak.
 
     Why: an online plan that knows only the cars here spreads each over its stay up to the paid peak, so the
     hours ahead are full and every car that arrives later raises the peak a little, all day long (acnportal,
@@ -272,7 +273,11 @@ def _reserve_kw(inp: SchedulingInput, limit_floor_kw: float | None) -> float:
         return 0.0                          # the limit is the floor, a forecast stands in, or nothing paid yet
     taken = {s.evse_key for s in inp.sessions} | {f.evse_key for f in inp.fixed_draws}
     idle_kw = sum(e.max_current_a * e.watts_per_amp for e in inp.evses if e.evse_key not in taken) / 1000.0
-    return inp.peak_reserve_frac * float(inp.peak_floor_kw) + inp.peak_reserve_idle_frac * idle_kw
+    reserve = inp.peak_reserve_frac * float(inp.peak_floor_kw) + inp.peak_reserve_idle_frac * idle_kw
+    # At most the peak reached: a site of many large idle EVSEs (22 kW each, cars drawing 7-11 kW) would
+    # otherwise reserve more than it has ever drawn and the plan would charge everyone at once. On the ACN
+    # sessions the bound changes nothing (month from 2019-05-01: 59.04 / 167.65 kW; half the peak: 59.69 kW).
+    return min(reserve, float(inp.peak_floor_kw))
 
 
 def _peak_floor_kw(inp: SchedulingInput, limit_floor_kw: float | None, unit_kw: float) -> float:

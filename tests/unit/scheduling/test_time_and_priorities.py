@@ -349,8 +349,9 @@ def test_without_a_forecast_the_plan_keeps_room_for_unforeseen_cars(b: SimpleNam
 
 
 def test_the_reserve_counts_the_paid_peak_and_the_evses_a_car_can_still_plug_into(b: SimpleNamespace) -> None:
-    """reserve = frac × paid peak + idle_frac × the power of EVSEs with neither a session nor a fixed draw;
-    nothing before the period has a peak, with a forecast, or where the site's limit is the peak's floor."""
+    """reserve = frac × paid peak + idle_frac × the power of EVSEs with neither a session nor a fixed draw, at
+    most the paid peak; nothing before the period has a peak, with a forecast, or where the site's limit is the
+    peak's floor."""
     from csms.scheduling import FixedDraw
 
     evses, site = one_phase_site(b, 5, None)
@@ -365,6 +366,7 @@ def test_the_reserve_counts_the_paid_peak_and_the_evses_a_car_can_still_plug_int
     assert reserve_kw(peak_floor_kw=20.0, peak_reserve_frac=0.1, peak_reserve_idle_frac=0.05) \
         == pytest.approx(0.1 * 20.0 + 0.05 * idle_kw)
     assert reserve_kw(peak_floor_kw=0.0, peak_reserve_frac=0.1, peak_reserve_idle_frac=0.05) == 0.0
+    assert reserve_kw(peak_floor_kw=5.0, peak_reserve_frac=0.1, peak_reserve_idle_frac=0.5) == 5.0   # ≤ paid
     coming = (ExpectedArrival(b.at(4), b.at(12), 10_000.0, 2.0),)
     assert reserve_kw(peak_floor_kw=20.0, peak_reserve_frac=0.1, peak_reserve_idle_frac=0.05,
                       expected_arrivals=coming) == 0.0
