@@ -136,7 +136,7 @@ FORECAST_DAYS = [SmartChargingConfig().arrival_forecast_days]
 QUIET_DAY_FRACTION = [SmartChargingConfig().arrival_forecast_quiet_fraction]
 POWER_DUMP: Path | None = None    # --dump-power DIR
 #: --reserve-pct: the share of the paid peak kept free for unforeseen cars when there is no forecast (the live
-#: service's smart_charging.peak_reserve_without_forecast_pct; plan_input passes it only without a forecast)
+#: service's smart_charging.peak_reserve_without_forecast_pct; the planner uses it only without a forecast)
 RESERVE_FRAC = [SmartChargingConfig().peak_reserve_without_forecast_pct / 100.0]
 RESERVE_IDLE_FRAC = [SmartChargingConfig().peak_reserve_idle_evse_pct / 100.0]   # --reserve-idle-pct
 #: (departure the driver stated, departure) of the sessions in HISTORY: what the live service learns the
@@ -262,8 +262,8 @@ class OursAlgorithm(BaseAlgorithm):
         return SchedulingInput(start=now, circuits=(site,), evses=evses, sessions=sessions, slot_s=SLOT_S,
                                first_slot_s=first_slot_s, horizon_slots=HORIZON_SLOTS,
                                replan_s=period.total_seconds(), peak_floor_kw=self.peak_kw,
-                               expected_arrivals=expected, peak_reserve_frac=0.0 if expected else RESERVE_FRAC[0],
-                               peak_reserve_idle_frac=0.0 if expected else RESERVE_IDLE_FRAC[0])
+                               expected_arrivals=expected, peak_reserve_frac=RESERVE_FRAC[0],
+                               peak_reserve_idle_frac=RESERVE_IDLE_FRAC[0])
 
     def learned_margin_s(self, now: datetime, sc: SmartChargingConfig) -> float | None:
         """As the live service (smart.margin, read once an hour): from the sessions that ended in the last

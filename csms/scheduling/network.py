@@ -140,8 +140,8 @@ class Network:
     #: is the floor): slot 0 may be filled up to it with energy planned later (postpass._fill_now).
     paid_peak_kw: float = 0.0
     unknown_slack_slots: float = 4.0   # the slack an unknown departure is ranked with (urgency only)
-    #: kW the peak term keeps free after slot 0 for cars no forecast foresees (``SchedulingInput.peak_reserve_frac``
-    #: × the paid peak; 0 with a forecast or where the site's limit is the peak's floor).
+    #: kW the peak term keeps free after slot 0 for cars no forecast foresees (``_reserve_kw``; 0 with a
+    #: forecast or where the site's limit is the peak's floor).
     reserve_kw: float = 0.0
 
     @cached_property
@@ -267,8 +267,8 @@ def _reserve_kw(inp: SchedulingInput, limit_floor_kw: float | None) -> float:
     afternoon room for the cars still to come. The paid peak is small in the morning, when most cars are still
     to come; the idle EVSEs' power follows them (month from 2019-05-01, uncapped: Caltech 63.05 -> 61.15 kW
     with the paid peak's share, 59.03 kW with both; JPL 195.24 -> 168.60 -> 167.65 kW; docs/acn_benchmark.md,
-    "A new site"). With a forecast the reserve only
-    double-counts the cars it expects (Caltech week of 2019-05-06 53.07 -> 55.11 kW): it is not used then."""
+    "A new site"). With a forecast the reserve only double-counts the cars it expects (Caltech week of
+    2019-05-06 53.07 -> 55.11 kW): it is not used then."""
     if limit_floor_kw is not None or inp.expected_arrivals or inp.peak_floor_kw <= 0:
         return 0.0                          # the limit is the floor, a forecast stands in, or nothing paid yet
     taken = {s.evse_key for s in inp.sessions} | {f.evse_key for f in inp.fixed_draws}

@@ -272,7 +272,8 @@ class SchedulingInput:
     #: need the capacity the midday arrivals need too (``csms.scheduling.expected``). Ignored where the
     #: site's limit is the peak's floor (a site with a limit that does not shave below it).
     expected_arrivals: tuple[ExpectedArrival, ...] = ()
-    #: Without a forecast (a new site, too little history): the share of the peak already paid for
+    #: Without a forecast (a new site, too little history; ignored when ``expected_arrivals`` is given): the
+    #: share of the peak already paid for
     #: (``peak_floor_kw``) that the peak term keeps free in every slot after slot 0 for cars nobody can
     #: foresee yet. The plan then charges the cars that are here sooner instead of spreading them over their
     #: stays and meeting every later arrival with a higher peak. It feeds the peak term only (never a limit,

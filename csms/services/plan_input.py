@@ -175,10 +175,10 @@ def build_input(
         base_loads=base, price_per_kwh=price_per_kwh, slot_s=slot_s, horizon_slots=n, weights=weights_of(cfg),
         first_slot_s=first_slot_s, replan_s=cfg.replan_interval_s, peak_floor_kw=peak_floor_kw,
         expected_arrivals=expected,
-        # No forecast (yet): a share of the paid peak kept free for the cars nobody foresees (planner: peak
-        # term only, and only where the site shaves its peak).
-        peak_reserve_frac=0.0 if expected or not shaves else cfg.peak_reserve_without_forecast_pct / 100.0,
-        peak_reserve_idle_frac=0.0 if expected or not shaves else cfg.peak_reserve_idle_evse_pct / 100.0,
+        # The reserve for cars nobody foresees: the planner uses it only without a forecast and where the site
+        # shaves its peak (scheduling.network._reserve_kw).
+        peak_reserve_frac=cfg.peak_reserve_without_forecast_pct / 100.0,
+        peak_reserve_idle_frac=cfg.peak_reserve_idle_evse_pct / 100.0,
     )
 
 

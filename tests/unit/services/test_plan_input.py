@@ -140,26 +140,28 @@ def test_the_arrival_forecast_reaches_the_plan_only_where_it_shaves_below_the_li
 def test_the_peak_reserve_stands_in_for_a_forecast_the_site_does_not_have_yet() -> None:
     """Where the plan shaves the peak and there is no forecast (a new site: too few days of history), the
     configured share of the paid peak is kept free for unforeseen cars; with a forecast, or where the site's
-    limit is the peak's floor, it is 0."""
+    limit is the peak's floor, it is 0. Read from the network the planner builds: the planner decides."""
     from csms.scheduling.forecast import PastSession
+    from csms.scheduling.network import compile_network, topology_of
 
     history = [PastSession(NOW - timedelta(days=d) + timedelta(hours=2), NOW - timedelta(days=d) + timedelta(hours=4),
                            10_000) for d in (1, 2, 3)]
 
-    def reserve(cfg: SmartChargingConfig, hist: list[PastSession]) -> tuple[float, float]:
+    def reserve_kw(cfg: SmartChargingConfig, hist: list[PastSession]) -> float:
         site = SiteConfig(id="s", grid_limit_kw=50)
-        inp = build_input(site, [evse("A")], [session("A")], NOW, cfg, circuit_of={}, history=hist,
+        inp = build_input(site, [evse("A"), evse("B")], [session("A")], NOW, cfg, circuit_of={}, history=hist,
                           peak_floor_kw=20.0)
-        return inp.peak_reserve_frac, inp.peak_reserve_idle_frac
+        return compile_network(inp, topology_of(inp)).reserve_kw
 
     shaving = SmartChargingConfig(shave_below_limit=True)
-    shipped = (pytest.approx(0.10), pytest.approx(0.03))       # 10 % of the paid peak, 3 % of idle EVSEs
-    assert reserve(shaving, []) == shipped
-    assert reserve(shaving, history[:2]) == shipped             # two days: still no forecast
-    assert reserve(shaving, history) == (0.0, 0.0)              # a forecast: no reserve
-    assert reserve(SmartChargingConfig(), []) == (0.0, 0.0)     # the limit is the floor
-    assert reserve(SmartChargingConfig(shave_below_limit=True, peak_reserve_without_forecast_pct=0,
-                                       peak_reserve_idle_evse_pct=0), []) == (0.0, 0.0)
+    # 10 % of the paid peak, 3 % of idle B's power (32 A x 230 V x 3), as shipped
+    shipped = pytest.approx(0.10 * 20.0 + 0.03 * 32 * 230 * 3 / 1000)
+    assert reserve_kw(shaving, []) == shipped
+    assert reserve_kw(shaving, history[:2]) == shipped             # two days: still no forecast
+    assert reserve_kw(shaving, history) == 0.0                     # a forecast: no reserve
+    assert reserve_kw(SmartChargingConfig(), []) == 0.0            # the limit is the floor
+    assert reserve_kw(SmartChargingConfig(shave_below_limit=True, peak_reserve_without_forecast_pct=0,
+                                          peak_reserve_idle_evse_pct=0), []) == 0.0
 
 
 def test_a_forecast_stay_past_the_horizon_counts_what_the_evse_cannot_deliver_after_it() -> None:
