@@ -147,7 +147,8 @@ NO_MARGIN = [False]               # --margin none: stated departures planned as 
 #: --forecast oracle (diagnostics only): the window's own sessions, each told to the planner as one expected
 #: arrival at its real arrival, departure and deliverable energy once "now" is before its arrival.
 ORACLE: list[PastSession] = []
-ORACLE_RULE = ["must"]            # --forecast oracle-mean: "mean"
+ORACLE_RULE = ["must"]            # --forecast oracle-mean: "mean", oracle-groups: "groups"
+ORACLE_DEP_BIN_S = [0.0]          # --oracle-departure-bin-s
 
 
 def known_departure(estimated_departure: int, now: int) -> int:
@@ -328,6 +329,22 @@ def oracle_arrivals(sessions: Sequence[PastSession], now: datetime, horizon_end:
                 energy = max(0.0, s.energy_wh - MAX_A * VOLTAGE * (s.departure - end).total_seconds() / 3600)
             if energy > 0:
                 out.append(ExpectedArrival(s.arrival, end, energy, 1.0))
+    if ORACLE_RULE[0] == "groups":
+        # --forecast oracle-groups: the same cars grouped as expected_arrivals groups the history (by hour of
+        # arrival, or by arrival and departure with --oracle-departure-bin-s): what the grouping alone costs.
+        bins: dict[tuple[int, int], list[ExpectedArrival]] = {}
+        for x in out:
+            dep_bin = int((x.departure - now).total_seconds() // ORACLE_DEP_BIN_S[0]) if ORACLE_DEP_BIN_S[0] else 0
+            bins.setdefault((int((x.arrival - now).total_seconds() // 3600), dep_bin), []).append(x)
+        grouped = []
+        for b in sorted(bins)[:expected_mod.MAX_GROUPS]:
+            xs = bins[b]
+            arr_s = sum((x.arrival - now).total_seconds() for x in xs) / len(xs)
+            stay_s = sum((x.departure - x.arrival).total_seconds() * x.energy_wh for x in xs) / sum(x.energy_wh for x in xs)
+            a = now + timedelta(seconds=arr_s)
+            grouped.append(ExpectedArrival(a, min(horizon_end, a + timedelta(seconds=stay_s)),
+                                           sum(x.energy_wh for x in xs), float(len(xs))))
+        return tuple(grouped)
     return tuple(out)
 
 
@@ -839,10 +856,14 @@ def main(argv: Sequence[str] | None = None) -> Report:
                          "default %(default)s)")
     ap.add_argument("--departures", choices=("estimated", "actual"), default="estimated",
                     help="what LLF, EDF and ours are told: the driver's estimate (default) or the actual departure")
-    ap.add_argument("--forecast", choices=("history", "oracle", "oracle-mean"), default="history",
+    ap.add_argument("--forecast", choices=("history", "oracle", "oracle-mean", "oracle-groups"), default="history",
                     help="expected arrivals from the days before (history, as the live service) or the window's "
                          "own future sessions one by one (oracle: diagnostics only; oracle-mean: a stay past the "
-                         "horizon counts its part inside at its mean rate, the rule before 2026-12-07)")
+                         "horizon counts its part inside at its mean rate, the rule before 2026-12-07; "
+                         "oracle-groups: the same cars grouped by hour of arrival as the history forecast groups)")
+    ap.add_argument("--oracle-departure-bin-s", type=float, default=0.0,
+                    help="with --forecast oracle-groups: group by departure too, in bins of this many seconds "
+                         "(default 0: by hour of arrival only, as the history forecast)")
     ap.add_argument("--slot-s", type=int, default=900,
                     help="planner slot length in seconds, horizon 24 h (default %(default)s; diagnostics)")
     ap.add_argument("--margin", choices=("learned", "configured", "none"),
@@ -884,7 +905,8 @@ def main(argv: Sequence[str] | None = None) -> Report:
     QUIET_DAY_FRACTION[0] = args.quiet_day_fraction
     HISTORY[:] = history(args.site, args.start, args.days, args.forecast_days)
     if args.forecast.startswith("oracle"):
-        ORACLE_RULE[0] = "mean" if args.forecast == "oracle-mean" else "must"
+        ORACLE_RULE[0] = {"oracle-mean": "mean", "oracle-groups": "groups"}.get(args.forecast, "must")
+        ORACLE_DEP_BIN_S[0] = args.oracle_departure_bin_s
         period = timedelta(minutes=PERIOD_MIN)
         ORACLE[:] = [PastSession(start + s.arrival * period, start + s.departure * period,
                                  1000 * min(s.requested_kwh, MAX_A * KWH_PER_A_PERIOD * (s.departure - s.arrival)))

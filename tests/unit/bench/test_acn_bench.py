@@ -113,3 +113,26 @@ def test_forecast_days_set_how_far_back_the_forecast_reads() -> None:
         assert group.energy_wh == pytest.approx(10_000) and group.cars == pytest.approx(1.0)
     finally:
         q.HISTORY[:], q.FORECAST_DAYS[0] = saved
+
+
+def test_oracle_groups_pool_the_real_cars_as_the_history_forecast_does() -> None:
+    """--forecast oracle-groups measures what grouping alone costs: the window's real cars, pooled per hour of
+    arrival (energy summed, one car each, the energy-weighted stay), or per arrival hour and departure bin."""
+    from datetime import datetime, timedelta
+
+    now = datetime(2019, 5, 6, 6, tzinfo=q.SITE_TZ)
+    at = lambda h: now + timedelta(hours=h)  # noqa: E731
+    cars = [q.PastSession(at(1.1), at(3.1), 6_000), q.PastSession(at(1.5), at(9.5), 18_000),
+            q.PastSession(at(2.2), at(5.2), 4_000), q.PastSession(at(-1), at(3), 9_000)]   # the last one is here
+    saved = q.ORACLE_RULE[0], q.ORACLE_DEP_BIN_S[0]
+    try:
+        q.ORACLE_RULE[0] = "groups"
+        first, second = q.oracle_arrivals(cars, now, at(24))
+        assert first.cars == 2 and first.energy_wh == pytest.approx(24_000)
+        assert first.arrival == at(1.3)
+        assert (first.departure - first.arrival) == timedelta(hours=(2 * 6 + 8 * 18) / 24)   # energy-weighted
+        assert second.cars == 1 and second.energy_wh == pytest.approx(4_000) and second.departure == at(5.2)
+        q.ORACLE_DEP_BIN_S[0] = 3 * 3600.0           # leaving before and after 09:00 apart
+        assert [g.cars for g in q.oracle_arrivals(cars, now, at(24))] == [1, 1, 1]
+    finally:
+        q.ORACLE_RULE[0], q.ORACLE_DEP_BIN_S[0] = saved
