@@ -74,7 +74,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from acn_data import DEFAULT_START, SITE_TZ, AcnSession, load, stations  # noqa: E402
 
 from csms.config import SmartChargingConfig  # noqa: E402
-from csms.services.plan_input import planning_departure  # noqa: E402
+from csms.services.plan_input import margin_to_use, planning_departure  # noqa: E402
 from csms.services.smart.margin import learned_margin_s  # noqa: E402
 from csms.scheduling import CircuitSpec, EvseSpec, SchedulingInput, SessionSpec, SitePlanner  # noqa: E402
 from csms.scheduling import expected as expected_mod  # noqa: E402
@@ -144,6 +144,9 @@ RESERVE_IDLE_FRAC = [SmartChargingConfig().peak_reserve_idle_evse_pct / 100.0]  
 STATED: list[tuple[datetime, datetime]] = []
 LEARN_MARGIN = [True]             # --margin configured: False
 NO_MARGIN = [False]               # --margin none: stated departures planned as stated (diagnostics)
+#: smart_charging.departure_margin_learned as --margin sets it: "auto" (learned where the site shaves its
+#: peak: uncapped here), True (--margin learned: at every cap), False (--margin configured)
+MARGIN_LEARNED: list[bool | str] = [SmartChargingConfig().departure_margin_learned]
 #: --forecast oracle (diagnostics only): the window's own sessions, each told to the planner as one expected
 #: arrival at its real arrival, departure and deliverable energy once "now" is before its arrival.
 ORACLE: list[PastSession] = []
@@ -242,10 +245,18 @@ class OursAlgorithm(BaseAlgorithm):
         into_slot = (now - datetime(1970, 1, 1, tzinfo=timezone.utc)) % timedelta(seconds=SLOT_S)
         first_slot_s = SLOT_S - into_slot.total_seconds()          # in (0, 900]
         # The same policy as the live service: a stated departure is planned with the early-leaver margin.
-        sc = SmartChargingConfig()
+        sc = SmartChargingConfig(departure_margin_learned=MARGIN_LEARNED[0])
         if NO_MARGIN[0]:
             sc = SmartChargingConfig(departure_margin_pct=0.0)
-        margin_s = self.learned_margin_s(now, sc)
+        # As the live service does: the cars expected later, from the days before today (HISTORY).
+        horizon_end = slot_edges(now, SLOT_S, HORIZON_SLOTS, first_slot_s)[-1]
+        if ORACLE:
+            expected = oracle_arrivals(ORACLE, now, horizon_end)
+        else:
+            expected = history_forecast(now, horizon_end)
+        # As plan_input: with `auto` the learned margin only where the plan has a forecast (uncapped here: a
+        # site with a limit ignores the forecast, scheduling.expected.applies).
+        margin_s = margin_to_use(sc, self.learned_margin_s(now, sc), forecast=self.cap_kw is None and bool(expected))
         sessions = tuple(
             SessionSpec(s.session_id, s.station_id, energy_needed_wh=s.remaining_demand * 1000,
                         departure=planning_departure(now + (known_departure(s.estimated_departure, t) - t) * period,
@@ -254,12 +265,6 @@ class OursAlgorithm(BaseAlgorithm):
             for s in active_sessions)
         # As the live service does: slot 0 is planned as far as the next call (one period), and the peak term
         # only counts load above the highest site power this run has drawn so far (its demand period).
-        # As the live service does: the cars expected later, from the days before today (HISTORY).
-        horizon_end = slot_edges(now, SLOT_S, HORIZON_SLOTS, first_slot_s)[-1]
-        if ORACLE:
-            expected = oracle_arrivals(ORACLE, now, horizon_end)
-        else:
-            expected = history_forecast(now, horizon_end)
         return SchedulingInput(start=now, circuits=(site,), evses=evses, sessions=sessions, slot_s=SLOT_S,
                                first_slot_s=first_slot_s, horizon_slots=HORIZON_SLOTS,
                                replan_s=period.total_seconds(), peak_floor_kw=self.peak_kw,
@@ -866,11 +871,12 @@ def main(argv: Sequence[str] | None = None) -> Report:
                          "(default 0: by hour of arrival only, as the history forecast)")
     ap.add_argument("--slot-s", type=int, default=900,
                     help="planner slot length in seconds, horizon 24 h (default %(default)s; diagnostics)")
-    ap.add_argument("--margin", choices=("learned", "configured", "none"),
-                    default="learned" if SmartChargingConfig().departure_margin_learned else "configured",
-                    help="the departure margin ours plans with: learned from the site's history "
-                         "(smart_charging.departure_margin_learned: true) or the configured one (default: as the "
-                         "shipped config, %(default)s)")
+    ap.add_argument("--margin", choices=("auto", "learned", "configured", "none"),
+                    default={"auto": "auto", True: "learned", False: "configured"}[MARGIN_LEARNED[0]],
+                    help="the departure margin ours plans with (smart_charging.departure_margin_learned): auto, "
+                         "learned from the site's history where it shaves its peak (uncapped) and the configured "
+                         "one under a cap; learned at every cap; the configured one; or none (diagnostics). "
+                         "Default: as the shipped config, %(default)s")
     ap.add_argument("--reserve-pct", type=float, default=RESERVE_FRAC[0] * 100,
                     help="share of the paid peak kept free for unforeseen cars while there is no forecast "
                          "(smart_charging.peak_reserve_without_forecast_pct, default %(default)s; 0 = off)")
@@ -887,6 +893,7 @@ def main(argv: Sequence[str] | None = None) -> Report:
         STATED.clear()
         LEARN_MARGIN[0] = False
     NO_MARGIN[0] = args.margin == "none"
+    MARGIN_LEARNED[0] = {"auto": "auto", "learned": True}.get(args.margin, False)
     RESERVE_FRAC[0] = args.reserve_pct / 100.0
     RESERVE_IDLE_FRAC[0] = args.reserve_idle_pct / 100.0
     SLOT_S, HORIZON_SLOTS = args.slot_s, 86400 // args.slot_s

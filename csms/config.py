@@ -313,13 +313,14 @@ class SmartChargingConfig(_Strict):
     departure_margin_max_min: float = Field(30.0, ge=0)
     #: true: ... and at most what the site's drivers needed (smart.margin): this quantile of how much earlier
     #: than stated they left over the last `departure_margin_days` days, once `departure_margin_min_sessions`
-    #: sessions stated a departure; where drivers keep their word the margin shrinks to 0. Off by default:
-    #: on real sessions with departures kept (acnportal, docs/acn_benchmark.md "The official weeks' Monday")
-    #: it lowers the uncapped peak (20 Caltech/JPL weeks: median 1.100 -> 1.069 x the offline minimum), but
-    #: under a binding limit the margin's early finish serves more drivers in full (Caltech week at 25 kW:
-    #: 45.9 % served with it, 43.8 % learned; seven cars 0.1-1.2 kWh short), and energy moves by <= 0.11
-    #: point. For sites that shave their peak and whose drivers keep their stated departures (fleets, shifts).
-    departure_margin_learned: bool = False
+    #: sessions stated a departure; where drivers keep their word the margin shrinks to 0. auto (default): so
+    #: only where the plan has a forecast of the cars to come (a site that shaves its peak, with history;
+    #: plan_input.margin_to_use); elsewhere the configured margin's early finish hedges against cars nobody
+    #: foresaw. Measured on real sessions with departures kept (acnportal, docs/acn_benchmark.md "The official
+    #: weeks' Monday"): learned lowers the uncapped peak on 18 of 22 Caltech/JPL weeks (median 1.100 -> 1.075 x
+    #: the offline minimum), while under a binding limit the configured margin serves more drivers in full
+    #: (Caltech week at 25 kW: 45.9 % with it, 43.8 % learned). false: always the configured margin.
+    departure_margin_learned: bool | Literal["auto"] = "auto"
     #: A booked car's guaranteed energy is planned to be in by the last slot boundary at least this long
     #: before the booking's end (plan_input.booked_deadline), not squeezed into its last minutes, where any
     #: delay (a profile in flight, a re-plan, a meter interval) would leave the driver short of the guarantee.

@@ -419,17 +419,27 @@ id_tokens: [{{value: TAG-A}}]
         await app.stop()
 
 
-@pytest.mark.parametrize("kept", [True, False], ids=["drivers-keep-their-word", "no-history"])
-async def test_the_departure_margin_is_what_the_sites_drivers_needed(sqlite_url: str, kept: bool) -> None:
+@pytest.mark.parametrize(("smart", "kept", "whole_stay"), [
+    ("departure_margin_learned: true", True, True),
+    ("departure_margin_learned: true", False, False),
+    ("shave_below_limit: true", True, True),       # the default, auto: learned where the plan has a forecast
+    ("shave_below_limit: false", True, False),     # ... and the configured margin under the site's own limit
+], ids=["drivers-keep-their-word", "no-history", "auto-shaving", "auto-under-the-limit"])
+async def test_the_departure_margin_is_what_the_sites_drivers_needed(sqlite_url: str, smart: str, kept: bool,
+                                                                      whole_stay: bool) -> None:
     """A stated departure is planned a margin earlier (drivers leave early), but only as much earlier as this
     site's drivers really left: where twenty past drivers left exactly when they said, the car gets the energy
-    of its whole stay; with no such history, the configured 15 % of the time left is held back."""
-    cfg = make_config(sqlite_url, setup(44, ["CP-A", "CP-B"], "smart_charging: {departure_margin_learned: true}"),
-                      api=True)
+    of its whole stay; with no such history, the configured 15 % of the time left is held back. By default
+    (``auto``) the learned margin applies where the plan has a forecast (the site shaves its peak and has
+    history: the twenty past sessions are that history); under the site's own limit the
+    configured margin stays (its early finish serves more drivers in full there)."""
+    cfg = make_config(sqlite_url, setup(44, ["CP-A", "CP-B"], f"smart_charging: {{{smart}}}"), api=True)
     async with running(cfg) as app, api(app) as c:
         if kept:
             async with app.store.session() as s:
-                t0 = datetime.now(UTC) - timedelta(days=20)
+                # Each day's car came two hours later in the day than now, so those days are also a forecast of
+                # a car still to come today (auto learns only where the plan has one).
+                t0 = datetime.now(UTC) - timedelta(days=20) + timedelta(hours=2)
                 for i in range(20):
                     start = t0 + timedelta(days=i)
                     end = start + timedelta(hours=3)
@@ -461,8 +471,8 @@ async def test_the_departure_margin_is_what_the_sites_drivers_needed(sqlite_url:
             # Slot 0 runs to the next boundary, slots 1-4 are the hour up to the departure; 50 kWh is more than
             # that hour gives, so every slot the plan may use is used at the car's full rate.
             assert mine["current_a"][1] > 6, mine["current_a"][:6]
-            if kept:
-                assert mine["current_a"][4] > 6, mine["current_a"][:6]    # the whole stay
+            if whole_stay:   # the whole stay: more in the last slot than the configured margin leaves of it
+                assert mine["current_a"][4] > 32 * 0.4 + 0.1, mine["current_a"][:6]
             else:
                 assert mine["current_a"][4] <= 32 * 0.4 + 0.1, mine["current_a"][:6]   # the margin held back
         finally:

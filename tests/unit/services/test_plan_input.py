@@ -180,3 +180,34 @@ def test_a_forecast_stay_past_the_horizon_counts_what_the_evse_cannot_deliver_af
     (tomorrow,) = inp.expected_arrivals
     assert tomorrow.arrival == NOW + timedelta(hours=23) and tomorrow.departure == inp.end
     assert tomorrow.energy_wh == pytest.approx(60_000 - 22_080 * 2)
+
+
+@pytest.mark.parametrize("learned", ["auto", True, False])
+def test_the_learned_margin_applies_where_the_plan_has_a_forecast(learned: bool | str) -> None:
+    """A site whose drivers kept their word (learned margin 0). With ``auto`` the stated departure is planned as
+    stated where the plan has a forecast of the cars to come (a site that shaves its peak, with history); the
+    configured margin (15 % of the 4 h left, at most 30 min) stays where the site's own limit is the peak's
+    floor (there its early finish serves more drivers in full) and where there is no history yet (there it
+    keeps the peak down). ``true`` learns everywhere, ``false`` nowhere."""
+    from csms.scheduling.forecast import PastSession
+
+    stated = NOW + timedelta(hours=4)
+    configured = stated - timedelta(minutes=30)
+    site = SiteConfig(id="s", grid_limit_kw=50)
+    # NOW is a Friday 08:00 UTC: three weekdays before it, a car from 10:00 to 12:00 taking 10 kWh.
+    history = [PastSession(NOW - timedelta(days=d) + timedelta(hours=2), NOW - timedelta(days=d) + timedelta(hours=4),
+                           10_000) for d in (1, 2, 3)]
+
+    def departure(learned_margin_s: float | None, past: list[PastSession], **cfg: object) -> datetime | None:
+        inp = build_input(site, [evse("A")], [session("A")], NOW,
+                          SmartChargingConfig(departure_margin_learned=learned, **cfg), circuit_of={},
+                          learned_margin_s=learned_margin_s, history=past)
+        (s,) = inp.sessions
+        assert bool(inp.expected_arrivals) == (bool(past) and cfg.get("shave_below_limit", False))
+        return s.departure
+
+    assert departure(0.0, history) == (stated if learned is True else configured)             # under the limit
+    assert departure(0.0, history, shave_below_limit=True) == (configured if learned is False else stated)
+    assert departure(0.0, [], shave_below_limit=True) == (stated if learned is True else configured)  # no history
+    # Too little history of stated departures (None): the configured margin in every mode.
+    assert departure(None, history, shave_below_limit=True) == configured
