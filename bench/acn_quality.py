@@ -142,10 +142,9 @@ RESERVE_IDLE_FRAC = [SmartChargingConfig().peak_reserve_idle_evse_pct / 100.0]  
 #: (departure the driver stated, departure) of the sessions in HISTORY: what the live service learns the
 #: departure margin from (csms.services.smart.margin). "Stated" is what the schedulers are told (--departures).
 STATED: list[tuple[datetime, datetime]] = []
-LEARN_MARGIN = [True]             # --margin configured: False
 NO_MARGIN = [False]               # --margin none: stated departures planned as stated (diagnostics)
-#: smart_charging.departure_margin_learned as --margin sets it: "auto" (learned where the site shaves its
-#: peak: uncapped here), True (--margin learned: at every cap), False (--margin configured)
+#: smart_charging.departure_margin_learned as --margin sets it: "auto" (learned where the plan has a forecast:
+#: uncapped here), True (--margin learned: at every cap), False (--margin configured or none)
 MARGIN_LEARNED: list[bool | str] = [SmartChargingConfig().departure_margin_learned]
 #: --forecast oracle (diagnostics only): the window's own sessions, each told to the planner as one expected
 #: arrival at its real arrival, departure and deliverable energy once "now" is before its arrival.
@@ -247,7 +246,7 @@ class OursAlgorithm(BaseAlgorithm):
         # The same policy as the live service: a stated departure is planned with the early-leaver margin.
         sc = SmartChargingConfig(departure_margin_learned=MARGIN_LEARNED[0])
         if NO_MARGIN[0]:
-            sc = SmartChargingConfig(departure_margin_pct=0.0)
+            sc = SmartChargingConfig(departure_margin_pct=0.0, departure_margin_learned=False)
         # As the live service does: the cars expected later, from the days before today (HISTORY).
         horizon_end = slot_edges(now, SLOT_S, HORIZON_SLOTS, first_slot_s)[-1]
         if ORACLE:
@@ -274,7 +273,7 @@ class OursAlgorithm(BaseAlgorithm):
     def learned_margin_s(self, now: datetime, sc: SmartChargingConfig) -> float | None:
         """As the live service (smart.margin, read once an hour): from the sessions that ended in the last
         ``departure_margin_days`` days."""
-        if not LEARN_MARGIN[0]:
+        if not sc.departure_margin_learned:
             return None
         if self._margin is None or now - self._margin[0] >= timedelta(hours=1):
             since = now - timedelta(days=sc.departure_margin_days)
@@ -874,8 +873,8 @@ def main(argv: Sequence[str] | None = None) -> Report:
     ap.add_argument("--margin", choices=("auto", "learned", "configured", "none"),
                     default={"auto": "auto", True: "learned", False: "configured"}[MARGIN_LEARNED[0]],
                     help="the departure margin ours plans with (smart_charging.departure_margin_learned): auto, "
-                         "learned from the site's history where it shaves its peak (uncapped) and the configured "
-                         "one under a cap; learned at every cap; the configured one; or none (diagnostics). "
+                         "learned from the site's history where the plan has a forecast (uncapped) and the "
+                         "configured one under a cap; learned at every cap; the configured one; or none (diagnostics). "
                          "Default: as the shipped config, %(default)s")
     ap.add_argument("--reserve-pct", type=float, default=RESERVE_FRAC[0] * 100,
                     help="share of the paid peak kept free for unforeseen cars while there is no forecast "
@@ -889,11 +888,9 @@ def main(argv: Sequence[str] | None = None) -> Report:
     global DEPARTURES, POWER_DUMP, SLOT_S, HORIZON_SLOTS
     DEPARTURES = args.departures
     POWER_DUMP = args.dump_power
-    if args.margin in ("configured", "none"):
-        STATED.clear()
-        LEARN_MARGIN[0] = False
     NO_MARGIN[0] = args.margin == "none"
     MARGIN_LEARNED[0] = {"auto": "auto", "learned": True}.get(args.margin, False)
+    STATED.clear()                    # loaded below only where the margin is learned
     RESERVE_FRAC[0] = args.reserve_pct / 100.0
     RESERVE_IDLE_FRAC[0] = args.reserve_idle_pct / 100.0
     SLOT_S, HORIZON_SLOTS = args.slot_s, 86400 // args.slot_s
@@ -919,7 +916,7 @@ def main(argv: Sequence[str] | None = None) -> Report:
                                  1000 * min(s.requested_kwh, MAX_A * KWH_PER_A_PERIOD * (s.departure - s.arrival)))
                      for s in sessions]
         expected_mod.MAX_GROUPS = 96      # one virtual EVSE per future car (a day brings up to ~60)
-    if LEARN_MARGIN[0]:
+    if MARGIN_LEARNED[0] is not False:
         STATED[:] = stated_history(args.site, args.start, args.days, SmartChargingConfig().departure_margin_days)
     print(f"planner: {planner}; load average {os.getloadavg()[0]:.1f}", flush=True)
     print(f"loaded {args.site} {args.start} + {args.days} days: {stats}", flush=True)

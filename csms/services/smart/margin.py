@@ -51,6 +51,10 @@ class DepartureMargins:
         """The site's learned margin in seconds; None: not learned (off, or too little history)."""
         if not cfg.departure_margin_learned:
             return None
+        if cfg.departure_margin_learned == "auto" and not cfg.shave_below_limit:
+            # auto: only a plan with a forecast uses it (plan_input.margin_to_use), and the forecast is read only
+            # where the site shaves below its limit (ArrivalHistory): not read for the rest.
+            return None
         read_at, cached = self._cache.get(site_id, (None, None))
         if read_at is None or not read_at <= now < read_at + REFRESH:
             rows = await s.stated_departures_since(list(station_ids), now - timedelta(days=cfg.departure_margin_days))

@@ -68,3 +68,27 @@ def test_a_booked_car_is_planned_to_be_done_a_margin_and_the_partial_slot_before
     assert booked_deadline(T0 + timedelta(hours=1, minutes=4), T0, 900, 300) == T0 + timedelta(minutes=45)
     assert booked_deadline(T0 + timedelta(hours=1), T0, 900, 0) == T0 + timedelta(hours=1)   # on the grid
     assert booked_deadline(T0 + timedelta(minutes=14), T0, 900, 300) is None
+
+
+async def test_auto_reads_no_history_where_the_plan_has_no_forecast() -> None:
+    """With ``auto`` the learned margin is used only with a forecast, which is read only where the site shaves
+    below its limit: elsewhere the store is not asked for stated departures at all."""
+    from csms.config import SmartChargingConfig
+    from csms.services.smart.margin import DepartureMargins
+
+    class Store:
+        def __init__(self) -> None:
+            self.reads = 0
+
+        async def stated_departures_since(self, station_ids: list[str], since: datetime) -> list:
+            self.reads += 1
+            return _pairs([0.0] * 20)
+
+    store, margins = Store(), DepartureMargins()
+    assert await margins.margin_s(store, "s", ["CP-A"], T0, SmartChargingConfig()) is None
+    assert store.reads == 0
+    assert await margins.margin_s(store, "s", ["CP-A"], T0, SmartChargingConfig(shave_below_limit=True)) == 0.0
+    assert store.reads == 1
+    margins.forget()
+    assert await margins.margin_s(store, "s", ["CP-A"], T0, SmartChargingConfig(departure_margin_learned=True)) == 0.0
+    assert store.reads == 2
